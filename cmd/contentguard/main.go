@@ -1,0 +1,86 @@
+// Command contentguard is the one binary of contentguard: it validates and
+// explains edge policies, mints development tokens, and runs the backend, the
+// sidecar and the xDS control plane.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// command is one subcommand: its name, a one-line summary and its entry point.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+}
+
+func commands() []command {
+	return []command{
+		{"policy", "validate and explain edge policies", runPolicy},
+		{"token", "generate signing keys and mint development tokens", runToken},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || isHelp(args[0]) {
+		usage(stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "contentguard: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func isHelp(s string) bool { return s == "-h" || s == "--help" || s == "-help" || s == "help" }
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "contentguard — one edge policy, the same decision on every data plane.")
+	fmt.Fprintln(w, "\nUsage: contentguard <command> [flags]\n\nCommands:")
+	cs := commands()
+	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
+	for _, c := range cs {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'contentguard <command> --help' for the flags of one command.")
+}
+
+// sub dispatches a command's own subcommands (contentguard policy validate ...).
+func sub(ctx context.Context, group string, args []string, stdout, stderr io.Writer, subs map[string]func(context.Context, []string, io.Writer, io.Writer) int, help string) int {
+	if len(args) == 0 || isHelp(args[0]) {
+		fmt.Fprint(stdout, help)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	f, ok := subs[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "contentguard %s: unknown subcommand %q\n\n%s", group, args[0], help)
+		return 2
+	}
+	return f(ctx, args[1:], stdout, stderr)
+}
+
+var _ = strings.TrimSpace
