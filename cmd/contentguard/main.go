@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"sort"
-	"strings"
 	"syscall"
 )
 
@@ -23,8 +22,6 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"policy", "validate and explain edge policies", runPolicy},
-		{"token", "generate signing keys and mint development tokens", runToken},
 	}
 }
 
@@ -82,5 +79,3 @@ func sub(ctx context.Context, group string, args []string, stdout, stderr io.Wri
 	}
 	return f(ctx, args[1:], stdout, stderr)
 }
-
-var _ = strings.TrimSpace
