@@ -21,8 +21,7 @@ type command struct {
 }
 
 func commands() []command {
-	return []command{
-	}
+	return []command{}
 }
 
 func main() {
