@@ -657,6 +657,10 @@ func (d *decoder) secret(n *Node, path string) *SecretRef {
 	return s
 }
 
+// JSON renders the node as JSON text. Policies written in YAML travel to the
+// Traefik plugin (Yaegi cannot interpret the YAML library) as this JSON.
+func (n *Node) JSON() string { return nodeJSON(n) }
+
 // nodeJSON renders a node as JSON text, for inline key sets written as YAML.
 func nodeJSON(n *Node) string {
 	var b strings.Builder

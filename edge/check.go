@@ -1,0 +1,418 @@
+package edge
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/contentguard/contentguard/edge/auth"
+	"github.com/contentguard/contentguard/edge/cors"
+	"github.com/contentguard/contentguard/edge/problem"
+	"github.com/contentguard/contentguard/edge/ratelimit"
+	"github.com/contentguard/contentguard/edge/requestid"
+	"github.com/contentguard/contentguard/edge/urlpath"
+)
+
+// Reason codes of decisions. They are stable: metrics, logs, conformance
+// cases and clients read them.
+const (
+	ReasonAllowed            = "allowed"
+	ReasonNoRoute            = "no_route"
+	ReasonBadPath            = "bad_path"
+	ReasonHeadersTooLarge    = "headers_too_large"
+	ReasonBodyTooLarge       = "body_too_large"
+	ReasonPreflight          = "cors_preflight"
+	ReasonPreflightRejected  = "cors_rejected"
+	ReasonCredentialsMissing = "credentials_missing"
+	ReasonInvalidAPIKey      = "invalid_api_key"
+	ReasonInsufficientScope  = "insufficient_scope"
+	ReasonRateLimited        = "rate_limited"
+	ReasonRateLimitError     = "rate_limit_unavailable"
+	ReasonCircuitOpen        = "circuit_open"
+	ReasonUpstreamTimeout    = "upstream_timeout"
+	ReasonUpstreamError      = "upstream_unreachable"
+)
+
+// Check decides what to do with one request. It never blocks on the network
+// except for a rate-limited JWKS refetch on an unknown key id, or a shared
+// rate-limit store, both bounded by their own timeouts.
+func (e *Engine) Check(ctx context.Context, r Request) Decision {
+	d := Decision{ContentType: problem.ContentType, Upstream: e.upstream, Timeout: e.timeout}
+	d.ResponseHeaders = make([][2]string, 0, 12)
+	if r.TLS {
+		d.SecurityHeaders = e.securityTLS
+	} else {
+		d.SecurityHeaders = e.security
+	}
+
+	// Request ID first: every answer, including rejections, carries it.
+	id, generated := requestid.Resolve(r.Header.Get(e.idHeader), e.trustID, e.newID)
+	d.RequestID = id
+	d.ResponseHeaders = append(d.ResponseHeaders, [2]string{e.idHeader, id})
+	d.UpstreamHeaders = append(make([][2]string, 0, 6), [2]string{e.idHeader, id})
+	for i := 0; i < len(e.alsoIDs); i++ {
+		d.ResponseHeaders = append(d.ResponseHeaders, [2]string{e.alsoIDs[i], id})
+		d.UpstreamHeaders = append(d.UpstreamHeaders, [2]string{e.alsoIDs[i], id})
+	}
+	if r.Explain {
+		how := "kept the incoming id"
+		if generated {
+			how = "generated"
+		}
+		d.step("request-id", id, how)
+	}
+
+	if n := headerBytes(r); int64(n) > e.maxHeader {
+		return e.reject(&d, r, http.StatusRequestHeaderFieldsTooLarge, ReasonHeadersTooLarge,
+			"Request Header Fields Too Large", "the request headers are "+strconv.Itoa(n)+" bytes; the limit is "+strconv.FormatInt(e.maxHeader, 10))
+	}
+	if r.ContentLength > e.maxBody {
+		return e.reject(&d, r, http.StatusRequestEntityTooLarge, ReasonBodyTooLarge,
+			"Content Too Large", "the request body is "+strconv.FormatInt(r.ContentLength, 10)+" bytes; the limit is "+strconv.FormatInt(e.maxBody, 10))
+	}
+	if r.Explain {
+		d.step("limits", "ok", "headers and declared body within limits")
+	}
+
+	path, ok := urlpath.Normalize(r.Path)
+	if !ok {
+		return e.reject(&d, r, http.StatusBadRequest, ReasonBadPath, "Bad Request", "the request path is not a valid, normalisable path")
+	}
+	d.Path = path
+	if r.Explain {
+		d.step("path", path, "normalised from "+r.Path)
+	}
+
+	origin := r.Header.Get("Origin")
+	if e.cors != nil && cors.IsPreflight(r.Method, r.Header) {
+		headers, ok := e.cors.Preflight(r.Header)
+		if !ok {
+			return e.reject(&d, r, http.StatusForbidden, ReasonPreflightRejected, "Forbidden",
+				"CORS preflight refused: origin, method or headers not allowed")
+		}
+		d.ResponseHeaders = append(d.ResponseHeaders, headers...)
+		d.Status, d.Reason, d.ContentType = http.StatusNoContent, ReasonPreflight, ""
+		if r.Explain {
+			d.step("cors", "preflight", "answered at the edge, not forwarded")
+		}
+		e.decided(&d)
+		return d
+	}
+	if e.cors != nil && origin != "" {
+		d.ResponseHeaders = append(d.ResponseHeaders, e.cors.Actual(origin)...)
+	}
+
+	d.ClientIP = e.clientIP.ClientIP(r.Peer, r.Header)
+	if r.Explain {
+		d.step("client-ip", d.ClientIP.String(), "peer "+r.Peer.String())
+	}
+
+	rt := e.match(r.Method, path)
+	if rt == nil {
+		return e.reject(&d, r, http.StatusNotFound, ReasonNoRoute, "Not Found", "no route matches "+r.Method+" "+path)
+	}
+	d.Route = rt.name
+	if r.Explain {
+		d.step("route", rt.name, "first route matching "+r.Method+" "+path)
+	}
+
+	// Headers that carry verified claims upstream are never taken from the
+	// client, authenticated or not.
+	d.StripHeaders = e.strip
+	if !rt.public {
+		if reject := e.authenticate(ctx, &d, r, rt); reject {
+			return d
+		}
+	} else if r.Explain {
+		d.step("auth", "none", "public route")
+	}
+
+	if rt.limit != nil {
+		key := e.rateKey(&d, r, rt)
+		res, err := e.rates.Allow(ctx, key, *rt.limit, e.now())
+		if err != nil {
+			return e.reject(&d, r, http.StatusServiceUnavailable, ReasonRateLimitError, "Service Unavailable", "the rate-limit store is unavailable")
+		}
+		d.ResponseHeaders = ratelimit.AppendHeaders(d.ResponseHeaders, e.rateHeaders, res)
+		if !res.Allowed {
+			if e.rateHeaders == ratelimit.StyleNone {
+				// Retry-After goes on every 429, whatever the header style.
+				d.ResponseHeaders = append(d.ResponseHeaders, [2]string{"Retry-After", strconv.FormatInt(ceilSeconds(res.RetryAfter), 10)})
+			}
+			return e.reject(&d, r, http.StatusTooManyRequests, ReasonRateLimited, "Too Many Requests",
+				"rate limit of route "+rt.name+" exceeded; retry in "+strconv.FormatInt(ceilSeconds(res.RetryAfter), 10)+"s")
+		}
+		if r.Explain {
+			d.step("rate-limit", "ok", "bucket "+key+": "+strconv.Itoa(res.Remaining)+" of "+strconv.Itoa(res.Limit)+" left")
+		}
+	}
+
+	if !r.DecideOnly {
+		b := e.breakers.Get(e.upstream)
+		t, ok, wait := b.Allow()
+		if !ok {
+			d.ResponseHeaders = append(d.ResponseHeaders, [2]string{"Retry-After", strconv.FormatInt(ceilSeconds(wait), 10)})
+			return e.reject(&d, r, http.StatusServiceUnavailable, ReasonCircuitOpen, "Service Unavailable",
+				"the circuit breaker for "+e.upstream+" is open; retry in "+strconv.FormatInt(ceilSeconds(wait), 10)+"s")
+		}
+		d.ticket, d.armed = t, true
+		if r.Explain {
+			d.step("circuit-breaker", b.State().String(), e.upstream)
+		}
+	}
+
+	d.Allow, d.Reason = true, ReasonAllowed
+	e.decided(&d)
+	return d
+}
+
+// authenticate verifies the route's credentials; it reports true when it
+// has turned d into a rejection.
+func (e *Engine) authenticate(ctx context.Context, d *Decision, r Request, rt *route) bool {
+	failure := ReasonCredentialsMissing
+	presented := false
+	for i := 0; i < len(rt.anyOf); i++ {
+		switch rt.anyOf[i] {
+		case "jwt":
+			if e.verifier == nil {
+				continue
+			}
+			token, has := bearer(r.Header)
+			if !has {
+				continue
+			}
+			presented = true
+			id, reason := e.verifier.Verify(ctx, token)
+			if reason != auth.ReasonOK {
+				if failure == ReasonCredentialsMissing {
+					failure = string(reason)
+				}
+				continue
+			}
+			d.identity, d.Subject, d.AuthMethod = id, id.Subject, "jwt"
+		case "apiKey":
+			if e.keyring == nil {
+				continue
+			}
+			key := r.Header.Get(e.apiKeyHeader)
+			if key == "" {
+				continue
+			}
+			presented = true
+			k, ok := e.keyring.Lookup(key)
+			if !ok {
+				if failure == ReasonCredentialsMissing {
+					failure = ReasonInvalidAPIKey
+				}
+				continue
+			}
+			d.identity = auth.Identity{Provider: "apiKey", Subject: k.ID, Scopes: k.Scopes}
+			d.Subject, d.AuthMethod = "apikey:"+k.ID, "apiKey"
+		}
+		if d.AuthMethod != "" {
+			break
+		}
+	}
+	if d.AuthMethod == "" {
+		detail := "credentials are missing: send a bearer token or an API key"
+		if presented {
+			detail = "credentials were rejected: " + strings.ReplaceAll(failure, "_", " ")
+		}
+		d.ResponseHeaders = append(d.ResponseHeaders, [2]string{"WWW-Authenticate",
+			`Bearer error="invalid_token", error_description="` + detail + `"`})
+		e.reject(d, r, http.StatusUnauthorized, failure, "Unauthorized", detail)
+		return true
+	}
+	if r.Explain {
+		d.step("auth", d.AuthMethod, "subject "+d.Subject+", scopes "+strings.Join(d.identity.Scopes, " "))
+	}
+	for i := 0; i < len(rt.scopes); i++ {
+		if !containsString(d.identity.Scopes, rt.scopes[i]) {
+			d.ResponseHeaders = append(d.ResponseHeaders, [2]string{"WWW-Authenticate", rt.scopeHeader})
+			e.reject(d, r, http.StatusForbidden, ReasonInsufficientScope, "Forbidden",
+				"the credentials lack scope "+rt.scopes[i])
+			return true
+		}
+	}
+	e.forwardIdentity(d)
+	return false
+}
+
+// forwardIdentity adds the verified claims that the policy forwards.
+func (e *Engine) forwardIdentity(d *Decision) {
+	id := d.identity
+	claims := e.forward[id.Provider]
+	if d.AuthMethod == "apiKey" {
+		claims = e.keyForward
+	}
+	for i := 0; i < len(claims); i++ {
+		c := claims[i]
+		var v string
+		switch c.Claim {
+		case "sub":
+			v = id.Subject
+		case "scope", "scp":
+			v = strings.Join(id.Scopes, " ")
+		default:
+			v = claimString(id.Claims[c.Claim])
+		}
+		if v != "" && validHeaderValue(v) {
+			d.UpstreamHeaders = append(d.UpstreamHeaders, [2]string{c.Header, v})
+		}
+	}
+}
+
+// rateKey builds the bucket key of a request. A key whose value is missing
+// (no such header or claim) falls back to the client address, so that
+// omitting a header cannot buy a fresh or shared-by-everyone bucket.
+func (e *Engine) rateKey(d *Decision, r Request, rt *route) string {
+	switch rt.rateKey {
+	case "route":
+		return rt.keyBase + "route"
+	case "subject":
+		if d.Subject != "" {
+			return rt.keyBase + "sub:" + d.Subject
+		}
+	case "apiKey":
+		if d.AuthMethod == "apiKey" {
+			return rt.keyBase + "key:" + d.identity.Subject
+		}
+		if d.Subject != "" {
+			return rt.keyBase + "sub:" + d.Subject
+		}
+	case "header":
+		if v := r.Header.Get(rt.keyArg); v != "" {
+			return rt.keyBase + "hdr:" + v
+		}
+	case "claim":
+		if v := claimString(d.identity.Claims[rt.keyArg]); v != "" {
+			return rt.keyBase + "claim:" + v
+		}
+	}
+	return rt.keyBase + "ip:" + ratelimit.IPKey(d.ClientIP)
+}
+
+func claimString(v any) string {
+	switch t := v.(type) {
+	case string:
+		return t
+	case float64:
+		return strconv.FormatFloat(t, 'f', -1, 64)
+	case bool:
+		return strconv.FormatBool(t)
+	case []any:
+		parts := make([]string, 0, len(t))
+		for i := 0; i < len(t); i++ {
+			if s, ok := t[i].(string); ok {
+				parts = append(parts, s)
+			}
+		}
+		return strings.Join(parts, " ")
+	}
+	return ""
+}
+
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// bearer extracts an RFC 6750 bearer token from Authorization.
+func bearer(h http.Header) (string, bool) {
+	v := h.Get("Authorization")
+	if len(v) < 7 || !strings.EqualFold(v[:7], "Bearer ") {
+		return "", false
+	}
+	t := strings.TrimSpace(v[7:])
+	return t, t != ""
+}
+
+// headerBytes is the size of the request head as HTTP/1.1 would send it.
+func headerBytes(r Request) int {
+	if r.HeaderBytes > 0 {
+		return r.HeaderBytes
+	}
+	n := len(r.Method) + len(r.Path) + len(r.RawQuery) + 12
+	for name, values := range r.Header {
+		for i := 0; i < len(values); i++ {
+			n += len(name) + len(values[i]) + 4
+		}
+	}
+	return n
+}
+
+// reject turns d into a problem answer and reports the decision.
+func (e *Engine) reject(d *Decision, r Request, status int, reason, title, detail string) Decision {
+	fail(d, status, reason, title, detail)
+	if r.Explain {
+		d.step("decision", strconv.Itoa(status), reason+": "+detail)
+	}
+	e.decided(d)
+	return *d
+}
+
+func fail(d *Decision, status int, reason, title, detail string) {
+	d.Allow, d.Status, d.Reason = false, status, reason
+	p := problem.New(status, strings.ReplaceAll(reason, "_", "-"), title, detail)
+	p.RequestID, p.Reason, p.Instance = d.RequestID, reason, d.Path
+	d.Body = p.JSON()
+	d.ContentType = problem.ContentType
+}
+
+func (e *Engine) decided(d *Decision) {
+	if e.observer != nil {
+		e.observer.Decided(d)
+	}
+}
+
+func (d *Decision) step(check, result, detail string) {
+	d.Trace = append(d.Trace, Step{Check: check, Result: result, Detail: detail})
+}
+
+// Observe reports what happened upstream to an allowed request: the breaker
+// counts it as a success or failure. Call it exactly once per allowed
+// decision (not for DecideOnly ones).
+func (e *Engine) Observe(d *Decision, o Outcome) {
+	if d.armed {
+		d.armed = false
+		e.breakers.Get(d.Upstream).Done(d.ticket, !e.isFailure(o))
+	}
+	if e.observer != nil {
+		e.observer.Upstream(d, o)
+	}
+}
+
+func (e *Engine) isFailure(o Outcome) bool {
+	if o.Timeout {
+		return e.failOn.Timeout
+	}
+	if o.Connection {
+		return e.failOn.Connection
+	}
+	for i := 0; i < len(e.failOn.Statuses); i++ {
+		if e.failOn.Statuses[i] == o.Status {
+			return true
+		}
+	}
+	return false
+}
+
+// UpstreamFailure is the answer to an allowed request whose upstream gave no
+// response: 504 past the timeout, 502 when it could not be reached. It does
+// not call Observe.
+func (e *Engine) UpstreamFailure(d Decision, o Outcome) Decision {
+	f := d
+	f.ResponseHeaders = append([][2]string(nil), d.ResponseHeaders...)
+	if o.Timeout {
+		fail(&f, http.StatusGatewayTimeout, ReasonUpstreamTimeout, "Gateway Timeout",
+			"the upstream did not answer within "+e.timeout.String())
+	} else {
+		fail(&f, http.StatusBadGateway, ReasonUpstreamError, "Bad Gateway", "the upstream could not be reached")
+	}
+	return f
+}

@@ -1,0 +1,102 @@
+package edge
+
+import (
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/contentguard/contentguard/edge/auth"
+	"github.com/contentguard/contentguard/edge/breaker"
+)
+
+// Request is the gateway-neutral view of an incoming request. Adapters fill
+// it from their native request; the engine never sees a gateway type.
+type Request struct {
+	Method string
+	Host   string
+	// Path is the escaped path as the client sent it, without the query.
+	Path     string
+	RawQuery string
+	Header   http.Header
+	// Peer is the address of the connection's other end: the client, or
+	// the last proxy in front of this data plane.
+	Peer netip.Addr
+	TLS  bool
+	// ContentLength is the declared body size, -1 when unknown (chunked).
+	ContentLength int64
+	// HeaderBytes is the size of the request head when the data plane knows
+	// it; 0 makes the engine estimate it from Header.
+	HeaderBytes int
+	// DecideOnly marks a decision for a data plane that forwards without
+	// reporting the outcome (NGINX auth_request): the circuit breaker is
+	// not consulted, because nothing would report back to it.
+	DecideOnly bool
+	// Explain records every check in Decision.Trace (policy explain).
+	Explain bool
+}
+
+// Decision is the engine's answer for one request.
+//
+// If Allow is false the adapter answers Status with ResponseHeaders,
+// SecurityHeaders and Body (Content-Type ContentType) and forwards nothing.
+// If Allow is true it forwards the request to Path after deleting every
+// header in StripHeaders and setting UpstreamHeaders, sets ResponseHeaders and
+// SecurityHeaders on the upstream's response, and then calls Engine.Observe.
+type Decision struct {
+	Allow  bool
+	Status int
+	// Reason is a stable machine-readable code: allowed, no_route,
+	// token_expired, insufficient_scope, rate_limited, circuit_open, ...
+	Reason    string
+	Route     string
+	RequestID string
+	ClientIP  netip.Addr
+	// Subject is the authenticated identity: a JWT's sub, or "apikey:<id>".
+	Subject string
+	// AuthMethod is "jwt", "apiKey" or "" for anonymous routes.
+	AuthMethod string
+	// Path is the normalised path; it is what the upstream must receive.
+	Path string
+
+	ResponseHeaders [][2]string
+	// SecurityHeaders is shared and read-only: never modify it.
+	SecurityHeaders [][2]string
+	UpstreamHeaders [][2]string
+	StripHeaders    []string
+
+	Body        []byte
+	ContentType string
+
+	// Upstream names the upstream (and its circuit breaker) when forwarding.
+	Upstream string
+	// Timeout bounds one upstream attempt.
+	Timeout time.Duration
+
+	identity auth.Identity
+	ticket   breaker.Ticket
+	armed    bool // a breaker ticket awaits Observe
+
+	Trace []Step
+}
+
+// Step is one check in an explained decision.
+type Step struct {
+	Check  string `json:"check"`
+	Result string `json:"result"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Identity returns the verified identity of the request, if any. The claims
+// map and scope slice are shared: read them, never modify them.
+func (d *Decision) Identity() auth.Identity { return d.identity }
+
+// Outcome is what happened upstream to an allowed request.
+type Outcome struct {
+	Status     int  // upstream status; 0 when no response arrived
+	Timeout    bool // no response within Decision.Timeout
+	Connection bool // the upstream could not be reached
+	Duration   time.Duration
+}
+
+// Failed reports whether the outcome produced no upstream response.
+func (o Outcome) Failed() bool { return o.Timeout || o.Connection }

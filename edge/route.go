@@ -1,0 +1,98 @@
+package edge
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/contentguard/contentguard/edge/ratelimit"
+	"github.com/contentguard/contentguard/policy"
+)
+
+// route is a policy route compiled for matching.
+type route struct {
+	name    string
+	exact   string
+	prefix  string
+	methods []string
+
+	public bool
+	anyOf  []string
+	scopes []string
+	// scopeHeader is the WWW-Authenticate value for a missing scope.
+	scopeHeader string
+
+	limit   *ratelimit.Limit
+	rateKey string // ip, subject, apiKey, route, header:NAME, claim:NAME
+	keyArg  string // NAME of header:NAME or claim:NAME
+	keyBase string // route name + "|" prefix of every bucket key
+}
+
+func compileRoutes(rs []policy.Route) ([]route, error) {
+	out := make([]route, 0, len(rs))
+	for i := 0; i < len(rs); i++ {
+		r := rs[i]
+		c := route{
+			name:    r.Name,
+			exact:   r.Match.Path,
+			prefix:  r.Match.PathPrefix,
+			methods: r.Match.Methods,
+			public:  r.Auth.None,
+			anyOf:   r.Auth.AnyOf,
+			scopes:  r.Auth.Scopes,
+			keyBase: r.Name + "|",
+		}
+		if len(c.scopes) > 0 {
+			c.scopeHeader = `Bearer error="insufficient_scope", error_description="the token lacks a required scope", scope="` + strings.Join(c.scopes, " ") + `"`
+		}
+		if rl := r.RateLimit; rl != nil {
+			if rl.Rate <= 0 || rl.Per <= 0 {
+				return nil, fmt.Errorf("edge: route %s: invalid rate limit", r.Name)
+			}
+			c.limit = &ratelimit.Limit{Rate: rl.Rate, Per: rl.Per, Burst: rl.Burst}
+			c.rateKey = rl.Key
+			if i := strings.IndexByte(rl.Key, ':'); i > 0 {
+				c.rateKey, c.keyArg = rl.Key[:i], rl.Key[i+1:]
+			}
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// match returns the first route whose path and method match, or nil.
+func (e *Engine) match(method, path string) *route {
+	for i := 0; i < len(e.routes); i++ {
+		r := &e.routes[i]
+		if r.exact != "" && path != r.exact {
+			continue
+		}
+		if r.prefix != "" && !strings.HasPrefix(path, r.prefix) {
+			continue
+		}
+		if len(r.methods) > 0 && !containsString(r.methods, method) {
+			continue
+		}
+		return r
+	}
+	return nil
+}
+
+func containsString(list []string, s string) bool {
+	for i := 0; i < len(list); i++ {
+		if list[i] == s {
+			return true
+		}
+	}
+	return false
+}
+
+// ceilSeconds renders a wait as whole seconds, at least 1: clients that
+// retry after "0" seconds would hammer the edge.
+func ceilSeconds(d time.Duration) int64 {
+	s := int64((d + time.Second - 1) / time.Second)
+	if s < 1 {
+		s = 1
+	}
+	return s
+}
