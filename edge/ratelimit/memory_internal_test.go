@@ -12,11 +12,11 @@ import (
 // (Go maps keep their buckets after delete, so the shard rebuilds its map).
 func TestMemorySweepReleasesMemory(t *testing.T) {
 	t0 := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	heapNow := func() uint64 {
+	heapNow := func() int64 {
 		var ms runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&ms)
-		return ms.HeapAlloc
+		return int64(ms.HeapAlloc)
 	}
 	base := heapNow()
 	m := NewMemory(MemoryOptions{Shards: 2})

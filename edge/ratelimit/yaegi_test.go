@@ -1,20 +1,16 @@
 package ratelimit_test
 
 import (
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
-	"github.com/traefik/yaegi/interp"
-	"github.com/traefik/yaegi/stdlib"
+	"github.com/contentguard/contentguard/edge/internal/yaegitest"
 )
 
 // TestUnderYaegi runs the package in the Yaegi interpreter, as the Traefik
 // plugin does, and checks real outcomes: the 3-per-hour example through the
 // memory store, a refusal's headers, IPv6 grouping and the fallback.
 func TestUnderYaegi(t *testing.T) {
-	i := yaegiWith(t, "github.com/contentguard/contentguard/edge/ratelimit", ".")
+	i := yaegitest.New(t, "github.com/contentguard/contentguard/edge/ratelimit", ".")
 	_, err := i.Eval(`
 import (
 	"context"
@@ -69,36 +65,4 @@ func run() string {
 	if got := v.String(); got != want {
 		t.Fatalf("under Yaegi:\n got %s\nwant %s", got, want)
 	}
-}
-
-// yaegiWith returns an interpreter whose GOPATH holds a copy of the non-test
-// Go files of dir under importPath.
-func yaegiWith(t *testing.T, importPath, dir string) *interp.Interpreter {
-	t.Helper()
-	gopath := t.TempDir()
-	dst := filepath.Join(gopath, "src", filepath.FromSlash(importPath))
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		src, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dst, filepath.Base(f)), src, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	i := interp.New(interp.Options{GoPath: gopath})
-	if err := i.Use(stdlib.Symbols); err != nil {
-		t.Fatal(err)
-	}
-	return i
 }
