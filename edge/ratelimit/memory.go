@@ -1,0 +1,241 @@
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Store keeps one GCRA state per key and decides requests against it.
+// Implementations must be safe for concurrent use.
+type Store interface {
+	Allow(ctx context.Context, key string, l Limit, now time.Time) (Result, error)
+}
+
+// MemoryOptions configures [NewMemory].
+type MemoryOptions struct {
+	// MaxKeys is a hard bound on the keys held (default 1<<21). At the bound
+	// a new key evicts an old one (see [Memory]).
+	MaxKeys int
+	// Shards is the number of independently locked maps (default 64).
+	Shards int
+	// SweepInterval, when > 0, starts one goroutine that removes expired
+	// keys (TAT ≤ time.Now()) every SweepInterval until [Memory.Close]. Without
+	// it expired keys are still removed, on insert (see [Memory]).
+	SweepInterval time.Duration
+}
+
+const (
+	defaultMaxKeys = 1 << 21
+	defaultShards  = 64
+	// minSweepLen is the shard size below which inserts never sweep.
+	minSweepLen = 1024
+	// evictionSamples is how many keys an insert into a full shard looks at,
+	// Redis-style, to choose the one to evict.
+	evictionSamples = 5
+)
+
+// Memory is an in-process [Store]: sharded maps from key to TAT.
+//
+// Memory stays bounded. A key whose TAT ≤ now is expired (its bucket is full,
+// exactly like a key never seen) and may be dropped at any time:
+//   - when an insert finds its shard grown to twice its size after the last
+//     sweep, the shard drops every expired key (amortised O(1) per insert),
+//     and rebuilds its map when it has shrunk to a quarter (Go maps never give
+//     memory back on delete);
+//   - when a shard is at its share of MaxKeys, an insert samples a few keys
+//     and evicts the one with the smallest TAT — an expired key if sampled,
+//     otherwise the key with the least debt, whose loss gives its owner the
+//     fewest extra requests.
+//
+// Refused requests never insert a key.
+type Memory struct {
+	shards   []memoryShard
+	perShard int
+
+	closeOnce sync.Once
+	stop      chan struct{}
+	stopped   chan struct{}
+}
+
+type memoryShard struct {
+	mu      sync.Mutex
+	tats    map[string]int64 // key → TAT, µs since 1970
+	sweepAt int              // len(tats) at which the next insert sweeps
+	peak    int              // the largest len(tats) since the map was made
+}
+
+// NewMemory returns an empty in-process store. Call Close when done if
+// opts.SweepInterval > 0 (Close is always safe to call).
+func NewMemory(opts MemoryOptions) *Memory {
+	maxKeys := opts.MaxKeys
+	if maxKeys <= 0 {
+		maxKeys = defaultMaxKeys
+	}
+	shards := opts.Shards
+	if shards <= 0 {
+		shards = defaultShards
+	}
+	if shards > maxKeys {
+		shards = maxKeys
+	}
+	m := &Memory{
+		shards:   make([]memoryShard, shards),
+		perShard: (maxKeys + shards - 1) / shards,
+		stop:     make(chan struct{}),
+		stopped:  make(chan struct{}),
+	}
+	for i := 0; i < len(m.shards); i++ {
+		m.shards[i].tats = make(map[string]int64)
+		m.shards[i].sweepAt = minSweepLen
+	}
+	if opts.SweepInterval > 0 {
+		go m.sweepEvery(opts.SweepInterval)
+	} else {
+		close(m.stopped)
+	}
+	return m
+}
+
+// Close stops the periodic sweeper, if any, and waits for it to exit. The
+// store keeps working after Close, sweeping on insert only.
+func (m *Memory) Close() {
+	m.closeOnce.Do(func() { close(m.stop) })
+	<-m.stopped
+}
+
+// Len is the number of keys held, expired ones included.
+func (m *Memory) Len() int {
+	n := 0
+	for i := 0; i < len(m.shards); i++ {
+		s := &m.shards[i]
+		s.mu.Lock()
+		n += len(s.tats)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// Allow decides one request for key at now. It fails only for a limit that
+// does not validate or a now outside 1970…2155.
+func (m *Memory) Allow(ctx context.Context, key string, l Limit, now time.Time) (Result, error) {
+	interval, burst, nowMicros, err := prepare(l, now)
+	if err != nil {
+		return denyInvalid, err
+	}
+	s := &m.shards[shardIndex(key, len(m.shards))]
+	s.mu.Lock()
+	tat, found := s.tats[key]
+	newTAT, r := gcraMicros(tat, nowMicros, interval, burst)
+	if r.Allowed {
+		if !found {
+			s.makeRoom(nowMicros, m.perShard)
+			key = strings.Clone(key) // do not pin a larger buffer the key was cut from
+		}
+		s.tats[key] = newTAT
+	}
+	s.mu.Unlock()
+	return r, nil
+}
+
+// prepare validates a decision's inputs and converts them for gcraMicros.
+func prepare(l Limit, now time.Time) (interval, burst, nowMicros int64, err error) {
+	if err := l.Validate(); err != nil {
+		return 0, 0, 0, fmt.Errorf("ratelimit: limit: %w", err)
+	}
+	nowMicros = now.UnixMicro()
+	if nowMicros < 0 || nowMicros > maxNowMicros {
+		return 0, 0, 0, errors.New("ratelimit: now " + now.UTC().Format(time.RFC3339) + " is outside 1970…2155")
+	}
+	return int64(l.Interval() / time.Microsecond), int64(l.BurstSize()), nowMicros, nil
+}
+
+// shardIndex hashes key with 32-bit FNV-1a (inline: no allocation).
+func shardIndex(key string, shards int) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return int(h % uint32(shards))
+}
+
+// makeRoom runs before a new key is inserted into s (locked): it sweeps when
+// the shard has doubled since the last sweep and evicts when it is full.
+func (s *memoryShard) makeRoom(now int64, capacity int) {
+	if len(s.tats) >= s.sweepAt {
+		s.sweep(now)
+	}
+	if len(s.tats) < capacity {
+		return
+	}
+	// Full of live keys: evict the smallest TAT among a few sampled ones. Map
+	// iteration starts at a random position, which makes the sample random.
+	victim, victimTAT, n := "", int64(0), 0
+	for k, tat := range s.tats {
+		if n == 0 || tat < victimTAT {
+			victim, victimTAT = k, tat
+		}
+		n++
+		if n == evictionSamples {
+			break
+		}
+	}
+	delete(s.tats, victim)
+}
+
+// sweep drops every expired key of s (locked) and schedules the next sweep
+// for when the shard has doubled again.
+func (s *memoryShard) sweep(now int64) {
+	if len(s.tats) > s.peak {
+		s.peak = len(s.tats)
+	}
+	for k, tat := range s.tats {
+		if tat <= now {
+			delete(s.tats, k)
+		}
+	}
+	if len(s.tats) < s.peak/4 {
+		// Go maps keep their buckets after deletes: copy the survivors into a
+		// right-sized map so a past flood of keys does not hold memory forever.
+		fresh := make(map[string]int64, len(s.tats))
+		for k, tat := range s.tats {
+			fresh[k] = tat
+		}
+		s.tats = fresh
+		s.peak = len(fresh)
+	}
+	s.sweepAt = 2 * len(s.tats)
+	if s.sweepAt < minSweepLen {
+		s.sweepAt = minSweepLen
+	}
+}
+
+// sweepEvery sweeps all shards with the wall clock until Close.
+func (m *Memory) sweepEvery(every time.Duration) {
+	defer close(m.stopped)
+	ticker := time.NewTicker(every)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case now := <-ticker.C:
+			m.sweepAll(now)
+		}
+	}
+}
+
+// sweepAll drops every key expired at now, one shard at a time.
+func (m *Memory) sweepAll(now time.Time) {
+	nowMicros := now.UnixMicro()
+	for i := 0; i < len(m.shards); i++ {
+		s := &m.shards[i]
+		s.mu.Lock()
+		s.sweep(nowMicros)
+		s.mu.Unlock()
+	}
+}

@@ -1,0 +1,68 @@
+package ratelimit_test
+
+import (
+	"testing"
+
+	"github.com/contentguard/contentguard/edge/internal/yaegitest"
+)
+
+// TestUnderYaegi runs the package in the Yaegi interpreter, as the Traefik
+// plugin does, and checks real outcomes: the 3-per-hour example through the
+// memory store, a refusal's headers, IPv6 grouping and the fallback.
+func TestUnderYaegi(t *testing.T) {
+	i := yaegitest.New(t, "github.com/contentguard/contentguard/edge/ratelimit", ".")
+	_, err := i.Eval(`
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/contentguard/contentguard/edge/ratelimit"
+)
+
+type failing struct{}
+
+func (failing) Allow(ctx context.Context, key string, l ratelimit.Limit, now time.Time) (ratelimit.Result, error) {
+	return ratelimit.Result{}, errors.New("down")
+}
+
+func run() string {
+	m := ratelimit.NewMemory(ratelimit.MemoryOptions{MaxKeys: 1000, Shards: 4})
+	defer m.Close()
+	l := ratelimit.Limit{Rate: 3, Per: time.Hour, Burst: 3}
+	t0 := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	out := ""
+	var last ratelimit.Result
+	for _, at := range []time.Duration{0, 0, 0, 0, 19 * time.Minute, 20 * time.Minute, 20 * time.Minute} {
+		r, err := m.Allow(context.Background(), "k", l, t0.Add(at))
+		if err != nil {
+			return err.Error()
+		}
+		out += fmt.Sprintf("%v/%d/%s ", r.Allowed, r.Remaining, r.RetryAfter)
+		last = r
+	}
+	out += fmt.Sprint(ratelimit.Headers(ratelimit.StyleBoth, last)) + " "
+	out += ratelimit.IPKey(netip.MustParseAddr("2001:db8:1:2:3:4:5:6")) + " "
+	fallbacks := 0
+	s := ratelimit.WithFallback(failing{}, m, ratelimit.OnErrorDeny, func(err error) { fallbacks++ })
+	r, err := s.Allow(context.Background(), "x", l, t0)
+	out += fmt.Sprintf("%v/%s/%d/%v", r.Allowed, r.RetryAfter, fallbacks, err)
+	return out
+}
+`)
+	if err != nil {
+		t.Fatalf("interpreting: %v", err)
+	}
+	v, err := i.Eval("run()")
+	if err != nil {
+		t.Fatalf("running: %v", err)
+	}
+	want := "true/2/0s true/1/0s true/0/0s false/0/20m0s false/0/1m0s true/0/0s false/0/20m0s " +
+		"[[RateLimit-Limit 3] [RateLimit-Remaining 0] [RateLimit-Reset 3600] [X-RateLimit-Limit 3] [X-RateLimit-Remaining 0] [X-RateLimit-Reset 3600] [Retry-After 1200]] " +
+		"2001:db8:1:2::/64 false/1s/1/<nil>"
+	if got := v.String(); got != want {
+		t.Fatalf("under Yaegi:\n got %s\nwant %s", got, want)
+	}
+}
