@@ -1,0 +1,459 @@
+// Package clientip finds the real client address of a request behind
+// reverse proxies, without letting the client choose it.
+//
+// The rule: when the connecting peer is not a trusted proxy, the client is
+// the peer and forwarding headers are ignored entirely — anyone can send
+// them. When the peer is trusted, the first configured header present on the
+// request is read right to left (each proxy appends the address it saw), hops
+// that are themselves trusted proxies are skipped, and the first untrusted
+// address is the client. If every address is trusted, the leftmost one is the
+// client.
+//
+// Fail closed: an element that cannot be read (garbage, "unknown", an
+// obfuscated RFC 7239 node such as "_hidden", broken quoting) stops the walk,
+// and the answer is the last address read to its right — a trusted proxy, or
+// the peer. Nothing left of the first untrusted hop is ever believed, so a
+// client cannot inject an address that we accept. The same holds when the
+// header is longer than MaxHops elements or MaxHeaderBytes bytes: reading
+// stops there, counted from the right, so a client that pads the header
+// cannot push out what the trusted proxies appended.
+//
+// All addresses, the peer included, are unmapped (::ffff:192.0.2.1 is
+// 192.0.2.1) and lose their IPv6 zone, so one client has one form.
+//
+// The package runs under the Yaegi interpreter (Traefik plugin): standard
+// library only, no generics.
+package clientip
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"net/textproto"
+	"strings"
+)
+
+// Bounds on the work done for one header.
+const (
+	MaxHops        = 64   // elements read, counted from the right
+	MaxHeaderBytes = 8192 // bytes read, counted from the right
+)
+
+// Header kinds the Resolver understands.
+const (
+	kindXForwardedFor = iota
+	kindForwarded
+	kindXRealIP
+)
+
+// source is one configured header: its canonical name and its kind.
+type source struct {
+	name string
+	kind int
+}
+
+// Resolver finds the client address of requests. It is immutable and safe
+// for concurrent use.
+type Resolver struct {
+	trusted []netip.Prefix
+	sources []source
+}
+
+// New returns a Resolver that trusts the given proxy networks and reads the
+// given headers, in order of preference: the first one present on a request
+// is the one used. Header names are matched case-insensitively against
+// X-Forwarded-For, Forwarded (RFC 7239) and X-Real-IP; any other name is an
+// error. IPv4-mapped IPv6 prefixes (::ffff:10.0.0.0/104) are unmapped.
+func New(trusted []netip.Prefix, headers []string) (*Resolver, error) {
+	r := &Resolver{}
+	for i := 0; i < len(trusted); i++ {
+		p := trusted[i]
+		if !p.IsValid() {
+			return nil, fmt.Errorf("clientip: trusted proxy %d (%q) is not a valid prefix", i, p.String())
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		r.trusted = append(r.trusted, p.Masked())
+	}
+	for i := 0; i < len(headers); i++ {
+		name := textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(headers[i]))
+		kind := -1
+		switch name {
+		case "X-Forwarded-For":
+			kind = kindXForwardedFor
+		case "Forwarded":
+			kind = kindForwarded
+		case "X-Real-Ip":
+			kind = kindXRealIP
+		default:
+			return nil, fmt.Errorf("clientip: unsupported header %q (want X-Forwarded-For, Forwarded or X-Real-IP)", headers[i])
+		}
+		for j := 0; j < len(r.sources); j++ {
+			if r.sources[j].kind == kind {
+				return nil, fmt.Errorf("clientip: header %q listed twice", headers[i])
+			}
+		}
+		r.sources = append(r.sources, source{name: name, kind: kind})
+	}
+	return r, nil
+}
+
+// Trusted reports whether a (unmapped, without zone) is a trusted proxy.
+func (r *Resolver) Trusted(a netip.Addr) bool {
+	a = normalize(a)
+	for i := 0; i < len(r.trusted); i++ {
+		if r.trusted[i].Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// ClientIP returns the client address of a request that arrived from peer
+// with headers h. An invalid peer is returned as is (the zero Addr).
+func (r *Resolver) ClientIP(peer netip.Addr, h http.Header) netip.Addr {
+	peer = normalize(peer)
+	if !peer.IsValid() || !r.Trusted(peer) {
+		return peer
+	}
+	for i := 0; i < len(r.sources); i++ {
+		values := h[r.sources[i].name]
+		if len(values) == 0 {
+			continue
+		}
+		switch r.sources[i].kind {
+		case kindXRealIP:
+			return realIP(peer, values)
+		case kindForwarded:
+			return r.walk(peer, values, true)
+		default:
+			return r.walk(peer, values, false)
+		}
+	}
+	return peer
+}
+
+// realIP reads X-Real-IP: exactly one line holding one bare address,
+// otherwise the peer.
+func realIP(peer netip.Addr, values []string) netip.Addr {
+	if len(values) != 1 || len(values[0]) > MaxHeaderBytes {
+		return peer
+	}
+	a, err := netip.ParseAddr(trimOWS(values[0]))
+	if err != nil {
+		return peer
+	}
+	return normalize(a)
+}
+
+// walk reads a forwarding header right to left as the package documentation
+// describes.
+func (r *Resolver) walk(peer netip.Addr, values []string, forwarded bool) netip.Addr {
+	it := newElements(values, forwarded)
+	last := peer
+	for hops := 0; ; hops++ {
+		elem, st := it.next()
+		if st == elemDone {
+			return last // all trusted: the leftmost
+		}
+		if st == elemBad || hops >= MaxHops {
+			return last
+		}
+		a, ok := parseElement(elem, forwarded)
+		if !ok {
+			return last
+		}
+		if !r.Trusted(a) {
+			return a
+		}
+		last = a
+	}
+}
+
+// ParseXForwardedFor returns the addresses of X-Forwarded-For header lines,
+// left to right: the lines joined in order, split at commas, spaces and tabs
+// trimmed, empty elements skipped. An element is an IPv4 or IPv6 address,
+// optionally with a port ("192.0.2.1:4711", "[2001:db8::1]:4711"), which some
+// proxies add. ok is false, with no addresses, when any element cannot be
+// read or the header exceeds MaxHops elements or MaxHeaderBytes bytes.
+func ParseXForwardedFor(values []string) ([]netip.Addr, bool) {
+	return parseAll(values, false)
+}
+
+// ParseForwarded returns the for= addresses of RFC 7239 Forwarded header
+// lines, left to right. Values may be quoted; IPv6 addresses must be in
+// brackets ("[2001:db8::1]:4711"); ports, including obfuscated ones ("_p1"),
+// are dropped. ok is false, with no addresses, when any element has no
+// readable for= address — "unknown" and obfuscated identifiers ("_hidden")
+// included — or the header exceeds MaxHops elements or MaxHeaderBytes bytes.
+// A backslash (quoted-pair) anywhere makes the element unreadable: no address
+// needs one, and refusing it keeps the right-to-left scan exact.
+func ParseForwarded(values []string) ([]netip.Addr, bool) {
+	return parseAll(values, true)
+}
+
+func parseAll(values []string, forwarded bool) ([]netip.Addr, bool) {
+	it := newElements(values, forwarded)
+	var addrs []netip.Addr
+	for {
+		elem, st := it.next()
+		if st == elemDone {
+			break
+		}
+		if st == elemBad || len(addrs) >= MaxHops {
+			return nil, false
+		}
+		a, ok := parseElement(elem, forwarded)
+		if !ok {
+			return nil, false
+		}
+		addrs = append(addrs, a)
+	}
+	for i, j := 0, len(addrs)-1; i < j; i, j = i+1, j-1 {
+		addrs[i], addrs[j] = addrs[j], addrs[i]
+	}
+	return addrs, true
+}
+
+// normalize unmaps IPv4-mapped IPv6 addresses and drops the zone.
+func normalize(a netip.Addr) netip.Addr {
+	return a.Unmap().WithZone("")
+}
+
+// parseElement reads one list element of either header.
+func parseElement(elem string, forwarded bool) (netip.Addr, bool) {
+	if forwarded {
+		node, ok := forwardedFor(elem)
+		if !ok {
+			return netip.Addr{}, false
+		}
+		elem = node
+	}
+	a, ok := parseNode(elem, forwarded)
+	if !ok {
+		return netip.Addr{}, false
+	}
+	return normalize(a), true
+}
+
+// parseNode reads an address with an optional port: "192.0.2.1",
+// "192.0.2.1:80", "[2001:db8::1]", "[2001:db8::1]:80", and — outside
+// Forwarded, which requires brackets — a bare IPv6 address.
+func parseNode(s string, forwarded bool) (netip.Addr, bool) {
+	if s == "" {
+		return netip.Addr{}, false
+	}
+	if s[0] == '[' {
+		k := strings.IndexByte(s, ']')
+		if k < 0 {
+			return netip.Addr{}, false
+		}
+		a, err := netip.ParseAddr(s[1:k])
+		if err != nil || !a.Is6() || !validPort(s[k+1:], forwarded) {
+			return netip.Addr{}, false
+		}
+		return a, true
+	}
+	if !forwarded {
+		if a, err := netip.ParseAddr(s); err == nil {
+			return a, true
+		}
+	}
+	host, port := s, ""
+	if k := strings.IndexByte(s, ':'); k >= 0 {
+		host, port = s[:k], s[k:]
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil || !a.Is4() || !validPort(port, forwarded) {
+		return netip.Addr{}, false
+	}
+	return a, true
+}
+
+// validPort accepts "", ":" followed by 1..5 digits, or in Forwarded an
+// obfuscated port (RFC 7239 §6.3: "_" followed by ALPHA / DIGIT / "." / "_" / "-").
+func validPort(p string, forwarded bool) bool {
+	if p == "" {
+		return true
+	}
+	if p[0] != ':' || len(p) < 2 {
+		return false
+	}
+	p = p[1:]
+	if forwarded && p[0] == '_' {
+		if len(p) < 2 {
+			return false
+		}
+		for i := 1; i < len(p); i++ {
+			c := p[i]
+			if !isAlnum(c) && c != '.' && c != '_' && c != '-' {
+				return false
+			}
+		}
+		return true
+	}
+	if len(p) > 5 {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] < '0' || p[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// forwardedFor returns the node of the single for= parameter of one
+// Forwarded element (RFC 7239 §4), unquoted. The element comes from the
+// scanner, so its quotes are balanced and it holds no backslash.
+func forwardedFor(elem string) (string, bool) {
+	node, found := "", false
+	rest := elem
+	for len(rest) > 0 {
+		// Split off one pair at the first ';' outside quotes.
+		pair := rest
+		rest = ""
+		in := false
+		for i := 0; i < len(pair); i++ {
+			if pair[i] == '"' {
+				in = !in
+			} else if pair[i] == ';' && !in {
+				pair, rest = pair[:i], pair[i+1:]
+				break
+			}
+		}
+		pair = trimOWS(pair)
+		if pair == "" {
+			continue
+		}
+		eq := strings.IndexByte(pair, '=')
+		if eq <= 0 || !isToken(pair[:eq]) {
+			return "", false
+		}
+		value := pair[eq+1:]
+		if len(value) > 0 && value[0] == '"' {
+			if len(value) < 2 || value[len(value)-1] != '"' {
+				return "", false
+			}
+			value = value[1 : len(value)-1]
+			if strings.IndexByte(value, '"') >= 0 {
+				return "", false
+			}
+		}
+		if strings.EqualFold(pair[:eq], "for") {
+			if found {
+				return "", false // a parameter may appear once per element
+			}
+			node, found = value, true
+		}
+	}
+	return node, found
+}
+
+// Scanner states.
+const (
+	elemOK   = iota
+	elemDone // no elements left
+	elemBad  // over a bound, or quoting that cannot be read
+)
+
+// elements yields the elements of a comma-separated header list right to
+// left: the last element of the last line first. With quotes set (Forwarded)
+// a comma inside a quoted string does not split; a backslash or unbalanced
+// quotes make the element unreadable.
+type elements struct {
+	lines  []string
+	line   int // index of the line being read
+	end    int // the unread part of lines[line] is [0, end); -1 when done
+	budget int // bytes that may still be read
+	quotes bool
+}
+
+func newElements(lines []string, quotes bool) elements {
+	e := elements{lines: lines, line: len(lines) - 1, end: -1, budget: MaxHeaderBytes, quotes: quotes}
+	if e.line >= 0 {
+		e.end = len(lines[e.line])
+	}
+	return e
+}
+
+// next returns the next non-empty element, trimmed of spaces and tabs.
+func (e *elements) next() (string, int) {
+	for e.line >= 0 {
+		if e.end < 0 {
+			e.line--
+			e.budget-- // the implied comma between lines
+			if e.line >= 0 {
+				e.end = len(e.lines[e.line])
+			}
+			continue
+		}
+		s := e.lines[e.line]
+		in := false
+		j := e.end - 1
+		for ; j >= 0; j-- {
+			c := s[j]
+			if e.budget-(e.end-j) < 0 {
+				return "", elemBad
+			}
+			if !e.quotes {
+				if c == ',' {
+					break
+				}
+				continue
+			}
+			if c == '\\' {
+				return "", elemBad
+			}
+			if c == '"' {
+				in = !in
+			} else if c == ',' && !in {
+				break
+			}
+		}
+		if in {
+			return "", elemBad
+		}
+		elem := trimOWS(s[j+1 : e.end])
+		e.budget -= e.end - j // the element and its comma
+		e.end = j             // -1 when the line is used up
+		if elem != "" {
+			return elem, elemOK
+		}
+	}
+	return "", elemDone
+}
+
+// trimOWS trims HTTP optional whitespace (spaces and tabs) at both ends.
+func trimOWS(s string) string {
+	i, j := 0, len(s)
+	for i < j && (s[i] == ' ' || s[i] == '\t') {
+		i++
+	}
+	for j > i && (s[j-1] == ' ' || s[j-1] == '\t') {
+		j--
+	}
+	return s[i:j]
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
+// isToken reports whether s is a non-empty RFC 9110 token.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if isAlnum(c) {
+			continue
+		}
+		if strings.IndexByte("!#$%&'*+-.^_`|~", c) < 0 {
+			return false
+		}
+	}
+	return true
+}
