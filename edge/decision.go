@@ -100,3 +100,27 @@ type Outcome struct {
 
 // Failed reports whether the outcome produced no upstream response.
 func (o Outcome) Failed() bool { return o.Timeout || o.Connection }
+
+// SetResponseHeaders writes the decision's response headers and security
+// headers into h, replacing values of the same name. Adapters call it on
+// rejections and on the upstream's response alike.
+func (d *Decision) SetResponseHeaders(h http.Header) {
+	for i := 0; i < len(d.ResponseHeaders); i++ {
+		h.Set(d.ResponseHeaders[i][0], d.ResponseHeaders[i][1])
+	}
+	for i := 0; i < len(d.SecurityHeaders); i++ {
+		h.Set(d.SecurityHeaders[i][0], d.SecurityHeaders[i][1])
+	}
+}
+
+// SetUpstreamHeaders prepares the headers of the forwarded request: it
+// deletes every header the client may not set (forwarded claims) and sets
+// the request ID and verified claims.
+func (d *Decision) SetUpstreamHeaders(h http.Header) {
+	for i := 0; i < len(d.StripHeaders); i++ {
+		h.Del(d.StripHeaders[i])
+	}
+	for i := 0; i < len(d.UpstreamHeaders); i++ {
+		h.Set(d.UpstreamHeaders[i][0], d.UpstreamHeaders[i][1])
+	}
+}

@@ -21,7 +21,10 @@ type command struct {
 }
 
 func commands() []command {
-	return []command{}
+	return []command{
+		{"policy", "validate and explain edge policies", runPolicy},
+		{"token", "generate signing keys and mint development tokens", runToken},
+	}
 }
 
 func main() {

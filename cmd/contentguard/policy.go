@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"github.com/contentguard/contentguard/edge"
+	"github.com/contentguard/contentguard/policy/policyfile"
+)
+
+const policyHelp = `Usage: contentguard policy <subcommand> [flags]
+
+Subcommands:
+  validate FILE...   check policy files; print positioned errors, exit 1 if any is invalid
+  explain FILE       show how the policy decides one request, check by check
+
+Run 'contentguard policy <subcommand> --help' for flags.
+`
+
+func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return sub(ctx, "policy", args, stdout, stderr, map[string]func(context.Context, []string, io.Writer, io.Writer) int{
+		"validate": runPolicyValidate,
+		"explain":  runPolicyExplain,
+	}, policyHelp)
+}
+
+func runPolicyValidate(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("policy validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: contentguard policy validate FILE...\n\nChecks each policy file and prints its errors as file:line:col: path: message.\nExit status 1 if any file is invalid.")
+	}
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return 2
+	}
+	code := 0
+	for _, file := range fs.Args() {
+		p, err := policyfile.Load(file)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			code = 1
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: ok — %s\n", file, p)
+	}
+	return code
+}
+
+// headerFlags collects repeated --header 'Name: value' flags.
+type headerFlags []string
+
+func (h *headerFlags) String() string     { return strings.Join(*h, ", ") }
+func (h *headerFlags) Set(v string) error { *h = append(*h, v); return nil }
+
+// explanation is the --json output of policy explain.
+type explanation struct {
+	Policy          string            `json:"policy"`
+	Route           string            `json:"route"`
+	Forward         bool              `json:"forward"`
+	Status          int               `json:"status"`
+	Reason          string            `json:"reason"`
+	RequestID       string            `json:"requestId"`
+	ClientIP        string            `json:"clientIP"`
+	Subject         string            `json:"subject,omitempty"`
+	AuthMethod      string            `json:"authMethod,omitempty"`
+	Path            string            `json:"path"`
+	Headers         map[string]string `json:"headers"`
+	UpstreamHeaders map[string]string `json:"upstreamHeaders"`
+	StripHeaders    []string          `json:"stripHeaders,omitempty"`
+	Body            json.RawMessage   `json:"body,omitempty"`
+	Checks          []edge.Step       `json:"checks"`
+}
+
+func runPolicyExplain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("policy explain", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	method := fs.String("method", "GET", "request method")
+	path := fs.String("path", "/", "request path as the client sends it (may include a query)")
+	peer := fs.String("peer", "127.0.0.1", "address of the connecting peer")
+	tls := fs.Bool("tls", false, "the request arrived over TLS")
+	bodyBytes := fs.Int64("body-bytes", -1, "declared Content-Length (-1: none)")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	var headers headerFlags
+	fs.Var(&headers, "header", "request header 'Name: value' (repeatable)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: contentguard policy explain FILE --method M --path P [--header 'K: V']... [--peer IP] [--json]\n\nShows the matched route, the identity, each check and the final decision.\nAn allowed request is reported with status 200, as if the upstream answered OK.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	// Accept the file before or after the flags.
+	var file string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		file, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	if file == "" && fs.NArg() > 0 {
+		file = fs.Arg(0)
+	}
+	if file == "" {
+		fs.Usage()
+		return 2
+	}
+	p, err := policyfile.Load(file)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	addr, err := netip.ParseAddr(*peer)
+	if err != nil {
+		fmt.Fprintf(stderr, "contentguard policy explain: --peer: %v\n", err)
+		return 2
+	}
+	h := http.Header{}
+	for _, hv := range headers {
+		name, value, ok := strings.Cut(hv, ":")
+		if !ok || strings.TrimSpace(name) == "" {
+			fmt.Fprintf(stderr, "contentguard policy explain: --header %q: want 'Name: value'\n", hv)
+			return 2
+		}
+		h.Add(strings.TrimSpace(name), strings.TrimLeft(value, " \t"))
+	}
+	e, err := edge.New(ctx, p, edge.Options{})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer e.Close()
+	rawPath, query, _ := strings.Cut(*path, "?")
+	d := e.Check(ctx, edge.Request{
+		Method: strings.ToUpper(*method), Host: "explain.local", Path: rawPath, RawQuery: query,
+		Header: h, Peer: addr, TLS: *tls, ContentLength: *bodyBytes, DecideOnly: true, Explain: true,
+	})
+	x := explanation{
+		Policy: p.String(), Route: d.Route, Forward: d.Allow, Status: d.Status, Reason: d.Reason,
+		RequestID: d.RequestID, Subject: d.Subject, AuthMethod: d.AuthMethod, Path: d.Path,
+		Headers: map[string]string{}, UpstreamHeaders: map[string]string{}, Checks: d.Trace,
+	}
+	if d.ClientIP.IsValid() {
+		x.ClientIP = d.ClientIP.String()
+	}
+	resp := http.Header{}
+	d.SetResponseHeaders(resp)
+	if !d.Allow && len(d.Body) > 0 {
+		resp.Set("Content-Type", d.ContentType)
+		x.Body = d.Body
+	}
+	for k := range resp {
+		x.Headers[k] = strings.Join(resp.Values(k), ", ")
+	}
+	if d.Allow {
+		x.Status = http.StatusOK
+		up := h.Clone()
+		d.SetUpstreamHeaders(up)
+		for k := range up {
+			x.UpstreamHeaders[k] = strings.Join(up.Values(k), ", ")
+		}
+		x.StripHeaders = d.StripHeaders
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(x); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		return 0
+	}
+	printExplanation(stdout, x)
+	return 0
+}
+
+func printExplanation(w io.Writer, x explanation) {
+	fmt.Fprintf(w, "policy     %s\n", x.Policy)
+	for _, s := range x.Checks {
+		fmt.Fprintf(w, "  %-16s %-14s %s\n", s.Check, s.Result, s.Detail)
+	}
+	verdict := "reject"
+	if x.Forward {
+		verdict = "forward to " + x.Path
+	}
+	fmt.Fprintf(w, "decision   %d %s (%s)\n", x.Status, x.Reason, verdict)
+	if x.Route != "" {
+		fmt.Fprintf(w, "route      %s\n", x.Route)
+	}
+	if x.Subject != "" {
+		fmt.Fprintf(w, "identity   %s via %s\n", x.Subject, x.AuthMethod)
+	}
+	printHeaders(w, "response headers", x.Headers)
+	if x.Forward {
+		printHeaders(w, "upstream headers", x.UpstreamHeaders)
+	}
+	if len(x.Body) > 0 {
+		fmt.Fprintf(w, "body       %s\n", x.Body)
+	}
+}
+
+func printHeaders(w io.Writer, title string, h map[string]string) {
+	fmt.Fprintf(w, "%s:\n", title)
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %s: %s\n", k, h[k])
+	}
+}
+
+// flagExit maps a flag parsing error to an exit status: 0 for --help.
+func flagExit(err error) int {
+	if err == flag.ErrHelp {
+		return 0
+	}
+	return 2
+}

@@ -1,0 +1,191 @@
+package edge_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/traefik/yaegi/interp"
+	"github.com/traefik/yaegi/stdlib"
+
+	"github.com/contentguard/contentguard/conformance"
+	"github.com/contentguard/contentguard/policy/policyfile"
+)
+
+// The Traefik plugin runs the engine interpreted by Yaegi v0.16.1. This test
+// loads policy, edge and every concern package the way Traefik's plugin
+// loader does — sources under a GOPATH, interp.New with stdlib.Symbols — and
+// runs the whole conformance suite through the interpreted engine, so that
+// the engine can never drift into code that Yaegi cannot run or, worse, runs
+// wrongly (jwt/v5's RegisteredClaims decode empty there).
+
+const module = "github.com/contentguard/contentguard"
+
+// yaegiPackages are the packages the Traefik plugin imports. Redis, metrics
+// and tracing stay outside this set.
+var yaegiPackages = []string{
+	"policy", "edge", "edge/auth", "edge/breaker", "edge/clientip", "edge/cors",
+	"edge/problem", "edge/ratelimit", "edge/requestid", "edge/secheaders", "edge/urlpath",
+}
+
+type shimFuncs struct {
+	start func(string, string) (int, string)
+	do    func(int, string, string, string, string, int64, int, bool, int64) string
+	close func(int)
+}
+
+var (
+	shimOnce sync.Once
+	shim     shimFuncs
+	shimErr  error
+)
+
+func loadShim(t testing.TB) shimFuncs {
+	t.Helper()
+	shimOnce.Do(func() { shim, shimErr = buildShim(t) })
+	if shimErr != nil {
+		t.Fatalf("yaegi: %v", shimErr)
+	}
+	return shim
+}
+
+func buildShim(t testing.TB) (shimFuncs, error) {
+	gopath, err := os.MkdirTemp("", "cg-yaegi-")
+	if err != nil {
+		return shimFuncs{}, err
+	}
+	// Yaegi reads every source while importing, below; the copies are not
+	// needed afterwards.
+	defer os.RemoveAll(gopath)
+	root, err := filepath.Abs("..")
+	if err != nil {
+		return shimFuncs{}, err
+	}
+	for _, pkg := range yaegiPackages {
+		if err := copyGoFiles(filepath.Join(root, pkg), filepath.Join(gopath, "src", module, pkg)); err != nil {
+			return shimFuncs{}, err
+		}
+	}
+	if err := copyGoFiles(filepath.Join(root, "edge", "testdata", "yaegishim"), filepath.Join(gopath, "src", module, "yaegishim")); err != nil {
+		return shimFuncs{}, err
+	}
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/golang-jwt/jwt/v5").Output()
+	if err != nil {
+		return shimFuncs{}, err
+	}
+	if err := copyGoFiles(strings.TrimSpace(string(out)), filepath.Join(gopath, "src", "github.com/golang-jwt/jwt/v5")); err != nil {
+		return shimFuncs{}, err
+	}
+
+	i := interp.New(interp.Options{GoPath: gopath})
+	if err := i.Use(stdlib.Symbols); err != nil {
+		return shimFuncs{}, err
+	}
+	if _, err := i.Eval(`import "` + module + `/yaegishim"`); err != nil {
+		return shimFuncs{}, err
+	}
+	var s shimFuncs
+	v, err := i.Eval("yaegishim.Start")
+	if err != nil {
+		return s, err
+	}
+	s.start = v.Interface().(func(string, string) (int, string))
+	if v, err = i.Eval("yaegishim.Do"); err != nil {
+		return s, err
+	}
+	s.do = v.Interface().(func(int, string, string, string, string, int64, int, bool, int64) string)
+	if v, err = i.Eval("yaegishim.Close"); err != nil {
+		return s, err
+	}
+	s.close = v.Interface().(func(int))
+	return s, nil
+}
+
+// copyGoFiles copies one package's non-test Go files; sub-packages are
+// copied on their own.
+func copyGoFiles(src, dst string) error {
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(src, name))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dst, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type yaegiPlane struct{}
+
+type yaegiInstance struct {
+	s  shimFuncs
+	id int
+}
+
+func (yaegiPlane) Start(t testing.TB, policyPath string) conformance.Instance {
+	s := loadShim(t)
+	data, err := os.ReadFile(policyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The interpreted engine reads the policy as JSON: Yaegi cannot run
+	// the YAML library, and the Traefik plugin receives JSON the same way.
+	node, err := policyfile.ParseYAML(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, msg := s.start(node.JSON(), filepath.Dir(policyPath))
+	if msg != "" {
+		t.Fatalf("interpreted engine: %s", msg)
+	}
+	return &yaegiInstance{s: s, id: id}
+}
+
+func (in *yaegiInstance) Close() { in.s.close(in.id) }
+
+func (in *yaegiInstance) Do(t testing.TB, req conformance.SentRequest, up conformance.Upstream) conformance.Response {
+	hj, _ := json.Marshal(req.Header)
+	out := in.s.do(in.id, req.Method, req.Path, string(hj), req.Peer, int64(req.BodyBytes), up.Status, up.Down, up.Delay.Milliseconds())
+	var res struct {
+		Status         int         `json:"status"`
+		Header         http.Header `json:"header"`
+		Body           string      `json:"body"`
+		Forwarded      bool        `json:"forwarded"`
+		UpstreamHeader http.Header `json:"upstreamHeader"`
+		UpstreamPath   string      `json:"upstreamPath"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("interpreted engine answered %q: %v", out, err)
+	}
+	return conformance.Response{
+		Status: res.Status, Header: res.Header, Body: []byte(res.Body), Forwarded: res.Forwarded,
+		UpstreamHeader: res.UpstreamHeader, UpstreamPath: res.UpstreamPath,
+	}
+}
+
+// TestConformanceUnderYaegi runs every conformance case through the engine
+// as Traefik's Yaegi runs it: expired tokens refused, scopes enforced, paths
+// normalised — outcomes, not just that the code loads.
+func TestConformanceUnderYaegi(t *testing.T) {
+	if testing.Short() {
+		t.Log("-short: running the interpreted suite anyway; it is the proof the Traefik plugin depends on")
+	}
+	conformance.Run(t, yaegiPlane{}, conformance.Options{})
+}
