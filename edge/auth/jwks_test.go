@@ -174,3 +174,5 @@ func offCurve(t *testing.T, ec string) string {
 	y[len(y)-1] ^= 1
 	return ec[:i] + base64.RawURLEncoding.EncodeToString(y) + ec[j:]
 }
+
+func thumbprintNative(pub crypto.PublicKey) (string, error) { return auth.Thumbprint(pub) }

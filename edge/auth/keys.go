@@ -175,7 +175,7 @@ func (v *Verifier) startFetchLocked(p *provider, now time.Time) chan struct{} {
 func (v *Verifier) runFetch(p *provider, done chan struct{}) {
 	defer v.wg.Done()
 	if err := v.fetchNow(v.ctx, p); err != nil {
-		v.logf("auth: provider %q: key refresh failed, keeping the last good keys: %v", p.name, err)
+		v.warnf("auth: provider %q: key refresh failed, keeping the last good keys: %v", p.name, err)
 	}
 	p.fetchMu.Lock()
 	p.inflight = nil

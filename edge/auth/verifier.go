@@ -231,11 +231,11 @@ func NewVerifier(ctx context.Context, providers []Provider, opts Options) (*Veri
 			continue
 		}
 		if strings.HasPrefix(p.url, "http://") {
-			v.logf("auth: provider %q fetches keys over plain http (%s); use https outside a trusted network", p.name, p.url)
+			v.warnf("auth: provider %q fetches keys over plain http (%s); use https outside a trusted network", p.name, p.url)
 		}
 		p.lastAttempt = v.now()
 		if err := v.fetchNow(ctx, p); err != nil {
-			v.logf("auth: provider %q: first key fetch failed, refusing its tokens until keys arrive: %v", p.name, err)
+			v.warnf("auth: provider %q: first key fetch failed, refusing its tokens until keys arrive: %v", p.name, err)
 		}
 		v.wg.Add(1)
 		go v.refreshLoop(p)
@@ -244,6 +244,13 @@ func NewVerifier(ctx context.Context, providers []Provider, opts Options) (*Veri
 }
 
 func discardLogf(format string, args ...any) {}
+
+// warnf formats before calling Logf so Logf always receives exactly one
+// argument: Yaegi v0.16.1 panics when an interpreted call passes two or more
+// variadic arguments to a func-typed value supplied by the host.
+func (v *Verifier) warnf(format string, args ...any) {
+	v.logf("%s", fmt.Sprintf(format, args...))
+}
 
 // readBounded reads a key file of at most 1 MiB.
 func readBounded(path string) ([]byte, error) {

@@ -1,0 +1,201 @@
+package auth_test
+
+import (
+	"crypto"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/traefik/yaegi/interp"
+	"github.com/traefik/yaegi/stdlib"
+)
+
+// yaegiProgram runs inside the interpreter: it builds a Verifier from an
+// inline JWKS and verifies each token at the clock given with it, returning
+// "reason|subject|scopes" per token.
+const yaegiProgram = `package main
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/contentguard/contentguard/edge/auth"
+)
+
+func Run(jwks string, tokens []string, clock []int64) []string {
+	now := clock[0]
+	v, err := auth.NewVerifier(context.Background(), []auth.Provider{{
+		Name:       "main",
+		Issuer:     "https://auth.contentguard.local",
+		Audiences:  []string{"content-api"},
+		Algorithms: []string{"ES256", "EdDSA"},
+		JWKSInline: jwks,
+		ClockSkew:  30 * time.Second,
+	}}, auth.Options{Now: func() time.Time { return time.Unix(now, 0) }})
+	if err != nil {
+		return []string{"error: " + err.Error()}
+	}
+	defer v.Close()
+	out := make([]string, 0, len(tokens))
+	for i := 0; i < len(tokens); i++ {
+		now = clock[i]
+		id, reason := v.Verify(context.Background(), tokens[i])
+		out = append(out, string(reason)+"|"+id.Subject+"|"+strings.Join(id.Scopes, ","))
+	}
+	return out
+}
+
+func Keyring(hash string, presented string) string {
+	sum, err := auth.ParseKeyHash(hash)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	ring := auth.NewKeyring([]auth.APIKey{{ID: "other", Scopes: []string{"x"}}, {ID: "importer", SHA256: sum, Scopes: []string{"read", "write"}}})
+	k, ok := ring.Lookup(presented)
+	if !ok {
+		return "no match"
+	}
+	return k.ID + "|" + strings.Join(k.Scopes, ",")
+}
+
+func Thumbprint(jwks string) string {
+	keys, err := auth.ParseJWKS([]byte(jwks))
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	tp, err := auth.Thumbprint(keys["ec1"].Key)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return tp
+}
+`
+
+// TestUnderYaegi runs the package interpreted, as the Traefik plugin does:
+// the package and its one dependency (jwt/v5) copied into a GOPATH, the
+// standard library from yaegi's symbol tables.
+func TestUnderYaegi(t *testing.T) {
+	gopath := t.TempDir()
+	copyGoSources(t, ".", filepath.Join(gopath, "src/github.com/contentguard/contentguard/edge/auth"))
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/golang-jwt/jwt/v5").Output()
+	if err != nil {
+		t.Fatalf("locating the jwt module: %v", err)
+	}
+	copyGoSources(t, strings.TrimSpace(string(out)), filepath.Join(gopath, "src/github.com/golang-jwt/jwt/v5"))
+
+	i := interp.New(interp.Options{GoPath: gopath})
+	if err := i.Use(stdlib.Symbols); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := i.Eval(yaegiProgram); err != nil {
+		t.Fatalf("interpreting the package: %v", err)
+	}
+	runValue, err := i.Eval("main.Run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, ok := runValue.Interface().(func(string, []string, []int64) []string)
+	if !ok {
+		t.Fatalf("main.Run has type %T", runValue.Interface())
+	}
+
+	k := fixtureKeys(t)
+	jwks := jwksFor(t, map[string]crypto.PublicKey{"ec1": &k.ec256.PublicKey, "ed1": k.ed.Public()}, nil)
+	valid := sign(t, jwt.SigningMethodES256, k.ec256, "ec1", claims(nil))
+	now, later := t0.Unix(), t0.Add(time.Hour).Unix()
+	cases := []struct {
+		name  string
+		token string
+		clock int64
+		want  string
+	}{
+		{"valid ES256", valid, now, "|alice|read,write"},
+		{"same token again (cache hit)", valid, now, "|alice|read,write"},
+		{"cached token after expiry", valid, later, "token_expired||"},
+		{"valid EdDSA, scp array", sign(t, jwt.SigningMethodEdDSA, k.ed, "ed1", claims(map[string]any{"scope": nil, "scp": []string{"admin"}})), now, "|alice|admin"},
+		{"expired", sign(t, jwt.SigningMethodES256, k.ec256, "ec1", claims(map[string]any{"exp": t0.Add(-time.Hour).Unix()})), now, "token_expired||"},
+		{"nbf in the future", sign(t, jwt.SigningMethodES256, k.ec256, "ec1", claims(map[string]any{"nbf": t0.Add(time.Hour).Unix()})), now, "token_not_yet_valid||"},
+		{"alg none", rawToken(`{"alg":"none"}`, mustJSON(t, claims(nil)), ""), now, "algorithm_not_allowed||"},
+		{"HS256 with the public key", sign(t, jwt.SigningMethodHS256, []byte(jwks), "ec1", claims(nil)), now, "algorithm_not_allowed||"},
+		{"wrong audience", sign(t, jwt.SigningMethodES256, k.ec256, "ec1", claims(map[string]any{"aud": "billing"})), now, "bad_audience||"},
+		{"wrong issuer", sign(t, jwt.SigningMethodES256, k.ec256, "ec1", claims(map[string]any{"iss": "https://evil"})), now, "bad_issuer||"},
+		{"unknown kid", sign(t, jwt.SigningMethodES256, k.ec256, "zzz", claims(nil)), now, "unknown_kid||"},
+		{"bad signature", sign(t, jwt.SigningMethodES256, k.ec256b, "ec1", claims(nil)), now, "bad_signature||"},
+		{"missing exp", sign(t, jwt.SigningMethodES256, k.ec256, "ec1", claims(map[string]any{"exp": nil})), now, "token_malformed||"},
+		{"garbage", "a.b.c", now, "token_malformed||"},
+	}
+	tokens := make([]string, len(cases))
+	clock := make([]int64, len(cases))
+	for j, c := range cases {
+		tokens[j], clock[j] = c.token, c.clock
+	}
+	got := run(jwks, tokens, clock)
+	if len(got) != len(cases) {
+		t.Fatalf("interpreted Run returned %q", got)
+	}
+	for j, c := range cases {
+		if got[j] != c.want {
+			t.Errorf("%s: interpreted %q, want %q", c.name, got[j], c.want)
+		}
+	}
+
+	keyringValue, err := i.Eval("main.Keyring")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyring := keyringValue.Interface().(func(string, string) string)
+	const testHash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" // sha256("test")
+	if got := keyring(testHash, "test"); got != "importer|read,write" {
+		t.Errorf("interpreted keyring: %q", got)
+	}
+	if got := keyring(testHash, "nope"); got != "no match" {
+		t.Errorf("interpreted keyring, wrong key: %q", got)
+	}
+
+	tpValue, err := i.Eval("main.Thumbprint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := thumbprintNative(&k.ec256.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tpValue.Interface().(func(string) string)(jwks); got != want {
+		t.Errorf("interpreted thumbprint %q, native %q", got, want)
+	}
+}
+
+// copyGoSources copies a directory's non-test Go files.
+func copyGoSources(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(from, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n == 0 {
+		t.Fatalf("no Go sources in %s", from)
+	}
+}
