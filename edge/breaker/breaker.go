@@ -138,6 +138,9 @@ func (b *Breaker) State() State {
 func (b *Breaker) Allow() (t Ticket, ok bool, retryAfter time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.state == Closed {
+		return Ticket{generation: b.generation}, true, 0 // the hot path reads no clock
+	}
 	now := b.s.Now()
 	switch b.state {
 	case Open:
@@ -170,19 +173,20 @@ func (b *Breaker) Done(t Ticket, success bool) {
 	if t.generation != b.generation {
 		return
 	}
-	now := b.s.Now()
 	switch b.state {
 	case Closed:
-		b.window.add(now, success)
 		if success {
 			b.consecutive = 0
 		} else {
 			b.consecutive++
 		}
+		now := b.s.Now()
+		b.window.add(now, success)
 		if b.shouldTrip(now) {
 			b.setState(Open, now)
 		}
 	case HalfOpen:
+		now := b.s.Now()
 		b.probes--
 		if !success {
 			b.setState(Open, now)

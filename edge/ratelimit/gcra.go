@@ -75,23 +75,30 @@ const maxBucketMicros = int64(100 * 365.25 * 24 * 3600 * 1e6)
 
 // Validate reports why l cannot be used, or nil.
 func (l Limit) Validate() error {
+	_, _, err := l.micros()
+	return err
+}
+
+// micros is T and B for GCRA in microseconds, or why l cannot be used.
+func (l Limit) micros() (interval, burst int64, err error) {
 	if l.Rate < 1 {
-		return fmt.Errorf("rate %d: must be at least 1", l.Rate)
+		return 0, 0, fmt.Errorf("rate %d: must be at least 1", l.Rate)
 	}
 	if l.Per < time.Microsecond {
-		return fmt.Errorf("per %s: must be at least 1µs", l.Per)
+		return 0, 0, fmt.Errorf("per %s: must be at least 1µs", l.Per)
 	}
 	if l.Burst < 0 {
-		return fmt.Errorf("burst %d: must not be negative", l.Burst)
+		return 0, 0, fmt.Errorf("burst %d: must not be negative", l.Burst)
 	}
 	if l.Per.Microseconds() < int64(l.Rate) {
-		return fmt.Errorf("rate %d per %s: more than one request per microsecond", l.Rate, l.Per)
+		return 0, 0, fmt.Errorf("rate %d per %s: more than one request per microsecond", l.Rate, l.Per)
 	}
-	interval := l.Per.Microseconds() / int64(l.Rate)
-	if int64(l.BurstSize()) > maxBucketMicros/interval {
-		return errors.New("burst × per/rate: the bucket would take more than 100 years to refill")
+	interval = l.Per.Microseconds() / int64(l.Rate)
+	burst = int64(l.BurstSize())
+	if burst > maxBucketMicros/interval {
+		return 0, 0, errors.New("burst × per/rate: the bucket would take more than 100 years to refill")
 	}
-	return nil
+	return interval, burst, nil
 }
 
 // BurstSize is the bucket size B: Burst, or Rate when Burst is 0.
@@ -105,10 +112,11 @@ func (l Limit) BurstSize() int {
 // Interval is the emission interval T = Per/Rate, truncated to a whole
 // microsecond (0 for a limit that does not validate).
 func (l Limit) Interval() time.Duration {
-	if l.Validate() != nil {
+	interval, _, err := l.micros()
+	if err != nil {
 		return 0
 	}
-	return time.Duration(l.Per.Microseconds()/int64(l.Rate)) * time.Microsecond
+	return time.Duration(interval) * time.Microsecond
 }
 
 // Result is one rate-limit decision.
@@ -133,16 +141,29 @@ var denyInvalid = Result{Allowed: false, RetryAfter: time.Second}
 // is: a limit that does not validate, or a now outside 1970…2155 (where the
 // microsecond sums would leave float64's exact range; no real clock is there).
 func GCRA(tat, now time.Time, l Limit) (newTAT time.Time, r Result) {
-	nowMicros := now.UnixMicro()
-	if l.Validate() != nil || nowMicros < 0 || nowMicros > maxNowMicros {
+	interval, burst, nowMicros, err := prepare(l, now)
+	if err != nil {
 		return tat, denyInvalid
 	}
 	tatMicros := nowMicros // a new key behaves like an idle one: full bucket
 	if !tat.IsZero() {
 		tatMicros = tat.UnixMicro()
 	}
-	next, r := gcraMicros(tatMicros, nowMicros, int64(l.Interval()/time.Microsecond), int64(l.BurstSize()))
+	next, r := gcraMicros(tatMicros, nowMicros, interval, burst)
 	return time.UnixMicro(next), r
+}
+
+// prepare validates a decision's inputs and converts them for gcraMicros.
+func prepare(l Limit, now time.Time) (interval, burst, nowMicros int64, err error) {
+	interval, burst, err = l.micros()
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("ratelimit: limit: %w", err)
+	}
+	nowMicros = now.UnixMicro()
+	if nowMicros < 0 || nowMicros > maxNowMicros {
+		return 0, 0, 0, errors.New("ratelimit: now " + now.UTC().Format(time.RFC3339) + " is outside 1970…2155")
+	}
+	return interval, burst, nowMicros, nil
 }
 
 // maxNowMicros is the latest now GCRA accepts: now + B·T must stay below 2^53.

@@ -2,8 +2,6 @@ package ratelimit
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -139,18 +137,6 @@ func (m *Memory) Allow(ctx context.Context, key string, l Limit, now time.Time) 
 	}
 	s.mu.Unlock()
 	return r, nil
-}
-
-// prepare validates a decision's inputs and converts them for gcraMicros.
-func prepare(l Limit, now time.Time) (interval, burst, nowMicros int64, err error) {
-	if err := l.Validate(); err != nil {
-		return 0, 0, 0, fmt.Errorf("ratelimit: limit: %w", err)
-	}
-	nowMicros = now.UnixMicro()
-	if nowMicros < 0 || nowMicros > maxNowMicros {
-		return 0, 0, 0, errors.New("ratelimit: now " + now.UTC().Format(time.RFC3339) + " is outside 1970…2155")
-	}
-	return int64(l.Interval() / time.Microsecond), int64(l.BurstSize()), nowMicros, nil
 }
 
 // shardIndex hashes key with 32-bit FNV-1a (inline: no allocation).

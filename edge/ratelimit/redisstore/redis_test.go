@@ -1,0 +1,362 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/contentguard/contentguard/edge/ratelimit"
+)
+
+// redisServer is a real redis-server on a free loopback port, owned by a test.
+type redisServer struct {
+	tb   testing.TB
+	port int
+	cmd  *exec.Cmd
+}
+
+// startRedis starts redis-server for tb and stops it at cleanup. A missing
+// redis-server is a failure, not a skip.
+func startRedis(tb testing.TB) *redisServer {
+	tb.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		tb.Fatalf("redis-server is required (apt-get install redis-server): %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	s := &redisServer{tb: tb, port: port}
+	s.start()
+	tb.Cleanup(s.stop)
+	return s
+}
+
+func (s *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+
+func (s *redisServer) start() {
+	s.tb.Helper()
+	s.cmd = exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--loglevel", "warning")
+	if err := s.cmd.Start(); err != nil {
+		s.tb.Fatalf("starting redis-server: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", s.addr(), 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			s.tb.Fatalf("redis-server on %s did not come up: %v", s.addr(), err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// stop kills the server and waits for it to exit.
+func (s *redisServer) stop() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+func (s *redisServer) client(tb testing.TB) *redis.Client {
+	c := redis.NewClient(&redis.Options{
+		Addr:         s.addr(),
+		DialTimeout:  500 * time.Millisecond,
+		ReadTimeout:  500 * time.Millisecond,
+		WriteTimeout: 500 * time.Millisecond,
+		MaxRetries:   -1, // fail fast: WithFallback decides what happens
+	})
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+var ctx = context.Background()
+
+// The script and the pure GCRA agree step by step: the TAT the script finds
+// is the one GCRA computed the step before (or the key had expired because
+// its bucket was full), and the in-process store fed Redis's clock answers
+// the same.
+func TestScriptMatchesGCRA(t *testing.T) {
+	srv := startRedis(t)
+	s := New(srv.client(t), Options{})
+	mem := ratelimit.NewMemory(ratelimit.MemoryOptions{})
+	l := ratelimit.Limit{Rate: 5, Per: 500 * time.Millisecond, Burst: 3} // T = 100ms
+	pauses := []time.Duration{0, 0, 0, 0, 30, 80, 0, 0, 130, 0, 0, 0, 350, 0}
+	var tat time.Time // GCRA's view of the key
+	allowed, refused := 0, 0
+	for i, p := range pauses {
+		time.Sleep(p * time.Millisecond)
+		d, err := s.decide(ctx, "seq", l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.UnixMicro(d.now)
+		switch {
+		case d.found != 0 && (tat.IsZero() || d.found != tat.UnixMicro()):
+			t.Fatalf("step %d: script found TAT %d, GCRA left %v", i, d.found, tat)
+		case d.found == 0 && !tat.IsZero() && tat.After(now):
+			t.Fatalf("step %d: key gone while its TAT %v is ahead of now %v", i, tat, now)
+		}
+		var want ratelimit.Result
+		tat, want = ratelimit.GCRA(tat, now, l)
+		if d.result != want {
+			t.Fatalf("step %d: redis %+v, GCRA %+v", i, d.result, want)
+		}
+		got, err := mem.Allow(ctx, "seq", l, now)
+		if err != nil || got != want {
+			t.Fatalf("step %d: memory %+v %v, GCRA %+v", i, got, err, want)
+		}
+		if want.Allowed {
+			allowed++
+		} else {
+			refused++
+		}
+	}
+	if allowed == 0 || refused == 0 {
+		t.Fatalf("the sequence should both admit and refuse: %d admitted, %d refused", allowed, refused)
+	}
+}
+
+// The policy's example, shrunk to real time: 5 per 500ms with burst 5 admits
+// five at once, refuses the sixth, and admits again after RetryAfter.
+func TestRefillInRealTime(t *testing.T) {
+	srv := startRedis(t)
+	s := New(srv.client(t), Options{})
+	l := ratelimit.Limit{Rate: 5, Per: 500 * time.Millisecond}
+	for i := 0; i < 5; i++ {
+		r, err := s.Allow(ctx, "k", l, time.Time{})
+		if err != nil || !r.Allowed || r.Limit != 5 {
+			t.Fatalf("request %d: %+v %v", i, r, err)
+		}
+	}
+	r, err := s.Allow(ctx, "k", l, time.Time{})
+	if err != nil || r.Allowed || r.RetryAfter <= 0 || r.RetryAfter > 100*time.Millisecond || r.Remaining != 0 {
+		t.Fatalf("request 6: %+v %v, want refused with RetryAfter ≤ 100ms", r, err)
+	}
+	time.Sleep(r.RetryAfter)
+	if r, err = s.Allow(ctx, "k", l, time.Time{}); err != nil || !r.Allowed {
+		t.Fatalf("after RetryAfter: %+v %v", r, err)
+	}
+}
+
+// Two stores with their own connections — two gateways — share one budget,
+// whatever clocks they pass in.
+func TestTwoGatewaysShareOneBudget(t *testing.T) {
+	srv := startRedis(t)
+	a := New(srv.client(t), Options{})
+	b := New(srv.client(t), Options{})
+	l := ratelimit.Limit{Rate: 4, Per: time.Hour}
+	skewed := []time.Time{time.Now().Add(-time.Hour), time.Now().Add(time.Hour)}
+	for i := 0; i < 6; i++ {
+		g := a
+		if i%2 == 1 {
+			g = b
+		}
+		r, err := g.Allow(ctx, "shared", l, skewed[i%2])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Allowed != (i < 4) || (r.Allowed && r.Remaining != 3-i) {
+			t.Fatalf("request %d via gateway %d: %+v", i, i%2, r)
+		}
+	}
+}
+
+// 50 goroutines race for one bucket across a connection pool: exactly the
+// burst is admitted.
+func TestConcurrentAdmitsExactlyBurst(t *testing.T) {
+	srv := startRedis(t)
+	s := New(srv.client(t), Options{})
+	l := ratelimit.Limit{Rate: 1, Per: 24 * time.Hour, Burst: 123}
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	for g := 0; g < 50; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				r, err := s.Allow(ctx, "race", l, time.Time{})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if r.Allowed {
+					admitted.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if admitted.Load() != 123 {
+		t.Fatalf("admitted %d, want the burst 123", admitted.Load())
+	}
+}
+
+// Keys live under the prefix and expire when their bucket is full again.
+func TestKeyPrefixAndExpiry(t *testing.T) {
+	srv := startRedis(t)
+	c := srv.client(t)
+	l := ratelimit.Limit{Rate: 2, Per: time.Minute} // T = 30s
+	if _, err := New(c, Options{}).Allow(ctx, "ip:203.0.113.7", l, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	ttl, err := c.PTTL(ctx, "cg:rl:ip:203.0.113.7").Result()
+	if err != nil || ttl <= 29*time.Second || ttl > 30*time.Second {
+		t.Fatalf("PTTL after one request: %s %v, want ≈ T = 30s", ttl, err)
+	}
+	if _, err := New(c, Options{Prefix: "other:"}).Allow(ctx, "k", l, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Exists(ctx, "other:k").Result(); err != nil || n != 1 {
+		t.Fatalf("custom prefix: exists=%d %v", n, err)
+	}
+	// A refused request does not extend the expiry.
+	s := New(c, Options{})
+	for i := 0; i < 3; i++ {
+		if _, err := s.Allow(ctx, "full", ratelimit.Limit{Rate: 1, Per: time.Minute}, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ttl, err := c.PTTL(ctx, "cg:rl:full").Result(); err != nil || ttl > time.Minute {
+		t.Fatalf("PTTL after refusals: %s %v, want ≤ 1m", ttl, err)
+	}
+}
+
+// After SCRIPT FLUSH (or a Redis restart) EVALSHA fails with NOSCRIPT and
+// the store falls back to EVAL.
+func TestScriptReloadedAfterFlush(t *testing.T) {
+	srv := startRedis(t)
+	c := srv.client(t)
+	s := New(c, Options{})
+	l := ratelimit.Limit{Rate: 10, Per: time.Minute}
+	if _, err := s.Allow(ctx, "k", l, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Allow(ctx, "k", l, time.Time{})
+	if err != nil || !r.Allowed || r.Remaining != 8 {
+		t.Fatalf("after SCRIPT FLUSH: %+v %v", r, err)
+	}
+}
+
+func TestBadLimit(t *testing.T) {
+	srv := startRedis(t)
+	r, err := New(srv.client(t), Options{}).Allow(ctx, "k", ratelimit.Limit{}, time.Time{})
+	if err == nil || r.Allowed {
+		t.Fatalf("zero limit: %+v %v", r, err)
+	}
+}
+
+// Redis killed: Allow fails, and WithFallback answers per mode, reporting
+// each fallback; Redis back: decisions come from Redis again.
+func TestRedisDownAndBack(t *testing.T) {
+	srv := startRedis(t)
+	l := ratelimit.Limit{Rate: 2, Per: time.Hour}
+	for _, mode := range []ratelimit.OnError{ratelimit.OnErrorLocal, ratelimit.OnErrorDeny, ratelimit.OnErrorAllow} {
+		t.Run(string(mode), func(t *testing.T) {
+			c := srv.client(t)
+			primary := New(c, Options{Prefix: "down:" + string(mode) + ":"})
+			local := ratelimit.NewMemory(ratelimit.MemoryOptions{})
+			var fallbacks []error
+			s := ratelimit.WithFallback(primary, local, mode, func(err error) { fallbacks = append(fallbacks, err) })
+			now := time.Now()
+
+			if r, err := s.Allow(ctx, "k", l, now); err != nil || !r.Allowed || r.Remaining != 1 || len(fallbacks) != 0 {
+				t.Fatalf("redis up: %+v %v, %d fallbacks", r, err, len(fallbacks))
+			}
+
+			srv.stop()
+			if _, err := primary.Allow(ctx, "k", l, now); err == nil {
+				t.Fatal("redis down: the store reported no error")
+			}
+			var got []ratelimit.Result
+			for i := 0; i < 3; i++ {
+				r, err := s.Allow(ctx, "k", l, now)
+				if err != nil {
+					t.Fatalf("redis down, %s: %v", mode, err)
+				}
+				got = append(got, r)
+			}
+			if len(fallbacks) != 3 {
+				t.Fatalf("%d fallbacks reported, want 3: %v", len(fallbacks), fallbacks)
+			}
+			switch mode {
+			case ratelimit.OnErrorLocal: // the local bucket starts full: 2 of 3
+				if !got[0].Allowed || !got[1].Allowed || got[2].Allowed {
+					t.Fatalf("local: %+v", got)
+				}
+			case ratelimit.OnErrorDeny:
+				for _, r := range got {
+					if r.Allowed || r.RetryAfter != time.Second {
+						t.Fatalf("deny: %+v", got)
+					}
+				}
+			case ratelimit.OnErrorAllow:
+				for _, r := range got {
+					if !r.Allowed {
+						t.Fatalf("allow: %+v", got)
+					}
+				}
+			}
+
+			srv.start()
+			// Past the hold-off the primary is asked again. The restarted
+			// Redis kept nothing (no persistence), so the bucket is full, and
+			// the key is in Redis.
+			r, err := s.Allow(ctx, "k", l, now.Add(2*time.Second))
+			if err != nil || !r.Allowed || r.Remaining != 1 || len(fallbacks) != 3 {
+				t.Fatalf("redis back: %+v %v, %d fallbacks (last %v)", r, err, len(fallbacks), fallbacks[len(fallbacks)-1])
+			}
+			if n, err := c.Exists(ctx, "down:"+string(mode)+":k").Result(); err != nil || n != 1 {
+				t.Fatalf("redis back: key exists=%d %v", n, err)
+			}
+		})
+	}
+}
+
+// BenchmarkRedisAllow measures one decision against a real local Redis
+// (a round trip per call), serially and from parallel goroutines.
+func BenchmarkRedisAllow(b *testing.B) {
+	srv := startRedis(b)
+	s := New(srv.client(b), Options{})
+	l := ratelimit.Limit{Rate: 1_000_000, Per: time.Second, Burst: 1 << 30}
+	b.Run("serial", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := s.Allow(ctx, "bench", l, time.Time{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		var n atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			key := fmt.Sprintf("bench-%d", n.Add(1))
+			for pb.Next() {
+				if _, err := s.Allow(ctx, key, l, time.Time{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
+}
