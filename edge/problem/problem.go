@@ -1,0 +1,142 @@
+// Package problem builds the error bodies the edge itself sends: RFC 9457
+// problem details ("application/problem+json").
+//
+// JSON is written by hand, without reflection (interpreted MarshalJSON
+// methods are ignored under Yaegi, and an error path should not allocate
+// much). Its output is byte for byte what encoding/json.Marshal produces for
+// the same Problem: strings are escaped the same way, including the HTML
+// characters <, > and &, U+2028 and U+2029, and each byte of invalid UTF-8
+// becomes U+FFFD.
+//
+// The package runs under the Yaegi interpreter (Traefik plugin): standard
+// library only, no generics.
+package problem
+
+import (
+	"net/http"
+	"strconv"
+	"unicode/utf8"
+)
+
+// ContentType is the media type of a problem document (RFC 9457 §3).
+const ContentType = "application/problem+json"
+
+// typeBase prefixes every problem type URI of contentguard.
+const typeBase = "https://contentguard.dev/problems/"
+
+// Problem is one RFC 9457 problem document. RequestID and Reason are
+// extension members: the request's ID and a machine-readable decision reason
+// code.
+type Problem struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail,omitempty"`
+	Instance  string `json:"instance,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// New returns a Problem of type TypeURI(slug). An empty title becomes the
+// status's standard text ("Too Many Requests").
+func New(status int, slug, title, detail string) Problem {
+	if title == "" {
+		title = http.StatusText(status)
+	}
+	return Problem{Type: TypeURI(slug), Title: title, Status: status, Detail: detail}
+}
+
+// TypeURI returns "https://contentguard.dev/problems/<slug>", or
+// "about:blank" (RFC 9457 §4.2.1: no more than the status code says) for an
+// empty slug.
+func TypeURI(slug string) string {
+	if slug == "" {
+		return "about:blank"
+	}
+	return typeBase + slug
+}
+
+// JSON returns the problem document. Members appear in the struct's order;
+// empty optional members are left out.
+func (p Problem) JSON() []byte {
+	// Room for all member names and quotes (86 bytes), the status (up to 20)
+	// and the strings as they are: one allocation unless escapes expand them.
+	size := 106 + len(p.Type) + len(p.Title) + len(p.Detail) + len(p.Instance) + len(p.RequestID) + len(p.Reason)
+	b := make([]byte, 0, size)
+	b = append(b, `{"type":`...)
+	b = appendString(b, p.Type)
+	b = append(b, `,"title":`...)
+	b = appendString(b, p.Title)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(p.Status), 10)
+	b = appendMember(b, `,"detail":`, p.Detail)
+	b = appendMember(b, `,"instance":`, p.Instance)
+	b = appendMember(b, `,"request_id":`, p.RequestID)
+	b = appendMember(b, `,"reason":`, p.Reason)
+	return append(b, '}')
+}
+
+// appendMember appends an optional string member, unless it is empty.
+func appendMember(b []byte, key, value string) []byte {
+	if value == "" {
+		return b
+	}
+	b = append(b, key...)
+	return appendString(b, value)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string, escaped as encoding/json does.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default: // other control characters and <, >, &
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0x0f])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		// U+2028 and U+2029 are valid JSON but end a line in JavaScript.
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0x0f])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
