@@ -455,15 +455,16 @@ func isHostName(s string) bool {
 	label := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		switch {
-		case c == '.':
+		if c == '.' {
 			if label == 0 {
 				return false
 			}
 			label = 0
 			continue
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
-		default:
+		}
+		// One boolean expression, not a tagless switch with a comma list of
+		// cases: Yaegi v0.16.1 only tests the first condition of such a case.
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
 			return false
 		}
 		label++
