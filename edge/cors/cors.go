@@ -29,6 +29,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/contentguard/contentguard/edge/internal/httpsyntax"
 )
 
 // Bounds on what is read from a request.
@@ -182,7 +184,7 @@ func tokenList(field string, list []string, starOK bool) (star bool, names []str
 			}
 			return true, nil, nil
 		}
-		if !isToken(s) {
+		if !httpsyntax.IsToken(s) {
 			return false, nil, fmt.Errorf("cors: %s[%d] %q is not a token", field, i, list[i])
 		}
 		names = append(names, s)
@@ -235,7 +237,7 @@ func (p *Policy) Preflight(h http.Header) (headers [][2]string, ok bool) {
 		return p.refusedReply, false
 	}
 	method := methods[0]
-	if !isToken(method) || !p.anyMethod && !containsExact(p.methods, method) {
+	if !httpsyntax.IsToken(method) || !p.anyMethod && !containsExact(p.methods, method) {
 		return p.refusedReply, false
 	}
 	requested, ok := p.requestedHeadersAllowed(h["Access-Control-Request-Headers"])
@@ -288,7 +290,7 @@ func (p *Policy) requestedHeadersAllowed(lines []string) (string, bool) {
 				continue
 			}
 			count++
-			if count > MaxRequestHeaders || !isToken(name) {
+			if count > MaxRequestHeaders || !httpsyntax.IsToken(name) {
 				return "", false
 			}
 			if !p.anyHeader && !containsFold(p.headers, name) {
@@ -473,23 +475,6 @@ func isHostName(s string) bool {
 		}
 	}
 	return label > 0
-}
-
-// isToken reports whether s is a non-empty RFC 9110 token.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' {
-			continue
-		}
-		if strings.IndexByte("!#$%&'*+-.^_`|~", c) < 0 {
-			return false
-		}
-	}
-	return true
 }
 
 func containsExact(list []string, s string) bool {

@@ -2,8 +2,6 @@ package urlpath_test
 
 import (
 	"math/rand"
-	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,248 +12,25 @@ import (
 	"github.com/traefik/yaegi/interp"
 	"github.com/traefik/yaegi/stdlib"
 
-	"github.com/contentguard/contentguard/edge/clientip"
-	"github.com/contentguard/contentguard/edge/cors"
-	"github.com/contentguard/contentguard/edge/problem"
-	"github.com/contentguard/contentguard/edge/requestid"
-	"github.com/contentguard/contentguard/edge/secheaders"
-	"github.com/contentguard/contentguard/edge/urlpath"
+	"github.com/contentguard/contentguard/edge/internal/yaegiprobe"
 )
 
-// edgePackages are the packages of this change that the Traefik plugin
-// runs under Yaegi.
-var edgePackages = []string{"requestid", "clientip", "urlpath", "cors", "secheaders", "problem"}
+// edgePackages are the packages that the Traefik plugin runs under Yaegi,
+// plus the probe program that calls them.
+var edgePackages = []string{"requestid", "clientip", "urlpath", "cors", "secheaders", "problem", "internal/httpsyntax", "internal/yaegiprobe"}
 
-// probes is an interpreted program: one function per check, each calling a
-// package the way the engine does and flattening the outcome to a string.
-const probes = `package probe
-
-import (
-	"net/http"
-	"net/netip"
-	"strconv"
-	"strings"
-
-	"github.com/contentguard/contentguard/edge/clientip"
-	"github.com/contentguard/contentguard/edge/cors"
-	"github.com/contentguard/contentguard/edge/problem"
-	"github.com/contentguard/contentguard/edge/requestid"
-	"github.com/contentguard/contentguard/edge/secheaders"
-	"github.com/contentguard/contentguard/edge/urlpath"
-)
-
-func Normalize(p string) string {
-	out, ok := urlpath.Normalize(p)
-	if !ok {
-		return "refused"
-	}
-	return out
-}
-
-func ClientIP(header, peer, value string) string {
-	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.1/32")}
-	r, err := clientip.New(trusted, []string{header})
-	if err != nil {
-		return "error: " + err.Error()
-	}
-	h := http.Header{}
-	h.Set(header, value)
-	return r.ClientIP(netip.MustParseAddr(peer), h).String()
-}
-
-func exampleCORS() *cors.Policy {
-	p, err := cors.New(cors.Config{
-		AllowOrigins:  []string{"https://app.example.com", "https://*.example.org"},
-		AllowMethods:  []string{"GET", "POST"},
-		AllowHeaders:  []string{"Authorization", "Content-Type"},
-		ExposeHeaders: []string{"X-Request-ID"},
-	})
-	if err != nil {
-		panic(err)
-	}
-	return p
-}
-
-func Origin(origin string) string {
-	return strconv.FormatBool(exampleCORS().AllowedOrigin(origin))
-}
-
-func Preflight(origin, method, headers string) string {
-	h := http.Header{}
-	h.Set("Origin", origin)
-	h.Set("Access-Control-Request-Method", method)
-	if headers != "" {
-		h.Set("Access-Control-Request-Headers", headers)
-	}
-	if !cors.IsPreflight("OPTIONS", h) {
-		return "not a preflight"
-	}
-	out, ok := exampleCORS().Preflight(h)
-	return strconv.FormatBool(ok) + " " + flatten(out)
-}
-
-func Actual(origin string) string {
-	return flatten(exampleCORS().Actual(origin))
-}
-
-func flatten(hs [][2]string) string {
-	var b strings.Builder
-	for i := 0; i < len(hs); i++ {
-		b.WriteString(hs[i][0] + ": " + hs[i][1] + "\n")
-	}
-	return b.String()
-}
-
-func Valid(id string) string {
-	return strconv.FormatBool(requestid.Valid(id))
-}
-
-// Generated makes n IDs with the format's generator and reports whether all
-// are valid UUIDs of the right version and, for v7, strictly increasing.
-func Generated(format string, n int) string {
-	gen, err := requestid.ForFormat(format)
-	if err != nil {
-		return "error: " + err.Error()
-	}
-	prev := ""
-	for i := 0; i < n; i++ {
-		id := gen()
-		if !requestid.Valid(id) || len(id) != 36 {
-			return "invalid " + id
-		}
-		if format == "uuidv7" && (id[14] != '7' || id <= prev) {
-			return "not v7 or not increasing: " + prev + " " + id
-		}
-		if format == "uuidv4" && id[14] != '4' {
-			return "not v4: " + id
-		}
-		prev = id
-	}
-	v7 := requestid.NewV7()
-	if v7[14] != '7' || !requestid.Valid(v7) {
-		return "NewV7 " + v7
-	}
-	return "ok"
-}
-
-func Resolve(incoming string, trust bool) string {
-	id, generated := requestid.Resolve(incoming, trust, func() string { return "fresh" })
-	return id + " " + strconv.FormatBool(generated)
-}
-
-func Strict(tls bool) string {
-	return flatten(secheaders.Strict(tls))
-}
-
-func Custom(name, value string) string {
-	hs, err := secheaders.Custom(map[string]string{name: value})
-	if err != nil {
-		return "error"
-	}
-	return flatten(hs)
-}
-
-func Problem(status int, slug, title, detail, requestID string) string {
-	p := problem.New(status, slug, title, detail)
-	p.RequestID = requestID
-	p.Reason = "test_reason"
-	return string(p.JSON())
-}
-`
-
-// native computes the same probes with the compiled packages.
+// native holds the compiled twins of the probes that are deterministic.
 var native = map[string]interface{}{
-	"Normalize": func(p string) string {
-		out, ok := urlpath.Normalize(p)
-		if !ok {
-			return "refused"
-		}
-		return out
-	},
-	"ClientIP": func(header, peer, value string) string {
-		r, err := clientip.New([]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.1/32")}, []string{header})
-		if err != nil {
-			return "error: " + err.Error()
-		}
-		h := http.Header{}
-		h.Set(header, value)
-		return r.ClientIP(netip.MustParseAddr(peer), h).String()
-	},
-	"Problem": func(status int, slug, title, detail, requestID string) string {
-		p := problem.New(status, slug, title, detail)
-		p.RequestID = requestID
-		p.Reason = "test_reason"
-		return string(p.JSON())
-	},
-	"Strict": func(tls bool) string {
-		return flatten(secheaders.Strict(tls))
-	},
-	"Valid": func(id string) string {
-		if requestid.Valid(id) {
-			return "true"
-		}
-		return "false"
-	},
-	"Origin": func(origin string) string {
-		if exampleCORS().AllowedOrigin(origin) {
-			return "true"
-		}
-		return "false"
-	},
-	"Preflight": func(origin, method, headers string) string {
-		h := http.Header{}
-		h.Set("Origin", origin)
-		h.Set("Access-Control-Request-Method", method)
-		if headers != "" {
-			h.Set("Access-Control-Request-Headers", headers)
-		}
-		if !cors.IsPreflight("OPTIONS", h) {
-			return "not a preflight"
-		}
-		out, ok := exampleCORS().Preflight(h)
-		if ok {
-			return "true " + flatten(out)
-		}
-		return "false " + flatten(out)
-	},
-	"Actual": func(origin string) string {
-		return flatten(exampleCORS().Actual(origin))
-	},
-	"Custom": func(name, value string) string {
-		hs, err := secheaders.Custom(map[string]string{name: value})
-		if err != nil {
-			return "error"
-		}
-		return flatten(hs)
-	},
-	"Resolve": func(incoming string, trust bool) string {
-		id, generated := requestid.Resolve(incoming, trust, func() string { return "fresh" })
-		if generated {
-			return id + " true"
-		}
-		return id + " false"
-	},
-}
-
-func exampleCORS() *cors.Policy {
-	p, err := cors.New(cors.Config{
-		AllowOrigins:  []string{"https://app.example.com", "https://*.example.org"},
-		AllowMethods:  []string{"GET", "POST"},
-		AllowHeaders:  []string{"Authorization", "Content-Type"},
-		ExposeHeaders: []string{"X-Request-ID"},
-	})
-	if err != nil {
-		panic(err)
-	}
-	return p
-}
-
-func flatten(hs [][2]string) string {
-	var b strings.Builder
-	for _, h := range hs {
-		b.WriteString(h[0] + ": " + h[1] + "\n")
-	}
-	return b.String()
+	"Normalize": yaegiprobe.Normalize,
+	"ClientIP":  yaegiprobe.ClientIP,
+	"Origin":    yaegiprobe.Origin,
+	"Preflight": yaegiprobe.Preflight,
+	"Actual":    yaegiprobe.Actual,
+	"Valid":     yaegiprobe.Valid,
+	"Resolve":   yaegiprobe.Resolve,
+	"Strict":    yaegiprobe.Strict,
+	"Custom":    yaegiprobe.Custom,
+	"Problem":   yaegiprobe.Problem,
 }
 
 func newInterpreter(t *testing.T) *interp.Interpreter {
@@ -287,7 +62,7 @@ func newInterpreter(t *testing.T) *interp.Interpreter {
 	if err := i.Use(stdlib.Symbols); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := i.Eval(probes); err != nil {
+	if _, err := i.Eval(`import "github.com/contentguard/contentguard/edge/internal/yaegiprobe"`); err != nil {
 		t.Fatalf("interpreting the edge packages: %v", err)
 	}
 	return i
@@ -302,7 +77,7 @@ type prober struct {
 
 func (p prober) call(name string, args ...interface{}) string {
 	p.t.Helper()
-	v, err := p.i.Eval("probe." + name)
+	v, err := p.i.Eval("yaegiprobe." + name)
 	if err != nil {
 		p.t.Fatalf("%s: %v", name, err)
 	}
