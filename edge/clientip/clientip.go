@@ -101,7 +101,8 @@ func New(trusted []netip.Prefix, headers []string) (*Resolver, error) {
 	return r, nil
 }
 
-// Trusted reports whether a (unmapped, without zone) is a trusted proxy.
+// Trusted reports whether a, unmapped and without its zone, is in a trusted
+// proxy network.
 func (r *Resolver) Trusted(a netip.Addr) bool {
 	a = normalize(a)
 	for i := 0; i < len(r.trusted); i++ {
@@ -383,6 +384,9 @@ func newElements(lines []string, quotes bool) elements {
 // next returns the next non-empty element, trimmed of spaces and tabs.
 func (e *elements) next() (string, int) {
 	for e.line >= 0 {
+		if e.budget < 0 {
+			return "", elemBad
+		}
 		if e.end < 0 {
 			e.line--
 			e.budget-- // the implied comma between lines

@@ -53,7 +53,11 @@ const (
 	varyPreflight = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
 )
 
-// Config is the cors section of a policy.
+// Config is the cors section of a policy. AllowMethods and AllowHeaders may
+// be ["*"]: any method or header is allowed, and a preflight's answer echoes
+// the requested ones (which also works with credentials). ExposeHeaders may
+// be ["*"] only without credentials. MaxAge is sent in whole seconds; below
+// one second no Access-Control-Max-Age is sent (browsers then use 5s).
 type Config struct {
 	AllowOrigins, AllowMethods, AllowHeaders, ExposeHeaders []string
 	AllowCredentials                                        bool

@@ -51,12 +51,12 @@ type Generator func() string
 // (also the default for "") or "uuidv4". A "uuidv7" generator is monotonic:
 // see V7Generator.
 func ForFormat(format string) (Generator, error) {
-	// Func literals, not the method value g.New or NewV4 itself: Yaegi v0.16.1
-	// cannot return those as a Generator (reflect.Set panics).
+	// A func literal, not NewV4 itself: Yaegi v0.16.1 cannot return a
+	// package-level function as a named func type (reflect.Set panics).
 	switch format {
 	case "", "uuidv7":
 		g := &V7Generator{}
-		return func() string { return g.New() }, nil
+		return g.New, nil
 	case "uuidv4":
 		return func() string { return NewV4() }, nil
 	}
