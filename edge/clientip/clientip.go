@@ -31,6 +31,8 @@ import (
 	"net/netip"
 	"net/textproto"
 	"strings"
+
+	"github.com/contentguard/contentguard/edge/internal/httpsyntax"
 )
 
 // Bounds on the work done for one header.
@@ -99,7 +101,8 @@ func New(trusted []netip.Prefix, headers []string) (*Resolver, error) {
 	return r, nil
 }
 
-// Trusted reports whether a (unmapped, without zone) is a trusted proxy.
+// Trusted reports whether a, unmapped and without its zone, is in a trusted
+// proxy network.
 func (r *Resolver) Trusted(a netip.Addr) bool {
 	a = normalize(a)
 	for i := 0; i < len(r.trusted); i++ {
@@ -140,7 +143,7 @@ func realIP(peer netip.Addr, values []string) netip.Addr {
 	if len(values) != 1 || len(values[0]) > MaxHeaderBytes {
 		return peer
 	}
-	a, err := netip.ParseAddr(trimOWS(values[0]))
+	a, err := netip.ParseAddr(httpsyntax.TrimOWS(values[0]))
 	if err != nil {
 		return peer
 	}
@@ -323,12 +326,12 @@ func forwardedFor(elem string) (string, bool) {
 				break
 			}
 		}
-		pair = trimOWS(pair)
+		pair = httpsyntax.TrimOWS(pair)
 		if pair == "" {
 			continue
 		}
 		eq := strings.IndexByte(pair, '=')
-		if eq <= 0 || !isToken(pair[:eq]) {
+		if eq <= 0 || !httpsyntax.IsToken(pair[:eq]) {
 			return "", false
 		}
 		value := pair[eq+1:]
@@ -381,6 +384,9 @@ func newElements(lines []string, quotes bool) elements {
 // next returns the next non-empty element, trimmed of spaces and tabs.
 func (e *elements) next() (string, int) {
 	for e.line >= 0 {
+		if e.budget < 0 {
+			return "", elemBad
+		}
 		if e.end < 0 {
 			e.line--
 			e.budget-- // the implied comma between lines
@@ -415,7 +421,7 @@ func (e *elements) next() (string, int) {
 		if in {
 			return "", elemBad
 		}
-		elem := trimOWS(s[j+1 : e.end])
+		elem := httpsyntax.TrimOWS(s[j+1 : e.end])
 		e.budget -= e.end - j // the element and its comma
 		e.end = j             // -1 when the line is used up
 		if elem != "" {
@@ -425,35 +431,6 @@ func (e *elements) next() (string, int) {
 	return "", elemDone
 }
 
-// trimOWS trims HTTP optional whitespace (spaces and tabs) at both ends.
-func trimOWS(s string) string {
-	i, j := 0, len(s)
-	for i < j && (s[i] == ' ' || s[i] == '\t') {
-		i++
-	}
-	for j > i && (s[j-1] == ' ' || s[j-1] == '\t') {
-		j--
-	}
-	return s[i:j]
-}
-
 func isAlnum(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
-}
-
-// isToken reports whether s is a non-empty RFC 9110 token.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if isAlnum(c) {
-			continue
-		}
-		if strings.IndexByte("!#$%&'*+-.^_`|~", c) < 0 {
-			return false
-		}
-	}
-	return true
 }

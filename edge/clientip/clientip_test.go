@@ -300,3 +300,15 @@ func BenchmarkClientIP(b *testing.B) {
 		})
 	}
 }
+
+func TestManyEmptyLinesStayBounded(t *testing.T) {
+	lines := make([]string, MaxHeaderBytes)
+	lines[0] = "198.51.100.7"
+	if _, ok := ParseXForwardedFor(lines); ok {
+		t.Error("ParseXForwardedFor read past the byte budget through empty lines")
+	}
+	r := mustNew(t, "X-Forwarded-For")
+	if got := r.ClientIP(netip.MustParseAddr("10.0.0.1"), http.Header{"X-Forwarded-For": lines}); got.String() != "10.0.0.1" {
+		t.Errorf("ClientIP = %v, want the peer", got)
+	}
+}

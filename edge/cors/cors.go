@@ -29,6 +29,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/contentguard/contentguard/edge/internal/httpsyntax"
 )
 
 // Bounds on what is read from a request.
@@ -51,7 +53,11 @@ const (
 	varyPreflight = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
 )
 
-// Config is the cors section of a policy.
+// Config is the cors section of a policy. AllowMethods and AllowHeaders may
+// be ["*"]: any method or header is allowed, and a preflight's answer echoes
+// the requested ones (which also works with credentials). ExposeHeaders may
+// be ["*"] only without credentials. MaxAge is sent in whole seconds; below
+// one second no Access-Control-Max-Age is sent (browsers then use 5s).
 type Config struct {
 	AllowOrigins, AllowMethods, AllowHeaders, ExposeHeaders []string
 	AllowCredentials                                        bool
@@ -182,7 +188,7 @@ func tokenList(field string, list []string, starOK bool) (star bool, names []str
 			}
 			return true, nil, nil
 		}
-		if !isToken(s) {
+		if !httpsyntax.IsToken(s) {
 			return false, nil, fmt.Errorf("cors: %s[%d] %q is not a token", field, i, list[i])
 		}
 		names = append(names, s)
@@ -235,7 +241,7 @@ func (p *Policy) Preflight(h http.Header) (headers [][2]string, ok bool) {
 		return p.refusedReply, false
 	}
 	method := methods[0]
-	if !isToken(method) || !p.anyMethod && !containsExact(p.methods, method) {
+	if !httpsyntax.IsToken(method) || !p.anyMethod && !containsExact(p.methods, method) {
 		return p.refusedReply, false
 	}
 	requested, ok := p.requestedHeadersAllowed(h["Access-Control-Request-Headers"])
@@ -288,7 +294,7 @@ func (p *Policy) requestedHeadersAllowed(lines []string) (string, bool) {
 				continue
 			}
 			count++
-			if count > MaxRequestHeaders || !isToken(name) {
+			if count > MaxRequestHeaders || !httpsyntax.IsToken(name) {
 				return "", false
 			}
 			if !p.anyHeader && !containsFold(p.headers, name) {
@@ -455,15 +461,16 @@ func isHostName(s string) bool {
 	label := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		switch {
-		case c == '.':
+		if c == '.' {
 			if label == 0 {
 				return false
 			}
 			label = 0
 			continue
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
-		default:
+		}
+		// One boolean expression, not a tagless switch with a comma list of
+		// cases: Yaegi v0.16.1 only tests the first condition of such a case.
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
 			return false
 		}
 		label++
@@ -472,23 +479,6 @@ func isHostName(s string) bool {
 		}
 	}
 	return label > 0
-}
-
-// isToken reports whether s is a non-empty RFC 9110 token.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' {
-			continue
-		}
-		if strings.IndexByte("!#$%&'*+-.^_`|~", c) < 0 {
-			return false
-		}
-	}
-	return true
 }
 
 func containsExact(list []string, s string) bool {

@@ -28,15 +28,19 @@ func Valid(id string) bool {
 		return false
 	}
 	for i := 0; i < n; i++ {
-		c := id[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '.', c == '_', c == ':', c == '-':
-		default:
+		if !isIDByte(id[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+// isIDByte reports whether c is one of [A-Za-z0-9._:-]. One boolean
+// expression, not a tagless switch with a comma list of cases: Yaegi v0.16.1
+// only tests the first condition of such a case, and refused every UUID.
+func isIDByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '.' || c == '_' || c == ':' || c == '-'
 }
 
 // Generator returns a new request ID on every call. Generators returned by
@@ -47,12 +51,14 @@ type Generator func() string
 // (also the default for "") or "uuidv4". A "uuidv7" generator is monotonic:
 // see V7Generator.
 func ForFormat(format string) (Generator, error) {
+	// A func literal, not NewV4 itself: Yaegi v0.16.1 cannot return a
+	// package-level function as a named func type (reflect.Set panics).
 	switch format {
 	case "", "uuidv7":
 		g := &V7Generator{}
 		return g.New, nil
 	case "uuidv4":
-		return NewV4, nil
+		return func() string { return NewV4() }, nil
 	}
 	return nil, fmt.Errorf("requestid: unknown format %q (want \"uuidv7\" or \"uuidv4\")", format)
 }

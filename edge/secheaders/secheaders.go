@@ -17,7 +17,8 @@ import (
 	"fmt"
 	"net/textproto"
 	"sort"
-	"strings"
+
+	"github.com/contentguard/contentguard/edge/internal/httpsyntax"
 )
 
 // The strict preset, in the order it is sent.
@@ -53,7 +54,7 @@ func Strict(tls bool) [][2]string {
 func Custom(m map[string]string) ([][2]string, error) {
 	out := make([][2]string, 0, len(m))
 	for name, value := range m {
-		if !isToken(name) {
+		if !httpsyntax.IsToken(name) {
 			return nil, fmt.Errorf("secheaders: header name %q is not a token", name)
 		}
 		if i := badValueByte(value); i >= 0 {
@@ -80,21 +81,4 @@ func badValueByte(v string) int {
 		}
 	}
 	return -1
-}
-
-// isToken reports whether s is a non-empty RFC 9110 token.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' {
-			continue
-		}
-		if strings.IndexByte("!#$%&'*+-.^_`|~", c) < 0 {
-			return false
-		}
-	}
-	return true
 }
