@@ -92,7 +92,9 @@ func (e *Engine) Check(ctx context.Context, r Request) Decision {
 				"CORS preflight refused: origin, method or headers not allowed")
 		}
 		d.ResponseHeaders = append(d.ResponseHeaders, headers...)
-		d.Status, d.Reason, d.ContentType = http.StatusNoContent, ReasonPreflight, ""
+		d.Status = http.StatusNoContent
+		d.Reason = ReasonPreflight
+		d.ContentType = ""
 		if r.Explain {
 			d.step("cors", "preflight", "answered at the edge, not forwarded")
 		}
@@ -156,13 +158,15 @@ func (e *Engine) Check(ctx context.Context, r Request) Decision {
 			return e.reject(&d, r, http.StatusServiceUnavailable, ReasonCircuitOpen, "Service Unavailable",
 				"the circuit breaker for "+e.upstream+" is open; retry in "+strconv.FormatInt(ceilSeconds(wait), 10)+"s")
 		}
-		d.ticket, d.armed = t, true
+		d.ticket = t
+		d.armed = true
 		if r.Explain {
 			d.step("circuit-breaker", b.State().String(), e.upstream)
 		}
 	}
 
-	d.Allow, d.Reason = true, ReasonAllowed
+	d.Allow = true
+	d.Reason = ReasonAllowed
 	e.decided(&d)
 	return d
 }
@@ -190,7 +194,9 @@ func (e *Engine) authenticate(ctx context.Context, d *Decision, r Request, rt *r
 				}
 				continue
 			}
-			d.identity, d.Subject, d.AuthMethod = id, id.Subject, "jwt"
+			d.identity = id
+			d.Subject = id.Subject
+			d.AuthMethod = "jwt"
 		case "apiKey":
 			if e.keyring == nil {
 				continue
@@ -208,7 +214,8 @@ func (e *Engine) authenticate(ctx context.Context, d *Decision, r Request, rt *r
 				continue
 			}
 			d.identity = auth.Identity{Provider: "apiKey", Subject: k.ID, Scopes: k.Scopes}
-			d.Subject, d.AuthMethod = "apikey:"+k.ID, "apiKey"
+			d.Subject = "apikey:" + k.ID
+			d.AuthMethod = "apiKey"
 		}
 		if d.AuthMethod != "" {
 			break
@@ -357,9 +364,13 @@ func (e *Engine) reject(d *Decision, r Request, status int, reason, title, detai
 }
 
 func fail(d *Decision, status int, reason, title, detail string) {
-	d.Allow, d.Status, d.Reason = false, status, reason
+	d.Allow = false
+	d.Status = status
+	d.Reason = reason
 	p := problem.New(status, strings.ReplaceAll(reason, "_", "-"), title, detail)
-	p.RequestID, p.Reason, p.Instance = d.RequestID, reason, d.Path
+	p.RequestID = d.RequestID
+	p.Reason = reason
+	p.Instance = d.Path
 	d.Body = p.JSON()
 	d.ContentType = problem.ContentType
 }

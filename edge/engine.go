@@ -154,7 +154,8 @@ func New(ctx context.Context, p *policy.Policy, opts Options) (*Engine, error) {
 		}
 		e.securityTLS = e.security
 	case s.SecurityHeaders.Preset == "strict":
-		e.security, e.securityTLS = secheaders.Strict(false), secheaders.Strict(true)
+		e.security = secheaders.Strict(false)
+		e.securityTLS = secheaders.Strict(true)
 	}
 	if err := e.buildAuth(ctx, p, opts); err != nil {
 		return nil, err
@@ -224,7 +225,9 @@ func (e *Engine) buildAuth(ctx context.Context, p *policy.Policy, opts Options) 
 				ScopeClaim: pp.ScopeClaim,
 			}
 			if pp.JWKS != nil {
-				ap.JWKSURL, ap.JWKSInline, ap.Refresh = pp.JWKS.URL, pp.JWKS.Inline, pp.JWKS.Refresh
+				ap.JWKSURL = pp.JWKS.URL
+				ap.JWKSInline = pp.JWKS.Inline
+				ap.Refresh = pp.JWKS.Refresh
 				if pp.JWKS.File != "" {
 					ap.JWKSFile = resolve(p.BaseDir, pp.JWKS.File)
 				}

@@ -52,7 +52,8 @@ func compileRoutes(rs []policy.Route) ([]route, error) {
 			c.limit = &ratelimit.Limit{Rate: rl.Rate, Per: rl.Per, Burst: rl.Burst}
 			c.rateKey = rl.Key
 			if i := strings.IndexByte(rl.Key, ':'); i > 0 {
-				c.rateKey, c.keyArg = rl.Key[:i], rl.Key[i+1:]
+				c.rateKey = rl.Key[:i]
+				c.keyArg = rl.Key[i+1:]
 			}
 		}
 		out = append(out, c)

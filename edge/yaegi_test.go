@@ -2,6 +2,7 @@ package edge_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,11 +27,27 @@ import (
 
 const module = "github.com/contentguard/contentguard"
 
-// yaegiPackages are the packages the Traefik plugin imports. Redis, metrics
-// and tracing stay outside this set.
-var yaegiPackages = []string{
-	"policy", "edge", "edge/auth", "edge/breaker", "edge/clientip", "edge/cors",
-	"edge/problem", "edge/ratelimit", "edge/requestid", "edge/secheaders", "edge/urlpath",
+// yaegiDeps lists what the engine imports, transitively: this module's
+// packages (copied into the interpreter's GOPATH) and anything else outside
+// the standard library, which must be only golang-jwt — Redis, Prometheus
+// and OpenTelemetry stay out of what the Traefik plugin interprets.
+func yaegiDeps() (own []string, err error) {
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", module+"/edge").Output()
+	if err != nil {
+		return nil, fmt.Errorf("go list -deps: %w", err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		switch {
+		case p == module:
+			own = append(own, ".")
+		case strings.HasPrefix(p, module+"/"):
+			own = append(own, strings.TrimPrefix(p, module+"/"))
+		case p == "github.com/golang-jwt/jwt/v5":
+		default:
+			return nil, fmt.Errorf("the engine imports %s: only the standard library and golang-jwt run under Yaegi", p)
+		}
+	}
+	return own, nil
 }
 
 type shimFuncs struct {
@@ -66,7 +83,11 @@ func buildShim(t testing.TB) (shimFuncs, error) {
 	if err != nil {
 		return shimFuncs{}, err
 	}
-	for _, pkg := range yaegiPackages {
+	pkgs, err := yaegiDeps()
+	if err != nil {
+		return shimFuncs{}, err
+	}
+	for _, pkg := range pkgs {
 		if err := copyGoFiles(filepath.Join(root, pkg), filepath.Join(gopath, "src", module, pkg)); err != nil {
 			return shimFuncs{}, err
 		}

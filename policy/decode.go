@@ -135,7 +135,8 @@ func (d *decoder) errorf(n *Node, path, format string, args ...any) {
 	}
 	e := Error{File: d.file, Path: path, Message: fmt.Sprintf(format, args...)}
 	if n != nil {
-		e.Line, e.Column = n.Line, n.Column
+		e.Line = n.Line
+		e.Column = n.Column
 	}
 	d.errs = append(d.errs, e)
 }

@@ -117,55 +117,78 @@ func (p *jsonParser) value(depth int) (*Node, error) {
 	}
 	line, col := lineCol(p.data, skipSpace(p.data, before))
 	n := &Node{Line: line, Column: col}
-	switch t := tok.(type) {
-	case json.Delim:
-		switch t {
-		case '{':
-			n.Kind = Mapping
-			for p.dec.More() {
-				kb := int(p.dec.InputOffset())
-				kt, err := p.dec.Token()
-				if err != nil {
-					l, c := lineCol(p.data, kb)
-					return nil, fmt.Errorf("%d:%d: invalid JSON: %v", l, c, err)
-				}
-				ks, _ := kt.(string)
-				kl, kc := lineCol(p.data, skipSpace(p.data, kb))
-				key := &Node{Kind: Scalar, Tag: "str", Value: ks, Line: kl, Column: kc}
-				v, err := p.value(depth + 1)
-				if err != nil {
-					return nil, err
-				}
-				n.Pairs = append(n.Pairs, Pair{Key: key, Value: v})
-			}
-		case '[':
-			n.Kind = Sequence
-			for p.dec.More() {
-				v, err := p.value(depth + 1)
-				if err != nil {
-					return nil, err
-				}
-				n.Items = append(n.Items, v)
-			}
+	// Type assertions one by one, not a type switch: under Yaegi a type
+	// switch over the decoder's native token values misses bool and
+	// json.Number, and every boolean and number would decode as null.
+	if delim, ok := tok.(json.Delim); ok {
+		if err := p.container(n, delim, depth); err != nil {
+			return nil, err
 		}
-		if _, err := p.dec.Token(); err != nil {
-			l, c := p.pos()
-			return nil, fmt.Errorf("%d:%d: invalid JSON: %v", l, c, err)
-		}
-	case string:
-		n.Kind, n.Tag, n.Value = Scalar, "str", t
-	case json.Number:
-		n.Kind, n.Value = Scalar, t.String()
+		return n, nil
+	}
+	if s, ok := tok.(string); ok {
+		n.Kind = Scalar
+		n.Tag = "str"
+		n.Value = s
+		return n, nil
+	}
+	if num, ok := tok.(json.Number); ok {
+		n.Kind = Scalar
+		n.Value = string(num)
 		n.Tag = "float"
 		if _, err := strconv.ParseInt(n.Value, 10, 64); err == nil {
 			n.Tag = "int"
 		}
-	case bool:
-		n.Kind, n.Tag, n.Value = Scalar, "bool", strconv.FormatBool(t)
-	case nil:
-		n.Kind, n.Tag = Null, "null"
+		return n, nil
 	}
+	// What is left is true, false or null. Yaegi does not match even a
+	// plain tok.(bool) assertion, so read the literal from the source.
+	if start := skipSpace(p.data, before); start < len(p.data) && (p.data[start] == 't' || p.data[start] == 'f') {
+		n.Kind = Scalar
+		n.Tag = "bool"
+		n.Value = strconv.FormatBool(p.data[start] == 't')
+		return n, nil
+	}
+	n.Kind = Null
+	n.Tag = "null"
 	return n, nil
+}
+
+// container reads the members of an object or the items of an array.
+func (p *jsonParser) container(n *Node, delim json.Delim, depth int) error {
+	if delim == '{' {
+		n.Kind = Mapping
+		for p.dec.More() {
+			kb := int(p.dec.InputOffset())
+			kt, err := p.dec.Token()
+			if err != nil {
+				l, c := lineCol(p.data, kb)
+				return fmt.Errorf("%d:%d: invalid JSON: %v", l, c, err)
+			}
+			ks, _ := kt.(string)
+			kl, kc := lineCol(p.data, skipSpace(p.data, kb))
+			key := &Node{Kind: Scalar, Tag: "str", Value: ks, Line: kl, Column: kc}
+			v, err := p.value(depth + 1)
+			if err != nil {
+				return err
+			}
+			n.Pairs = append(n.Pairs, Pair{Key: key, Value: v})
+		}
+	} else {
+		n.Kind = Sequence
+		for p.dec.More() {
+			v, err := p.value(depth + 1)
+			if err != nil {
+				return err
+			}
+			n.Items = append(n.Items, v)
+		}
+	}
+	if _, err := p.dec.Token(); err != nil {
+		l, c := p.pos()
+		return fmt.Errorf("%d:%d: invalid JSON: %v", l, c, err)
+	}
+	return nil
 }
 
 func skipSpace(data []byte, off int) int {
