@@ -21,7 +21,9 @@ type command struct {
 }
 
 func commands() []command {
-	return []command{}
+	return []command{
+		{"backend", "run the text-analysis backend", runBackend},
+	}
 }
 
 func main() {
