@@ -59,6 +59,9 @@ func NewMetrics(reg *prometheus.Registry) (*Metrics, error) {
 	return m, nil
 }
 
+// RequestsCounter exposes http_requests_total (tests, custom dashboards).
+func (m *Metrics) RequestsCounter() *prometheus.CounterVec { return m.requests }
+
 // Handler serves the registry in the Prometheus text (or OpenMetrics) format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.gatherer, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})

@@ -64,7 +64,11 @@ func decodeJSON(body []byte, dst any) error {
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &syn):
-		off := syn.Offset
+		// Offset counts the bytes read *including* the offending one.
+		off := syn.Offset - 1
+		if off < 0 {
+			off = 0
+		}
 		line, col := lineColumn(body, off)
 		return &decodeError{problem: &Problem{
 			Status: http.StatusBadRequest, Title: "Invalid JSON",

@@ -260,4 +260,3 @@ func (s *Server) root(w http.ResponseWriter, r *http.Request) {
 }
 
 func newID() string { return telemetry.NewRequestID() }
-

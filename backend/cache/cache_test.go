@@ -3,14 +3,13 @@ package cache
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"net"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/contentguard/contentguard/backend/internal/redistest"
 )
 
 type input struct {
@@ -86,38 +85,8 @@ func TestMemoryLRUBound(t *testing.T) {
 	}
 }
 
-// startRedis runs a throwaway redis-server on a free loopback port.
-func startRedis(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatal("redis-server is required (apt-get install redis-server)")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for i := 0; i < 200; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatal("redis-server did not start")
-	return ""
-}
-
 func TestRedisCache(t *testing.T) {
-	addr := startRedis(t)
+	addr := redistest.Start(t)
 	client, err := NewRedisFromURL("redis://" + addr + "/0")
 	if err != nil {
 		t.Fatal(err)
