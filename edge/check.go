@@ -222,7 +222,7 @@ func (e *Engine) authenticate(ctx context.Context, d *Decision, r Request, rt *r
 		}
 	}
 	if d.AuthMethod == "" {
-		detail := "credentials are missing: send a bearer token or an API key"
+		detail := "credentials are missing: this route accepts " + rt.accepts
 		if presented {
 			detail = "credentials were rejected: " + strings.ReplaceAll(failure, "_", " ")
 		}

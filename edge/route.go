@@ -21,6 +21,8 @@ type route struct {
 	scopes []string
 	// scopeHeader is the WWW-Authenticate value for a missing scope.
 	scopeHeader string
+	// accepts names the credentials the route takes, for problem details.
+	accepts string
 
 	limit   *ratelimit.Limit
 	rateKey string // ip, subject, apiKey, route, header:NAME, claim:NAME
@@ -42,6 +44,7 @@ func compileRoutes(rs []policy.Route) ([]route, error) {
 			scopes:  r.Auth.Scopes,
 			keyBase: r.Name + "|",
 		}
+		c.accepts = acceptsText(c.anyOf)
 		if len(c.scopes) > 0 {
 			c.scopeHeader = `Bearer error="insufficient_scope", error_description="the token lacks a required scope", scope="` + strings.Join(c.scopes, " ") + `"`
 		}
@@ -59,6 +62,19 @@ func compileRoutes(rs []policy.Route) ([]route, error) {
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+func acceptsText(anyOf []string) string {
+	names := make([]string, 0, len(anyOf))
+	for i := 0; i < len(anyOf); i++ {
+		switch anyOf[i] {
+		case "jwt":
+			names = append(names, "a bearer token")
+		case "apiKey":
+			names = append(names, "an API key")
+		}
+	}
+	return strings.Join(names, " or ")
 }
 
 // match returns the first route whose path and method match, or nil.
