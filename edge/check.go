@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -47,7 +48,7 @@ func (e *Engine) Check(ctx context.Context, r Request) Decision {
 	}
 
 	// Request ID first: every answer, including rejections, carries it.
-	id, generated := requestid.Resolve(r.Header.Get(e.idHeader), e.trustID, e.newID)
+	id, generated := requestid.Resolve(header(r.Header, e.idKey), e.trustID, e.newID)
 	d.RequestID = id
 	d.ResponseHeaders = append(d.ResponseHeaders, [2]string{e.idHeader, id})
 	d.UpstreamHeaders = append(make([][2]string, 0, 6), [2]string{e.idHeader, id})
@@ -84,7 +85,7 @@ func (e *Engine) Check(ctx context.Context, r Request) Decision {
 		d.step("path", path, "normalised from "+r.Path)
 	}
 
-	origin := r.Header.Get("Origin")
+	origin := header(r.Header, "Origin")
 	if e.cors != nil && cors.IsPreflight(r.Method, r.Header) {
 		headers, ok := e.cors.Preflight(r.Header)
 		if !ok {
@@ -201,7 +202,7 @@ func (e *Engine) authenticate(ctx context.Context, d *Decision, r Request, rt *r
 			if e.keyring == nil {
 				continue
 			}
-			key := r.Header.Get(e.apiKeyHeader)
+			key := header(r.Header, e.apiKeyHeader)
 			if key == "" {
 				continue
 			}
@@ -297,7 +298,32 @@ func (e *Engine) rateKey(d *Decision, r Request, rt *route) string {
 			return rt.keyBase + "claim:" + v
 		}
 	}
-	return rt.keyBase + "ip:" + ratelimit.IPKey(d.ClientIP)
+	return ipKey(rt.keyBase, d.ClientIP)
+}
+
+// ipKey is keyBase + "ip:" + ratelimit.IPKey(addr), built with one
+// allocation: this key is on the path of nearly every request.
+func ipKey(keyBase string, addr netip.Addr) string {
+	var buf [96]byte
+	b := append(buf[:0], keyBase...)
+	b = append(b, "ip:"...)
+	addr = addr.Unmap().WithZone("")
+	if addr.Is6() {
+		p, _ := addr.Prefix(64)
+		b = p.AppendTo(b)
+	} else if addr.IsValid() {
+		b = addr.AppendTo(b)
+	}
+	return string(b)
+}
+
+// header returns the first value of a header whose name is already in
+// canonical form, without canonicalising it again on every request.
+func header(h http.Header, canonicalKey string) string {
+	if v := h[canonicalKey]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 func claimString(v any) string {
@@ -331,7 +357,7 @@ func validHeaderValue(v string) bool {
 
 // bearer extracts an RFC 6750 bearer token from Authorization.
 func bearer(h http.Header) (string, bool) {
-	v := h.Get("Authorization")
+	v := header(h, "Authorization")
 	if len(v) < 7 || !strings.EqualFold(v[:7], "Bearer ") {
 		return "", false
 	}
@@ -377,7 +403,7 @@ func fail(d *Decision, status int, reason, title, detail string) {
 
 func (e *Engine) decided(d *Decision) {
 	if e.observer != nil {
-		e.observer.Decided(d)
+		e.observer.Decided(*d)
 	}
 }
 
@@ -394,7 +420,7 @@ func (e *Engine) Observe(d *Decision, o Outcome) {
 		e.breakers.Get(d.Upstream).Done(d.ticket, !e.isFailure(o))
 	}
 	if e.observer != nil {
-		e.observer.Upstream(d, o)
+		e.observer.Upstream(*d, o)
 	}
 }
 

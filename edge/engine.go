@@ -21,6 +21,7 @@ package edge
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,10 +38,11 @@ import (
 )
 
 // Observer receives what the engine decides, for metrics and logs. Methods
-// are called synchronously on the request path and must be cheap.
+// are called synchronously on the request path and must be cheap. Decisions
+// are passed by value so that observing one does not move it to the heap.
 type Observer interface {
-	Decided(d *Decision)
-	Upstream(d *Decision, o Outcome)
+	Decided(d Decision)
+	Upstream(d Decision, o Outcome)
 	BreakerChanged(upstream string, from, to breaker.State)
 	RateLimitFallback(err error)
 }
@@ -75,7 +77,8 @@ type Engine struct {
 	observer Observer
 
 	newID        requestid.Generator
-	idHeader     string
+	idHeader     string // as written in the policy, for responses
+	idKey        string // canonical form, for lookups
 	alsoIDs      []string
 	trustID      bool
 	clientIP     *clientip.Resolver
@@ -85,7 +88,7 @@ type Engine struct {
 	rateHeaders  string
 	verifier     *auth.Verifier
 	keyring      *auth.Keyring
-	apiKeyHeader string
+	apiKeyHeader string // canonical form
 	strip        []string
 	forward      map[string][]policy.ClaimHeader // provider name -> claims to forward
 	keyForward   []policy.ClaimHeader            // what API-key identities forward: sub and scopes
@@ -114,6 +117,7 @@ func New(ctx context.Context, p *policy.Policy, opts Options) (*Engine, error) {
 		now:         opts.Now,
 		observer:    opts.Observer,
 		idHeader:    s.RequestID.Header,
+		idKey:       http.CanonicalHeaderKey(s.RequestID.Header),
 		alsoIDs:     s.RequestID.AlsoHeaders,
 		trustID:     s.RequestID.TrustIncoming,
 		rateHeaders: s.RateLimit.Headers,
@@ -268,7 +272,7 @@ func (e *Engine) buildAuth(ctx context.Context, p *policy.Policy, opts Options) 
 			keys = append(keys, auth.APIKey{ID: k.ID, SHA256: k.SHA256, Scopes: k.Scopes})
 		}
 		e.keyring = auth.NewKeyring(keys)
-		e.apiKeyHeader = s.Auth.APIKeys.Header
+		e.apiKeyHeader = http.CanonicalHeaderKey(s.Auth.APIKeys.Header)
 	}
 	return nil
 }
