@@ -362,6 +362,12 @@ func (v *Verifier) selectKey(ctx context.Context, t *jwt.Token, sel *keySelectio
 		sel.reason = ReasonAlgorithm
 		return nil, errRefused
 	}
+	// RFC 7515 §4.1.11: a token naming critical extensions must be refused
+	// by a verifier that implements none of them.
+	if _, present := t.Header["crit"]; present {
+		sel.reason = ReasonMalformed
+		return nil, errRefused
+	}
 	kid := ""
 	hasKid := false
 	if raw, present := t.Header["kid"]; present {
