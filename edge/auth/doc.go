@@ -23,6 +23,9 @@
 //     "alg" member pins that key to that one algorithm.
 //   - Strict base64url decoding (jwt.WithStrictDecoding): a token has exactly
 //     one encoding, so a mutated token is never the "same" token.
+//   - Keys come only from configuration. The "jwk", "jku" and "x5u" headers
+//     are ignored — a token cannot bring or point at its own key — and a
+//     token with a "crit" header is refused (no extensions are implemented).
 //   - Provider by issuer, key by kid. The unverified "iss" picks the provider
 //     (its keys, its algorithms) and is compared again after the signature
 //     holds. An unknown kid triggers at most one JWKS refetch per

@@ -200,6 +200,20 @@ func sign(tb testing.TB, method jwt.SigningMethod, key any, kid string, c jwt.Ma
 	return s
 }
 
+// signWithHeader signs with extra header members.
+func signWithHeader(tb testing.TB, method jwt.SigningMethod, key any, header map[string]any, c jwt.MapClaims) string {
+	tb.Helper()
+	tok := jwt.NewWithClaims(method, c)
+	for k, v := range header {
+		tok.Header[k] = v
+	}
+	s, err := tok.SignedString(key)
+	if err != nil {
+		tb.Fatalf("sign %s: %v", method.Alg(), err)
+	}
+	return s
+}
+
 // rawToken builds a token from literal header and payload JSON and a raw
 // signature segment, bypassing any signing library.
 func rawToken(header, payload string, sig string) string {

@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -116,6 +115,7 @@ type Verifier struct {
 	allowedAny    map[string]bool // union of the providers' allow-lists
 	parser        *jwt.Parser
 	cache         *tokenCache // nil when disabled
+	hashers       *sync.Pool  // of *tokenHasher
 	client        *http.Client
 	fetchTimeout  time.Duration
 	now           func() time.Time
@@ -171,6 +171,7 @@ func NewVerifier(ctx context.Context, providers []Provider, opts Options) (*Veri
 	case opts.CacheSize > 0:
 		v.cache = newTokenCache(opts.CacheSize)
 	}
+	v.hashers = &sync.Pool{New: newTokenHasher}
 
 	names := make(map[string]bool, len(providers))
 	for i := 0; i < len(providers); i++ {
@@ -290,7 +291,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, Reason) 
 	}
 	var sum [32]byte
 	if v.cache != nil {
-		sum = sha256.Sum256([]byte(token))
+		sum = hashToken(v.hashers, token)
 		if id, ok := v.cache.get(&sum, v.now()); ok {
 			return id, ReasonOK
 		}
@@ -359,6 +360,12 @@ func (v *Verifier) selectKey(ctx context.Context, t *jwt.Token, sel *keySelectio
 	alg, _ := t.Header["alg"].(string)
 	if !p.allowed[alg] {
 		sel.reason = ReasonAlgorithm
+		return nil, errRefused
+	}
+	// RFC 7515 §4.1.11: a token naming critical extensions must be refused
+	// by a verifier that implements none of them.
+	if _, present := t.Header["crit"]; present {
+		sel.reason = ReasonMalformed
 		return nil, errRefused
 	}
 	kid := ""

@@ -113,6 +113,8 @@ func TestVerifyRefusesAttacks(t *testing.T) {
 		{"header not JSON", rawToken(`not json`, payload, parts[2]), auth.ReasonMalformed},
 		{"header JSON array", rawToken(`["ES256"]`, payload, parts[2]), auth.ReasonMalformed},
 		{"payload JSON array", rawToken(`{"alg":"ES256","kid":"ec1"}`, `[1,2]`, parts[2]), auth.ReasonMalformed},
+		{"crit header", signWithHeader(t, jwt.SigningMethodES256, k.ec256, map[string]any{"kid": "ec1", "crit": []string{"exp"}, "exp": 1}, claims(nil)), auth.ReasonMalformed},
+		{"embedded jwk of the attacker's key", signWithHeader(t, jwt.SigningMethodES256, k.ec256b, map[string]any{"kid": "ec1", "jwk": map[string]any{"kty": "EC"}}, claims(nil)), auth.ReasonSignature},
 		{"header without alg", rawToken(`{"kid":"ec1"}`, payload, parts[2]), auth.ReasonMalformed},
 		{"empty token", "", auth.ReasonMalformed},
 		{"16 KB token", parts[0] + "." + strings.Repeat("A", 16<<10) + "." + parts[2], auth.ReasonMalformed},
@@ -131,6 +133,10 @@ func TestVerifyRefusesAttacks(t *testing.T) {
 	}
 	if _, reason := v.Verify(context.Background(), valid); reason != auth.ReasonOK {
 		t.Fatalf("the untampered token: %q", reason)
+	}
+	jku := signWithHeader(t, jwt.SigningMethodES256, k.ec256, map[string]any{"kid": "ec1", "jku": "https://evil.example/jwks"}, claims(nil))
+	if _, reason := v.Verify(context.Background(), jku); reason != auth.ReasonOK {
+		t.Fatalf("a jku header is ignored, the configured key verifies: %q", reason)
 	}
 }
 
