@@ -166,7 +166,7 @@ func GCRA(tat, now time.Time, l Limit) (newTAT time.Time, r Result) {
 // badInput explains why limitMicros or the range of now refused a decision.
 func badInput(l Limit, now time.Time, problem string) error {
 	if problem != "" {
-		return fmt.Errorf("ratelimit: limit rate %d per %s burst %d: %s", l.Rate, l.Per, l.Burst, problem)
+		return fmt.Errorf("ratelimit: limit: %w", l.Validate())
 	}
 	return errors.New("ratelimit: now " + now.UTC().Format(time.RFC3339) + " is outside 1970…2155")
 }

@@ -16,8 +16,9 @@ type Store interface {
 
 // MemoryOptions configures [NewMemory].
 type MemoryOptions struct {
-	// MaxKeys is a hard bound on the keys held (default 1<<21). At the bound
-	// a new key evicts an old one (see [Memory]).
+	// MaxKeys is a hard bound on the keys held (default 1<<21), rounded up
+	// to a multiple of Shards. At the bound a new key evicts an old one (see
+	// [Memory]).
 	MaxKeys int
 	// Shards is the number of independently locked maps (default 64).
 	Shards int
