@@ -97,8 +97,10 @@ func TestScriptMatchesGCRA(t *testing.T) {
 	srv := startRedis(t)
 	s := New(srv.client(t), Options{})
 	mem := ratelimit.NewMemory(ratelimit.MemoryOptions{})
-	l := ratelimit.Limit{Rate: 5, Per: 500 * time.Millisecond, Burst: 3} // T = 100ms
-	pauses := []time.Duration{0, 0, 0, 0, 30, 80, 0, 0, 130, 0, 0, 0, 350, 0}
+	// T = 250ms, B·T = 750ms: the immediate repeats are refused even on a
+	// slow machine, and the 800ms pause lets the key expire in Redis.
+	l := ratelimit.Limit{Rate: 4, Per: time.Second, Burst: 3}
+	pauses := []time.Duration{0, 0, 0, 0, 100, 200, 0, 0, 300, 0, 0, 0, 800, 0}
 	var tat time.Time // GCRA's view of the key
 	allowed, refused := 0, 0
 	for i, p := range pauses {
