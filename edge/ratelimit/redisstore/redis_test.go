@@ -102,7 +102,7 @@ func TestScriptMatchesGCRA(t *testing.T) {
 	l := ratelimit.Limit{Rate: 4, Per: time.Second, Burst: 3}
 	pauses := []time.Duration{0, 0, 0, 0, 100, 200, 0, 0, 300, 0, 0, 0, 800, 0}
 	var tat time.Time // GCRA's view of the key
-	allowed, refused := 0, 0
+	allowed, refused, expired := 0, 0, 0
 	for i, p := range pauses {
 		time.Sleep(p * time.Millisecond)
 		d, err := s.decide(ctx, "seq", l)
@@ -115,6 +115,8 @@ func TestScriptMatchesGCRA(t *testing.T) {
 			t.Fatalf("step %d: script found TAT %d, GCRA left %v", i, d.found, tat)
 		case d.found == 0 && !tat.IsZero() && tat.After(now):
 			t.Fatalf("step %d: key gone while its TAT %v is ahead of now %v", i, tat, now)
+		case d.found == 0 && !tat.IsZero():
+			expired++
 		}
 		var want ratelimit.Result
 		tat, want = ratelimit.GCRA(tat, now, l)
@@ -131,8 +133,8 @@ func TestScriptMatchesGCRA(t *testing.T) {
 			refused++
 		}
 	}
-	if allowed == 0 || refused == 0 {
-		t.Fatalf("the sequence should both admit and refuse: %d admitted, %d refused", allowed, refused)
+	if allowed == 0 || refused == 0 || expired == 0 {
+		t.Fatalf("the sequence should admit, refuse and see the key expire: %d admitted, %d refused, %d expired", allowed, refused, expired)
 	}
 }
 
