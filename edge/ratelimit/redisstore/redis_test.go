@@ -231,6 +231,20 @@ func TestKeyPrefixAndExpiry(t *testing.T) {
 	if n, err := c.Exists(ctx, "other:k").Result(); err != nil || n != 1 {
 		t.Fatalf("custom prefix: exists=%d %v", n, err)
 	}
+	// A bucket that takes 50 years to refill: TAT and expiry are written as
+	// plain integers (no float exponent notation) and read back exactly.
+	long := ratelimit.Limit{Rate: 1, Per: 50 * 365 * 24 * time.Hour}
+	s50 := New(c, Options{})
+	if r, err := s50.Allow(ctx, "long", long, time.Time{}); err != nil || !r.Allowed {
+		t.Fatalf("50-year limit: %+v %v", r, err)
+	}
+	if ttl, err := c.PTTL(ctx, "cg:rl:long").Result(); err != nil || ttl < long.Per-time.Minute || ttl > long.Per {
+		t.Fatalf("50-year limit: PTTL %s %v, want ≈ %s", ttl, err, long.Per)
+	}
+	if r, err := s50.Allow(ctx, "long", long, time.Time{}); err != nil || r.Allowed || r.RetryAfter < long.Per-time.Minute {
+		t.Fatalf("50-year limit, second request: %+v %v", r, err)
+	}
+
 	// A refused request does not extend the expiry.
 	s := New(c, Options{})
 	for i := 0; i < 3; i++ {
