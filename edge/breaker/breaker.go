@@ -115,7 +115,9 @@ type Breaker struct {
 // New returns a closed breaker.
 func New(name string, s Settings) *Breaker {
 	s = s.withDefaults()
-	b := &Breaker{name: name, s: s}
+	// Generations start at 1 so that the zero Ticket (what a refused Allow
+	// returns) never matches.
+	b := &Breaker{name: name, s: s, generation: 1}
 	b.window.width = s.Window / windowBuckets
 	return b
 }

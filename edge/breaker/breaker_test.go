@@ -249,6 +249,10 @@ func TestStaleGenerationIgnored(t *testing.T) {
 	if b.State() != breaker.Closed {
 		t.Fatalf("state %s after the probe succeeded", b.State())
 	}
+	b.Done(breaker.Ticket{}, false) // the zero Ticket of a refusal never counts
+	if st := b.Status(); st.Requests != 0 {
+		t.Fatalf("the zero Ticket counted: %+v", st)
+	}
 	b.Done(probe, false) // a ticket reported twice: its generation is gone
 	if b.State() != breaker.Closed {
 		t.Fatal("a second Done for the same ticket counted")
