@@ -403,3 +403,12 @@ func TestConcurrent(t *testing.T) {
 		t.Fatalf("did not recover: %+v", b.Status())
 	}
 }
+
+// A fresh breaker ignores the zero Ticket (what a refused Allow returns).
+func TestZeroTicketIgnored(t *testing.T) {
+	b := breaker.New("fresh", breaker.Settings{ConsecutiveFailures: 1})
+	b.Done(breaker.Ticket{}, false)
+	if b.State() != breaker.Closed || b.Status().Requests != 0 {
+		t.Fatalf("the zero Ticket counted: %+v", b.Status())
+	}
+}
