@@ -115,7 +115,9 @@ type Breaker struct {
 // New returns a closed breaker.
 func New(name string, s Settings) *Breaker {
 	s = s.withDefaults()
-	b := &Breaker{name: name, s: s}
+	// Generations start at 1 so that the zero Ticket (what a refused Allow
+	// returns) never matches.
+	b := &Breaker{name: name, s: s, generation: 1}
 	b.window.width = s.Window / windowBuckets
 	return b
 }
@@ -182,7 +184,7 @@ func (b *Breaker) Done(t Ticket, success bool) {
 		}
 		now := b.s.Now()
 		b.window.add(now, success)
-		if b.shouldTrip(now) {
+		if b.shouldTrip() {
 			b.setState(Open, now)
 		}
 	case HalfOpen:
@@ -199,19 +201,15 @@ func (b *Breaker) Done(t Ticket, success bool) {
 	}
 }
 
-// shouldTrip applies the trip rules to the closed breaker's counts.
-func (b *Breaker) shouldTrip(now time.Time) bool {
+// shouldTrip applies the trip rules to the closed breaker's counts, with
+// the window just advanced by add.
+func (b *Breaker) shouldTrip() bool {
 	if b.s.ConsecutiveFailures > 0 && b.consecutive >= b.s.ConsecutiveFailures {
 		return true
 	}
-	if b.s.FailureRatio > 0 {
-		requests, failures := b.window.totals(now)
-		if requests > 0 && requests >= b.s.MinRequests &&
-			float64(failures) >= b.s.FailureRatio*float64(requests) {
-			return true
-		}
-	}
-	return false
+	w := &b.window
+	return b.s.FailureRatio > 0 && w.requests > 0 && w.requests >= b.s.MinRequests &&
+		float64(w.failures) >= b.s.FailureRatio*float64(w.requests)
 }
 
 // Reset closes the breaker and forgets its counts.
@@ -273,65 +271,63 @@ func (b *Breaker) setState(to State, now time.Time) {
 // window counts outcomes over the last windowBuckets buckets of width each;
 // time slot k (Unix time divided by width) is counted in
 // slots[k mod windowBuckets]. The window therefore covers between
-// Window−width and Window of history.
+// Window−width and Window of history. Running totals spare a sum over the
+// buckets on every outcome (loops are slow under Yaegi).
 type window struct {
-	width    time.Duration
-	slots    [windowBuckets]counts
-	lastSlot int64 // the slot of the newest bucket written
+	width              time.Duration
+	slots              [windowBuckets]counts
+	lastSlot           int64 // the slot of the newest bucket written
+	requests, failures int   // sums over slots
 }
 
 type counts struct{ requests, failures int }
 
-func (w *window) slotOf(now time.Time) int64 {
-	return now.UnixNano() / int64(w.width)
-}
-
-// index is slot's position in slots, also for slots before 1970.
-func index(slot int64) int {
-	i := int(slot % windowBuckets)
+// advance clears the buckets that fell out of the window by now and returns
+// the index of now's bucket. A clock that went backwards keeps writing into
+// the newest bucket.
+func (w *window) advance(now time.Time) int {
+	slot := now.UnixNano() / int64(w.width)
+	if slot > w.lastSlot {
+		stale := slot - w.lastSlot
+		if stale >= windowBuckets {
+			w.clear()
+		} else {
+			for k := w.lastSlot + 1; k <= slot; k++ {
+				i := int(k % windowBuckets)
+				if i < 0 {
+					i += windowBuckets
+				}
+				c := &w.slots[i]
+				w.requests -= c.requests
+				w.failures -= c.failures
+				*c = counts{}
+			}
+		}
+		w.lastSlot = slot
+	}
+	i := int(w.lastSlot % windowBuckets)
 	if i < 0 {
-		i += windowBuckets
+		i += windowBuckets // slots before 1970
 	}
 	return i
 }
 
-// advance clears the buckets that fell out of the window by now. A clock that
-// went backwards keeps writing into the newest bucket.
-func (w *window) advance(now time.Time) int64 {
-	slot := w.slotOf(now)
-	if slot <= w.lastSlot {
-		return w.lastSlot
-	}
-	stale := slot - w.lastSlot
-	if stale > windowBuckets {
-		stale = windowBuckets
-	}
-	for k := int64(1); k <= stale; k++ {
-		w.slots[index(w.lastSlot+k)] = counts{}
-	}
-	w.lastSlot = slot
-	return slot
-}
-
 func (w *window) add(now time.Time, success bool) {
-	c := &w.slots[index(w.advance(now))]
+	c := &w.slots[w.advance(now)]
 	c.requests++
+	w.requests++
 	if !success {
 		c.failures++
+		w.failures++
 	}
 }
 
 func (w *window) totals(now time.Time) (requests, failures int) {
 	w.advance(now)
-	for i := 0; i < windowBuckets; i++ {
-		requests += w.slots[i].requests
-		failures += w.slots[i].failures
-	}
-	return requests, failures
+	return w.requests, w.failures
 }
 
 func (w *window) clear() {
-	for i := 0; i < windowBuckets; i++ {
-		w.slots[i] = counts{}
-	}
+	w.slots = [windowBuckets]counts{}
+	w.requests, w.failures = 0, 0
 }

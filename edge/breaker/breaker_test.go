@@ -249,6 +249,10 @@ func TestStaleGenerationIgnored(t *testing.T) {
 	if b.State() != breaker.Closed {
 		t.Fatalf("state %s after the probe succeeded", b.State())
 	}
+	b.Done(breaker.Ticket{}, false) // the zero Ticket of a refusal never counts
+	if st := b.Status(); st.Requests != 0 {
+		t.Fatalf("the zero Ticket counted: %+v", st)
+	}
 	b.Done(probe, false) // a ticket reported twice: its generation is gone
 	if b.State() != breaker.Closed {
 		t.Fatal("a second Done for the same ticket counted")
@@ -397,5 +401,14 @@ func TestConcurrent(t *testing.T) {
 	}
 	if b.State() != breaker.Closed {
 		t.Fatalf("did not recover: %+v", b.Status())
+	}
+}
+
+// A fresh breaker ignores the zero Ticket (what a refused Allow returns).
+func TestZeroTicketIgnored(t *testing.T) {
+	b := breaker.New("fresh", breaker.Settings{ConsecutiveFailures: 1})
+	b.Done(breaker.Ticket{}, false)
+	if b.State() != breaker.Closed || b.Status().Requests != 0 {
+		t.Fatalf("the zero Ticket counted: %+v", b.Status())
 	}
 }

@@ -67,3 +67,34 @@ func run() string {
 		t.Fatalf("under Yaegi:\n got %s\nwant %s", got, want)
 	}
 }
+
+// BenchmarkUnderYaegi measures an interpreted Allow+Done on a closed breaker,
+// the Traefik plugin's cost per proxied request.
+func BenchmarkUnderYaegi(b *testing.B) {
+	i := yaegitest.New(b, "github.com/contentguard/contentguard/edge/breaker", ".")
+	_, err := i.Eval(`
+import "github.com/contentguard/contentguard/edge/breaker"
+
+var br = breaker.New("up", breaker.Settings{ConsecutiveFailures: 5, FailureRatio: 0.5, MinRequests: 20})
+
+func loop(n int) {
+	for i := 0; i < n; i++ {
+		t, ok, _ := br.Allow()
+		if ok {
+			br.Done(t, true)
+		}
+	}
+}
+`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, err := i.Eval("loop")
+	if err != nil {
+		b.Fatal(err)
+	}
+	loop := v.Interface().(func(int))
+	b.ReportAllocs()
+	b.ResetTimer()
+	loop(b.N)
+}

@@ -24,7 +24,8 @@ const fallbackHoldOff = time.Second
 // WithFallback returns a Store that asks primary and, when primary fails,
 // answers by mode: OnErrorLocal asks local, OnErrorDeny refuses with
 // RetryAfter 1s, OnErrorAllow admits (Remaining is then unknown and reported
-// as B−1, as for a full bucket). Any other mode refuses, as OnErrorDeny does.
+// as B−1, as for a full bucket). Any other mode, or OnErrorLocal with a nil
+// local store, refuses as OnErrorDeny does.
 //
 // After a primary failure the primary is skipped for one second (of the now
 // passed to Allow) and then tried again, so service recovers by itself when
@@ -63,10 +64,10 @@ func (f *fallbackStore) Allow(ctx context.Context, key string, l Limit, now time
 	if f.onFallback != nil {
 		f.onFallback(cause)
 	}
-	switch f.mode {
-	case OnErrorLocal:
+	switch {
+	case f.mode == OnErrorLocal && f.local != nil:
 		return f.local.Allow(ctx, key, l, now)
-	case OnErrorAllow:
+	case f.mode == OnErrorAllow:
 		burst := l.BurstSize()
 		return Result{Allowed: true, Limit: burst, Remaining: burst - 1}, nil
 	default:

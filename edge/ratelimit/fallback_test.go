@@ -86,3 +86,13 @@ func TestWithFallback(t *testing.T) {
 		}
 	}
 }
+
+// OnErrorLocal without a local store fails closed instead of panicking.
+func TestWithFallbackNilLocal(t *testing.T) {
+	primary := &switchable{down: true}
+	s := ratelimit.WithFallback(primary, nil, ratelimit.OnErrorLocal, nil)
+	r, err := s.Allow(context.Background(), "k", ratelimit.Limit{Rate: 1, Per: time.Second}, t0)
+	if err != nil || r.Allowed || r.RetryAfter != time.Second {
+		t.Fatalf("%+v %v, want a refusal", r, err)
+	}
+}

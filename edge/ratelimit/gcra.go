@@ -75,30 +75,39 @@ const maxBucketMicros = int64(100 * 365.25 * 24 * 3600 * 1e6)
 
 // Validate reports why l cannot be used, or nil.
 func (l Limit) Validate() error {
-	_, _, err := l.micros()
-	return err
+	_, _, problem := limitMicros(l.Rate, l.Per, l.Burst)
+	if problem != "" {
+		return fmt.Errorf("rate %d per %s burst %d: %s", l.Rate, l.Per, l.Burst, problem)
+	}
+	return nil
 }
 
-// micros is T and B for GCRA in microseconds, or why l cannot be used.
-func (l Limit) micros() (interval, burst int64, err error) {
-	if l.Rate < 1 {
-		return 0, 0, fmt.Errorf("rate %d: must be at least 1", l.Rate)
+// limitMicros is T and B in microseconds for a limit, or what is wrong with
+// it. It takes the fields one by one, not a Limit: Yaegi passes scalars much
+// more cheaply than structs, and this runs for every request.
+func limitMicros(rate int, per time.Duration, burst int) (interval, b int64, problem string) {
+	if rate < 1 {
+		return 0, 0, "rate must be at least 1"
 	}
-	if l.Per < time.Microsecond {
-		return 0, 0, fmt.Errorf("per %s: must be at least 1µs", l.Per)
+	if per < time.Microsecond {
+		return 0, 0, "per must be at least 1µs"
 	}
-	if l.Burst < 0 {
-		return 0, 0, fmt.Errorf("burst %d: must not be negative", l.Burst)
+	if burst < 0 {
+		return 0, 0, "burst must not be negative"
 	}
-	if l.Per.Microseconds() < int64(l.Rate) {
-		return 0, 0, fmt.Errorf("rate %d per %s: more than one request per microsecond", l.Rate, l.Per)
+	perMicros := int64(per / time.Microsecond)
+	if perMicros < int64(rate) {
+		return 0, 0, "more than one request per microsecond"
 	}
-	interval = l.Per.Microseconds() / int64(l.Rate)
-	burst = int64(l.BurstSize())
-	if burst > maxBucketMicros/interval {
-		return 0, 0, errors.New("burst × per/rate: the bucket would take more than 100 years to refill")
+	interval = perMicros / int64(rate)
+	b = int64(burst)
+	if b == 0 {
+		b = int64(rate)
 	}
-	return interval, burst, nil
+	if b > maxBucketMicros/interval {
+		return 0, 0, "the bucket would take more than 100 years to refill (burst × per/rate)"
+	}
+	return interval, b, ""
 }
 
 // BurstSize is the bucket size B: Burst, or Rate when Burst is 0.
@@ -112,8 +121,8 @@ func (l Limit) BurstSize() int {
 // Interval is the emission interval T = Per/Rate, truncated to a whole
 // microsecond (0 for a limit that does not validate).
 func (l Limit) Interval() time.Duration {
-	interval, _, err := l.micros()
-	if err != nil {
+	interval, _, problem := limitMicros(l.Rate, l.Per, l.Burst)
+	if problem != "" {
 		return 0
 	}
 	return time.Duration(interval) * time.Microsecond
@@ -141,8 +150,9 @@ var denyInvalid = Result{Allowed: false, RetryAfter: time.Second}
 // is: a limit that does not validate, or a now outside 1970…2155 (where the
 // microsecond sums would leave float64's exact range; no real clock is there).
 func GCRA(tat, now time.Time, l Limit) (newTAT time.Time, r Result) {
-	interval, burst, nowMicros, err := prepare(l, now)
-	if err != nil {
+	interval, burst, problem := limitMicros(l.Rate, l.Per, l.Burst)
+	nowMicros := now.UnixMicro()
+	if problem != "" || nowMicros < 0 || nowMicros > maxNowMicros {
 		return tat, denyInvalid
 	}
 	tatMicros := nowMicros // a new key behaves like an idle one: full bucket
@@ -153,17 +163,12 @@ func GCRA(tat, now time.Time, l Limit) (newTAT time.Time, r Result) {
 	return time.UnixMicro(next), r
 }
 
-// prepare validates a decision's inputs and converts them for gcraMicros.
-func prepare(l Limit, now time.Time) (interval, burst, nowMicros int64, err error) {
-	interval, burst, err = l.micros()
-	if err != nil {
-		return 0, 0, 0, fmt.Errorf("ratelimit: limit: %w", err)
+// badInput explains why limitMicros or the range of now refused a decision.
+func badInput(l Limit, now time.Time, problem string) error {
+	if problem != "" {
+		return fmt.Errorf("ratelimit: limit: %w", l.Validate())
 	}
-	nowMicros = now.UnixMicro()
-	if nowMicros < 0 || nowMicros > maxNowMicros {
-		return 0, 0, 0, errors.New("ratelimit: now " + now.UTC().Format(time.RFC3339) + " is outside 1970…2155")
-	}
-	return interval, burst, nowMicros, nil
+	return errors.New("ratelimit: now " + now.UTC().Format(time.RFC3339) + " is outside 1970…2155")
 }
 
 // maxNowMicros is the latest now GCRA accepts: now + B·T must stay below 2^53.

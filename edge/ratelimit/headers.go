@@ -34,27 +34,33 @@ func Headers(style string, r Result) [][2]string {
 }
 
 // AppendHeaders is [Headers] appending to dst. All values share one string,
-// so it allocates once (plus dst's growth if it is too small).
+// so it allocates once (plus dst's growth if it is too small). It is written
+// flat, with few calls, because under Yaegi every call and branch costs.
 func AppendHeaders(dst [][2]string, style string, r Result) [][2]string {
 	ietf := style != StyleLegacy && style != StyleNone
 	legacy := style == StyleLegacy || style == StyleBoth
-	if !ietf && !legacy && r.Allowed {
+	if !ietf && !legacy {
+		if !r.Allowed {
+			dst = append(dst, [2]string{"Retry-After", strconv.FormatInt(RetryAfterSeconds(r.RetryAfter), 10)})
+		}
 		return dst
 	}
-	var buf [64]byte
-	b := strconv.AppendInt(buf[:0], int64(r.Limit), 10)
-	endLimit := len(b)
 	remaining := r.Remaining
 	if remaining < 0 {
 		remaining = 0
 	}
+	b := make([]byte, 0, 64)
+	b = strconv.AppendInt(b, int64(r.Limit), 10)
+	endLimit := len(b)
 	b = strconv.AppendInt(b, int64(remaining), 10)
 	endRemaining := len(b)
 	b = strconv.AppendInt(b, ceilSeconds(r.Reset), 10)
 	endReset := len(b)
-	b = strconv.AppendInt(b, RetryAfterSeconds(r.RetryAfter), 10)
+	if !r.Allowed {
+		b = strconv.AppendInt(b, RetryAfterSeconds(r.RetryAfter), 10)
+	}
 	values := string(b)
-	limit, rem, reset, retry := values[:endLimit], values[endLimit:endRemaining], values[endRemaining:endReset], values[endReset:]
+	limit, rem, reset := values[:endLimit], values[endLimit:endRemaining], values[endRemaining:endReset]
 	if ietf {
 		dst = append(dst,
 			[2]string{"RateLimit-Limit", limit},
@@ -68,7 +74,7 @@ func AppendHeaders(dst [][2]string, style string, r Result) [][2]string {
 			[2]string{"X-RateLimit-Reset", reset})
 	}
 	if !r.Allowed {
-		dst = append(dst, [2]string{"Retry-After", retry})
+		dst = append(dst, [2]string{"Retry-After", values[endReset:]})
 	}
 	return dst
 }

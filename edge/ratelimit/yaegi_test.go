@@ -1,6 +1,7 @@
 package ratelimit_test
 
 import (
+	"strconv"
 	"testing"
 
 	"github.com/contentguard/contentguard/edge/internal/yaegitest"
@@ -64,5 +65,57 @@ func run() string {
 		"2001:db8:1:2::/64 false/1s/1/<nil>"
 	if got := v.String(); got != want {
 		t.Fatalf("under Yaegi:\n got %s\nwant %s", got, want)
+	}
+}
+
+// BenchmarkUnderYaegi measures one interpreted memory-store decision plus
+// its headers, as the Traefik plugin would run them (1 key, 1000 keys).
+func BenchmarkUnderYaegi(b *testing.B) {
+	i := yaegitest.New(b, "github.com/contentguard/contentguard/edge/ratelimit", ".")
+	_, err := i.Eval(`
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/contentguard/contentguard/edge/ratelimit"
+)
+
+var (
+	m    = ratelimit.NewMemory(ratelimit.MemoryOptions{})
+	l    = ratelimit.Limit{Rate: 100, Per: time.Minute, Burst: 20}
+	now  = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	dst  = make([][2]string, 0, 8)
+	keys = makeKeys()
+)
+
+func makeKeys() []string {
+	out := make([]string, 1000)
+	for i := 0; i < len(out); i++ {
+		out[i] = "ip:10.0." + strconv.Itoa(i)
+	}
+	return out
+}
+
+func loop(n, spread int) {
+	for i := 0; i < n; i++ {
+		r, _ := m.Allow(context.Background(), keys[i%spread], l, now)
+		dst = ratelimit.AppendHeaders(dst[:0], ratelimit.StyleIETF, r)
+	}
+}
+`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, err := i.Eval("loop")
+	if err != nil {
+		b.Fatal(err)
+	}
+	loop := v.Interface().(func(int, int))
+	for _, spread := range []int{1, 1000} {
+		b.Run("keys="+strconv.Itoa(spread), func(b *testing.B) {
+			b.ReportAllocs()
+			loop(b.N, spread)
+		})
 	}
 }

@@ -97,10 +97,12 @@ func TestScriptMatchesGCRA(t *testing.T) {
 	srv := startRedis(t)
 	s := New(srv.client(t), Options{})
 	mem := ratelimit.NewMemory(ratelimit.MemoryOptions{})
-	l := ratelimit.Limit{Rate: 5, Per: 500 * time.Millisecond, Burst: 3} // T = 100ms
-	pauses := []time.Duration{0, 0, 0, 0, 30, 80, 0, 0, 130, 0, 0, 0, 350, 0}
+	// T = 250ms, B·T = 750ms: the immediate repeats are refused even on a
+	// slow machine, and the 800ms pause lets the key expire in Redis.
+	l := ratelimit.Limit{Rate: 4, Per: time.Second, Burst: 3}
+	pauses := []time.Duration{0, 0, 0, 0, 100, 200, 0, 0, 300, 0, 0, 0, 800, 0}
 	var tat time.Time // GCRA's view of the key
-	allowed, refused := 0, 0
+	allowed, refused, expired := 0, 0, 0
 	for i, p := range pauses {
 		time.Sleep(p * time.Millisecond)
 		d, err := s.decide(ctx, "seq", l)
@@ -113,6 +115,8 @@ func TestScriptMatchesGCRA(t *testing.T) {
 			t.Fatalf("step %d: script found TAT %d, GCRA left %v", i, d.found, tat)
 		case d.found == 0 && !tat.IsZero() && tat.After(now):
 			t.Fatalf("step %d: key gone while its TAT %v is ahead of now %v", i, tat, now)
+		case d.found == 0 && !tat.IsZero():
+			expired++
 		}
 		var want ratelimit.Result
 		tat, want = ratelimit.GCRA(tat, now, l)
@@ -129,8 +133,8 @@ func TestScriptMatchesGCRA(t *testing.T) {
 			refused++
 		}
 	}
-	if allowed == 0 || refused == 0 {
-		t.Fatalf("the sequence should both admit and refuse: %d admitted, %d refused", allowed, refused)
+	if allowed == 0 || refused == 0 || expired == 0 {
+		t.Fatalf("the sequence should admit, refuse and see the key expire: %d admitted, %d refused, %d expired", allowed, refused, expired)
 	}
 }
 
@@ -227,6 +231,20 @@ func TestKeyPrefixAndExpiry(t *testing.T) {
 	if n, err := c.Exists(ctx, "other:k").Result(); err != nil || n != 1 {
 		t.Fatalf("custom prefix: exists=%d %v", n, err)
 	}
+	// A bucket that takes 50 years to refill: TAT and expiry are written as
+	// plain integers (no float exponent notation) and read back exactly.
+	long := ratelimit.Limit{Rate: 1, Per: 50 * 365 * 24 * time.Hour}
+	s50 := New(c, Options{})
+	if r, err := s50.Allow(ctx, "long", long, time.Time{}); err != nil || !r.Allowed {
+		t.Fatalf("50-year limit: %+v %v", r, err)
+	}
+	if ttl, err := c.PTTL(ctx, "cg:rl:long").Result(); err != nil || ttl < long.Per-time.Minute || ttl > long.Per {
+		t.Fatalf("50-year limit: PTTL %s %v, want ≈ %s", ttl, err, long.Per)
+	}
+	if r, err := s50.Allow(ctx, "long", long, time.Time{}); err != nil || r.Allowed || r.RetryAfter < long.Per-time.Minute {
+		t.Fatalf("50-year limit, second request: %+v %v", r, err)
+	}
+
 	// A refused request does not extend the expiry.
 	s := New(c, Options{})
 	for i := 0; i < 3; i++ {

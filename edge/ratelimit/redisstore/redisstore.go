@@ -34,8 +34,8 @@ import (
 //	returns  {allowed (0/1), TAT found (µs, 0 = none), now (µs)}
 //
 // Lua numbers are float64: exact for integers below 2^53, and ratelimit.Limit
-// validation keeps now + B·T there. string.format('%.0f') writes the TAT
-// without the exponent notation tostring would use.
+// validation keeps now + B·T there. string.format('%.0f') writes numbers
+// as plain integers, never in exponent notation.
 const gcraScript = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -50,7 +50,7 @@ if new_tat - burst * interval > now then
   return {0, found, now}
 end
 local ttl_ms = math.ceil((new_tat - now) / 1000)
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl_ms)
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', string.format('%.0f', ttl_ms))
 return {1, found, now}
 `
 
