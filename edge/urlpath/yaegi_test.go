@@ -33,7 +33,7 @@ var native = map[string]interface{}{
 	"Problem":   yaegiprobe.Problem,
 }
 
-func newInterpreter(t *testing.T) *interp.Interpreter {
+func newInterpreter(t testing.TB) *interp.Interpreter {
 	t.Helper()
 	gp := t.TempDir()
 	for _, pkg := range edgePackages {
@@ -290,7 +290,7 @@ func TestUnderYaegiMatchesCompiled(t *testing.T) {
 
 // corpus reads the committed seed corpus of a fuzz target (Go's "go test
 // fuzz v1" format) as argument lists.
-func corpus(t *testing.T, pkg, target string) [][]interface{} {
+func corpus(t testing.TB, pkg, target string) [][]interface{} {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join("..", pkg, "testdata", "fuzz", target, "*"))
 	if err != nil || len(files) == 0 {
@@ -330,4 +330,45 @@ func corpus(t *testing.T, pkg, target string) [][]interface{} {
 		all = append(all, args)
 	}
 	return all
+}
+
+// BenchmarkUnderYaegi measures the interpreted packages, as the Traefik
+// plugin runs them (the probe wrappers included), next to compiled code.
+func BenchmarkUnderYaegi(b *testing.B) {
+	i := newInterpreter(b)
+	fn := func(name string) interface{} {
+		v, err := i.Eval("yaegiprobe." + name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return v.Interface()
+	}
+	normalize := fn("Normalize").(func(string) string)
+	valid := fn("Valid").(func(string) string)
+	clientIP := fn("ClientIP").(func(string, string, string) string)
+	origin := fn("Origin").(func(string) string)
+	problemJSON := fn("Problem").(func(int, string, string, string, string) string)
+	cases := []struct {
+		name string
+		run  func()
+	}{
+		{"Normalize/interpreted", func() { normalize("/api/v1/../v2/./analyze//items/") }},
+		{"Normalize/compiled", func() { yaegiprobe.Normalize("/api/v1/../v2/./analyze//items/") }},
+		{"Valid/interpreted", func() { valid("0190a5f2-7c3e-7b1a-9c2d-3e4f5a6b7c8d") }},
+		{"Valid/compiled", func() { yaegiprobe.Valid("0190a5f2-7c3e-7b1a-9c2d-3e4f5a6b7c8d") }},
+		{"ClientIP-with-New/interpreted", func() { clientIP("X-Forwarded-For", "10.0.0.1", "1.1.1.1, 198.51.100.7, 10.1.2.3") }},
+		{"ClientIP-with-New/compiled", func() { yaegiprobe.ClientIP("X-Forwarded-For", "10.0.0.1", "1.1.1.1, 198.51.100.7, 10.1.2.3") }},
+		{"CORS-New-and-Origin/interpreted", func() { origin("https://a.b.example.org") }},
+		{"CORS-New-and-Origin/compiled", func() { yaegiprobe.Origin("https://a.b.example.org") }},
+		{"ProblemJSON/interpreted", func() { problemJSON(429, "rate-limited", "", "retry in 20s", "id-1") }},
+		{"ProblemJSON/compiled", func() { yaegiprobe.Problem(429, "rate-limited", "", "retry in 20s", "id-1") }},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for n := 0; n < b.N; n++ {
+				c.run()
+			}
+		})
+	}
 }
