@@ -79,11 +79,11 @@ func (e *cacheEntry) alive(now time.Time) bool {
 func (c *tokenCache) put(sum *[32]byte, e *cacheEntry, now time.Time) {
 	s := c.shard(sum)
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if _, exists := s.entries[*sum]; !exists && len(s.entries) >= s.limit {
 		s.evictOneLocked(now)
 	}
 	s.entries[*sum] = e
+	s.mu.Unlock()
 }
 
 func (s *cacheShard) evictOneLocked(now time.Time) {

@@ -50,6 +50,31 @@ func Run(jwks string, tokens []string, clock []int64) []string {
 	return out
 }
 
+// RunURL verifies tokens against a JWKS URL with real time and a 1ns
+// refetch interval, so an unknown kid always triggers a refetch.
+func RunURL(url string, tokens []string) []string {
+	v, err := auth.NewVerifier(context.Background(), []auth.Provider{{
+		Name:       "remote",
+		Issuer:     "https://auth.contentguard.local",
+		Audiences:  []string{"content-api"},
+		Algorithms: []string{"ES256"},
+		JWKSURL:    url,
+	}}, auth.Options{MinRefetchInterval: time.Nanosecond, Logf: func(format string, args ...any) {}})
+	if err != nil {
+		return []string{"error: " + err.Error()}
+	}
+	out := make([]string, 0, len(tokens))
+	for i := 0; i < len(tokens); i++ {
+		id, reason := v.Verify(context.Background(), tokens[i])
+		out = append(out, string(reason)+"|"+id.Subject)
+	}
+	// Not deferred: Yaegi runs a frame's deferred calls holding that frame's
+	// lock, and the background goroutine Close waits for may be calling the
+	// Logf literal created in this frame — which needs the same lock.
+	v.Close()
+	return out
+}
+
 func Keyring(hash string, presented string) string {
 	sum, err := auth.ParseKeyHash(hash)
 	if err != nil {
@@ -142,6 +167,30 @@ func TestUnderYaegi(t *testing.T) {
 		if got[j] != c.want {
 			t.Errorf("%s: interpreted %q, want %q", c.name, got[j], c.want)
 		}
+	}
+
+	// A JWKS URL provider: first fetch, a rotation picked up by an
+	// unknown-kid refetch, the last good set kept through a 500.
+	k2 := fixtureKeys(t)
+	srv := newJWKSServer(t, jwksFor(t, map[string]crypto.PublicKey{"A": &k2.ec256.PublicKey}, nil))
+	runURLValue, err := i.Eval("main.RunURL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runURL := runURLValue.Interface().(func(string, []string) []string)
+	farExp := claims(map[string]any{"exp": time.Now().Add(time.Hour).Unix()})
+	tokA := sign(t, jwt.SigningMethodES256, k2.ec256, "A", farExp)
+	tokB := sign(t, jwt.SigningMethodES256, k2.ec256b, "B", farExp)
+	if got := runURL(srv.URL, []string{tokA, tokB}); strings.Join(got, " ") != "|alice unknown_kid|" {
+		t.Errorf("interpreted URL provider before rotation: %q", got)
+	}
+	srv.set(200, jwksFor(t, map[string]crypto.PublicKey{"A": &k2.ec256.PublicKey, "B": &k2.ec256b.PublicKey}, nil))
+	if got := runURL(srv.URL, []string{tokB, tokA}); strings.Join(got, " ") != "|alice |alice" {
+		t.Errorf("interpreted URL provider after rotation: %q", got)
+	}
+	srv.set(500, "down")
+	if got := runURL(srv.URL, []string{tokA}); strings.Join(got, " ") != "no_keys|" {
+		t.Errorf("interpreted URL provider, server down from the start: %q", got)
 	}
 
 	keyringValue, err := i.Eval("main.Keyring")
