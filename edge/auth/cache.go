@@ -1,8 +1,6 @@
 package auth
 
 import (
-	"crypto/sha256"
-	"hash"
 	"sync"
 	"time"
 )
@@ -79,11 +77,11 @@ func (e *cacheEntry) alive(now time.Time) bool {
 func (c *tokenCache) put(sum *[32]byte, e *cacheEntry, now time.Time) {
 	s := c.shard(sum)
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if _, exists := s.entries[*sum]; !exists && len(s.entries) >= s.limit {
 		s.evictOneLocked(now)
 	}
 	s.entries[*sum] = e
+	s.mu.Unlock()
 }
 
 func (s *cacheShard) evictOneLocked(now time.Time) {
@@ -103,34 +101,4 @@ func (s *cacheShard) evictOneLocked(now time.Time) {
 		}
 	}
 	delete(s.entries, victim)
-}
-
-// tokenHasher computes SHA-256 of a token string without converting it to a
-// []byte (which would allocate a copy of every token on the hit path): the
-// string is fed through a fixed buffer into a reused hash. Pooled per call.
-type tokenHasher struct {
-	h   hash.Hash
-	buf [512]byte
-	sum [sha256.Size]byte
-}
-
-func newTokenHasher() any {
-	return &tokenHasher{h: sha256.New()}
-}
-
-func hashToken(pool *sync.Pool, token string) [sha256.Size]byte {
-	th, ok := pool.Get().(*tokenHasher)
-	if !ok {
-		th = &tokenHasher{h: sha256.New()}
-	}
-	th.h.Reset()
-	for rest := token; len(rest) > 0; {
-		n := copy(th.buf[:], rest)
-		th.h.Write(th.buf[:n])
-		rest = rest[n:]
-	}
-	th.h.Sum(th.sum[:0])
-	sum := th.sum
-	pool.Put(th)
-	return sum
 }

@@ -59,4 +59,11 @@
 //
 // The package runs under the Yaegi interpreter (the Traefik plugin): standard
 // library plus github.com/golang-jwt/jwt/v5 only, no generics, no unsafe.
+// Two Yaegi v0.16.1 traps concern callers: Options.Logf is always called
+// with one pre-formatted argument (the interpreter panics compiling calls that
+// pass several variadic arguments to a host func value), and an interpreted
+// caller must not `defer v.Close()` in the function that created its
+// Options.Now or Options.Logf func literals — Yaegi runs deferred calls
+// holding that frame's lock, which a background refresh calling the literal
+// also needs, so Close would wait forever. Call Close explicitly instead.
 package auth

@@ -41,12 +41,11 @@ type provider struct {
 func (p *provider) install(keys map[string]JWK) {
 	fp := fingerprint(keys)
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.keys != nil && fp == p.fp {
-		return
+	if p.keys == nil || fp != p.fp {
+		p.keys, p.fp = keys, fp
+		p.gen.Add(1)
 	}
-	p.keys, p.fp = keys, fp
-	p.gen.Add(1)
+	p.mu.Unlock()
 }
 
 // fingerprint identifies a key set by its kids, algs and thumbprints.
@@ -183,6 +182,9 @@ func (v *Verifier) runFetch(p *provider, done chan struct{}) {
 	close(done)
 }
 
+// minRetryWait floors the background retry period of a provider with no keys.
+const minRetryWait = time.Second
+
 // refreshLoop refreshes a URL provider's keys every refresh period, or every
 // minRefetch while it has none. Periodic refreshes join a running fetch
 // rather than starting a second one.
@@ -191,7 +193,11 @@ func (v *Verifier) refreshLoop(p *provider) {
 	for {
 		wait := p.refresh
 		if !p.hasKeys() && v.minRefetch < wait {
+			// Retry sooner while failing closed, but never spin.
 			wait = v.minRefetch
+			if wait < minRetryWait {
+				wait = minRetryWait
+			}
 		}
 		timer := time.NewTimer(wait)
 		select {
@@ -219,8 +225,9 @@ func (v *Verifier) refreshLoop(p *provider) {
 
 func (p *provider) hasKeys() bool {
 	p.mu.RLock()
-	defer p.mu.RUnlock()
-	return p.keys != nil
+	has := p.keys != nil
+	p.mu.RUnlock()
+	return has
 }
 
 // fetchNow fetches and installs the provider's JWKS. On any failure the

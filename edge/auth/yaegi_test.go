@@ -50,6 +50,52 @@ func Run(jwks string, tokens []string, clock []int64) []string {
 	return out
 }
 
+// RunURL verifies tokens against a JWKS URL with real time and a 1ns
+// refetch interval, so an unknown kid always triggers a refetch.
+func RunURL(url string, tokens []string) []string {
+	v, err := auth.NewVerifier(context.Background(), []auth.Provider{{
+		Name:       "remote",
+		Issuer:     "https://auth.contentguard.local",
+		Audiences:  []string{"content-api"},
+		Algorithms: []string{"ES256"},
+		JWKSURL:    url,
+	}}, auth.Options{MinRefetchInterval: time.Nanosecond, Logf: func(format string, args ...any) {}})
+	if err != nil {
+		return []string{"error: " + err.Error()}
+	}
+	out := make([]string, 0, len(tokens))
+	for i := 0; i < len(tokens); i++ {
+		id, reason := v.Verify(context.Background(), tokens[i])
+		out = append(out, string(reason)+"|"+id.Subject)
+	}
+	// Not deferred: Yaegi runs a frame's deferred calls holding that frame's
+	// lock, and the background goroutine Close waits for may be calling the
+	// Logf literal created in this frame — which needs the same lock.
+	v.Close()
+	return out
+}
+
+// NewBench returns a Verify loop over one token for benchmarks.
+func NewBench(jwks string, cacheSize int, now int64) func(token string, n int) string {
+	v, err := auth.NewVerifier(context.Background(), []auth.Provider{{
+		Name:       "main",
+		Issuer:     "https://auth.contentguard.local",
+		Audiences:  []string{"content-api"},
+		Algorithms: []string{"ES256"},
+		JWKSInline: jwks,
+	}}, auth.Options{CacheSize: cacheSize, Now: func() time.Time { return time.Unix(now, 0) }})
+	if err != nil {
+		return func(token string, n int) string { return "error: " + err.Error() }
+	}
+	return func(token string, n int) string {
+		var reason auth.Reason
+		for i := 0; i < n; i++ {
+			_, reason = v.Verify(context.Background(), token)
+		}
+		return string(reason)
+	}
+}
+
 func Keyring(hash string, presented string) string {
 	sum, err := auth.ParseKeyHash(hash)
 	if err != nil {
@@ -76,25 +122,62 @@ func Thumbprint(jwks string) string {
 }
 `
 
+// newYaegi interprets the package from a temporary GOPATH holding it and
+// jwt/v5, with yaegiProgram loaded.
+func newYaegi(tb testing.TB) *interp.Interpreter {
+	tb.Helper()
+	gopath := tb.TempDir()
+	copyGoSources(tb, ".", filepath.Join(gopath, "src/github.com/contentguard/contentguard/edge/auth"))
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/golang-jwt/jwt/v5").Output()
+	if err != nil {
+		tb.Fatalf("locating the jwt module: %v", err)
+	}
+	copyGoSources(tb, strings.TrimSpace(string(out)), filepath.Join(gopath, "src/github.com/golang-jwt/jwt/v5"))
+	i := interp.New(interp.Options{GoPath: gopath})
+	if err := i.Use(stdlib.Symbols); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := i.Eval(yaegiProgram); err != nil {
+		tb.Fatalf("interpreting the package: %v", err)
+	}
+	return i
+}
+
+// BenchmarkVerifyUnderYaegi measures Verify interpreted, as the Traefik
+// plugin runs it: a cold ES256 verification and a cache hit.
+func BenchmarkVerifyUnderYaegi(b *testing.B) {
+	i := newYaegi(b)
+	nb, err := i.Eval("main.NewBench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	newBench := nb.Interface().(func(string, int, int64) func(string, int) string)
+	k := fixtureKeys(b)
+	jwks := jwksFor(b, map[string]crypto.PublicKey{"ec1": &k.ec256.PublicKey}, nil)
+	tok := benchToken(b, jwt.SigningMethodES256, k.ec256, "ec1")
+	for _, bc := range []struct {
+		name      string
+		cacheSize int
+	}{{"ES256Cold", -1}, {"Cached", 0}} {
+		b.Run(bc.name, func(b *testing.B) {
+			run := newBench(jwks, bc.cacheSize, t0.Unix())
+			if r := run(tok, 1); r != "" {
+				b.Fatalf("interpreted Verify: %q", r)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			if r := run(tok, b.N); r != "" {
+				b.Fatalf("interpreted Verify: %q", r)
+			}
+		})
+	}
+}
+
 // TestUnderYaegi runs the package interpreted, as the Traefik plugin does:
 // the package and its one dependency (jwt/v5) copied into a GOPATH, the
 // standard library from yaegi's symbol tables.
 func TestUnderYaegi(t *testing.T) {
-	gopath := t.TempDir()
-	copyGoSources(t, ".", filepath.Join(gopath, "src/github.com/contentguard/contentguard/edge/auth"))
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/golang-jwt/jwt/v5").Output()
-	if err != nil {
-		t.Fatalf("locating the jwt module: %v", err)
-	}
-	copyGoSources(t, strings.TrimSpace(string(out)), filepath.Join(gopath, "src/github.com/golang-jwt/jwt/v5"))
-
-	i := interp.New(interp.Options{GoPath: gopath})
-	if err := i.Use(stdlib.Symbols); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := i.Eval(yaegiProgram); err != nil {
-		t.Fatalf("interpreting the package: %v", err)
-	}
+	i := newYaegi(t)
 	runValue, err := i.Eval("main.Run")
 	if err != nil {
 		t.Fatal(err)
@@ -144,6 +227,30 @@ func TestUnderYaegi(t *testing.T) {
 		}
 	}
 
+	// A JWKS URL provider: first fetch, a rotation picked up by an
+	// unknown-kid refetch, the last good set kept through a 500.
+	k2 := fixtureKeys(t)
+	srv := newJWKSServer(t, jwksFor(t, map[string]crypto.PublicKey{"A": &k2.ec256.PublicKey}, nil))
+	runURLValue, err := i.Eval("main.RunURL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runURL := runURLValue.Interface().(func(string, []string) []string)
+	farExp := claims(map[string]any{"exp": time.Now().Add(time.Hour).Unix()})
+	tokA := sign(t, jwt.SigningMethodES256, k2.ec256, "A", farExp)
+	tokB := sign(t, jwt.SigningMethodES256, k2.ec256b, "B", farExp)
+	if got := runURL(srv.URL, []string{tokA, tokB}); strings.Join(got, " ") != "|alice unknown_kid|" {
+		t.Errorf("interpreted URL provider before rotation: %q", got)
+	}
+	srv.set(200, jwksFor(t, map[string]crypto.PublicKey{"A": &k2.ec256.PublicKey, "B": &k2.ec256b.PublicKey}, nil))
+	if got := runURL(srv.URL, []string{tokB, tokA}); strings.Join(got, " ") != "|alice |alice" {
+		t.Errorf("interpreted URL provider after rotation: %q", got)
+	}
+	srv.set(500, "down")
+	if got := runURL(srv.URL, []string{tokA}); strings.Join(got, " ") != "no_keys|" {
+		t.Errorf("interpreted URL provider, server down from the start: %q", got)
+	}
+
 	keyringValue, err := i.Eval("main.Keyring")
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +278,7 @@ func TestUnderYaegi(t *testing.T) {
 }
 
 // copyGoSources copies a directory's non-test Go files.
-func copyGoSources(t *testing.T, from, to string) {
+func copyGoSources(t testing.TB, from, to string) {
 	t.Helper()
 	if err := os.MkdirAll(to, 0o755); err != nil {
 		t.Fatal(err)
