@@ -210,3 +210,20 @@ func TestConformanceUnderYaegi(t *testing.T) {
 	}
 	conformance.Run(t, yaegiPlane{}, conformance.Options{})
 }
+
+// BenchmarkCheckUnderYaegi: one cached-JWT decision made by the interpreted
+// engine, as the Traefik plugin makes it (plus the shim's JSON round trip).
+func BenchmarkCheckUnderYaegi(b *testing.B) {
+	s := loadShim(b)
+	inst := yaegiPlane{}.Start(b, filepath.Join("testdata", "bench.yaml")).(*yaegiInstance)
+	defer inst.Close()
+	h, _ := json.Marshal(http.Header{"Authorization": {"Bearer " + benchToken(b, "read write")}})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		out := s.do(inst.id, "GET", "/api/v1/jobs/42", string(h), "198.51.100.7", -1, 200, false, 0)
+		if !strings.Contains(out, `"forwarded":true`) {
+			b.Fatalf("not forwarded: %s", out)
+		}
+	}
+}
