@@ -18,6 +18,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -170,4 +171,9 @@ type AsynqOptions struct {
 	// MaxPending bounds queued jobs per kind; beyond it Submit returns
 	// ErrQueueFull [10000].
 	MaxPending int
+	// PollInterval is how often an idle worker looks for new tasks and
+	// moves due retries to their queue [1s].
+	PollInterval time.Duration
+	// Logger receives worker warnings (and asynq's) [discarded].
+	Logger *slog.Logger
 }
