@@ -40,6 +40,9 @@ type Asynq struct {
 	inspector *asynq.Inspector
 	store     store
 	worker    *worker // nil without a runner
+
+	events     *redis.PubSub // job events for the local webhook registry
+	eventsDone chan struct{}
 }
 
 // withDefaults fills zero fields of AsynqOptions.
@@ -110,15 +113,71 @@ func NewAsynq(redisOpt asynq.RedisConnOpt, runner Runner, opts AsynqOptions) (*A
 		inspector: asynq.NewInspectorFromRedisClient(rdb),
 		store:     store{rdb: rdb, prefix: opts.QueuePrefix},
 	}
+	if opts.Webhooks != nil {
+		if err := a.subscribe(ctx); err != nil {
+			_ = rdb.Close()
+			return nil, err
+		}
+	}
 	if runner != nil {
 		w, err := startWorker(redisOpt, runner, opts)
 		if err != nil {
-			_ = rdb.Close()
+			_ = a.Close(context.Background())
 			return nil, err
 		}
 		a.worker = w
 	}
 	return a, nil
+}
+
+// eventsChannel is the Redis pub/sub channel of finished-job events.
+func (o AsynqOptions) eventsChannel() string { return o.QueuePrefix + "events" }
+
+// jobEvent is a message on eventsChannel.
+type jobEvent struct {
+	Event string `json:"event"`
+	Job   Job    `json:"job"`
+}
+
+// announce delivers a finished job's event to its own webhook from this
+// process, and publishes it on Redis so that every API replica passes it to
+// the endpoints registered with it (registries live in API processes, not
+// in workers). A replica that is not subscribed at that moment misses it.
+func announce(ctx context.Context, rdb redis.UniversalClient, o AsynqOptions, job Job, input json.RawMessage, secret string) {
+	event := o.notifyJob(job, input, secret)
+	if event == "" {
+		return
+	}
+	msg, err := json.Marshal(jobEvent{Event: event, Job: job})
+	if err == nil {
+		err = rdb.Publish(context.WithoutCancel(ctx), o.eventsChannel(), msg).Err()
+	}
+	if err != nil {
+		o.Logger.Warn("jobs: publishing job event", "job", job.ID, "err", err)
+	}
+}
+
+// subscribe forwards job events from Redis to the local webhook registry.
+func (a *Asynq) subscribe(ctx context.Context) error {
+	ps := a.rdb.Subscribe(ctx, a.opts.eventsChannel())
+	if _, err := ps.Receive(ctx); err != nil { // the subscription confirmation
+		_ = ps.Close()
+		return fmt.Errorf("jobs: subscribing to job events: %w", err)
+	}
+	a.events, a.eventsDone = ps, make(chan struct{})
+	ch := ps.Channel()
+	go func() {
+		defer close(a.eventsDone)
+		for m := range ch {
+			var ev jobEvent
+			if err := json.Unmarshal([]byte(m.Payload), &ev); err != nil {
+				a.opts.Logger.Warn("jobs: undecodable job event", "err", err)
+				continue
+			}
+			_, _ = a.opts.Webhooks.Publish(ev.Event, ev.Job)
+		}
+	}()
+	return nil
 }
 
 // Submit validates spec, records the job and enqueues its task.
@@ -244,7 +303,7 @@ func (a *Asynq) Cancel(ctx context.Context, id string) (Job, error) {
 		a.opts.Logger.Warn("jobs: stopping cancelled task", "job", id, "err", err)
 	}
 	a.opts.finished(rec.job)
-	a.opts.notify(rec.job, payload.Input, payload.WebhookSecret)
+	announce(ctx, a.rdb, a.opts, rec.job, payload.Input, payload.WebhookSecret)
 	return rec.job, nil
 }
 
@@ -255,6 +314,10 @@ func (a *Asynq) Close(ctx context.Context) error {
 		if err := a.worker.stop(ctx); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if a.events != nil {
+		errs = append(errs, a.events.Close())
+		<-a.eventsDone
 	}
 	// The asynq client and inspector share rdb and are closed with it.
 	errs = append(errs, a.rdb.Close())
@@ -457,7 +520,7 @@ func (w *worker) finish(ctx context.Context, p taskPayload, taskID string, statu
 	}
 	if ok {
 		w.opts.finished(job)
-		w.opts.notify(job, p.Input, p.WebhookSecret)
+		announce(ctx, w.rdb, w.opts, job, p.Input, p.WebhookSecret)
 	}
 	return nil
 }

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -13,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/contentguard/contentguard/backend/webhook"
 	"github.com/hibiken/asynq"
 )
 
@@ -178,5 +182,112 @@ func TestAsynqSurvivesWorkerCrash(t *testing.T) {
 	rec, err := api.store.load(context.Background(), slow.ID)
 	if err != nil || rec.takeovers != 1 {
 		t.Fatalf("slow job record %+v, %v: want exactly one takeover", rec, err)
+	}
+}
+
+// TestAsynqWebhooksAcrossReplicas: replica A runs the worker, replica B only
+// serves the API; each has its own registry. A job submitted through B
+// reaches its own webhook (sent by the worker) and the endpoints registered
+// with both replicas (through the Redis event channel). A job cancelled
+// through B announces batch_failed the same way.
+func TestAsynqWebhooksAcrossReplicas(t *testing.T) {
+	addr := startRedis(t)
+	type delivery struct{ path, event string }
+	got := make(chan delivery, 16)
+	const secret = "shared-test-secret-0123"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if !webhook.Verify([]byte(secret), body, r.Header.Get(webhook.HeaderSignature)) {
+			t.Errorf("%s: bad signature", r.URL.Path)
+		}
+		got <- delivery{r.URL.Path, r.Header.Get(webhook.HeaderEvent)}
+	}))
+	defer srv.Close()
+
+	replica := func(path string, runner Runner) *Asynq {
+		guard := webhook.Guard{AllowPrivate: true}
+		reg := webhook.NewRegistry(webhook.RegistryOptions{Guard: guard})
+		if _, _, err := reg.Register(context.Background(), srv.URL+path, webhook.Events(), secret); err != nil {
+			t.Fatal(err)
+		}
+		d := webhook.NewDeliverer(reg, webhook.DelivererOptions{Guard: guard})
+		t.Cleanup(func() { _ = d.Close(context.Background()) })
+		q, err := NewAsynq(asynq.RedisClientOpt{Addr: addr}, runner, AsynqOptions{
+			Options: Options{Webhooks: d}, Concurrency: 1, PollInterval: 20 * time.Millisecond, WorkerTTL: workerTTL,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		closeQueue(t, q)
+		return q
+	}
+	g := newGateRunner()
+	replica("/a", g.run)
+	b := replica("/b", nil)
+
+	expect := func(want map[delivery]bool) {
+		t.Helper()
+		for len(want) > 0 {
+			select {
+			case d := <-got:
+				if !want[d] {
+					t.Fatalf("unexpected delivery %+v; still waiting for %v", d, want)
+				}
+				delete(want, d)
+			case <-time.After(20 * time.Second):
+				t.Fatalf("deliveries missing: %v", want)
+			}
+		}
+	}
+	j, err := b.Submit(context.Background(), Spec{Kind: KindDedup, WebhookURL: srv.URL + "/job", WebhookSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitJob(t, b, j.ID, "running", func(j Job) bool { return j.Status == StatusRunning })
+	close(g.release)
+	waitJob(t, b, j.ID, "finished", finished)
+	ev := webhook.EventSimilarityCompleted
+	expect(map[delivery]bool{{"/job", ev}: true, {"/a", ev}: true, {"/b", ev}: true})
+
+	// A job waiting in a paused queue is cancelled through B.
+	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: addr})
+	defer insp.Close()
+	if err := insp.PauseQueue(b.opts.queueName(KindBatch)); err != nil {
+		t.Fatal(err)
+	}
+	j2, err := b.Submit(context.Background(), Spec{Kind: KindBatch, WebhookURL: srv.URL + "/job", WebhookSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := b.Cancel(context.Background(), j2.ID); err != nil || c.Status != StatusCancelled {
+		t.Fatalf("Cancel = %+v, %v", c, err)
+	}
+	ev = webhook.EventBatchFailed
+	expect(map[delivery]bool{{"/job", ev}: true, {"/a", ev}: true, {"/b", ev}: true})
+	if _, err := insp.GetTaskInfo(b.opts.queueName(KindBatch), j2.ID); !errors.Is(err, asynq.ErrTaskNotFound) {
+		t.Fatalf("cancelled pending task still in asynq: %v", err)
+	}
+}
+
+func TestAsynqBacklogBound(t *testing.T) {
+	addr := startRedis(t)
+	q, err := NewAsynq(asynq.RedisClientOpt{Addr: addr}, nil, AsynqOptions{MaxPending: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeQueue(t, q)
+	for i := 0; i < 2; i++ {
+		if _, err := q.Submit(context.Background(), Spec{Kind: KindAnalyze}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := q.Submit(context.Background(), Spec{Kind: KindAnalyze}); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("Submit beyond MaxPending = %v, want ErrQueueFull", err)
+	}
+	if _, err := q.Submit(context.Background(), Spec{Kind: KindBatch}); err != nil {
+		t.Fatalf("other kinds have their own queue: %v", err)
+	}
+	if _, err := NewAsynq(asynq.RedisClientOpt{Addr: "127.0.0.1:1"}, nil, AsynqOptions{}); err == nil {
+		t.Fatal("NewAsynq without a Redis succeeded")
 	}
 }

@@ -119,17 +119,22 @@ func (o Options) validate(ctx context.Context, spec Spec) (Spec, error) {
 // registered endpoints subscribed to the event. Delivery is asynchronous
 // and best effort; failures show in the webhook statistics.
 func (o Options) notify(job Job, input json.RawMessage, secret string) {
-	if o.Webhooks == nil {
-		return
+	if event := o.notifyJob(job, input, secret); event != "" && o.Webhooks != nil {
+		_, _ = o.Webhooks.Publish(event, job)
 	}
+}
+
+// notifyJob sends the event to the job's own webhook only and returns the
+// event name ("" when the job has none).
+func (o Options) notifyJob(job Job, input json.RawMessage, secret string) string {
 	event := o.EventFor(job.Kind, job.Status, input)
 	if event == "" {
-		return
+		return ""
 	}
-	if job.WebhookURL != "" {
+	if o.Webhooks != nil && job.WebhookURL != "" {
 		_, _ = o.Webhooks.Send(webhook.Target{URL: job.WebhookURL, Secret: secret}, event, job)
 	}
-	_, _ = o.Webhooks.Publish(event, job)
+	return event
 }
 
 // finished reports a finished job to the observer.
