@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -16,6 +17,9 @@ import (
 type HandlerOptions struct {
 	MaxBodyBytes int64         // request body limit [8 MiB + 64 KiB]
 	RetryAfter   time.Duration // Retry-After sent with 503 [5s]
+	// Logger records store failures answered with 500, whose details are
+	// not shown to clients [discarded].
+	Logger *slog.Logger
 }
 
 // submitRequest is the body of POST /api/v1/jobs.
@@ -37,6 +41,9 @@ func NewHandler(q Queue, resp Responder, opts HandlerOptions) http.Handler {
 	}
 	if opts.RetryAfter <= 0 {
 		opts.RetryAfter = 5 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	h := &handler{q: q, resp: resp, opts: opts}
 	mux := http.NewServeMux()
@@ -128,6 +135,7 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		h.resp.Problem(w, r, http.StatusServiceUnavailable, "Job queue unavailable", err.Error())
 	default:
-		h.resp.Problem(w, r, http.StatusInternalServerError, "Job store error", "the job store failed; see the server log for the request id")
+		h.opts.Logger.ErrorContext(r.Context(), "jobs: store failure", "method", r.Method, "path", r.URL.Path, "err", err)
+		h.resp.Problem(w, r, http.StatusInternalServerError, "Job store error", "the job store failed; the server log has the details")
 	}
 }

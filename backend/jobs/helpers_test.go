@@ -3,25 +3,14 @@ package jobs
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/contentguard/contentguard/backend/internal/envelopetest"
 )
 
-type testResponder struct{}
-
-func (testResponder) Data(w http.ResponseWriter, _ *http.Request, status int, data any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"success": true, "data": data})
-}
-
-func (testResponder) Problem(w http.ResponseWriter, _ *http.Request, status int, title, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"success": false, "status": status, "title": title, "detail": detail})
-}
+type testResponder = envelopetest.Responder
 
 // countingObserver records metric calls.
 type countingObserver struct {

@@ -2,29 +2,15 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
 	"net/netip"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/contentguard/contentguard/backend/internal/envelopetest"
 )
 
-// testResponder is the smallest Responder: the envelope and problem+json
-// shapes the server uses.
-type testResponder struct{}
-
-func (testResponder) Data(w http.ResponseWriter, _ *http.Request, status int, data any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"success": true, "data": data})
-}
-
-func (testResponder) Problem(w http.ResponseWriter, _ *http.Request, status int, title, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"success": false, "status": status, "title": title, "detail": detail})
-}
+type testResponder = envelopetest.Responder
 
 // staticResolver answers every name from a table (or fallback), so tests do
 // not depend on DNS. answers are consumed in order per name when several
