@@ -189,6 +189,14 @@ func (m *Memory) run(mj *memJob) {
 		m.mu.Unlock()
 		return
 	}
+	if m.ctx.Err() != nil { // closing: drain the queue without running
+		m.finishLocked(mj, StatusCancelled, nil, "server shutting down")
+		job := mj.job
+		m.mu.Unlock()
+		m.opts.finished(job)
+		m.opts.notify(job, mj.input, mj.secret)
+		return
+	}
 	ctx, cancel := context.WithTimeout(m.ctx, m.opts.JobTimeout)
 	defer cancel()
 	mj.cancel = cancel
