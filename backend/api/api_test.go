@@ -334,6 +334,7 @@ func TestMetricsPassPromtool(t *testing.T) {
 		t.Fatal("promtool is required (apt-get install prometheus)")
 	}
 	ts := newTestServer(t, Config{})
+	mountAsync(t, ts)
 	ts.do(t, "POST", "/analyze", `{"content":"metrics please"}`)
 	ts.do(t, "POST", "/analyze", `{"content":"metrics please"}`)
 	ts.do(t, "GET", "/nope/123", "")
@@ -347,6 +348,8 @@ func TestMetricsPassPromtool(t *testing.T) {
 		`cache_hits_total 1`,
 		`cache_misses_total 1`,
 		`go_goroutines`,
+		`webhook_delivery_attempts_total 0`,
+		`jobs_queue_depth`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Fatalf("metrics lack %q:\n%s", want, text)

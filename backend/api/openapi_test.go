@@ -18,6 +18,7 @@ var openAPIMethods = []string{"get", "put", "post", "delete", "patch", "head", "
 // method is routed by the mux to that same pattern.
 func TestOpenAPIMatchesMux(t *testing.T) {
 	ts := newTestServer(t, Config{})
+	mountAsync(t, ts)
 	var doc struct {
 		OpenAPI string                                `json:"openapi"`
 		Paths   map[string]map[string]json.RawMessage `json:"paths"`
