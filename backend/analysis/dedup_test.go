@@ -217,7 +217,7 @@ func TestDedupEstimatesJaccard(t *testing.T) {
 	var sum, sumSq float64
 	n := 0
 	for k := 0; k+1 < len(docs); k += 2 {
-		j := jaccardSorted(d.shingles[k], d.shingles[k+1])
+		j := jaccardSorted(sortedSet(d.shingles[k]), sortedSet(d.shingles[k+1]))
 		if j == 0 || j == 1 {
 			continue
 		}

@@ -136,12 +136,14 @@ func (d *deduper) sign(ctx context.Context, progress func(done, total int)) erro
 		}
 	}
 	err := parallel(ctx, len(d.docs), 64, func(lo, hi int) {
-		var toks []uint64
+		var toks, arena []uint64
+		var buf []byte
 		for i := lo; i < hi; i++ {
 			text := d.docs[i].Text
-			d.sums[i] = md5.Sum([]byte(pyStrip(text)))
+			buf = append(buf[:0], pyStrip(text)...)
+			d.sums[i] = md5.Sum(buf)
 			toks = tokenHashes(toks[:0], text)
-			d.shingles[i] = shingleHashes(toks, d.p.shingle)
+			d.shingles[i], arena = shingleHashes(toks, d.p.shingle, arena)
 			d.minhash(d.shingles[i], d.sigs[i*d.p.perms:(i+1)*d.p.perms])
 		}
 	}, after)
@@ -160,17 +162,31 @@ func (d *deduper) sign(ctx context.Context, progress func(done, total int)) erro
 	return nil
 }
 
+// minhash fills sig with the minimum of each permutation over shingles.
+// Permutation-major order keeps the running minima in registers, four
+// permutations per pass over the shingles so the four compare chains overlap:
+// the inner loop is four multiply-adds and four compares per shingle.
 func (d *deduper) minhash(shingles []uint64, sig []uint64) {
-	for p := range sig {
-		sig[p] = math.MaxUint64
-	}
 	a, b := d.a[:len(sig)], d.b[:len(sig)]
-	for _, x := range shingles {
-		for p := range sig {
-			if v := a[p]*x + b[p]; v < sig[p] {
-				sig[p] = v
-			}
+	p := 0
+	for ; p+4 <= len(sig); p += 4 {
+		a0, a1, a2, a3 := a[p], a[p+1], a[p+2], a[p+3]
+		b0, b1, b2, b3 := b[p], b[p+1], b[p+2], b[p+3]
+		m0, m1, m2, m3 := uint64(math.MaxUint64), uint64(math.MaxUint64), uint64(math.MaxUint64), uint64(math.MaxUint64)
+		for _, x := range shingles {
+			m0 = min(m0, a0*x+b0)
+			m1 = min(m1, a1*x+b1)
+			m2 = min(m2, a2*x+b2)
+			m3 = min(m3, a3*x+b3)
 		}
+		sig[p], sig[p+1], sig[p+2], sig[p+3] = m0, m1, m2, m3
+	}
+	for ; p < len(sig); p++ {
+		m := uint64(math.MaxUint64)
+		for _, x := range shingles {
+			m = min(m, a[p]*x+b[p])
+		}
+		sig[p] = m
 	}
 }
 
@@ -214,13 +230,21 @@ func tokenHashes(dst []uint64, s string) []uint64 {
 	return dst
 }
 
-// shingleHashes returns the sorted, unique hashes of the k-token shingles.
-func shingleHashes(tokens []uint64, k int) []uint64 {
+// shingleHashes returns the hashes of the k-token shingles, unsorted and
+// possibly repeated (MinHash does not care; verification sorts the few
+// documents it needs, see sortedSet). The result is carved from arena, a
+// chunk shared by many documents, to spare the allocator and the GC one
+// object per document; the rest of the arena is returned for the next call.
+func shingleHashes(tokens []uint64, k int, arena []uint64) (shingles, rest []uint64) {
 	if len(tokens) == 0 {
-		return nil
+		return nil, arena
 	}
 	k = min(k, len(tokens))
-	out := make([]uint64, 0, len(tokens)-k+1)
+	n := len(tokens) - k + 1
+	if len(arena) < n {
+		arena = make([]uint64, max(n, 1<<16))
+	}
+	out := arena[:0:n]
 	for i := 0; i+k <= len(tokens); i++ {
 		h := uint64(k)
 		for _, t := range tokens[i : i+k] {
@@ -228,8 +252,13 @@ func shingleHashes(tokens []uint64, k int) []uint64 {
 		}
 		out = append(out, h)
 	}
-	slices.Sort(out)
-	return slices.Clip(slices.Compact(out))
+	return out, arena[n:]
+}
+
+// sortedSet sorts and de-duplicates shingle hashes in place.
+func sortedSet(hashes []uint64) []uint64 {
+	slices.Sort(hashes)
+	return slices.Clip(slices.Compact(hashes))
 }
 
 // bandEntry is one document's hash of one band.
@@ -317,6 +346,24 @@ type verifiedPair struct {
 
 // verify keeps the candidate pairs whose exact Jaccard reaches the threshold.
 func (d *deduper) verify(ctx context.Context, cands []uint64) ([]verifiedPair, error) {
+	// Turn the shingle lists of the documents in candidate pairs into sets.
+	involved := make([]bool, len(d.docs))
+	for _, c := range cands {
+		involved[c>>32], involved[uint32(c)] = true, true
+	}
+	var docs []int
+	for i, in := range involved {
+		if in {
+			docs = append(docs, i)
+		}
+	}
+	if err := parallel(ctx, len(docs), 256, func(lo, hi int) {
+		for _, i := range docs[lo:hi] {
+			d.shingles[i] = sortedSet(d.shingles[i])
+		}
+	}, nil); err != nil {
+		return nil, err
+	}
 	var mu sync.Mutex
 	var kept []verifiedPair
 	err := parallel(ctx, len(cands), 1024, func(lo, hi int) {
