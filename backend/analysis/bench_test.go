@@ -177,3 +177,50 @@ func BenchmarkDedup100k(b *testing.B) {
 	b.ReportMetric(float64(res.Stats.CandidatePairs), "candidates")
 	b.ReportMetric(float64(len(res.Clusters)), "clusters")
 }
+
+// staircase builds the slowest SequenceRatio input we know of n code points:
+// equal blocks of decreasing length (so each longest match sits at the left
+// end and the recursion is as deep as there are blocks), drawn from an
+// alphabet just small enough that no character is "popular" for autojunk,
+// separated by characters that differ between a and b.
+func staircase(n int) (string, string) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	var a, b strings.Builder
+	count := 0
+	for l := 199; count+l+1 <= n && l > 1; l-- {
+		for range l {
+			r := rune(0x4e00 + rng.IntN(max(n/100, 1)))
+			a.WriteRune(r)
+			b.WriteRune(r)
+		}
+		a.WriteRune(0x3400 + rune(rng.IntN(200)))
+		b.WriteRune(0x3600 + rune(rng.IntN(200)))
+		count += l + 1
+	}
+	return a.String(), b.String()
+}
+
+func BenchmarkSequenceRatioStaircase(b *testing.B) {
+	x, y := staircase(MaxSequenceChars)
+	for b.Loop() {
+		SequenceRatio(x, y)
+	}
+}
+
+// BenchmarkSequenceRatioRandomMax compares two random texts of
+// MaxSequenceChars code points over an alphabet just under the autojunk
+// popularity limit (every character indexed, ~100 positions each).
+func BenchmarkSequenceRatioRandomMax(b *testing.B) {
+	rng := rand.New(rand.NewPCG(2, 2))
+	gen := func() string {
+		var sb strings.Builder
+		for range MaxSequenceChars {
+			sb.WriteRune(rune(0x4e00 + rng.IntN(MaxSequenceChars/100)))
+		}
+		return sb.String()
+	}
+	x, y := gen(), gen()
+	for b.Loop() {
+		SequenceRatio(x, y)
+	}
+}

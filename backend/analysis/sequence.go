@@ -1,11 +1,16 @@
 package analysis
 
+import "sort"
+
 // MaxSequenceChars is the largest text, in code points, that callers should
-// hand to SequenceRatio. The original service refused content over 10,000
-// characters; difflib's matcher is quadratic or worse in the worst case (see
-// SequenceRatio), so the HTTP layer must refuse longer inputs for the
-// "sequence" method. Similar enforces it and returns ErrInputTooLarge.
-const MaxSequenceChars = 20000
+// hand to SequenceRatio: 10,000, the original service's own content limit.
+// difflib's matcher is superlinear (see SequenceRatio); at this size the
+// slowest input we could construct (a "staircase" of blocks of decreasing
+// length drawn from an alphabet just under the autojunk popularity limit,
+// BenchmarkSequenceRatioStaircase) takes tens of milliseconds, at twice the
+// size about a second. Similar enforces the limit for the "sequence" method
+// and returns ErrInputTooLarge; the HTTP layer should refuse such input early.
+const MaxSequenceChars = 10000
 
 // SequenceRatio returns exactly what Python's
 // difflib.SequenceMatcher(None, a, b).ratio() returns for the same strings,
@@ -95,7 +100,14 @@ func (m *matcher) longestMatch(alo, ahi, blo, bhi int) (besti, bestj, bestsize i
 	besti, bestj = alo, blo
 	// prev[j+1] holds j2len[j] of the previous row; slot 0 stands for j = -1.
 	for i := alo; i < ahi; i++ {
-		for _, j := range m.b2j[a[i]] {
+		js := m.b2j[a[i]]
+		if len(js) > 16 && js[0] < blo {
+			// difflib walks and skips every j < blo; a binary search
+			// skips them at once (same result, far less work in the right
+			// halves of the recursion).
+			js = js[sort.SearchInts(js, blo):]
+		}
+		for _, j := range js {
 			if j < blo {
 				continue
 			}
