@@ -136,7 +136,11 @@ func countSentences(s string) int {
 //   - every token counts at least one syllable, and tokens of up to three
 //     letters exactly one.
 func countSyllables(word string) int {
-	rs := []rune(word)
+	var stack [48]rune
+	rs := stack[:0]
+	for _, r := range word {
+		rs = append(rs, r)
+	}
 	cjk := 0
 	for _, r := range rs {
 		if unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul) {

@@ -1,7 +1,9 @@
 package analysis
 
 import (
+	"cmp"
 	"math/bits"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -127,26 +129,53 @@ func (rf *repeatFinder) equal(i, j, n int) bool {
 	return true
 }
 
+// gram is one n-gram occurrence: its hash and start token.
+type gram struct {
+	hash  uint64
+	start int32
+}
+
 // phrases returns one group of occurrences per reported phrase.
 func (rf *repeatFinder) phrases(minN, maxN int) [][]tokenRange {
 	var out [][]tokenRange
+	grams := make([]gram, 0, len(rf.ids))
+	type run struct{ lo, hi int } // a group of equal n-grams in grams
+	var runs []run
+	var starts []int
 	for n := min(maxN, len(rf.ids)); n >= minN; n-- {
-		// Group n-gram starts by hash, in order of first occurrence.
-		index := make(map[uint64]int)
-		var groups [][]int
+		// Group the n-grams by sorting (hash, start): no map, no
+		// per-group allocation. Then visit groups in order of first
+		// occurrence, which decides what longer phrases cover first.
+		grams = grams[:0]
 		for i := 0; i+n <= len(rf.ids); i++ {
-			h := rf.hash(i, n)
-			g, ok := index[h]
-			if !ok {
-				index[h] = len(groups)
-				groups = append(groups, []int{i})
-				continue
-			}
-			if rf.equal(groups[g][0], i, n) {
-				groups[g] = append(groups[g], i)
-			}
+			grams = append(grams, gram{rf.hash(i, n), int32(i)})
 		}
-		for _, starts := range groups {
+		slices.SortFunc(grams, func(x, y gram) int {
+			if x.hash != y.hash {
+				return cmp.Compare(x.hash, y.hash)
+			}
+			return cmp.Compare(x.start, y.start)
+		})
+		runs = runs[:0]
+		for lo := 0; lo < len(grams); {
+			hi := lo + 1
+			for hi < len(grams) && grams[hi].hash == grams[lo].hash {
+				hi++
+			}
+			if hi-lo >= 2 {
+				runs = append(runs, run{lo, hi})
+			}
+			lo = hi
+		}
+		slices.SortFunc(runs, func(x, y run) int { return cmp.Compare(grams[x.lo].start, grams[y.lo].start) })
+		for _, r := range runs {
+			first := int(grams[r.lo].start)
+			starts = append(starts[:0], first)
+			for _, g := range grams[r.lo+1 : r.hi] {
+				if rf.equal(first, int(g.start), n) { // drop hash collisions
+					starts = append(starts, int(g.start))
+				}
+			}
 			if len(starts) < 2 {
 				continue
 			}
