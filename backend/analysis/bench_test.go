@@ -167,6 +167,7 @@ func BenchmarkDedup100k(b *testing.B) {
 	b.SetBytes(int64(total))
 	b.ResetTimer()
 	var res DedupResult
+	cpu := processCPUSeconds()
 	for b.Loop() {
 		var err error
 		res, err = Dedup(context.Background(), docs, DedupOptions{})
@@ -174,6 +175,7 @@ func BenchmarkDedup100k(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	b.ReportMetric((processCPUSeconds()-cpu)/float64(b.N), "cpu-s/op")
 	b.ReportMetric(float64(res.Stats.CandidatePairs), "candidates")
 	b.ReportMetric(float64(len(res.Clusters)), "clusters")
 }

@@ -30,6 +30,20 @@ func FuzzTokens(f *testing.F) {
 		if !slices.Equal(got, want) {
 			t.Fatalf("Tokens(%q) = %q, regexp reference %q", s, got, want)
 		}
+		// The dedup tokeniser hashes exactly these tokens.
+		hashes := tokenHashes(nil, s)
+		if len(hashes) != len(got) {
+			t.Fatalf("tokenHashes(%q) has %d tokens, Tokens %d", s, len(hashes), len(got))
+		}
+		for i, tok := range got {
+			h := uint64(14695981039346656037)
+			for _, r := range tok {
+				h = (h ^ uint64(r)) * 1099511628211
+			}
+			if mix64(h) != hashes[i] {
+				t.Fatalf("tokenHashes(%q)[%d] is not the hash of %q", s, i, tok)
+			}
+		}
 		n := utf8.RuneCountInString(s)
 		last := 0
 		scanTokens(s, func(tok string, start, end int) {

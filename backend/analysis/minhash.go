@@ -5,6 +5,7 @@ import (
 	"crypto/md5"
 	"fmt"
 	"math"
+	"math/bits"
 	"runtime"
 	"slices"
 	"sort"
@@ -191,7 +192,8 @@ func (d *deduper) minhash(shingles []uint64, sig []uint64) {
 }
 
 // tokenHashes appends the FNV-1a hash (over lower-cased runes, finalised by
-// mix64) of every token of s, with exactly the tokenisation of Tokens.
+// mix64) of every token of s, with exactly the tokenisation of Tokens (the
+// fuzz and reference tests hold both to Python's).
 func tokenHashes(dst []uint64, s string) []uint64 {
 	const (
 		offset = 14695981039346656037
@@ -199,34 +201,34 @@ func tokenHashes(dst []uint64, s string) []uint64 {
 	)
 	h, in := uint64(offset), false
 	var lowered [3]rune
-	add := func(r rune) {
-		if isWordRune(r) {
-			h = (h ^ uint64(r)) * prime
-			in = true
-			return
-		}
-		if in {
-			dst = append(dst, mix64(h))
-			h, in = offset, false
-		}
-	}
 	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf { // ASCII fast path
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
+		if c := s[i]; c < utf8.RuneSelf { // ASCII fast path
+			if asciiWord[c] {
+				if 'A' <= c && c <= 'Z' {
+					c += 'a' - 'A'
+				}
+				h, in = (h^uint64(c))*prime, true
+			} else if in {
+				dst = append(dst, mix64(h))
+				h, in = offset, false
 			}
-			add(rune(c))
 			i++
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
 		for _, lr := range pyLowerRune(s, i, r, lowered[:0]) {
-			add(lr)
+			if isWordRune(lr) {
+				h, in = (h^uint64(lr))*prime, true
+			} else if in {
+				dst = append(dst, mix64(h))
+				h, in = offset, false
+			}
 		}
 		i += size
 	}
-	add(' ')
+	if in {
+		dst = append(dst, mix64(h))
+	}
 	return dst
 }
 
@@ -242,15 +244,18 @@ func shingleHashes(tokens []uint64, k int, arena []uint64) (shingles, rest []uin
 	k = min(k, len(tokens))
 	n := len(tokens) - k + 1
 	if len(arena) < n {
-		arena = make([]uint64, max(n, 1<<16))
+		arena = make([]uint64, max(n, 1<<13))
 	}
 	out := arena[:0:n]
 	for i := 0; i+k <= len(tokens); i++ {
-		h := uint64(k)
-		for _, t := range tokens[i : i+k] {
-			h = mix64(h ^ t)
+		// Token hashes are already mixed: rotate each by a distinct
+		// position-dependent amount (23 is odd, so j*23 mod 64 differ for
+		// j < 64), XOR, and mix once.
+		h := uint64(k) * 0x9e3779b97f4a7c15
+		for j, t := range tokens[i : i+k] {
+			h ^= bits.RotateLeft64(t, j*23)
 		}
-		out = append(out, h)
+		out = append(out, mix64(h))
 	}
 	return out, arena[n:]
 }
@@ -432,8 +437,7 @@ func (d *deduper) result(candidates int, pairs []verifiedPair) DedupResult {
 	for i := range parent {
 		parent[i] = int32(i)
 	}
-	var find func(int32) int32
-	find = func(x int32) int32 {
+	find := func(x int32) int32 {
 		for parent[x] != x {
 			parent[x] = parent[parent[x]]
 			x = parent[x]
