@@ -22,7 +22,7 @@ import (
 const (
 	// MaxTextChars bounds one text field, in code points. The original
 	// refused more than 10,000; analysis is linear here, so we allow more,
-	// except for the quadratic sequence similarity (analysis.MaxSequenceChars).
+	// except for the quadratic sequence similarity (analysis.MaxSequenceChars, 10,000).
 	MaxTextChars = 100_000
 	// MaxBatchJobs bounds the jobs of one synchronous batch.
 	MaxBatchJobs = 100
