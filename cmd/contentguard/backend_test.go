@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -141,4 +142,40 @@ func BenchmarkColdStart(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms-to-first-200")
+}
+
+// TestBackendListensWherePlatformsSay runs the subcommand without --listen
+// under the Azure Functions and Cloud Run environments.
+func TestBackendListensWherePlatformsSay(t *testing.T) {
+	for _, env := range []string{"FUNCTIONS_CUSTOMHANDLER_PORT", "PORT"} {
+		t.Run(env, func(t *testing.T) {
+			t.Setenv("REDIS_URL", "")
+			t.Setenv("AWS_LAMBDA_FUNCTION_NAME", "")
+			t.Setenv("FUNCTIONS_CUSTOMHANDLER_PORT", "")
+			t.Setenv("PORT", "")
+			port := freePort(t)
+			t.Setenv(env, fmt.Sprint(port))
+			ctx, cancel := context.WithCancel(context.Background())
+			stderr := &lockedBuffer{}
+			done := make(chan int, 1)
+			go func() { done <- run(ctx, []string{"backend"}, io.Discard, stderr) }()
+			var err error
+			for i := 0; i < 500; i++ {
+				var resp *http.Response
+				resp, err = http.Get(fmt.Sprintf("http://127.0.0.1:%d/health", port))
+				if err == nil {
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						t.Fatalf("status %d", resp.StatusCode)
+					}
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			cancel()
+			if code := <-done; err != nil || code != 0 {
+				t.Fatalf("err %v exit %d\n%s", err, code, stderr.String())
+			}
+		})
+	}
 }
