@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os/exec"
 	"sort"
@@ -427,4 +428,21 @@ func TestHeadAndRoot(t *testing.T) {
 		t.Fatalf("root %v", d)
 	}
 	_ = fmt.Sprint()
+}
+
+// TestChunkedBodyOverLimit sends a body without Content-Length, so only the
+// MaxBytesReader can stop it.
+func TestChunkedBodyOverLimit(t *testing.T) {
+	ts := newTestServer(t, Config{MaxBodyBytes: 1024})
+	body := io.MultiReader(strings.NewReader(`{"content":"`), strings.NewReader(strings.Repeat("a", 4096)), strings.NewReader(`"}`))
+	req, _ := http.NewRequest("POST", ts.URL+"/analyze", body)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 413 || req.ContentLength != 0 || !strings.Contains(string(raw), "exceeds 1024 bytes") {
+		t.Fatalf("%d %s", resp.StatusCode, raw)
+	}
 }
