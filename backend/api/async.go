@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/contentguard/contentguard/backend/jobs"
+	"github.com/contentguard/contentguard/backend/jobs/jobsmetrics"
 	"github.com/contentguard/contentguard/backend/webhook"
 )
 
@@ -114,40 +114,16 @@ func (s *Server) publish(ctx context.Context, kind string, data any) {
 	}
 }
 
-// JobsObserver returns a jobs.Observer exporting jobs_submitted_total{kind},
-// jobs_completed_total{kind,status}, job_duration_seconds{kind} and
-// jobs_queue_depth on the server's registry (created on first call).
+// JobsObserver registers the job metrics (package jobsmetrics:
+// jobs_submitted_total, jobs_completed_total, job_duration_seconds,
+// jobs_queue_depth) on the server's registry and returns their Observer.
 func (s *Server) JobsObserver() (jobs.Observer, error) {
-	o := &jobsObserver{
-		submitted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jobs_submitted_total", Help: "Asynchronous jobs submitted, by kind."}, []string{"kind"}),
-		finished:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jobs_completed_total", Help: "Asynchronous jobs finished, by kind and final status."}, []string{"kind", "status"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "job_duration_seconds", Help: "Asynchronous job run time, start to finish.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, []string{"kind"}),
-		depth: prometheus.NewGauge(prometheus.GaugeOpts{Name: "jobs_queue_depth", Help: "Jobs waiting in the in-process queue."}),
-	}
-	for _, c := range []prometheus.Collector{o.submitted, o.finished, o.duration, o.depth} {
-		if err := s.cfg.Registry.Register(c); err != nil {
-			return nil, fmt.Errorf("api: register job metrics: %w", err)
-		}
+	o, err := jobsmetrics.New(s.cfg.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
 	}
 	return o, nil
 }
-
-type jobsObserver struct {
-	submitted *prometheus.CounterVec
-	finished  *prometheus.CounterVec
-	duration  *prometheus.HistogramVec
-	depth     prometheus.Gauge
-}
-
-func (o *jobsObserver) JobSubmitted(kind string) { o.submitted.WithLabelValues(kind).Inc() }
-
-func (o *jobsObserver) JobFinished(kind string, status jobs.Status, d time.Duration) {
-	o.finished.WithLabelValues(kind, string(status)).Inc()
-	o.duration.WithLabelValues(kind).Observe(d.Seconds())
-}
-
-func (o *jobsObserver) QueueDepth(n int) { o.depth.Set(float64(n)) }
 
 // webhookCollector reads the registry's delivery counters at scrape time.
 type webhookCollector struct{ reg *webhook.Registry }

@@ -23,7 +23,7 @@ import (
 // Environment of the worker child process (see TestMain).
 const (
 	envWorkerRedis = "CONTENTGUARD_JOBS_TEST_WORKER_REDIS"
-	workerTTL      = 600 * time.Millisecond
+	workerTTL      = time.Second
 )
 
 // TestMain doubles as a worker process: the crash test starts this test

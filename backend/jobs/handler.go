@@ -51,8 +51,19 @@ func NewHandler(q Queue, resp Responder, opts HandlerOptions) http.Handler {
 		mux.HandleFunc("POST "+p+"/jobs", h.submit)
 		mux.HandleFunc("GET "+p+"/jobs/{id}", h.get)
 		mux.HandleFunc("DELETE "+p+"/jobs/{id}", h.cancel)
+		// Method-less patterns lose to the ones above and catch the other
+		// methods, so a wrong method gets a problem, not a text/plain 405.
+		mux.HandleFunc(p+"/jobs", h.methodNotAllowed("POST"))
+		mux.HandleFunc(p+"/jobs/{id}", h.methodNotAllowed("GET, DELETE"))
 	}
 	return mux
+}
+
+func (h *handler) methodNotAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		h.resp.Problem(w, r, http.StatusMethodNotAllowed, "Method not allowed", r.Method+" is not allowed here; use "+allow)
+	}
 }
 
 type handler struct {

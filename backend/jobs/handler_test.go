@@ -74,6 +74,8 @@ func TestHandlerErrors(t *testing.T) {
 		{"GET", "/api/v1/jobs/job_ffffffffffffffffffffffff", "", 404},
 		{"GET", "/api/v1/jobs/..%2f..%2fetc", "", 404},
 		{"DELETE", "/api/v1/jobs/not-an-id", "", 404},
+		{"GET", "/api/v1/jobs", "", 405},
+		{"PUT", "/jobs/job_ffffffffffffffffffffffff", "", 405},
 	}
 	for _, c := range cases {
 		rec, out := serve(t, h, c.method, c.path, c.body)

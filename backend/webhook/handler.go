@@ -42,8 +42,27 @@ func NewHandler(reg *Registry, d *Deliverer, resp Responder) http.Handler {
 		mux.HandleFunc("GET "+p+"/webhooks", h.list)
 		mux.HandleFunc("GET "+p+"/webhooks/stats", h.stats)
 		mux.HandleFunc("DELETE "+p+"/webhooks/{id}", h.delete)
+		// The other methods get a problem, not ServeMux's text/plain 405.
+		// (Method-less patterns would conflict with DELETE /webhooks/{id}.)
+		h.notAllowed(mux, p+"/webhooks/register", "POST")
+		h.notAllowed(mux, p+"/webhooks", "GET")
+		h.notAllowed(mux, p+"/webhooks/stats", "GET")
+		h.notAllowed(mux, p+"/webhooks/{id}", "DELETE")
 	}
 	return mux
+}
+
+// notAllowed answers 405 for the usual methods other than allow on path.
+func (h *handler) notAllowed(mux *http.ServeMux, path, allow string) {
+	for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+		if m == allow {
+			continue
+		}
+		mux.HandleFunc(m+" "+path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			h.resp.Problem(w, r, http.StatusMethodNotAllowed, "Method not allowed", r.Method+" is not allowed here; use "+allow)
+		})
+	}
 }
 
 type handler struct {

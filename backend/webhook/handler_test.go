@@ -121,6 +121,21 @@ func TestHandlerRejectsBadRegistrations(t *testing.T) {
 	}
 }
 
+func TestHandlerWrongMethodIsAProblem(t *testing.T) {
+	h := NewHandler(NewRegistry(RegistryOptions{}), nil, testResponder{})
+	for _, c := range []struct{ method, path, allow string }{
+		{"GET", "/webhooks/register", "POST"},
+		{"POST", "/api/v1/webhooks", "GET"},
+		{"DELETE", "/webhooks/stats", "GET"}, // GET only: "stats" is not an id
+		{"PATCH", "/api/v1/webhooks/wh_1", "DELETE"},
+	} {
+		code, hdr, out := call(t, h, c.method, c.path, "")
+		if code != http.StatusMethodNotAllowed || hdr.Get("Allow") != c.allow || out["success"] != false {
+			t.Errorf("%s %s = %d Allow %q %v", c.method, c.path, code, hdr.Get("Allow"), out)
+		}
+	}
+}
+
 func TestRegistryErrors(t *testing.T) {
 	reg := NewRegistry(RegistryOptions{Guard: Guard{AllowPrivate: true}})
 	if err := reg.Delete("wh_nope"); !errors.Is(err, ErrNotFound) {
