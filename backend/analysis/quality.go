@@ -141,7 +141,9 @@ func countSyllables(word string) int {
 	}
 	cjk := 0
 	for _, r := range rs {
-		if unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul) {
+		// The four scripts start at U+1100 (Hangul Jamo); skip the table
+		// lookups for everything below.
+		if r >= 0x1100 && unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul) {
 			cjk++
 		}
 	}
@@ -188,6 +190,6 @@ func isVowel(rs []rune, i int) bool {
 	case 'y':
 		return i > 0
 	default:
-		return strings.ContainsRune("àáâãäåæèéêëìíîïòóôõöøùúûüýÿœ", r)
+		return r >= 0xE0 && strings.ContainsRune("àáâãäåæèéêëìíîïòóôõöøùúûüýÿœ", r)
 	}
 }
