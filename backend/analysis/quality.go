@@ -44,22 +44,20 @@ const (
 //
 // Content without words or sentences scores 0 (as in the original).
 func AssessQuality(content string) Quality {
-	words := Tokens(content)
-	q := Quality{Words: len(words), Sentences: countSentences(content)}
-	for _, w := range words {
+	q := Quality{Sentences: countSentences(content)}
+	uniq := make(map[string]struct{}, len(content)/32)
+	scanTokens(content, func(w string, _, _ int) {
+		q.Words++
 		q.Syllables += countSyllables(w)
-	}
+		uniq[w] = struct{}{}
+	})
 	if q.Words > 0 && q.Sentences > 0 {
 		wps := float64(q.Words) / float64(q.Sentences)
 		spw := float64(q.Syllables) / float64(q.Words)
 		q.ReadabilityScore = math.Max(0, math.Min(100, 206.835-1.015*wps-84.6*spw))
 		q.FleschKincaidGrade = 0.39*wps + 11.8*spw - 15.59
 	}
-	uniq := make(map[string]struct{}, len(words))
-	for _, w := range words {
-		uniq[w] = struct{}{}
-	}
-	q.ComplexityScore = redundancy(len(uniq), len(words)) * 100
+	q.ComplexityScore = redundancy(len(uniq), q.Words) * 100
 	q.QualityRating = rating(q.ReadabilityScore)
 	q.Suggestions = suggestions(q.ReadabilityScore)
 	return q
@@ -143,7 +141,9 @@ func countSyllables(word string) int {
 	}
 	cjk := 0
 	for _, r := range rs {
-		if unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul) {
+		// The four scripts start at U+1100 (Hangul Jamo); skip the table
+		// lookups for everything below.
+		if r >= 0x1100 && unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul) {
 			cjk++
 		}
 	}
@@ -190,6 +190,6 @@ func isVowel(rs []rune, i int) bool {
 	case 'y':
 		return i > 0
 	default:
-		return strings.ContainsRune("àáâãäåæèéêëìíîïòóôõöøùúûüýÿœ", r)
+		return r >= 0xE0 && strings.ContainsRune("àáâãäåæèéêëìíîïòóôõöøùúûüýÿœ", r)
 	}
 }

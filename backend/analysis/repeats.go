@@ -142,20 +142,43 @@ func (rf *repeatFinder) phrases(minN, maxN int) [][]tokenRange {
 	type run struct{ lo, hi int } // a group of equal n-grams in grams
 	var runs []run
 	var starts []int
+	byHashThenStart := func(x, y gram) int {
+		if x.hash != y.hash {
+			return cmp.Compare(x.hash, y.hash)
+		}
+		return cmp.Compare(x.start, y.start)
+	}
+	// An n-gram (n >= minN) can only repeat where the minN-grams at both its
+	// ends repeat; in prose few do, so this filter keeps the sorts below
+	// small.
+	seed := make([]bool, len(rf.ids))
+	if minN <= len(rf.ids) {
+		for i := 0; i+minN <= len(rf.ids); i++ {
+			grams = append(grams, gram{rf.hash(i, minN), int32(i)})
+		}
+		slices.SortFunc(grams, byHashThenStart)
+		for lo := 0; lo < len(grams); {
+			hi := lo + 1
+			for hi < len(grams) && grams[hi].hash == grams[lo].hash {
+				hi++
+			}
+			for _, g := range grams[lo:hi] {
+				seed[g.start] = hi-lo >= 2
+			}
+			lo = hi
+		}
+	}
 	for n := min(maxN, len(rf.ids)); n >= minN; n-- {
 		// Group the n-grams by sorting (hash, start): no map, no
 		// per-group allocation. Then visit groups in order of first
 		// occurrence, which decides what longer phrases cover first.
 		grams = grams[:0]
 		for i := 0; i+n <= len(rf.ids); i++ {
-			grams = append(grams, gram{rf.hash(i, n), int32(i)})
-		}
-		slices.SortFunc(grams, func(x, y gram) int {
-			if x.hash != y.hash {
-				return cmp.Compare(x.hash, y.hash)
+			if seed[i] && seed[i+n-minN] {
+				grams = append(grams, gram{rf.hash(i, n), int32(i)})
 			}
-			return cmp.Compare(x.start, y.start)
-		})
+		}
+		slices.SortFunc(grams, byHashThenStart)
 		runs = runs[:0]
 		for lo := 0; lo < len(grams); {
 			hi := lo + 1

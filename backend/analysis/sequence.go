@@ -1,9 +1,6 @@
 package analysis
 
-import (
-	"sort"
-	"unicode/utf8"
-)
+import "unicode/utf8"
 
 // MaxSequenceChars is the largest text, in code points, that callers should
 // hand to SequenceRatio: 10,000, the original service's own content limit.
@@ -151,6 +148,10 @@ func (m *matcher) matches() int {
 func (m *matcher) longestMatch(alo, ahi, blo, bhi int) (besti, bestj, bestsize int) {
 	a, b := m.a, m.b
 	besti, bestj = alo, blo
+	// Locals, not fields: swapping slices stored in the heap-allocated
+	// matcher would cost a GC write barrier per row.
+	prev, cur := m.prev, m.cur
+	prevSet, curSet := m.prevSet[:0], m.curSet[:0]
 	// prev[j+1] holds j2len[j] of the previous row; slot 0 stands for j = -1.
 	for i := alo; i < ahi; i++ {
 		if id := m.aID[i]; id >= 0 {
@@ -159,7 +160,7 @@ func (m *matcher) longestMatch(alo, ahi, blo, bhi int) (besti, bestj, bestsize i
 				// difflib walks and skips every j < blo; a binary search
 				// skips them at once (same result, less work in the right
 				// halves of the recursion).
-				js = js[sort.Search(len(js), func(k int) bool { return int(js[k]) >= blo }):]
+				js = js[lowerBound(js, int32(blo)):]
 			}
 			for _, j32 := range js {
 				j := int(j32)
@@ -169,24 +170,24 @@ func (m *matcher) longestMatch(alo, ahi, blo, bhi int) (besti, bestj, bestsize i
 				if j >= bhi {
 					break
 				}
-				k := m.prev[j] + 1 // j2len.get(j-1, 0) + 1
-				m.cur[j+1] = k
-				m.curSet = append(m.curSet, j32+1)
+				k := prev[j] + 1 // j2len.get(j-1, 0) + 1
+				cur[j+1] = k
+				curSet = append(curSet, j32+1)
 				if int(k) > bestsize {
 					besti, bestj, bestsize = i-int(k)+1, j-int(k)+1, int(k)
 				}
 			}
 		}
-		for _, x := range m.prevSet {
-			m.prev[x] = 0
+		for _, x := range prevSet {
+			prev[x] = 0
 		}
-		m.prev, m.cur = m.cur, m.prev
-		m.prevSet, m.curSet = m.curSet, m.prevSet[:0]
+		prev, cur = cur, prev
+		prevSet, curSet = curSet, prevSet[:0]
 	}
-	for _, x := range m.prevSet {
-		m.prev[x] = 0
+	for _, x := range prevSet {
+		prev[x] = 0
 	}
-	m.prevSet = m.prevSet[:0]
+	m.prev, m.cur, m.prevSet, m.curSet = prev, cur, prevSet[:0], curSet[:0]
 
 	for besti > alo && bestj > blo && a[besti-1] == b[bestj-1] {
 		besti, bestj, bestsize = besti-1, bestj-1, bestsize+1
@@ -195,4 +196,18 @@ func (m *matcher) longestMatch(alo, ahi, blo, bhi int) (besti, bestj, bestsize i
 		bestsize++
 	}
 	return besti, bestj, bestsize
+}
+
+// lowerBound is the first index k of sorted xs with xs[k] >= x.
+func lowerBound(xs []int32, x int32) int {
+	lo, hi := 0, len(xs)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if xs[mid] < x {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo
 }
