@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -141,4 +142,54 @@ func TestV1Base64Body(t *testing.T) {
 	if got != "héllo" {
 		t.Fatalf("body %q", got)
 	}
+}
+
+// FuzzEvent feeds arbitrary event JSON to the adapter: it must never panic,
+// and any event it accepts must produce a response with a real status.
+func FuzzEvent(f *testing.F) {
+	for _, name := range []string{"testdata/rest-v1.json", "testdata/http-v2.json"} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"version":"2.0","rawPath":"/%zz","requestContext":{"http":{"method":"GET"}}}`))
+	f.Add([]byte(`{"httpMethod":"BAD METHOD","path":"relative"}`))
+	s, err := api.New(api.Config{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	h := New(s.Handler())
+	f.Fuzz(func(t *testing.T, event []byte) {
+		type res struct {
+			out any
+			err error
+		}
+		ch := make(chan res, 1)
+		go func() { o, e := h(context.Background(), event); ch <- res{o, e} }()
+		var out any
+		var err error
+		select {
+		case r := <-ch:
+			out, err = r.out, r.err
+		case <-time.After(5 * time.Second):
+			t.Fatalf("hang on %q", event)
+		}
+		if err != nil {
+			return
+		}
+		var status int
+		switch r := out.(type) {
+		case events.APIGatewayProxyResponse:
+			status = r.StatusCode
+		case events.APIGatewayV2HTTPResponse:
+			status = r.StatusCode
+		default:
+			t.Fatalf("unexpected response type %T", out)
+		}
+		if status < 200 || status > 599 || status >= 500 && status != 502 {
+			t.Fatalf("status %d for %q", status, event)
+		}
+	})
 }
