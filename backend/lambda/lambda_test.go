@@ -193,3 +193,19 @@ func FuzzEvent(f *testing.F) {
 		}
 	})
 }
+
+func TestOversizedResponseIsBadGateway(t *testing.T) {
+	h := New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		chunk := []byte(strings.Repeat("x", 1<<20))
+		for i := 0; i < 8; i++ {
+			if n, err := w.Write(chunk); n != len(chunk) || err != nil {
+				t.Errorf("short write %d %v", n, err)
+			}
+		}
+	}))
+	raw, _ := json.Marshal(events.APIGatewayProxyRequest{HTTPMethod: "GET", Path: "/big"})
+	if r := invoke(t, h, raw).(events.APIGatewayProxyResponse); r.StatusCode != http.StatusBadGateway {
+		t.Fatalf("status %d", r.StatusCode)
+	}
+}
