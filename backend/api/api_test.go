@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,7 +85,13 @@ func TestAnalyzeValues(t *testing.T) {
 	if !ok {
 		t.Fatalf("repeated_passages missing: %v", d)
 	}
-	_ = rp
+	phrases, _ := rp["phrases"].([]any)
+	if len(phrases) == 0 || phrases[0].(map[string]any)["text"] != "one two three" || phrases[0].(map[string]any)["count"] != 2.0 {
+		t.Fatalf("phrases %v", rp["phrases"])
+	}
+	if _, ok := ts.do(t, "POST", "/analyze", `{"content":"one two three"}`).data(t)["repeated_passages"]; ok {
+		t.Fatal("repeated_passages present without being asked for")
+	}
 }
 
 func TestSimilarityThresholdAndMethods(t *testing.T) {
@@ -329,6 +336,27 @@ func TestRedisCacheThroughTheServer(t *testing.T) {
 	}
 }
 
+func TestHealthChecks(t *testing.T) {
+	var failing atomic.Bool
+	failing.Store(true)
+	ts := newTestServer(t, Config{HealthChecks: map[string]func(context.Context) error{
+		"redis": func(context.Context) error {
+			if failing.Load() {
+				return fmt.Errorf("connection refused")
+			}
+			return nil
+		},
+	}})
+	d := ts.do(t, "GET", "/health", "").data(t)
+	if d["status"] != "degraded" || d["checks"].(map[string]any)["redis"] != "error: connection refused" {
+		t.Fatalf("health %v", d)
+	}
+	failing.Store(false)
+	if d := ts.do(t, "GET", "/api/v1/health", "").data(t); d["status"] != "healthy" || d["checks"].(map[string]any)["redis"] != "ok" {
+		t.Fatalf("health %v", d)
+	}
+}
+
 func TestMetricsPassPromtool(t *testing.T) {
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
@@ -395,7 +423,7 @@ func TestTracesOfOneRequest(t *testing.T) {
 	if batch.ParentSpanID != server.SpanID || analyze.ParentSpanID != batch.SpanID || analyze.TraceID != traceID {
 		t.Fatalf("parentage: server %s batch %+v analyze %+v", server.SpanID, batch, analyze)
 	}
-	if analyze.Attributes["analysis.kind"] != "analyze" || analyze.Attributes["analysis.word_count"] != int64(3) {
+	if analyze.Attributes["analysis.kind"] != "analyze" || analyze.Attributes["analysis.word_count"] != int64(3) || analyze.Attributes["analysis.cache_hit"] != false {
 		t.Fatalf("analyze attributes %v", analyze.Attributes)
 	}
 	if server.Attributes["http.route"] != "/api/v1/batch/process" || server.Resource["service.name"] != "backend-test" {
@@ -427,7 +455,6 @@ func TestHeadAndRoot(t *testing.T) {
 	if d := ts.do(t, "GET", "/", "").data(t); d["docs"] != "/docs" {
 		t.Fatalf("root %v", d)
 	}
-	_ = fmt.Sprint()
 }
 
 // TestChunkedBodyOverLimit sends a body without Content-Length, so only the

@@ -12,6 +12,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/contentguard/contentguard/backend/analysis"
 	"github.com/contentguard/contentguard/backend/cache"
@@ -177,16 +178,19 @@ func cached[T any](ctx context.Context, s *Server, kind string, keyInput any, co
 	if err != nil {
 		return zero, err
 	}
+	span := trace.SpanFromContext(ctx)
 	if raw, ok, err := s.cache.Get(ctx, key); err != nil {
 		s.log.WarnContext(ctx, "cache get failed; computing", "err", err)
 	} else if ok {
 		var v T
 		if err := json.Unmarshal(raw, &v); err == nil {
 			s.cacheHits.Inc()
+			span.SetAttributes(attribute.Bool("analysis.cache_hit", true))
 			return v, nil
 		}
 	}
 	s.cacheMisses.Inc()
+	span.SetAttributes(attribute.Bool("analysis.cache_hit", false))
 	v, err := compute()
 	if err != nil {
 		return zero, err
@@ -280,10 +284,9 @@ func (s *Server) similarity(ctx context.Context, raw []byte) (any, error) {
 		}{t1, t2, th, opt}, func() (analysis.Similarity, error) { return analysis.Similar(t1, t2, th, opt) })
 		return len(res.CommonWords), err
 	})
-	if errors.Is(err, analysis.ErrInputTooLarge) {
-		return nil, invalidField("", strings.TrimPrefix(err.Error(), "analysis: "))
-	}
 	if err != nil {
+		// Every error Similar returns is about its input (a text over
+		// analysis.MaxSequenceChars, an option out of range).
 		return nil, invalidField("", strings.TrimPrefix(err.Error(), "analysis: "))
 	}
 	return similarityData{res, s.stamp(start)}, nil

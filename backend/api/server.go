@@ -44,6 +44,9 @@ type Config struct {
 	CacheKind string // "memory" or "redis", reported by /health
 	// MaxBodyBytes bounds a request body (413 beyond); default 1 MiB.
 	MaxBodyBytes int64
+	// HealthChecks are probed (1 s timeout each) by GET /health; a failing
+	// one turns status into "degraded" (still 200: the process is alive).
+	HealthChecks map[string]func(context.Context) error
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 }
@@ -251,8 +254,20 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	status, checks := "healthy", map[string]string{}
+	for name, check := range s.cfg.HealthChecks {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		err := check(ctx)
+		cancel()
+		if err != nil {
+			status, checks[name] = "degraded", "error: "+err.Error()
+			continue
+		}
+		checks[name] = "ok"
+	}
 	s.resp.Data(w, r, http.StatusOK, map[string]any{
-		"status":         "healthy",
+		"status":         status,
+		"checks":         checks,
 		"service":        s.cfg.Service,
 		"version":        s.cfg.Version,
 		"uptime_seconds": s.now().Sub(s.started).Seconds(),

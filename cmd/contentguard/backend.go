@@ -104,6 +104,9 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 		defer client.Close()
 		cfg.Cache, cfg.CacheKind = cache.NewRedis(client, "contentguard:cache:", *cacheTTL), "redis"
+		cfg.HealthChecks = map[string]func(context.Context) error{
+			"redis": func(ctx context.Context) error { return client.Ping(ctx).Err() },
+		}
 	} else {
 		cfg.Cache, cfg.CacheKind = cache.NewMemory(*cacheEntries, *cacheTTL), "memory"
 	}
