@@ -235,9 +235,13 @@ func TestBatchReportsEachJob(t *testing.T) {
 	if all["status"] != BatchCompleted {
 		t.Fatalf("status %v", all["status"])
 	}
-	none := ts.do(t, "POST", "/batch/process", `{"jobs":[{"operation":"quality","input":{"content":5}}]}`).data(t)
+	none := ts.do(t, "POST", "/batch/process", `{"jobs":[{"operation":"quality","input":{"content":5}},{"operation":"analyze","input":"text"}]}`).data(t)
 	if none["status"] != BatchFailed {
 		t.Fatalf("status %v", none["status"])
+	}
+	notObject := none["results"].([]any)[1].(map[string]any)
+	if notObject["operation"] != "analyze" || notObject["error"].(map[string]any)["field"] != "jobs[1].input" {
+		t.Fatalf("non-object input: %v", notObject)
 	}
 }
 

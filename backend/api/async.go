@@ -34,14 +34,12 @@ func (s *Server) Runner(ctx context.Context, kind string, input json.RawMessage,
 			Operation string `json:"operation"`
 		}
 		_ = json.Unmarshal(input, &op) // a malformed input fails below with a precise message
-		switch op.Operation {
-		case "", KindAnalyze:
-			data, err = s.analyze(ctx, input)
-		case KindSimilarity:
-			data, err = s.similarity(ctx, input)
-		case KindQuality:
-			data, err = s.quality(ctx, input)
-		default:
+		if op.Operation == "" {
+			op.Operation = KindAnalyze
+		}
+		if run := s.operation(op.Operation); run != nil {
+			data, err = run(ctx, input)
+		} else {
 			err = invalidField("operation", fmt.Sprintf("operation: %q is not one of analyze, similarity, quality", op.Operation))
 		}
 	default:

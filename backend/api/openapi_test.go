@@ -109,6 +109,9 @@ func TestDocsRenderInChromium(t *testing.T) {
 		t.Fatalf("chromium: %v", err)
 	}
 	html := string(dom)
+	if strings.Contains(html, `class="errors-wrapper"`) {
+		t.Fatalf("Swagger UI reports errors in the OpenAPI document:\n%.3000s", html[strings.Index(html, `class="errors-wrapper"`):])
+	}
 	for _, want := range []string{
 		`class="opblock opblock-post`,
 		`data-path="/api/v1/analyze"`,

@@ -338,18 +338,16 @@ func (s *Server) batch(ctx context.Context, raw []byte, progress func(float64)) 
 			r := BatchResult{Index: i, Operation: job.Operation, Status: "completed"}
 			var res any
 			var err error
-			switch job.Operation {
-			case KindAnalyze:
-				res, err = s.analyze(ctx, job.Input)
-			case KindSimilarity:
-				res, err = s.similarity(ctx, job.Input)
-			case KindQuality:
-				res, err = s.quality(ctx, job.Input)
-			default:
+			run := s.operation(job.Operation)
+			switch {
+			case run == nil:
 				err = invalidField("operation", fmt.Sprintf("operation: %q is not one of analyze, similarity, quality", job.Operation))
-			}
-			if known := err == nil || job.Operation == KindAnalyze || job.Operation == KindSimilarity || job.Operation == KindQuality; known && isAbsent(job.Input) {
+			case isAbsent(job.Input):
 				err = invalidField("input", "input: field required")
+			case !isObject(job.Input):
+				err = invalidField("input", "input: must be a JSON object (the body of that operation)")
+			default:
+				res, err = run(ctx, job.Input)
 			}
 			if err != nil {
 				r.Status, r.Error = "failed", problemOf(err)
@@ -380,6 +378,25 @@ func (s *Server) batch(ctx context.Context, raw []byte, progress func(float64)) 
 	}
 	out.timing = s.stamp(start)
 	return out, nil
+}
+
+// operation returns the synchronous operation a batch job or an "analyze"
+// job names, or nil.
+func (s *Server) operation(name string) func(context.Context, []byte) (any, error) {
+	switch name {
+	case KindAnalyze:
+		return s.analyze
+	case KindSimilarity:
+		return s.similarity
+	case KindQuality:
+		return s.quality
+	}
+	return nil
+}
+
+func isObject(raw json.RawMessage) bool {
+	t := strings.TrimSpace(string(raw))
+	return t != "" && t[0] == '{'
 }
 
 func isAbsent(raw json.RawMessage) bool {
