@@ -17,8 +17,8 @@ type DedupOptions struct {
 	// Shingle is the number of consecutive tokens per shingle (default
 	// DefaultDedupShingle).
 	Shingle int
-	// Permutations is the MinHash signature length (default
-	// DefaultPermutations).
+	// Permutations is the MinHash signature length: the number of bins of
+	// the one-permutation scheme (default DefaultPermutations).
 	Permutations int
 	// Bands is the number of LSH bands; rows per band = Permutations/Bands.
 	// Zero derives bands and rows from Threshold (see lshParams).

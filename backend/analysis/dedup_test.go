@@ -192,10 +192,13 @@ func TestDedupF1(t *testing.T) {
 	}
 }
 
-// TestDedupEstimatesJaccard checks the MinHash family through the real
+// TestDedupEstimatesJaccard checks the MinHash signatures through the real
 // signing path: over many (source, edited variant) pairs the estimate must be
-// unbiased with standard error sqrt(J(1-J)/perms), i.e. the standardised
-// errors have mean ~0 and mean square ~1.
+// unbiased, with an error no larger than independent permutations give,
+// sqrt(J(1-J)/perms): standardised errors with mean ~0 and mean square at
+// most ~1 (one-permutation hashing samples bins without replacement, so its
+// mean square is somewhat below 1; a collapse towards 0 would mean the
+// estimate copies the exact value and is broken).
 func TestDedupEstimatesJaccard(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	texts := fortuneDocs(t, 1000)
@@ -228,7 +231,7 @@ func TestDedupEstimatesJaccard(t *testing.T) {
 	}
 	mean, ms := sum/float64(n), sumSq/float64(n)
 	t.Logf("%d pairs: mean z %.3f, mean z^2 %.3f", n, mean, ms)
-	if n < 1000 || math.Abs(mean) > 0.15 || ms < 0.8 || ms > 1.25 {
+	if n < 1000 || math.Abs(mean) > 0.15 || ms < 0.4 || ms > 1.25 {
 		t.Errorf("MinHash estimates look biased: mean z %.3f, mean z^2 %.3f over %d pairs", mean, ms, n)
 	}
 }

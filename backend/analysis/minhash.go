@@ -22,11 +22,11 @@ import (
 // with fewer tokens than Shingle has one shingle of all its tokens, a text
 // without tokens none (it can then only be an exact duplicate).
 //
-// MinHash: permutation p maps a shingle hash x to a_p*x + b_p mod 2^64, with
-// a_p odd (a bijection) and a_p, b_p drawn from splitmix64(Seed); slot p of
-// the signature is the minimum over the document's shingles. For two sets,
-// P[slot equal] ~ Jaccard, so the share of equal slots estimates it (standard
-// error sqrt(J(1-J)/Permutations)).
+// MinHash: one-permutation hashing with optimal densification (see
+// minhash): one hash per shingle fills Permutations bins; slot i of the
+// signature is the minimum of bin i. For two sets P[slot equal] = Jaccard,
+// so the share of equal slots estimates it (standard error about
+// sqrt(J(1-J)/Permutations)).
 //
 // LSH: the signature is cut into Bands bands of Rows slots; documents whose
 // band hashes coincide in at least one band become candidate pairs, with
@@ -41,7 +41,7 @@ import (
 // Exact duplicates (same MD5 of the str.strip()-ed text) are signed once:
 // only the first of a group takes part in LSH.
 //
-// Cost: O(total text) to tokenise, O(shingles x Permutations) to sign, both
+// Cost: O(total text) to tokenise, O(shingles + Permutations) to sign, both
 // spread over GOMAXPROCS goroutines; O(docs x Bands x log docs) to bucket;
 // O(candidates x shingles) to verify. Memory: 8 bytes per shingle and per
 // signature slot. Candidate pairs are capped at MaxCandidatePairs.
@@ -54,7 +54,8 @@ const MaxCandidatePairs = 20_000_000
 type deduper struct {
 	docs     []Document
 	p        resolvedDedup
-	a, b     []uint64   // permutation parameters
+	seed     uint64     // re-mixes shingle hashes: Seed picks the hash function
+	probe    uint64     // seeds the densification probe sequence
 	sums     [][16]byte // MD5 of the stripped text
 	shingles [][]uint64 // sorted, unique shingle hashes
 	sigs     []uint64   // len(docs) x perms
@@ -65,18 +66,14 @@ func newDeduper(docs []Document, p resolvedDedup) *deduper {
 	d := &deduper{
 		docs:     docs,
 		p:        p,
-		a:        make([]uint64, p.perms),
-		b:        make([]uint64, p.perms),
 		sums:     make([][16]byte, len(docs)),
 		shingles: make([][]uint64, len(docs)),
 		sigs:     make([]uint64, len(docs)*p.perms),
 		rep:      make([]int32, len(docs)),
 	}
 	state := p.seed
-	for i := range d.a {
-		d.a[i] = splitmix64(&state) | 1
-		d.b[i] = splitmix64(&state)
-	}
+	d.seed = splitmix64(&state)
+	d.probe = splitmix64(&state)
 	return d
 }
 
@@ -163,31 +160,54 @@ func (d *deduper) sign(ctx context.Context, progress func(done, total int)) erro
 	return nil
 }
 
-// minhash fills sig with the minimum of each permutation over shingles.
-// Permutation-major order keeps the running minima in registers, four
-// permutations per pass over the shingles so the four compare chains overlap:
-// the inner loop is four multiply-adds and four compares per shingle.
+// minhash fills sig with a one-permutation MinHash signature with optimal
+// densification (Shrivastava, ICML 2017):
+//
+//   - every shingle hash x is re-mixed with the seed, v = mix64(x ^ seed),
+//     which acts as one random permutation of the 64-bit hash space; the
+//     space is cut into len(sig) equal bins (bin = high bits of v*len(sig))
+//     and slot i keeps the smallest v that falls into bin i;
+//   - a bin no shingle fell into borrows the value of another bin, chosen by
+//     a probe sequence that depends only on (i, attempt) and the seed, so
+//     two documents probe the same bins and the estimator stays unbiased.
+//
+// Then P[sig_A[i] == sig_B[i]] = J(A, B) for every slot, as with
+// len(sig) independent permutations, for one hash per shingle instead of
+// len(sig): the k-permutation scheme's O(shingles x k) becomes
+// O(shingles + k). TestDedupEstimatesJaccard checks bias and variance.
 func (d *deduper) minhash(shingles []uint64, sig []uint64) {
-	a, b := d.a[:len(sig)], d.b[:len(sig)]
-	p := 0
-	for ; p+4 <= len(sig); p += 4 {
-		a0, a1, a2, a3 := a[p], a[p+1], a[p+2], a[p+3]
-		b0, b1, b2, b3 := b[p], b[p+1], b[p+2], b[p+3]
-		m0, m1, m2, m3 := uint64(math.MaxUint64), uint64(math.MaxUint64), uint64(math.MaxUint64), uint64(math.MaxUint64)
-		for _, x := range shingles {
-			m0 = min(m0, a0*x+b0)
-			m1 = min(m1, a1*x+b1)
-			m2 = min(m2, a2*x+b2)
-			m3 = min(m3, a3*x+b3)
-		}
-		sig[p], sig[p+1], sig[p+2], sig[p+3] = m0, m1, m2, m3
+	k := uint64(len(sig))
+	var filledBuf [MaxPermutations]bool
+	filled := filledBuf[:k]
+	for i := range sig {
+		sig[i] = math.MaxUint64
 	}
-	for ; p < len(sig); p++ {
-		m := uint64(math.MaxUint64)
-		for _, x := range shingles {
-			m = min(m, a[p]*x+b[p])
+	for _, x := range shingles {
+		v := mix64(x ^ d.seed)
+		bin, _ := bits.Mul64(v, k)
+		if v <= sig[bin] {
+			sig[bin] = v
+			filled[bin] = true
 		}
-		sig[p] = m
+	}
+	nonEmpty := false
+	for _, f := range filled {
+		nonEmpty = nonEmpty || f
+	}
+	if !nonEmpty {
+		return // no shingles: the document takes no part in LSH
+	}
+	for i := range sig {
+		if filled[i] {
+			continue
+		}
+		for attempt := uint64(1); ; attempt++ {
+			j, _ := bits.Mul64(mix64(d.probe^uint64(i)<<32^attempt), k)
+			if filled[j] {
+				sig[i] = sig[j]
+				break
+			}
+		}
 	}
 }
 

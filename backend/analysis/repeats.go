@@ -26,8 +26,13 @@ import (
 //
 // Both lists are ordered by the share of text they account for (words x
 // count, then first position) and cut to MaxRepeats. Time is
-// O(words x (MaxNgram-MinNgram+1)) plus extension work, which is capped at
-// maxExtendWork(words) token comparisons in total.
+// O(words x log(words) x (MaxNgram-MinNgram+1)) for the sorts (only n-grams
+// whose end MinNgram-grams repeat are sorted, few in ordinary prose) plus
+// extension work, capped at maxExtendWork(words) token comparisons in total.
+// Measured: 110 KB of (very repetitive) license prose in ~16 ms of CPU; 1 MB
+// of a single repeated word or a 3-word cycle, the worst inputs we tried,
+// in 1-3 s on the loaded test machine, so the HTTP layer should bound the
+// content size for this option.
 
 const mersenne61 = 1<<61 - 1
 
