@@ -477,3 +477,23 @@ func TestChunkedBodyOverLimit(t *testing.T) {
 		t.Fatalf("%d %s", resp.StatusCode, raw)
 	}
 }
+
+// TestDedupCandidateExplosionIsAClientError sends thousands of nearly
+// identical documents (distinct, so not exact duplicates): every pair is an
+// LSH candidate, past analysis.MaxCandidatePairs.
+func TestDedupCandidateExplosionIsAClientError(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	var b strings.Builder
+	b.WriteString(`{"documents":[`)
+	for i := 0; i < 7000; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"text":"the same long run of words shared by every document here and there %d"}`, i)
+	}
+	b.WriteString(`]}`)
+	a := ts.do(t, "POST", "/api/v1/dedup", b.String())
+	if a.Status != 422 || a.Body["field"] != "documents" || !strings.Contains(a.Body["detail"].(string), "candidate pairs") {
+		t.Fatalf("%d %.500s", a.Status, a.Raw)
+	}
+}

@@ -455,6 +455,9 @@ func (s *Server) dedup(ctx context.Context, raw []byte, progress func(float64)) 
 		})
 		return len(docs), err
 	})
+	if errors.Is(err, analysis.ErrInputTooLarge) {
+		return nil, invalidField("documents", strings.TrimPrefix(err.Error(), "analysis: "))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("dedup: %w", err)
 	}
