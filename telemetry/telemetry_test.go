@@ -226,3 +226,26 @@ func TestTracingRefusesGRPC(t *testing.T) {
 		t.Fatal("grpc accepted")
 	}
 }
+
+// FuzzRequestID: whatever the client sends, the ID in the context and on
+// the response is well-formed, and a well-formed one is kept as is.
+func FuzzRequestID(f *testing.F) {
+	for _, s := range []string{"abc", "", "a b", "01a21cbe-f458-7b79-8f27-aad19879684c", strings.Repeat("x", 200), "\x00", "é"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		var seen string
+		h := RequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen = RequestIDFromContext(r.Context()) }))
+		req := httptest.NewRequest("GET", "/", nil)
+		req.Header["X-Request-Id"] = []string{in}
+		rr := httptest.NewRecorder()
+		h.ServeHTTP(rr, req)
+		out := rr.Header().Get(RequestIDHeader)
+		if out != seen || !ValidRequestID(out) {
+			t.Fatalf("in %q: out %q seen %q", in, out, seen)
+		}
+		if ValidRequestID(in) && out != in {
+			t.Fatalf("well-formed %q replaced by %q", in, out)
+		}
+	})
+}

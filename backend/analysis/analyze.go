@@ -102,12 +102,18 @@ func Analyze(content string, opt AnalyzeOptions) Analysis {
 		ContentHash:    hex.EncodeToString(sum[:]),
 		CharacterCount: utf8.RuneCountInString(content),
 	}
-	words := tokenSpans(content)
-	res.WordCount = len(words)
-	seen := make(map[string]struct{}, len(words))
-	for _, w := range words {
-		seen[w.text] = struct{}{}
+	seen := make(map[string]struct{}, len(content)/32)
+	var words []token // kept only for the repeated-passage search
+	if opt.Repeats {
+		words = make([]token, 0, len(content)/6+1)
 	}
+	scanTokens(content, func(t string, start, end int) {
+		res.WordCount++
+		seen[t] = struct{}{}
+		if opt.Repeats {
+			words = append(words, token{t, start, end})
+		}
+	})
 	res.UniqueWords = len(seen)
 	res.RedundancyScore = redundancy(res.UniqueWords, res.WordCount)
 	if opt.Repeats {
@@ -131,7 +137,7 @@ type token struct {
 }
 
 func tokenSpans(s string) []token {
-	var out []token
+	out := make([]token, 0, len(s)/6+1)
 	scanTokens(s, func(t string, start, end int) { out = append(out, token{t, start, end}) })
 	return out
 }

@@ -1,6 +1,10 @@
 package analysis
 
-import "math"
+import (
+	"math"
+	"strings"
+	"unicode"
+)
 
 // Quality is the result of AssessQuality. Its first four JSON names are the
 // original service's contract; the rest are additions.
@@ -40,22 +44,20 @@ const (
 //
 // Content without words or sentences scores 0 (as in the original).
 func AssessQuality(content string) Quality {
-	words := Tokens(content)
-	q := Quality{Words: len(words), Sentences: countSentences(content)}
-	for _, w := range words {
+	q := Quality{Sentences: countSentences(content)}
+	uniq := make(map[string]struct{}, len(content)/32)
+	scanTokens(content, func(w string, _, _ int) {
+		q.Words++
 		q.Syllables += countSyllables(w)
-	}
+		uniq[w] = struct{}{}
+	})
 	if q.Words > 0 && q.Sentences > 0 {
 		wps := float64(q.Words) / float64(q.Sentences)
 		spw := float64(q.Syllables) / float64(q.Words)
 		q.ReadabilityScore = math.Max(0, math.Min(100, 206.835-1.015*wps-84.6*spw))
 		q.FleschKincaidGrade = 0.39*wps + 11.8*spw - 15.59
 	}
-	uniq := make(map[string]struct{}, len(words))
-	for _, w := range words {
-		uniq[w] = struct{}{}
-	}
-	q.ComplexityScore = redundancy(len(uniq), len(words)) * 100
+	q.ComplexityScore = redundancy(len(uniq), q.Words) * 100
 	q.QualityRating = rating(q.ReadabilityScore)
 	q.Suggestions = suggestions(q.ReadabilityScore)
 	return q
@@ -117,8 +119,77 @@ func countSentences(s string) int {
 	return n
 }
 
-// countSyllables estimates the syllables of one lower-case token (filled in
-// with the heuristic below).
+// countSyllables estimates the syllables of one lower-case token. It is an
+// English heuristic (exact counting needs a pronunciation dictionary):
+//
+//   - a token with a Han, Hiragana, Katakana or Hangul character counts one
+//     syllable per such character (each is a syllable or a mora);
+//   - otherwise syllables are the groups of consecutive vowels (a e i o u y,
+//     accented Latin vowels too; 'y' is a consonant at the start), then
+//     English corrections: a silent final "e" ("make"; but "table" keeps its
+//     "le"), silent "-es" ("makes", not after s x z ch sh c g) and "-ed"
+//     ("jumped", not after t d) are not syllables; "ia"/"io" split in two
+//     ("piano", "radio") except in "-cia-", "-tio-", "-sio-", "-gio-",
+//     "-cio-" ("social", "nation");
+//   - every token counts at least one syllable, and tokens of up to three
+//     letters exactly one.
 func countSyllables(word string) int {
-	return 1
+	var stack [48]rune
+	rs := stack[:0]
+	for _, r := range word {
+		rs = append(rs, r)
+	}
+	cjk := 0
+	for _, r := range rs {
+		// The four scripts start at U+1100 (Hangul Jamo); skip the table
+		// lookups for everything below.
+		if r >= 0x1100 && unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul) {
+			cjk++
+		}
+	}
+	if cjk > 0 {
+		return cjk
+	}
+	if len(rs) <= 3 {
+		return 1
+	}
+	n := 0
+	for i, r := range rs {
+		if isVowel(rs, i) && (i == 0 || !isVowel(rs, i-1)) {
+			n++
+		}
+		if i > 0 && (r == 'a' || r == 'o') && rs[i-1] == 'i' && (i < 2 || !strings.ContainsRune("ctsg", rs[i-2])) {
+			n++ // "ia", "io" are two syllables: pi-a-no, ra-di-o
+		}
+	}
+	last, prev := rs[len(rs)-1], rs[len(rs)-2]
+	before := rune(0)
+	if len(rs) >= 3 {
+		before = rs[len(rs)-3]
+	}
+	switch {
+	case last == 'e' && !isVowel(rs, len(rs)-2) && !(prev == 'l' && before != 0 && !isVowel(rs, len(rs)-3)):
+		n-- // silent final e: make, hope (but: table, little)
+	case last == 's' && prev == 'e' && !isVowel(rs, len(rs)-3) &&
+		!strings.ContainsRune("sxzcg", before) && !(before == 'h' && len(rs) >= 4 && strings.ContainsRune("cs", rs[len(rs)-4])):
+		n-- // silent -es: makes, hopes (but: boxes, wishes, places)
+	case last == 'd' && prev == 'e' && !isVowel(rs, len(rs)-3) && before != 't' && before != 'd':
+		n-- // silent -ed: jumped, played (but: wanted, needed)
+	}
+	if n < 1 {
+		n = 1
+	}
+	return n
+}
+
+// isVowel reports whether rs[i] is a vowel; 'y' only after the first letter.
+func isVowel(rs []rune, i int) bool {
+	switch r := rs[i]; r {
+	case 'a', 'e', 'i', 'o', 'u':
+		return true
+	case 'y':
+		return i > 0
+	default:
+		return r >= 0xE0 && strings.ContainsRune("àáâãäåæèéêëìíîïòóôõöøùúûüýÿœ", r)
+	}
 }

@@ -1,11 +1,16 @@
 package analysis
 
+import "unicode/utf8"
+
 // MaxSequenceChars is the largest text, in code points, that callers should
-// hand to SequenceRatio. The original service refused content over 10,000
-// characters; difflib's matcher is quadratic or worse in the worst case (see
-// SequenceRatio), so the HTTP layer must refuse longer inputs for the
-// "sequence" method. Similar enforces it and returns ErrInputTooLarge.
-const MaxSequenceChars = 20000
+// hand to SequenceRatio: 10,000, the original service's own content limit.
+// difflib's matcher is superlinear (see SequenceRatio); at this size the
+// slowest input we could construct (a "staircase" of blocks of decreasing
+// length drawn from an alphabet just under the autojunk popularity limit,
+// BenchmarkSequenceRatioStaircase) takes tens of milliseconds, at twice the
+// size about a second. Similar enforces the limit for the "sequence" method
+// and returns ErrInputTooLarge; the HTTP layer should refuse such input early.
+const MaxSequenceChars = 10000
 
 // SequenceRatio returns exactly what Python's
 // difflib.SequenceMatcher(None, a, b).ratio() returns for the same strings,
@@ -35,31 +40,81 @@ func SequenceRatio(a, b string) float64 {
 	return 2.0 * float64(m.matches()) / float64(total)
 }
 
-// matcher holds difflib.SequenceMatcher's state for one pair.
+// matcher holds difflib.SequenceMatcher's state for one pair. b2j is stored
+// flat (CSR): the elements of b get dense ids, positions[first[id]:first[id+1]]
+// are the ascending positions of element id in b, and aID[i] is the id of
+// a[i] (-1 when absent from b or purged as popular). No maps or pointers in
+// the hot loop.
 type matcher struct {
-	a, b []rune
-	b2j  map[rune][]int
+	a, b      []rune
+	aID       []int32
+	first     []int32
+	positions []int32
 	// j2len / newj2len of difflib as dense arrays indexed by j+1, with the
 	// list of set slots so they can be cleared in O(set) rather than O(len(b)).
-	cur, prev       []int
-	curSet, prevSet []int
+	cur, prev       []int32
+	curSet, prevSet []int32
 }
 
 func newMatcher(a, b []rune) *matcher {
-	m := &matcher{a: a, b: b, b2j: make(map[rune][]int)}
-	for j, r := range b {
-		m.b2j[r] = append(m.b2j[r], j)
+	m := &matcher{a: a, b: b}
+	// Dense ids for b's elements: a table for ASCII, a map for the rest.
+	var ascii [utf8.RuneSelf]int32
+	for i := range ascii {
+		ascii[i] = -1
 	}
-	if n := len(b); n >= 200 { // autojunk: purge popular elements
-		ntest := n/100 + 1
-		for r, idx := range m.b2j {
-			if len(idx) > ntest {
-				delete(m.b2j, r)
+	other := map[rune]int32{}
+	lookup := func(r rune) (int32, bool) {
+		if r >= 0 && r < utf8.RuneSelf {
+			return ascii[r], ascii[r] >= 0
+		}
+		id, ok := other[r]
+		return id, ok
+	}
+	bID := make([]int32, len(b))
+	var count []int32
+	for j, r := range b {
+		id, ok := lookup(r)
+		if !ok {
+			id = int32(len(count))
+			count = append(count, 0)
+			if r >= 0 && r < utf8.RuneSelf {
+				ascii[r] = id
+			} else {
+				other[r] = id
 			}
 		}
+		bID[j] = id
+		count[id]++
 	}
-	m.cur = make([]int, len(b)+1)
-	m.prev = make([]int, len(b)+1)
+	// autojunk: elements occurring more than len(b)/100+1 times in a b of
+	// 200 or more elements are purged from the index.
+	popular := func(id int32) bool { return len(b) >= 200 && int(count[id]) > len(b)/100+1 }
+	m.first = make([]int32, len(count)+1)
+	for id, c := range count {
+		if popular(int32(id)) {
+			c = 0
+		}
+		m.first[id+1] = m.first[id] + c
+	}
+	m.positions = make([]int32, m.first[len(count)])
+	fill := append([]int32(nil), m.first[:len(count)]...)
+	for j, id := range bID {
+		if !popular(id) {
+			m.positions[fill[id]] = int32(j)
+			fill[id]++
+		}
+	}
+	m.aID = make([]int32, len(a))
+	for i, r := range a {
+		id, ok := lookup(r)
+		if !ok || popular(id) {
+			id = -1
+		}
+		m.aID[i] = id
+	}
+	m.cur = make([]int32, len(b)+1)
+	m.prev = make([]int32, len(b)+1)
 	return m
 }
 
@@ -93,32 +148,46 @@ func (m *matcher) matches() int {
 func (m *matcher) longestMatch(alo, ahi, blo, bhi int) (besti, bestj, bestsize int) {
 	a, b := m.a, m.b
 	besti, bestj = alo, blo
+	// Locals, not fields: swapping slices stored in the heap-allocated
+	// matcher would cost a GC write barrier per row.
+	prev, cur := m.prev, m.cur
+	prevSet, curSet := m.prevSet[:0], m.curSet[:0]
 	// prev[j+1] holds j2len[j] of the previous row; slot 0 stands for j = -1.
 	for i := alo; i < ahi; i++ {
-		for _, j := range m.b2j[a[i]] {
-			if j < blo {
-				continue
+		if id := m.aID[i]; id >= 0 {
+			js := m.positions[m.first[id]:m.first[id+1]]
+			if len(js) > 16 && int(js[0]) < blo {
+				// difflib walks and skips every j < blo; a binary search
+				// skips them at once (same result, less work in the right
+				// halves of the recursion).
+				js = js[lowerBound(js, int32(blo)):]
 			}
-			if j >= bhi {
-				break
-			}
-			k := m.prev[j] + 1 // j2len.get(j-1, 0) + 1
-			m.cur[j+1] = k
-			m.curSet = append(m.curSet, j+1)
-			if k > bestsize {
-				besti, bestj, bestsize = i-k+1, j-k+1, k
+			for _, j32 := range js {
+				j := int(j32)
+				if j < blo {
+					continue
+				}
+				if j >= bhi {
+					break
+				}
+				k := prev[j] + 1 // j2len.get(j-1, 0) + 1
+				cur[j+1] = k
+				curSet = append(curSet, j32+1)
+				if int(k) > bestsize {
+					besti, bestj, bestsize = i-int(k)+1, j-int(k)+1, int(k)
+				}
 			}
 		}
-		for _, x := range m.prevSet {
-			m.prev[x] = 0
+		for _, x := range prevSet {
+			prev[x] = 0
 		}
-		m.prev, m.cur = m.cur, m.prev
-		m.prevSet, m.curSet = m.curSet, m.prevSet[:0]
+		prev, cur = cur, prev
+		prevSet, curSet = curSet, prevSet[:0]
 	}
-	for _, x := range m.prevSet {
-		m.prev[x] = 0
+	for _, x := range prevSet {
+		prev[x] = 0
 	}
-	m.prevSet = m.prevSet[:0]
+	m.prev, m.cur, m.prevSet, m.curSet = prev, cur, prevSet[:0], curSet[:0]
 
 	for besti > alo && bestj > blo && a[besti-1] == b[bestj-1] {
 		besti, bestj, bestsize = besti-1, bestj-1, bestsize+1
@@ -127,4 +196,18 @@ func (m *matcher) longestMatch(alo, ahi, blo, bhi int) (besti, bestj, bestsize i
 		bestsize++
 	}
 	return besti, bestj, bestsize
+}
+
+// lowerBound is the first index k of sorted xs with xs[k] >= x.
+func lowerBound(xs []int32, x int32) int {
+	lo, hi := 0, len(xs)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if xs[mid] < x {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo
 }

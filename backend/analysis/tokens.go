@@ -1,7 +1,6 @@
 package analysis
 
 import (
-	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -29,38 +28,91 @@ func Tokens(s string) []string {
 // span [start, end) in the ORIGINAL (not lower-cased) string. A code point
 // here is one iteration of a Go range loop, so an invalid UTF-8 byte counts
 // as one code point, like the U+FFFD it decodes to.
+//
+// A token whose bytes lower-case to themselves (the common case: lower-case
+// text) is emitted as a substring of s, without allocating; only tokens that
+// lower-casing changes are built in a buffer.
 func scanTokens(s string, emit func(tok string, start, end int)) {
 	var (
-		buf     strings.Builder
-		inTok   bool
-		start   int // code point where the current token starts
-		last    int // code point that contributed the token's last rune
-		cp      int // index of the current original code point
-		lowered [3]rune
+		buf       []byte // the lowered token, once it differs from s
+		inTok     bool
+		changed   bool // buf holds the token (it differs from s[byteStart:byteEnd])
+		byteStart int
+		byteEnd   int
+		start     int // code point where the current token starts
+		last      int // code point that contributed the token's last rune
+		cp        int // index of the current original code point
+		lowered   [3]rune
 	)
 	flush := func() {
-		if inTok {
-			emit(buf.String(), start, last+1)
-			buf.Reset()
-			inTok = false
+		if !inTok {
+			return
 		}
+		if changed {
+			emit(string(buf), start, last+1)
+		} else {
+			emit(s[byteStart:byteEnd], start, last+1)
+		}
+		inTok = false
 	}
-	for i, r := range s {
-		for _, lr := range pyLowerRune(s, i, r, lowered[:0]) {
+	begin := func(i int) {
+		inTok, changed, byteStart, start = true, false, i, cp
+	}
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if !asciiWord[c] {
+				flush()
+			} else {
+				if !inTok {
+					begin(i)
+				}
+				if 'A' <= c && c <= 'Z' {
+					if !changed {
+						changed, buf = true, append(buf[:0], s[byteStart:i]...)
+					}
+					c += 'a' - 'A'
+				}
+				if changed {
+					buf = append(buf, c)
+				}
+				byteEnd, last = i+1, cp
+			}
+			i++
+			cp++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		expansion := pyLowerRune(s, i, r, lowered[:0])
+		identical := len(expansion) == 1 && expansion[0] == r
+		for _, lr := range expansion {
 			if !isWordRune(lr) {
 				flush()
 				continue
 			}
 			if !inTok {
-				inTok, start = true, cp
+				begin(i)
 			}
-			buf.WriteRune(lr)
-			last = cp
+			if !identical && !changed {
+				changed, buf = true, append(buf[:0], s[byteStart:i]...)
+			}
+			if changed {
+				buf = utf8.AppendRune(buf, lr)
+			}
+			byteEnd, last = i+size, cp
 		}
+		i += size
 		cp++
 	}
 	flush()
 }
+
+// asciiWord marks the ASCII bytes that are word characters.
+var asciiWord = func() (t [utf8.RuneSelf]bool) {
+	for c := 0; c < utf8.RuneSelf; c++ {
+		t[c] = c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+	}
+	return t
+}()
 
 // isWordRune is Python's \w for str patterns: str.isalnum() or '_'.
 func isWordRune(r rune) bool {

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os/exec"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,7 +85,13 @@ func TestAnalyzeValues(t *testing.T) {
 	if !ok {
 		t.Fatalf("repeated_passages missing: %v", d)
 	}
-	_ = rp
+	phrases, _ := rp["phrases"].([]any)
+	if len(phrases) == 0 || phrases[0].(map[string]any)["text"] != "one two three" || phrases[0].(map[string]any)["count"] != 2.0 {
+		t.Fatalf("phrases %v", rp["phrases"])
+	}
+	if _, ok := ts.do(t, "POST", "/analyze", `{"content":"one two three"}`).data(t)["repeated_passages"]; ok {
+		t.Fatal("repeated_passages present without being asked for")
+	}
 }
 
 func TestSimilarityThresholdAndMethods(t *testing.T) {
@@ -227,9 +235,13 @@ func TestBatchReportsEachJob(t *testing.T) {
 	if all["status"] != BatchCompleted {
 		t.Fatalf("status %v", all["status"])
 	}
-	none := ts.do(t, "POST", "/batch/process", `{"jobs":[{"operation":"quality","input":{"content":5}}]}`).data(t)
+	none := ts.do(t, "POST", "/batch/process", `{"jobs":[{"operation":"quality","input":{"content":5}},{"operation":"analyze","input":"text"}]}`).data(t)
 	if none["status"] != BatchFailed {
 		t.Fatalf("status %v", none["status"])
+	}
+	notObject := none["results"].([]any)[1].(map[string]any)
+	if notObject["operation"] != "analyze" || notObject["error"].(map[string]any)["field"] != "jobs[1].input" {
+		t.Fatalf("non-object input: %v", notObject)
 	}
 }
 
@@ -328,12 +340,34 @@ func TestRedisCacheThroughTheServer(t *testing.T) {
 	}
 }
 
+func TestHealthChecks(t *testing.T) {
+	var failing atomic.Bool
+	failing.Store(true)
+	ts := newTestServer(t, Config{HealthChecks: map[string]func(context.Context) error{
+		"redis": func(context.Context) error {
+			if failing.Load() {
+				return fmt.Errorf("connection refused")
+			}
+			return nil
+		},
+	}})
+	d := ts.do(t, "GET", "/health", "").data(t)
+	if d["status"] != "degraded" || d["checks"].(map[string]any)["redis"] != "error: connection refused" {
+		t.Fatalf("health %v", d)
+	}
+	failing.Store(false)
+	if d := ts.do(t, "GET", "/api/v1/health", "").data(t); d["status"] != "healthy" || d["checks"].(map[string]any)["redis"] != "ok" {
+		t.Fatalf("health %v", d)
+	}
+}
+
 func TestMetricsPassPromtool(t *testing.T) {
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
 		t.Fatal("promtool is required (apt-get install prometheus)")
 	}
 	ts := newTestServer(t, Config{})
+	mountAsync(t, ts)
 	ts.do(t, "POST", "/analyze", `{"content":"metrics please"}`)
 	ts.do(t, "POST", "/analyze", `{"content":"metrics please"}`)
 	ts.do(t, "GET", "/nope/123", "")
@@ -347,6 +381,8 @@ func TestMetricsPassPromtool(t *testing.T) {
 		`cache_hits_total 1`,
 		`cache_misses_total 1`,
 		`go_goroutines`,
+		`webhook_delivery_attempts_total 0`,
+		`jobs_queue_depth`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Fatalf("metrics lack %q:\n%s", want, text)
@@ -391,7 +427,7 @@ func TestTracesOfOneRequest(t *testing.T) {
 	if batch.ParentSpanID != server.SpanID || analyze.ParentSpanID != batch.SpanID || analyze.TraceID != traceID {
 		t.Fatalf("parentage: server %s batch %+v analyze %+v", server.SpanID, batch, analyze)
 	}
-	if analyze.Attributes["analysis.kind"] != "analyze" || analyze.Attributes["analysis.word_count"] != int64(3) {
+	if analyze.Attributes["analysis.kind"] != "analyze" || analyze.Attributes["analysis.word_count"] != int64(3) || analyze.Attributes["analysis.cache_hit"] != false {
 		t.Fatalf("analyze attributes %v", analyze.Attributes)
 	}
 	if server.Attributes["http.route"] != "/api/v1/batch/process" || server.Resource["service.name"] != "backend-test" {
@@ -423,5 +459,41 @@ func TestHeadAndRoot(t *testing.T) {
 	if d := ts.do(t, "GET", "/", "").data(t); d["docs"] != "/docs" {
 		t.Fatalf("root %v", d)
 	}
-	_ = fmt.Sprint()
+}
+
+// TestChunkedBodyOverLimit sends a body without Content-Length, so only the
+// MaxBytesReader can stop it.
+func TestChunkedBodyOverLimit(t *testing.T) {
+	ts := newTestServer(t, Config{MaxBodyBytes: 1024})
+	body := io.MultiReader(strings.NewReader(`{"content":"`), strings.NewReader(strings.Repeat("a", 4096)), strings.NewReader(`"}`))
+	req, _ := http.NewRequest("POST", ts.URL+"/analyze", body)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 413 || req.ContentLength != 0 || !strings.Contains(string(raw), "exceeds 1024 bytes") {
+		t.Fatalf("%d %s", resp.StatusCode, raw)
+	}
+}
+
+// TestDedupCandidateExplosionIsAClientError sends thousands of nearly
+// identical documents (distinct, so not exact duplicates): every pair is an
+// LSH candidate, past analysis.MaxCandidatePairs.
+func TestDedupCandidateExplosionIsAClientError(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	var b strings.Builder
+	b.WriteString(`{"documents":[`)
+	for i := 0; i < 7000; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"text":"the same long run of words shared by every document here and there %d"}`, i)
+	}
+	b.WriteString(`]}`)
+	a := ts.do(t, "POST", "/api/v1/dedup", b.String())
+	if a.Status != 422 || a.Body["field"] != "documents" || !strings.Contains(a.Body["detail"].(string), "candidate pairs") {
+		t.Fatalf("%d %.500s", a.Status, a.Raw)
+	}
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -10,6 +11,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/contentguard/contentguard/backend/jobs"
+	"github.com/contentguard/contentguard/backend/webhook"
 )
 
 // syncBuffer is a goroutine-safe log sink.
@@ -91,4 +96,33 @@ func (a answer) data(t testing.TB) map[string]any {
 		t.Fatalf("no data object in %s", a.Raw)
 	}
 	return d
+}
+
+// mountAsync wires the in-process job queue and the webhook registry the way
+// `contentguard backend` does (with the SSRF guard opened for loopback
+// receivers in tests).
+func mountAsync(t testing.TB, ts *testServer) (*webhook.Registry, *webhook.Deliverer) {
+	t.Helper()
+	guard := webhook.Guard{AllowPrivate: true}
+	reg := webhook.NewRegistry(webhook.RegistryOptions{Guard: guard})
+	d := webhook.NewDeliverer(reg, webhook.DelivererOptions{Guard: guard, BaseDelay: time.Millisecond})
+	obs, err := ts.JobsObserver()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := jobs.NewMemory(ts.Runner, jobs.MemoryOptions{Options: jobs.Options{Webhooks: d, Observer: obs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = q.Close(ctx)
+		_ = d.Close(ctx)
+	})
+	ts.MountJobs(q)
+	if err := ts.MountWebhooks(reg, d); err != nil {
+		t.Fatal(err)
+	}
+	return reg, d
 }

@@ -12,6 +12,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/contentguard/contentguard/backend/analysis"
 	"github.com/contentguard/contentguard/backend/cache"
@@ -22,7 +23,7 @@ import (
 const (
 	// MaxTextChars bounds one text field, in code points. The original
 	// refused more than 10,000; analysis is linear here, so we allow more,
-	// except for the quadratic sequence similarity (analysis.MaxSequenceChars).
+	// except for the quadratic sequence similarity (analysis.MaxSequenceChars, 10,000).
 	MaxTextChars = 100_000
 	// MaxBatchJobs bounds the jobs of one synchronous batch.
 	MaxBatchJobs = 100
@@ -177,16 +178,19 @@ func cached[T any](ctx context.Context, s *Server, kind string, keyInput any, co
 	if err != nil {
 		return zero, err
 	}
+	span := trace.SpanFromContext(ctx)
 	if raw, ok, err := s.cache.Get(ctx, key); err != nil {
 		s.log.WarnContext(ctx, "cache get failed; computing", "err", err)
 	} else if ok {
 		var v T
 		if err := json.Unmarshal(raw, &v); err == nil {
 			s.cacheHits.Inc()
+			span.SetAttributes(attribute.Bool("analysis.cache_hit", true))
 			return v, nil
 		}
 	}
 	s.cacheMisses.Inc()
+	span.SetAttributes(attribute.Bool("analysis.cache_hit", false))
 	v, err := compute()
 	if err != nil {
 		return zero, err
@@ -280,10 +284,9 @@ func (s *Server) similarity(ctx context.Context, raw []byte) (any, error) {
 		}{t1, t2, th, opt}, func() (analysis.Similarity, error) { return analysis.Similar(t1, t2, th, opt) })
 		return len(res.CommonWords), err
 	})
-	if errors.Is(err, analysis.ErrInputTooLarge) {
-		return nil, invalidField("", strings.TrimPrefix(err.Error(), "analysis: "))
-	}
 	if err != nil {
+		// Every error Similar returns is about its input (a text over
+		// analysis.MaxSequenceChars, an option out of range).
 		return nil, invalidField("", strings.TrimPrefix(err.Error(), "analysis: "))
 	}
 	return similarityData{res, s.stamp(start)}, nil
@@ -335,18 +338,16 @@ func (s *Server) batch(ctx context.Context, raw []byte, progress func(float64)) 
 			r := BatchResult{Index: i, Operation: job.Operation, Status: "completed"}
 			var res any
 			var err error
-			switch job.Operation {
-			case KindAnalyze:
-				res, err = s.analyze(ctx, job.Input)
-			case KindSimilarity:
-				res, err = s.similarity(ctx, job.Input)
-			case KindQuality:
-				res, err = s.quality(ctx, job.Input)
-			default:
+			run := s.operation(job.Operation)
+			switch {
+			case run == nil:
 				err = invalidField("operation", fmt.Sprintf("operation: %q is not one of analyze, similarity, quality", job.Operation))
-			}
-			if known := err == nil || job.Operation == KindAnalyze || job.Operation == KindSimilarity || job.Operation == KindQuality; known && isAbsent(job.Input) {
+			case isAbsent(job.Input):
 				err = invalidField("input", "input: field required")
+			case !isObject(job.Input):
+				err = invalidField("input", "input: must be a JSON object (the body of that operation)")
+			default:
+				res, err = run(ctx, job.Input)
 			}
 			if err != nil {
 				r.Status, r.Error = "failed", problemOf(err)
@@ -377,6 +378,25 @@ func (s *Server) batch(ctx context.Context, raw []byte, progress func(float64)) 
 	}
 	out.timing = s.stamp(start)
 	return out, nil
+}
+
+// operation returns the synchronous operation a batch job or an "analyze"
+// job names, or nil.
+func (s *Server) operation(name string) func(context.Context, []byte) (any, error) {
+	switch name {
+	case KindAnalyze:
+		return s.analyze
+	case KindSimilarity:
+		return s.similarity
+	case KindQuality:
+		return s.quality
+	}
+	return nil
+}
+
+func isObject(raw json.RawMessage) bool {
+	t := strings.TrimSpace(string(raw))
+	return t != "" && t[0] == '{'
 }
 
 func isAbsent(raw json.RawMessage) bool {
@@ -435,6 +455,9 @@ func (s *Server) dedup(ctx context.Context, raw []byte, progress func(float64)) 
 		})
 		return len(docs), err
 	})
+	if errors.Is(err, analysis.ErrInputTooLarge) {
+		return nil, invalidField("documents", strings.TrimPrefix(err.Error(), "analysis: "))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("dedup: %w", err)
 	}

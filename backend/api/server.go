@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/contentguard/contentguard/backend/cache"
+	"github.com/contentguard/contentguard/backend/webhook"
 	"github.com/contentguard/contentguard/telemetry"
 )
 
@@ -43,6 +44,9 @@ type Config struct {
 	CacheKind string // "memory" or "redis", reported by /health
 	// MaxBodyBytes bounds a request body (413 beyond); default 1 MiB.
 	MaxBodyBytes int64
+	// HealthChecks are probed (1 s timeout each) by GET /health; a failing
+	// one turns status into "degraded" (still 200: the process is alive).
+	HealthChecks map[string]func(context.Context) error
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 }
@@ -62,6 +66,8 @@ type Server struct {
 	analysisRequests *prometheus.CounterVec
 	cacheHits        prometheus.Counter
 	cacheMisses      prometheus.Counter
+
+	deliverer *webhook.Deliverer // nil: no webhook events for synchronous routes
 
 	mux      *http.ServeMux
 	patterns []string // every registered pattern, for the OpenAPI check
@@ -138,15 +144,20 @@ func (s *Server) Responder() interface {
 // Registry is where the server's metrics live; other packages register theirs here.
 func (s *Server) Registry() *prometheus.Registry { return s.cfg.Registry }
 
-// Handle mounts h at pattern behind the same middleware, route labelling
-// and recovery as the built-in routes. Call it before serving.
+// Handle mounts h at pattern behind the same middleware, route labelling,
+// body limit and recovery as the built-in routes. Call it before serving.
 func (s *Server) Handle(pattern string, h http.Handler) {
+	s.handleLimit(pattern, h, s.cfg.MaxBodyBytes)
+}
+
+// handleLimit is Handle with a body limit of its own (413 beyond).
+func (s *Server) handleLimit(pattern string, h http.Handler, limit int64) {
 	s.patterns = append(s.patterns, pattern)
-	s.mux.Handle(pattern, telemetry.Route(pattern, h))
+	s.mux.Handle(pattern, telemetry.Route(pattern, s.limitBody(h, limit)))
 }
 
 // op adapts an operation to a handler: read the bounded body, run, answer.
-func (s *Server) op(run func(ctx context.Context, body []byte) (any, error)) http.Handler {
+func (s *Server) op(kind string, run func(ctx context.Context, body []byte) (any, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := readBody(w, r, s.cfg.MaxBodyBytes)
 		if err == nil {
@@ -154,6 +165,7 @@ func (s *Server) op(run func(ctx context.Context, body []byte) (any, error)) htt
 			data, err = run(r.Context(), body)
 			if err == nil {
 				s.resp.Data(w, r, http.StatusOK, data)
+				s.publish(r.Context(), kind, data)
 				return
 			}
 		}
@@ -163,13 +175,13 @@ func (s *Server) op(run func(ctx context.Context, body []byte) (any, error)) htt
 
 func (s *Server) routes() {
 	for _, prefix := range []string{"", "/api/v1"} {
-		s.Handle("POST "+prefix+"/analyze", s.op(s.analyze))
-		s.Handle("POST "+prefix+"/similarity", s.op(s.similarity))
-		s.Handle("POST "+prefix+"/quality", s.op(s.quality))
-		s.Handle("POST "+prefix+"/batch/process", s.op(func(ctx context.Context, b []byte) (any, error) { return s.batch(ctx, b, nil) }))
+		s.Handle("POST "+prefix+"/analyze", s.op(KindAnalyze, s.analyze))
+		s.Handle("POST "+prefix+"/similarity", s.op(KindSimilarity, s.similarity))
+		s.Handle("POST "+prefix+"/quality", s.op(KindQuality, s.quality))
+		s.Handle("POST "+prefix+"/batch/process", s.op(KindBatch, func(ctx context.Context, b []byte) (any, error) { return s.batch(ctx, b, nil) }))
 		s.Handle("GET "+prefix+"/health", http.HandlerFunc(s.health))
 	}
-	s.Handle("POST /api/v1/dedup", s.op(func(ctx context.Context, b []byte) (any, error) { return s.dedup(ctx, b, nil) }))
+	s.Handle("POST /api/v1/dedup", s.op(KindDedup, func(ctx context.Context, b []byte) (any, error) { return s.dedup(ctx, b, nil) }))
 	s.Handle("GET /metrics", s.metrics.Handler())
 	s.Handle("GET /openapi.json", http.HandlerFunc(s.openAPI))
 	s.Handle("GET /docs", http.HandlerFunc(s.docsPage))
@@ -180,25 +192,25 @@ func (s *Server) routes() {
 }
 
 // Handler is the complete HTTP handler, outermost middleware first:
-// request ID → trace span → metrics → access log → body limit → recover → routes.
+// request ID → trace span → metrics → access log → recover → routes (each
+// route with its body limit).
 func (s *Server) Handler() http.Handler {
 	var h http.Handler = s.mux
 	h = s.recoverer(h)
-	h = s.limitBody(h)
 	h = telemetry.AccessLog(s.log)(h)
 	h = s.metrics.Middleware(h)
 	h = s.cfg.Tracing.Middleware(h)
 	return telemetry.RequestID(h)
 }
 
-func (s *Server) limitBody(next http.Handler) http.Handler {
+func (s *Server) limitBody(next http.Handler, limit int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > s.cfg.MaxBodyBytes {
+		if r.ContentLength > limit {
 			s.resp.writeProblem(w, r, &Problem{Status: http.StatusRequestEntityTooLarge,
-				Detail: fmt.Sprintf("request body of %d bytes exceeds %d bytes", r.ContentLength, s.cfg.MaxBodyBytes)})
+				Detail: fmt.Sprintf("request body of %d bytes exceeds %d bytes", r.ContentLength, limit)})
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		next.ServeHTTP(w, r)
 	})
 }
@@ -242,8 +254,20 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	status, checks := "healthy", map[string]string{}
+	for name, check := range s.cfg.HealthChecks {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		err := check(ctx)
+		cancel()
+		if err != nil {
+			status, checks[name] = "degraded", "error: "+err.Error()
+			continue
+		}
+		checks[name] = "ok"
+	}
 	s.resp.Data(w, r, http.StatusOK, map[string]any{
-		"status":         "healthy",
+		"status":         status,
+		"checks":         checks,
 		"service":        s.cfg.Service,
 		"version":        s.cfg.Version,
 		"uptime_seconds": s.now().Sub(s.started).Seconds(),

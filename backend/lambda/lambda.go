@@ -207,10 +207,14 @@ func (rec *recorder) WriteHeader(code int) {
 
 func (rec *recorder) Write(p []byte) (int, error) {
 	rec.WriteHeader(http.StatusOK)
+	n := len(p)
 	if rec.body.Len()+len(p) > MaxResponseBytes+1 {
-		p = p[:MaxResponseBytes+1-rec.body.Len()] // keep just enough to know it is too big
+		// Keep just enough to know it is too big; the handler is told all
+		// was written so it does not fail half-way through.
+		p = p[:MaxResponseBytes+1-rec.body.Len()]
 	}
-	return rec.body.Write(p)
+	rec.body.Write(p)
+	return n, nil
 }
 
 type result struct {

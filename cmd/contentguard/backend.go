@@ -9,9 +9,13 @@ import (
 	"os"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/contentguard/contentguard/backend/api"
 	"github.com/contentguard/contentguard/backend/cache"
 	"github.com/contentguard/contentguard/backend/host"
+	"github.com/contentguard/contentguard/backend/jobs"
+	"github.com/contentguard/contentguard/backend/webhook"
 	"github.com/contentguard/contentguard/telemetry"
 )
 
@@ -29,7 +33,11 @@ Where it listens (first match wins):
   PORT                              :<port> (Cloud Run, Knative)
   otherwise                         ` + host.DefaultListen + `
 
-Environment: REDIS_URL (result cache in Redis), SERVICE_NAME, SERVICE_VERSION,
+Asynchronous jobs run in process by default; with REDIS_URL they go to Redis
+(asynq) and this process also works them unless --api-worker=false;
+--worker runs only a job worker (needs REDIS_URL or --redis).
+
+Environment: REDIS_URL (result cache and job queue in Redis), SERVICE_NAME, SERVICE_VERSION,
 LOG_LEVEL (debug|info|warn|error), OTEL_EXPORTER_OTLP_ENDPOINT and the other
 OTEL_* variables (traces over OTLP/HTTP).
 
@@ -44,6 +52,10 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	cacheTTL := fs.Duration("cache-ttl", api.DefaultCacheTTL, "result cache time to live")
 	cacheEntries := fs.Int("cache-entries", api.DefaultCacheMaxEntries, "in-memory result cache bound (entries)")
 	shutdown := fs.Duration("shutdown-timeout", 20*time.Second, "grace period for in-flight requests on SIGTERM")
+	worker := fs.Bool("worker", false, "run only an asynchronous job worker (Redis), no HTTP API")
+	redisURL := fs.String("redis", os.Getenv("REDIS_URL"), "Redis URL for the result cache and the job queue (default $REDIS_URL)")
+	apiWorker := fs.Bool("api-worker", true, "with Redis, also run jobs in the API process")
+	allowPrivate := fs.Bool("webhook-allow-private", os.Getenv("WEBHOOK_ALLOW_PRIVATE") == "true", "allow webhook URLs on private or loopback addresses (SSRF guard off)")
 	logLevel := fs.String("log-level", envOr("LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	fs.Usage = func() {
 		fmt.Fprint(stdout, backendHelp)
@@ -84,7 +96,7 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}()
 
 	cfg := api.Config{Service: service, Version: ver, Logger: logger, Tracing: tracing, MaxBodyBytes: *maxBody}
-	if url := os.Getenv("REDIS_URL"); url != "" {
+	if url := *redisURL; url != "" {
 		client, err := cache.NewRedisFromURL(url)
 		if err != nil {
 			logger.Error("redis cache", "err", err)
@@ -92,12 +104,70 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 		defer client.Close()
 		cfg.Cache, cfg.CacheKind = cache.NewRedis(client, "contentguard:cache:", *cacheTTL), "redis"
+		cfg.HealthChecks = map[string]func(context.Context) error{
+			"redis": func(ctx context.Context) error { return client.Ping(ctx).Err() },
+		}
 	} else {
 		cfg.Cache, cfg.CacheKind = cache.NewMemory(*cacheEntries, *cacheTTL), "memory"
 	}
 	srv, err := api.New(cfg)
 	if err != nil {
 		logger.Error("backend set-up failed", "err", err)
+		return 1
+	}
+
+	guard := webhook.Guard{AllowPrivate: *allowPrivate}
+	hooks := webhook.NewRegistry(webhook.RegistryOptions{Guard: guard})
+	deliverer := webhook.NewDeliverer(hooks, webhook.DelivererOptions{Guard: guard})
+	defer closeWithin(logger, "webhook deliverer", deliverer.Close)
+	observer, err := srv.JobsObserver()
+	if err != nil {
+		logger.Error("job metrics", "err", err)
+		return 1
+	}
+	jobOpts := jobs.Options{Webhooks: deliverer, Observer: observer}
+
+	if *worker {
+		if *redisURL == "" {
+			logger.Error("--worker needs REDIS_URL or --redis")
+			return 2
+		}
+		logger.Info("starting job worker", "version", ver)
+		if err := jobs.RunWorker(ctx, *redisURL, srv.Runner, jobs.AsynqOptions{Options: jobOpts, Logger: logger}); err != nil {
+			logger.Error("worker stopped", "err", err)
+			return 1
+		}
+		logger.Info("worker stopped cleanly")
+		return 0
+	}
+
+	var queue jobs.Queue
+	if *redisURL != "" {
+		redisOpt, err := asynq.ParseRedisURI(*redisURL)
+		if err != nil {
+			logger.Error("REDIS_URL for jobs", "err", err)
+			return 1
+		}
+		var runner jobs.Runner
+		if *apiWorker {
+			runner = srv.Runner
+		}
+		queue, err = jobs.NewAsynq(redisOpt, runner, jobs.AsynqOptions{Options: jobOpts, Logger: logger})
+		if err != nil {
+			logger.Error("job queue on Redis", "err", err)
+			return 1
+		}
+	} else {
+		queue, err = jobs.NewMemory(srv.Runner, jobs.MemoryOptions{Options: jobOpts})
+		if err != nil {
+			logger.Error("job queue", "err", err)
+			return 1
+		}
+	}
+	defer closeWithin(logger, "job queue", queue.Close)
+	srv.MountJobs(queue)
+	if err := srv.MountWebhooks(hooks, deliverer); err != nil {
+		logger.Error("webhooks", "err", err)
 		return 1
 	}
 
@@ -114,6 +184,15 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	logger.Info("backend stopped cleanly")
 	return 0
+}
+
+// closeWithin runs a Close that takes a context, bounded to 10s.
+func closeWithin(logger interface{ Warn(string, ...any) }, what string, close func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := close(ctx); err != nil {
+		logger.Warn("closing "+what, "err", err)
+	}
 }
 
 func envOr(name, def string) string {

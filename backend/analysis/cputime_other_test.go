@@ -1,0 +1,6 @@
+//go:build !unix
+
+package analysis
+
+// processCPUSeconds is unknown here.
+func processCPUSeconds() float64 { return -1 }

@@ -1,0 +1,150 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/contentguard/contentguard/backend/jobs"
+	"github.com/contentguard/contentguard/backend/jobs/jobsmetrics"
+	"github.com/contentguard/contentguard/backend/webhook"
+)
+
+// DefaultJobBodyBytes bounds POST /jobs bodies: asynchronous jobs exist for
+// inputs larger than the synchronous routes accept.
+const DefaultJobBodyBytes = 8<<20 + 64<<10
+
+// Runner is the jobs.Runner of this server: it runs the same operations as
+// the synchronous routes (same validation, cache, spans and metrics) for the
+// job kinds "batch", "dedup" and "analyze" (whose input may carry
+// "operation": "analyze" | "similarity" | "quality"). Invalid input fails
+// the job permanently (no retry).
+func (s *Server) Runner(ctx context.Context, kind string, input json.RawMessage, progress func(float64)) (json.RawMessage, error) {
+	var data any
+	var err error
+	switch kind {
+	case jobs.KindBatch:
+		data, err = s.batch(ctx, input, progress)
+	case jobs.KindDedup:
+		data, err = s.dedup(ctx, input, progress)
+	case jobs.KindAnalyze:
+		var op struct {
+			Operation string `json:"operation"`
+		}
+		_ = json.Unmarshal(input, &op) // a malformed input fails below with a precise message
+		if op.Operation == "" {
+			op.Operation = KindAnalyze
+		}
+		if run := s.operation(op.Operation); run != nil {
+			data, err = run(ctx, input)
+		} else {
+			err = invalidField("operation", fmt.Sprintf("operation: %q is not one of analyze, similarity, quality", op.Operation))
+		}
+	default:
+		return nil, fmt.Errorf("%w: job kind %q", jobs.ErrPermanent, kind)
+	}
+	if err != nil {
+		if p := problemOf(err); p.Status < 500 {
+			return nil, fmt.Errorf("%w: %s", jobs.ErrPermanent, p.Detail)
+		}
+		return nil, fmt.Errorf("%s job: %w", kind, err)
+	}
+	if progress != nil {
+		progress(1)
+	}
+	out, err := json.Marshal(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: encode %s result: %v", jobs.ErrPermanent, kind, err)
+	}
+	return out, nil
+}
+
+// MountJobs serves the jobs API of q (POST /jobs, GET and DELETE
+// /jobs/{id}, at the root and under /api/v1) with this server's envelope.
+func (s *Server) MountJobs(q jobs.Queue) {
+	h := jobs.NewHandler(q, s.resp, jobs.HandlerOptions{MaxBodyBytes: DefaultJobBodyBytes, Logger: s.log})
+	for _, p := range []string{"", "/api/v1"} {
+		s.handleLimit("POST "+p+"/jobs", h, DefaultJobBodyBytes)
+		s.Handle("GET "+p+"/jobs/{id}", h)
+		s.Handle("DELETE "+p+"/jobs/{id}", h)
+	}
+}
+
+// MountWebhooks serves the webhook registry API (register, list, stats,
+// delete, at the root and under /api/v1), exports delivery metrics, and
+// publishes analysis_completed, similarity_completed, quality_completed and
+// batch_completed after successful synchronous requests.
+func (s *Server) MountWebhooks(reg *webhook.Registry, d *webhook.Deliverer) error {
+	h := webhook.NewHandler(reg, d, s.resp)
+	for _, p := range []string{"", "/api/v1"} {
+		s.Handle("POST "+p+"/webhooks/register", h)
+		s.Handle("GET "+p+"/webhooks", h)
+		s.Handle("GET "+p+"/webhooks/stats", h)
+		s.Handle("DELETE "+p+"/webhooks/{id}", h)
+	}
+	s.deliverer = d
+	if err := s.cfg.Registry.Register(webhookCollector{reg}); err != nil {
+		return fmt.Errorf("api: register webhook metrics: %w", err)
+	}
+	return nil
+}
+
+// syncEvents names the webhook event of each synchronous route.
+var syncEvents = map[string]string{
+	KindAnalyze:    webhook.EventAnalysisCompleted,
+	KindSimilarity: webhook.EventSimilarityCompleted,
+	KindQuality:    webhook.EventQualityCompleted,
+	KindBatch:      webhook.EventBatchCompleted,
+}
+
+// publish queues the event for registered endpoints; a full delivery queue
+// drops it (counted by the registry) rather than slowing the request.
+func (s *Server) publish(ctx context.Context, kind string, data any) {
+	if s.deliverer == nil {
+		return
+	}
+	if ev, ok := syncEvents[kind]; ok {
+		if _, err := s.deliverer.Publish(ev, data); err != nil {
+			s.log.WarnContext(ctx, "webhook publish", "event", ev, "err", err)
+		}
+	}
+}
+
+// JobsObserver registers the job metrics (package jobsmetrics:
+// jobs_submitted_total, jobs_completed_total, job_duration_seconds,
+// jobs_queue_depth) on the server's registry and returns their Observer.
+func (s *Server) JobsObserver() (jobs.Observer, error) {
+	o, err := jobsmetrics.New(s.cfg.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	return o, nil
+}
+
+// webhookCollector reads the registry's delivery counters at scrape time.
+type webhookCollector struct{ reg *webhook.Registry }
+
+var (
+	whAttempts  = prometheus.NewDesc("webhook_delivery_attempts_total", "Webhook delivery attempts (retries included).", nil, nil)
+	whSucceeded = prometheus.NewDesc("webhook_deliveries_succeeded_total", "Webhook deliveries acknowledged with 2xx.", nil, nil)
+	whFailed    = prometheus.NewDesc("webhook_deliveries_failed_total", "Webhook deliveries abandoned after all attempts.", nil, nil)
+	whDropped   = prometheus.NewDesc("webhook_deliveries_dropped_total", "Webhook deliveries refused because the delivery queue was full.", nil, nil)
+	whEndpoints = prometheus.NewDesc("webhook_endpoints", "Registered webhook endpoints.", nil, nil)
+)
+
+func (c webhookCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{whAttempts, whSucceeded, whFailed, whDropped, whEndpoints} {
+		ch <- d
+	}
+}
+
+func (c webhookCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.reg.Stats()
+	ch <- prometheus.MustNewConstMetric(whAttempts, prometheus.CounterValue, float64(st.Totals.Attempts))
+	ch <- prometheus.MustNewConstMetric(whSucceeded, prometheus.CounterValue, float64(st.Totals.Succeeded))
+	ch <- prometheus.MustNewConstMetric(whFailed, prometheus.CounterValue, float64(st.Totals.Failed))
+	ch <- prometheus.MustNewConstMetric(whDropped, prometheus.CounterValue, float64(st.Totals.Dropped))
+	ch <- prometheus.MustNewConstMetric(whEndpoints, prometheus.GaugeValue, float64(len(st.Endpoints)))
+}

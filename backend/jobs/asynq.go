@@ -1,0 +1,596 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// taskType is the one asynq task type; the kind travels in the payload.
+const taskType = "contentguard:job"
+
+// taskPayload is what a worker needs to run a job. It holds the webhook
+// secret, so Redis must be trusted storage (as it is for the results).
+type taskPayload struct {
+	JobID         string          `json:"job_id"`
+	Kind          string          `json:"kind"`
+	Input         json.RawMessage `json:"input"`
+	WebhookURL    string          `json:"webhook_url,omitempty"`
+	WebhookSecret string          `json:"webhook_secret,omitempty"`
+}
+
+// Asynq is the Redis-backed Queue. Each kind has its own asynq queue
+// (QueuePrefix+kind). A job's state lives in a Redis hash next to asynq's
+// task (see store), so progress and cancellation are visible to every API
+// replica; the result is the asynq task's result (ResultWriter), kept for
+// Retention. With a non-nil runner, NewAsynq also runs a worker in-process.
+type Asynq struct {
+	opts      AsynqOptions
+	rdb       redis.UniversalClient
+	client    *asynq.Client
+	inspector *asynq.Inspector
+	store     store
+	worker    *worker // nil without a runner
+
+	events     *redis.PubSub // job events for the local webhook registry
+	eventsDone chan struct{}
+}
+
+// withDefaults fills zero fields of AsynqOptions.
+func (o AsynqOptions) withDefaults() AsynqOptions {
+	o.Options = o.Options.withDefaults()
+	if o.Concurrency <= 0 {
+		o.Concurrency = 2
+	}
+	if o.MaxRetry <= 0 {
+		o.MaxRetry = 3
+	}
+	if o.RetryDelay == nil {
+		o.RetryDelay = defaultRetryDelay
+	}
+	if o.QueuePrefix == "" {
+		o.QueuePrefix = "contentguard:"
+	}
+	if o.WorkerTTL <= 0 {
+		o.WorkerTTL = 15 * time.Second
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = 10000
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// defaultRetryDelay is exponential backoff with full jitter: uniform in
+// [0, min(5m, 1s·2^(n-1))], so retries of many failed jobs spread out.
+func defaultRetryDelay(n int) time.Duration {
+	ceiling := 5 * time.Minute
+	if n >= 1 && n < 20 {
+		if c := time.Second << (n - 1); c < ceiling {
+			ceiling = c
+		}
+	}
+	return time.Duration(rand.Int64N(int64(ceiling) + 1))
+}
+
+// queueName is the asynq queue of a kind.
+func (o AsynqOptions) queueName(kind string) string { return o.QueuePrefix + kind }
+
+// NewAsynq connects to Redis through redisOpt. runner may be nil for an API
+// process that only submits, reads and cancels jobs while RunWorker
+// processes run them; with a runner it also starts a worker, stopped by
+// Close.
+func NewAsynq(redisOpt asynq.RedisConnOpt, runner Runner, opts AsynqOptions) (*Asynq, error) {
+	opts = opts.withDefaults()
+	rdb, ok := redisOpt.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		return nil, errors.New("jobs: NewAsynq: redis option does not make a go-redis v9 client")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		_ = rdb.Close()
+		return nil, fmt.Errorf("jobs: NewAsynq: connecting to Redis: %w", err)
+	}
+	a := &Asynq{
+		opts:      opts,
+		rdb:       rdb,
+		client:    asynq.NewClientFromRedisClient(rdb),
+		inspector: asynq.NewInspectorFromRedisClient(rdb),
+		store:     store{rdb: rdb, prefix: opts.QueuePrefix},
+	}
+	if opts.Webhooks != nil {
+		if err := a.subscribe(ctx); err != nil {
+			_ = rdb.Close()
+			return nil, err
+		}
+	}
+	if runner != nil {
+		w, err := startWorker(redisOpt, runner, opts)
+		if err != nil {
+			_ = a.Close(context.Background())
+			return nil, err
+		}
+		a.worker = w
+	}
+	return a, nil
+}
+
+// eventsChannel is the Redis pub/sub channel of finished-job events.
+func (o AsynqOptions) eventsChannel() string { return o.QueuePrefix + "events" }
+
+// jobEvent is a message on eventsChannel.
+type jobEvent struct {
+	Event string `json:"event"`
+	Job   Job    `json:"job"`
+}
+
+// announce delivers a finished job's event to its own webhook from this
+// process, and publishes it on Redis so that every API replica passes it to
+// the endpoints registered with it (registries live in API processes, not
+// in workers). A replica that is not subscribed at that moment misses it.
+func announce(ctx context.Context, rdb redis.UniversalClient, o AsynqOptions, job Job, input json.RawMessage, secret string) {
+	event := o.notifyJob(job, input, secret)
+	if event == "" {
+		return
+	}
+	msg, err := json.Marshal(jobEvent{Event: event, Job: job})
+	if err == nil {
+		err = rdb.Publish(context.WithoutCancel(ctx), o.eventsChannel(), msg).Err()
+	}
+	if err != nil {
+		o.Logger.Warn("jobs: publishing job event", "job", job.ID, "err", err)
+	}
+}
+
+// subscribe forwards job events from Redis to the local webhook registry.
+func (a *Asynq) subscribe(ctx context.Context) error {
+	ps := a.rdb.Subscribe(ctx, a.opts.eventsChannel())
+	if _, err := ps.Receive(ctx); err != nil { // the subscription confirmation
+		_ = ps.Close()
+		return fmt.Errorf("jobs: subscribing to job events: %w", err)
+	}
+	a.events, a.eventsDone = ps, make(chan struct{})
+	ch := ps.Channel()
+	go func() {
+		defer close(a.eventsDone)
+		for m := range ch {
+			var ev jobEvent
+			if err := json.Unmarshal([]byte(m.Payload), &ev); err != nil {
+				a.opts.Logger.Warn("jobs: undecodable job event", "err", err)
+				continue
+			}
+			_, _ = a.opts.Webhooks.Publish(ev.Event, ev.Job)
+		}
+	}()
+	return nil
+}
+
+// Submit validates spec, records the job and enqueues its task.
+func (a *Asynq) Submit(ctx context.Context, spec Spec) (Job, error) {
+	spec, err := a.opts.validate(ctx, spec)
+	if err != nil {
+		return Job{}, err
+	}
+	queue := a.opts.queueName(spec.Kind)
+	// asynq keeps a queue's pending task ids in the list
+	// asynq:{<queue>}:pending; its length is the backlog we bound.
+	pending, err := a.rdb.LLen(ctx, "asynq:{"+queue+"}:pending").Result()
+	if err != nil {
+		return Job{}, fmt.Errorf("jobs: reading backlog of %s: %w", queue, err)
+	}
+	if pending >= int64(a.opts.MaxPending) {
+		return Job{}, fmt.Errorf("%w: %d %s jobs waiting", ErrQueueFull, pending, spec.Kind)
+	}
+	job := Job{
+		ID: newID(), Kind: spec.Kind, Status: StatusQueued,
+		CreatedAt: a.opts.Now().UTC(), WebhookURL: spec.WebhookURL,
+	}
+	payload, err := json.Marshal(taskPayload{JobID: job.ID, Kind: spec.Kind, Input: spec.Input, WebhookURL: spec.WebhookURL, WebhookSecret: spec.WebhookSecret})
+	if err != nil {
+		return Job{}, fmt.Errorf("jobs: encoding task: %w", err)
+	}
+	if err := a.store.create(ctx, job, queue, a.metaTTL()); err != nil {
+		return Job{}, err
+	}
+	if _, err := a.client.EnqueueContext(ctx, asynq.NewTask(taskType, payload), a.taskOptions(queue, job.ID)...); err != nil {
+		a.store.forget(context.WithoutCancel(ctx), job.ID)
+		return Job{}, fmt.Errorf("jobs: enqueueing %s: %w", job.ID, err)
+	}
+	if o := a.opts.Observer; o != nil {
+		o.JobSubmitted(spec.Kind)
+	}
+	return job, nil
+}
+
+// metaTTL bounds how long an unfinished job's record can live: a job that
+// never finishes (all workers gone for good) is forgotten eventually.
+func (a *Asynq) metaTTL() time.Duration {
+	return a.opts.Retention + time.Duration(a.opts.MaxRetry+2)*(a.opts.JobTimeout+time.Hour)
+}
+
+func (a *Asynq) taskOptions(queue, taskID string) []asynq.Option {
+	return taskOptions(a.opts, queue, taskID)
+}
+
+func taskOptions(o AsynqOptions, queue, taskID string) []asynq.Option {
+	return []asynq.Option{
+		asynq.Queue(queue),
+		asynq.TaskID(taskID),
+		asynq.MaxRetry(o.MaxRetry),
+		asynq.Retention(o.Retention),
+		// asynq's deadline backs up the runner's own JobTimeout.
+		asynq.Timeout(o.JobTimeout + time.Minute),
+	}
+}
+
+// Get reads the job record and, for a completed job, its result.
+func (a *Asynq) Get(ctx context.Context, id string) (Job, error) {
+	if !validID(id) {
+		return Job{}, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	rec, err := a.store.load(ctx, id)
+	if err != nil {
+		return Job{}, err
+	}
+	job := rec.job
+	info, err := a.inspector.GetTaskInfo(rec.queue, rec.taskID)
+	switch {
+	case err == nil:
+		if job.Status == StatusCompleted {
+			job.Result = info.Result
+		}
+		// asynq archived the task without our handler finishing it (its
+		// own lease recovery ran out of retries): it failed.
+		if !job.Status.Finished() && info.State == asynq.TaskStateArchived {
+			job.Status = StatusFailed
+			job.Error = info.LastErr
+			job.FinishedAt = ptr(info.LastFailedAt)
+		}
+	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+		// Retention over, or the task was deleted by a cancel.
+	default:
+		return Job{}, fmt.Errorf("jobs: reading task of %s: %w", id, err)
+	}
+	return job, nil
+}
+
+// Cancel marks the job cancelled, then deletes its task if still waiting or
+// signals the worker running it. The job is final at once.
+func (a *Asynq) Cancel(ctx context.Context, id string) (Job, error) {
+	if !validID(id) {
+		return Job{}, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	rec, changed, err := a.store.cancel(ctx, id, a.opts.Now(), a.opts.Retention)
+	if err != nil {
+		return Job{}, err
+	}
+	if !changed {
+		if rec.job.Status == StatusCancelled {
+			return rec.job, nil
+		}
+		return rec.job, fmt.Errorf("%w: %q is %s", ErrFinished, id, rec.job.Status)
+	}
+	var payload taskPayload
+	info, err := a.inspector.GetTaskInfo(rec.queue, rec.taskID)
+	if err == nil {
+		_ = json.Unmarshal(info.Payload, &payload)
+		switch info.State {
+		case asynq.TaskStateActive:
+			err = a.inspector.CancelProcessing(rec.taskID)
+		case asynq.TaskStatePending, asynq.TaskStateScheduled, asynq.TaskStateRetry:
+			err = a.inspector.DeleteTask(rec.queue, rec.taskID)
+		}
+	}
+	if err != nil && !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
+		// The record says cancelled, and a worker checks it before and
+		// after running, so the job cannot complete; only the wasted work
+		// remains.
+		a.opts.Logger.Warn("jobs: stopping cancelled task", "job", id, "err", err)
+	}
+	a.opts.finished(rec.job)
+	announce(ctx, a.rdb, a.opts, rec.job, payload.Input, payload.WebhookSecret)
+	return rec.job, nil
+}
+
+// Close stops the in-process worker, if any, and closes the connections.
+func (a *Asynq) Close(ctx context.Context) error {
+	var errs []error
+	if a.worker != nil {
+		if err := a.worker.stop(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if a.events != nil {
+		errs = append(errs, a.events.Close())
+		<-a.eventsDone
+	}
+	// The asynq client and inspector share rdb and are closed with it.
+	errs = append(errs, a.rdb.Close())
+	return errors.Join(errs...)
+}
+
+// RunWorker runs jobs from the Redis at redisURL (redis://[:password@]host:port[/db])
+// until ctx is done, then shuts down gracefully: `contentguard backend --worker`.
+func RunWorker(ctx context.Context, redisURL string, runner Runner, opts AsynqOptions) error {
+	if runner == nil {
+		return errors.New("jobs: RunWorker: nil runner")
+	}
+	redisOpt, err := asynq.ParseRedisURI(redisURL)
+	if err != nil {
+		return fmt.Errorf("jobs: RunWorker: %w", err)
+	}
+	w, err := startWorker(redisOpt, runner, opts.withDefaults())
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	return w.stop(stopCtx)
+}
+
+// worker is one asynq server plus the liveness key and the reaper that
+// takes over jobs of dead workers.
+type worker struct {
+	id        string
+	opts      AsynqOptions
+	runner    Runner
+	rdb       redis.UniversalClient
+	client    *asynq.Client
+	inspector *asynq.Inspector
+	store     store
+	srv       *asynq.Server
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func startWorker(redisOpt asynq.RedisConnOpt, runner Runner, opts AsynqOptions) (*worker, error) {
+	rdb, ok := redisOpt.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		return nil, errors.New("jobs: worker: redis option does not make a go-redis v9 client")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		_ = rdb.Close()
+		return nil, fmt.Errorf("jobs: worker: connecting to Redis: %w", err)
+	}
+	w := &worker{
+		id:        "w_" + newID()[4:],
+		opts:      opts,
+		runner:    runner,
+		rdb:       rdb,
+		client:    asynq.NewClientFromRedisClient(rdb),
+		inspector: asynq.NewInspectorFromRedisClient(rdb),
+		store:     store{rdb: rdb, prefix: opts.QueuePrefix},
+	}
+	queues := make(map[string]int, len(opts.Kinds))
+	for _, k := range opts.Kinds {
+		queues[opts.queueName(k)] = 1
+	}
+	w.srv = asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency:              opts.Concurrency,
+		Queues:                   queues,
+		RetryDelayFunc:           func(n int, _ error, _ *asynq.Task) time.Duration { return opts.RetryDelay(n) },
+		TaskCheckInterval:        opts.PollInterval,
+		DelayedTaskCheckInterval: opts.PollInterval,
+		ShutdownTimeout:          10 * time.Second,
+		LogLevel:                 asynq.WarnLevel,
+		Logger:                   asynqLogger{opts.Logger},
+	})
+	if err := w.store.beat(ctx, w.id, opts.WorkerTTL); err != nil {
+		_ = rdb.Close()
+		return nil, err
+	}
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(taskType, w.handle)
+	if err := w.srv.Start(mux); err != nil {
+		_ = rdb.Close()
+		return nil, fmt.Errorf("jobs: starting worker: %w", err)
+	}
+	var loopCtx context.Context
+	loopCtx, w.cancel = context.WithCancel(context.Background())
+	w.wg.Add(1)
+	go w.loop(loopCtx)
+	return w, nil
+}
+
+// loop refreshes the liveness key every WorkerTTL/3 and reaps orphaned
+// jobs every WorkerTTL/2.
+func (w *worker) loop(ctx context.Context) {
+	defer w.wg.Done()
+	beat := time.NewTicker(w.opts.WorkerTTL / 3)
+	reap := time.NewTicker(w.opts.WorkerTTL / 2)
+	defer beat.Stop()
+	defer reap.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-beat.C:
+			if err := w.store.beat(ctx, w.id, w.opts.WorkerTTL); err != nil && ctx.Err() == nil {
+				w.opts.Logger.Warn("jobs: worker heartbeat", "worker", w.id, "err", err)
+			}
+		case <-reap.C:
+			w.reap(ctx)
+		}
+	}
+}
+
+func (w *worker) stop(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		w.srv.Shutdown() // waits for running handlers (ShutdownTimeout)
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("jobs: stopping worker: %w", ctx.Err())
+	}
+	w.cancel()
+	w.wg.Wait()
+	return errors.Join(err, w.rdb.Close())
+}
+
+// handle runs one task. The job record decides: a task that is not the
+// job's current one (taken over by another worker) or whose job is already
+// final does nothing.
+func (w *worker) handle(ctx context.Context, t *asynq.Task) error {
+	var p taskPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil || !validID(p.JobID) {
+		return fmt.Errorf("jobs: undecodable task payload: %w", asynq.SkipRetry)
+	}
+	taskID, _ := asynq.GetTaskID(ctx)
+	started, err := w.store.start(ctx, p.JobID, taskID, w.id, w.opts.Now())
+	if err != nil {
+		return err // Redis trouble: let asynq retry
+	}
+	if !started {
+		return nil
+	}
+	runCtx, cancel := context.WithTimeout(ctx, w.opts.JobTimeout)
+	defer cancel()
+	progress := w.progressWriter(runCtx, p.JobID, taskID)
+	result, runErr := safeRun(runCtx, w.runner, p.Kind, p.Input, progress)
+	if runErr == nil {
+		if _, err := t.ResultWriter().Write(result); err != nil {
+			runErr = fmt.Errorf("jobs: storing result: %w", err)
+		}
+	}
+	// Writes below must happen even when ctx was cancelled.
+	bg, cancelBG := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancelBG()
+	if runErr == nil {
+		return w.finish(bg, p, taskID, StatusCompleted, "")
+	}
+	if ctx.Err() != nil && !errors.Is(runCtx.Err(), context.DeadlineExceeded) {
+		// Cancelled by a Cancel (the record already says so) or by this
+		// worker shutting down (asynq requeues the task): not a failure.
+		requeued, err := w.store.requeue(bg, p.JobID, taskID, "worker stopped")
+		if err != nil {
+			return err
+		}
+		if !requeued {
+			return nil // cancelled, or no longer this task's job: nothing to retry
+		}
+		return runErr
+	}
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	if errors.Is(runErr, ErrPermanent) || retried >= maxRetry {
+		if err := w.finish(bg, p, taskID, StatusFailed, runErr.Error()); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: %w", asynq.SkipRetry, runErr)
+	}
+	requeued, err := w.store.requeue(bg, p.JobID, taskID, runErr.Error())
+	if err != nil {
+		return err
+	}
+	if !requeued {
+		return nil
+	}
+	return runErr
+}
+
+// finish records the final state; only the run that owns the job (and
+// finds it unfinished) notifies.
+func (w *worker) finish(ctx context.Context, p taskPayload, taskID string, status Status, msg string) error {
+	job, ok, err := w.store.finish(ctx, p.JobID, taskID, status, msg, w.opts.Now(), w.opts.Retention)
+	if err != nil {
+		return err
+	}
+	if ok {
+		w.opts.finished(job)
+		announce(ctx, w.rdb, w.opts, job, p.Input, p.WebhookSecret)
+	}
+	return nil
+}
+
+// progressWriter stores progress in Redis, skipping updates smaller than a
+// percent point so a chatty runner does not flood Redis.
+func (w *worker) progressWriter(ctx context.Context, jobID, taskID string) func(float64) {
+	var mu sync.Mutex
+	last := -1.0
+	return func(p float64) {
+		p = clamp(p)
+		mu.Lock()
+		if p-last < 0.01 && !(p == 1 && last != 1) {
+			mu.Unlock()
+			return
+		}
+		last = p
+		mu.Unlock()
+		if err := w.store.progress(ctx, jobID, taskID, p); err != nil && ctx.Err() == nil {
+			w.opts.Logger.Warn("jobs: storing progress", "job", jobID, "err", err)
+		}
+	}
+}
+
+// reap takes over running jobs whose worker's liveness key has expired: it
+// points the job at a new task id and enqueues that task, so another worker
+// runs the job again within about WorkerTTL of the crash. The dead worker's
+// task is left to asynq's lease recovery, and does nothing when it runs
+// again because it is no longer the job's task. A job taken over more than
+// MaxRetry times fails: it may be what kills its workers.
+func (w *worker) reap(ctx context.Context) {
+	orphans, err := w.store.orphans(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.opts.Logger.Warn("jobs: listing orphaned jobs", "err", err)
+		}
+		return
+	}
+	for _, o := range orphans {
+		info, err := w.inspector.GetTaskInfo(o.queue, o.taskID)
+		if err != nil {
+			w.opts.Logger.Warn("jobs: reading orphaned task", "job", o.jobID, "err", err)
+			continue
+		}
+		if o.takeovers >= w.opts.MaxRetry {
+			var p taskPayload
+			_ = json.Unmarshal(info.Payload, &p)
+			p.JobID = o.jobID
+			if err := w.finish(ctx, p, o.taskID, StatusFailed, fmt.Sprintf("worker lost %d times", o.takeovers+1)); err != nil {
+				w.opts.Logger.Warn("jobs: failing orphaned job", "job", o.jobID, "err", err)
+			}
+			continue
+		}
+		newTaskID := o.jobID + ".t" + strconv.Itoa(o.takeovers+1)
+		claimed, err := w.store.claim(ctx, o, newTaskID)
+		if err != nil || !claimed {
+			continue
+		}
+		if _, err := w.client.EnqueueContext(ctx, asynq.NewTask(taskType, info.Payload), taskOptions(w.opts, o.queue, newTaskID)...); err != nil {
+			w.opts.Logger.Warn("jobs: requeueing orphaned job", "job", o.jobID, "err", err)
+			w.store.unclaim(ctx, o)
+		}
+	}
+}
+
+// asynqLogger routes asynq's log lines to slog.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)) }

@@ -1,0 +1,69 @@
+// Package webhook registers webhook endpoints and delivers signed event
+// notifications to them.
+//
+// A delivery is an HTTP POST of a JSON body
+//
+//	{"id": "...", "event": "batch_completed", "created_at": "...", "data": {...}}
+//
+// with the headers X-Webhook-Signature ("sha256=" + hex HMAC-SHA256 of the
+// body under the endpoint's secret), X-Webhook-Event, X-Webhook-Id (unique per
+// delivery, the same on every retry of it) and X-Webhook-Timestamp (Unix
+// seconds of the attempt). Failed attempts (network errors, 408, 429, 5xx) are
+// retried with exponential backoff and full jitter; other answers are final.
+//
+// Every URL passes an SSRF guard twice: when it is registered and, through a
+// net.Dialer Control function, on every connection, so a name that resolves to
+// a public address at registration and to 127.0.0.1 later (DNS rebinding) is
+// still refused.
+package webhook
+
+import (
+	"net/http"
+)
+
+// Responder writes HTTP answers in the server's envelope. The backend server
+// implements it; this package only decides status codes and payloads.
+type Responder interface {
+	// Data writes the success envelope {"success":true,"data":...}.
+	Data(w http.ResponseWriter, r *http.Request, status int, data any)
+	// Problem writes an RFC 9457 application/problem+json answer.
+	Problem(w http.ResponseWriter, r *http.Request, status int, title, detail string)
+}
+
+// The events this service emits. Names are part of the public API.
+const (
+	EventAnalysisCompleted   = "analysis_completed"
+	EventSimilarityCompleted = "similarity_completed"
+	EventQualityCompleted    = "quality_completed"
+	EventBatchCompleted      = "batch_completed"
+	EventBatchFailed         = "batch_failed"
+)
+
+// Events returns every event name an endpoint may subscribe to.
+func Events() []string {
+	return []string{
+		EventAnalysisCompleted,
+		EventSimilarityCompleted,
+		EventQualityCompleted,
+		EventBatchCompleted,
+		EventBatchFailed,
+	}
+}
+
+// KnownEvent reports whether name is one of Events().
+func KnownEvent(name string) bool {
+	for _, e := range Events() {
+		if e == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Header names of a delivery.
+const (
+	HeaderSignature = "X-Webhook-Signature"
+	HeaderEvent     = "X-Webhook-Event"
+	HeaderID        = "X-Webhook-Id"
+	HeaderTimestamp = "X-Webhook-Timestamp"
+)

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func freePort(t testing.TB) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func TestBackendHelp(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"backend", "--help"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{"FUNCTIONS_CUSTOMHANDLER_PORT", "AWS_LAMBDA_FUNCTION_NAME", "-listen", "-max-body-bytes", "REDIS_URL"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("help lacks %q:\n%s", want, out.String())
+		}
+	}
+	if code := run(context.Background(), []string{"backend", "--bogus"}, &out, &errb); code != 2 {
+		t.Fatalf("bad flag exit %d", code)
+	}
+	out.Reset()
+	run(context.Background(), nil, &out, &errb)
+	if !strings.Contains(out.String(), "backend") {
+		t.Fatal("usage does not list backend")
+	}
+}
+
+func TestBackendServesAndStopsOnCancel(t *testing.T) {
+	t.Setenv("REDIS_URL", "")
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+	t.Setenv("AWS_LAMBDA_FUNCTION_NAME", "")
+	t.Setenv("PORT", "1") // --listen given explicitly must win over PORT
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout bytes.Buffer
+	stderr := &lockedBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"backend", "--listen", addr}, &stdout, stderr) }()
+	var resp *http.Response
+	var err error
+	for i := 0; i < 500; i++ {
+		resp, err = http.Post("http://"+addr+"/api/v1/analyze", "application/json", strings.NewReader(`{"content":"a b a"}`))
+		if err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("backend never answered: %v\n%s", err, stderr.String())
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	logs := stderr.String()
+	for _, want := range []string{`"msg":"starting backend"`, `"route":"/api/v1/analyze"`, `"request_id":`, `"msg":"backend stopped cleanly"`} {
+		if !strings.Contains(logs, want) {
+			t.Fatalf("logs lack %s:\n%s", want, logs)
+		}
+	}
+}
+
+// BenchmarkColdStart measures process start → first 200 on /health for the
+// real binary (built once, outside the timer), polling every millisecond the
+// way a platform health check would.
+func BenchmarkColdStart(b *testing.B) {
+	bin := filepath.Join(b.TempDir(), "contentguard")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		b.Fatal(err)
+	}
+	client := &http.Client{Timeout: time.Second}
+	var total time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		addr := fmt.Sprintf("127.0.0.1:%d", freePort(b))
+		start := time.Now()
+		cmd := exec.Command(bin, "backend", "--listen", addr, "--log-level", "error")
+		cmd.Env = append(os.Environ(), "REDIS_URL=", "OTEL_EXPORTER_OTLP_ENDPOINT=", "AWS_LAMBDA_FUNCTION_NAME=")
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			resp, err := client.Get("http://" + addr + "/health")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					break
+				}
+			}
+			if time.Since(start) > 10*time.Second {
+				b.Fatal("no 200 within 10s")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		total += time.Since(start)
+		b.StopTimer()
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms-to-first-200")
+}
+
+// TestBackendListensWherePlatformsSay runs the subcommand without --listen
+// under the Azure Functions and Cloud Run environments.
+func TestBackendListensWherePlatformsSay(t *testing.T) {
+	for _, env := range []string{"FUNCTIONS_CUSTOMHANDLER_PORT", "PORT"} {
+		t.Run(env, func(t *testing.T) {
+			t.Setenv("REDIS_URL", "")
+			t.Setenv("AWS_LAMBDA_FUNCTION_NAME", "")
+			t.Setenv("FUNCTIONS_CUSTOMHANDLER_PORT", "")
+			t.Setenv("PORT", "")
+			port := freePort(t)
+			t.Setenv(env, fmt.Sprint(port))
+			ctx, cancel := context.WithCancel(context.Background())
+			stderr := &lockedBuffer{}
+			done := make(chan int, 1)
+			go func() { done <- run(ctx, []string{"backend"}, io.Discard, stderr) }()
+			var err error
+			for i := 0; i < 500; i++ {
+				var resp *http.Response
+				resp, err = http.Get(fmt.Sprintf("http://127.0.0.1:%d/health", port))
+				if err == nil {
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						t.Fatalf("status %d", resp.StatusCode)
+					}
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			cancel()
+			if code := <-done; err != nil || code != 0 {
+				t.Fatalf("err %v exit %d\n%s", err, code, stderr.String())
+			}
+		})
+	}
+}
