@@ -285,27 +285,13 @@ func validPort(p string, forwarded bool) bool {
 	}
 	p = p[1:]
 	if forwarded && p[0] == '_' {
-		if len(p) < 2 {
-			return false
-		}
-		for i := 1; i < len(p); i++ {
-			c := p[i]
-			if !isAlnum(c) && c != '.' && c != '_' && c != '-' {
-				return false
-			}
-		}
-		return true
+		return len(p) >= 2 && httpsyntax.OnlyOf(p[1:], obfChars)
 	}
-	if len(p) > 5 {
-		return false
-	}
-	for i := 0; i < len(p); i++ {
-		if p[i] < '0' || p[i] > '9' {
-			return false
-		}
-	}
-	return true
+	return len(p) <= 5 && httpsyntax.OnlyOf(p, "0123456789")
 }
+
+// obfChars may follow the "_" of an obfuscated node or port (RFC 7239 §6.3).
+const obfChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
 
 // forwardedFor returns the node of the single for= parameter of one
 // Forwarded element (RFC 7239 §4), unquoted. The element comes from the
@@ -318,13 +304,20 @@ func forwardedFor(elem string) (string, bool) {
 		pair := rest
 		rest = ""
 		in := false
-		for i := 0; i < len(pair); i++ {
-			if pair[i] == '"' {
-				in = !in
-			} else if pair[i] == ';' && !in {
-				pair, rest = pair[:i], pair[i+1:]
+		from := 0
+		for { // not "for from := 0; ; {": Yaegi v0.16.1 never leaves that loop
+			k := strings.IndexAny(pair[from:], ";\"")
+			if k < 0 {
 				break
 			}
+			k += from
+			if pair[k] == '"' {
+				in = !in
+			} else if !in {
+				pair, rest = pair[:k], pair[k+1:]
+				break
+			}
+			from = k + 1
 		}
 		pair = httpsyntax.TrimOWS(pair)
 		if pair == "" {
@@ -395,32 +388,11 @@ func (e *elements) next() (string, int) {
 			}
 			continue
 		}
-		s := e.lines[e.line]
-		in := false
-		j := e.end - 1
-		for ; j >= 0; j-- {
-			c := s[j]
-			if e.budget-(e.end-j) < 0 {
-				return "", elemBad
-			}
-			if !e.quotes {
-				if c == ',' {
-					break
-				}
-				continue
-			}
-			if c == '\\' {
-				return "", elemBad
-			}
-			if c == '"' {
-				in = !in
-			} else if c == ',' && !in {
-				break
-			}
-		}
-		if in {
+		j, ok := e.elementStart()
+		if !ok {
 			return "", elemBad
 		}
+		s := e.lines[e.line]
 		elem := httpsyntax.TrimOWS(s[j+1 : e.end])
 		e.budget -= e.end - j // the element and its comma
 		e.end = j             // -1 when the line is used up
@@ -431,6 +403,41 @@ func (e *elements) next() (string, int) {
 	return "", elemDone
 }
 
-func isAlnum(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+// elementStart finds where the element ending at e.end starts: the index of
+// the comma before it, or -1 at the start of the line. It looks no further
+// left than the byte budget allows, and fails when the element does not fit
+// in it or its quoting cannot be read. The scans are strings functions,
+// compiled code even under Yaegi.
+func (e *elements) elementStart() (int, bool) {
+	s := e.lines[e.line]
+	lo := e.end - e.budget // the comma may sit at lo at the earliest
+	if lo < 0 {
+		lo = 0
+	}
+	special := ","
+	if e.quotes {
+		special = ",\"\\"
+	}
+	in := false
+	j := e.end
+	for {
+		k := strings.LastIndexAny(s[lo:j], special)
+		if k < 0 {
+			if lo > 0 || in || e.end+1 > e.budget {
+				return 0, false // too long, or an unclosed quote
+			}
+			return -1, true
+		}
+		j = lo + k
+		switch s[j] {
+		case '\\':
+			return 0, false
+		case '"':
+			in = !in
+		default: // a comma
+			if !in {
+				return j, true
+			}
+		}
+	}
 }

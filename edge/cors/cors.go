@@ -381,13 +381,10 @@ func parseOrigin(s string) (scheme, host string, port int, ok bool) {
 		if len(portStr) < 2 || len(portStr) > 6 || portStr[0] != ':' {
 			return "", "", 0, false
 		}
-		for i := 1; i < len(portStr); i++ {
-			c := portStr[i]
-			if c < '0' || c > '9' {
-				return "", "", 0, false
-			}
-			port = port*10 + int(c-'0')
+		if !httpsyntax.OnlyOf(portStr[1:], digits) {
+			return "", "", 0, false
 		}
+		port, _ = strconv.Atoi(portStr[1:]) // at most five digits: no error
 		if port == 0 || port > 65535 {
 			return "", "", 0, false
 		}
@@ -412,17 +409,12 @@ func defaultPort(scheme string) int {
 // isCanonical reports whether origin, which parseOrigin split into scheme,
 // host and port, is already lower case and has no default or zero-padded port.
 func isCanonical(origin, scheme, host string, port int) bool {
-	for i := 0; i < len(origin); i++ {
-		if c := origin[i]; 'A' <= c && c <= 'Z' {
-			return false
-		}
+	if strings.ToLower(origin) != origin { // no allocation when it is lower case
+		return false
 	}
 	want := len(scheme) + len("://") + len(host)
 	if port != 0 {
-		want += len(":")
-		for n := port; n > 0; n /= 10 {
-			want++
-		}
+		want += len(":") + len(strconv.Itoa(port))
 	}
 	return len(origin) == want
 }
@@ -437,48 +429,35 @@ func canonical(scheme, host string, port int) string {
 	return s
 }
 
+// Byte sets of the parts of an origin (ASCII only).
+const (
+	letters     = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	digits      = "0123456789"
+	schemeChars = letters + digits + "+-."
+	hostChars   = letters + digits + "-_."
+)
+
 // isScheme: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) (RFC 3986 §3.1).
 func isScheme(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		alpha := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
-		if i == 0 && !alpha {
-			return false
-		}
-		if !alpha && !('0' <= c && c <= '9') && c != '+' && c != '-' && c != '.' {
-			return false
-		}
-	}
-	return s != ""
+	return s != "" && strings.IndexByte(letters, s[0]) >= 0 && httpsyntax.OnlyOf(s, schemeChars)
 }
 
-// isHostName accepts dot-separated non-empty labels of letters, digits, '-'
-// and '_' (IPv4 addresses included). No trailing dot.
+// isHostName accepts dot-separated labels of 1..63 letters, digits, '-' and
+// '_' (IPv4 addresses included). No empty label, so no trailing dot.
 func isHostName(s string) bool {
-	if s == "" {
+	if !httpsyntax.OnlyOf(s, hostChars) {
 		return false
 	}
-	label := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '.' {
-			if label == 0 {
-				return false
-			}
-			label = 0
-			continue
+	for {
+		k := strings.IndexByte(s, '.')
+		if k < 0 {
+			return s != "" && len(s) <= 63
 		}
-		// One boolean expression, not a tagless switch with a comma list of
-		// cases: Yaegi v0.16.1 only tests the first condition of such a case.
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+		if k == 0 || k > 63 {
 			return false
 		}
-		label++
-		if label > 63 {
-			return false
-		}
+		s = s[k+1:]
 	}
-	return label > 0
 }
 
 func containsExact(list []string, s string) bool {

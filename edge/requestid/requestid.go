@@ -13,9 +13,12 @@ package requestid
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/contentguard/contentguard/edge/internal/httpsyntax"
 )
 
 // MaxLen is the longest request ID that Valid accepts, in bytes.
@@ -27,21 +30,11 @@ func Valid(id string) bool {
 	if n == 0 || n > MaxLen {
 		return false
 	}
-	for i := 0; i < n; i++ {
-		if !isIDByte(id[i]) {
-			return false
-		}
-	}
-	return true
+	return httpsyntax.OnlyOf(id, idChars)
 }
 
-// isIDByte reports whether c is one of [A-Za-z0-9._:-]. One boolean
-// expression, not a tagless switch with a comma list of cases: Yaegi v0.16.1
-// only tests the first condition of such a case, and refused every UUID.
-func isIDByte(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-		c == '.' || c == '_' || c == ':' || c == '-'
-}
+// idChars are the bytes of a well-formed request ID.
+const idChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-"
 
 // Generator returns a new request ID on every call. Generators returned by
 // ForFormat are safe for concurrent use.
@@ -180,20 +173,18 @@ func randomBytes(b []byte) {
 	}
 }
 
-const hexDigits = "0123456789abcdef"
-
-// format renders u in the canonical 8-4-4-4-12 lower-case form.
+// format renders u in the canonical 8-4-4-4-12 lower-case form. (hex.Encode
+// is compiled code under Yaegi; a 16-step loop here would be interpreted.)
 func format(u *[16]byte) string {
 	var b [36]byte
-	j := 0
-	for i := 0; i < 16; i++ {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			b[j] = '-'
-			j++
-		}
-		b[j] = hexDigits[u[i]>>4]
-		b[j+1] = hexDigits[u[i]&0x0f]
-		j += 2
-	}
+	hex.Encode(b[0:8], u[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], u[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], u[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], u[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:36], u[10:16])
 	return string(b[:])
 }

@@ -1,6 +1,9 @@
 package httpsyntax
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestIsToken(t *testing.T) {
 	cases := []struct {
@@ -39,6 +42,35 @@ func TestTrimOWS(t *testing.T) {
 	for _, c := range cases {
 		if got := TrimOWS(c.in); got != c.want {
 			t.Errorf("TrimOWS(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestOnlyOfAndSpanOf(t *testing.T) {
+	cases := []struct {
+		s, set string
+		only   bool
+		span   int
+	}{
+		{"", "ab", true, 0},
+		{"abba", "ab", true, 4},
+		{"abcab", "ab", false, 2},
+		{"cab", "ab", false, 0},
+		{"a\xffb", "ab", false, 1},
+	}
+	for _, c := range cases {
+		if got := OnlyOf(c.s, c.set); got != c.only {
+			t.Errorf("OnlyOf(%q, %q) = %v", c.s, c.set, got)
+		}
+		if got := SpanOf(c.s, c.set); got != c.span {
+			t.Errorf("SpanOf(%q, %q) = %d, want %d", c.s, c.set, got, c.span)
+		}
+	}
+	// TokenChars is exactly the token alphabet.
+	for c := 0; c < 256; c++ {
+		want := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", byte(c)) >= 0
+		if got := IsToken(string([]byte{byte(c)})); got != want {
+			t.Errorf("IsToken(%q) = %v", byte(c), got)
 		}
 	}
 }
