@@ -120,7 +120,7 @@ func (g *V7Generator) New() string {
 	g.mu.Lock()
 	if now > g.lastMs {
 		g.lastMs = now
-		g.reseed(&r)
+		reseed(g, &r)
 	} else {
 		// Same or earlier millisecond: step the counter by 1..2^32, taken
 		// from r[0:4] (reseed uses r[4:], so no random bits are shared).
@@ -130,7 +130,7 @@ func (g *V7Generator) New() string {
 			g.hi++
 			if g.hi > hiMask {
 				g.lastMs++
-				g.reseed(&r)
+				reseed(g, &r)
 			}
 		}
 	}
@@ -143,8 +143,9 @@ func (g *V7Generator) New() string {
 	return format(encodeV7(&u, ms))
 }
 
-// reseed starts the counter at a random value from r[4:16].
-func (g *V7Generator) reseed(r *[16]byte) {
+// reseed starts the counter at a random value from r[4:16]. (A function,
+// not a method: under Yaegi a method call costs several function calls.)
+func reseed(g *V7Generator, r *[16]byte) {
 	g.hi = uint64(binary.BigEndian.Uint16(r[4:6])) & hiMask
 	g.lo = binary.BigEndian.Uint64(r[8:16]) & loMask
 }

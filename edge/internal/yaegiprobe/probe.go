@@ -30,14 +30,7 @@ func Normalize(p string) string {
 // ClientIP resolves the client of a request from peer carrying one
 // forwarding header, behind 10.0.0.0/8 and 127.0.0.1.
 func ClientIP(header, peer, value string) string {
-	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.1/32")}
-	r, err := clientip.New(trusted, []string{header})
-	if err != nil {
-		return "error: " + err.Error()
-	}
-	h := http.Header{}
-	h.Set(header, value)
-	return r.ClientIP(netip.MustParseAddr(peer), h).String()
+	return ClientIPLoop(header, peer, value, 1)
 }
 
 // exampleCORS is the policy of the CORS probes.
