@@ -144,7 +144,7 @@ func realIP(peer netip.Addr, values []string) netip.Addr {
 	if len(values) != 1 || len(values[0]) > MaxHeaderBytes {
 		return peer
 	}
-	a, err := netip.ParseAddr(httpsyntax.TrimOWS(values[0]))
+	a, err := netip.ParseAddr(strings.Trim(values[0], " \t"))
 	if err != nil {
 		return peer
 	}
@@ -368,7 +368,7 @@ func forwardedFor(elem string) (string, bool) {
 			}
 			from = k + 1
 		}
-		pair = httpsyntax.TrimOWS(pair)
+		pair = strings.Trim(pair, " \t")
 		if pair == "" {
 			continue
 		}

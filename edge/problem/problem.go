@@ -15,9 +15,8 @@ package problem
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"unicode/utf8"
-
-	"github.com/contentguard/contentguard/edge/internal/httpsyntax"
 )
 
 // ContentType is the media type of a problem document (RFC 9457 §3).
@@ -94,12 +93,12 @@ const hexDigits = "0123456789abcdef"
 const plainChars = " !#$%'()*+,-./0123456789:;=?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]^_`abcdefghijklmnopqrstuvwxyz{|}~\x7f"
 
 // appendString appends s as a JSON string, escaped as encoding/json does.
-// Runs of plain bytes are found by httpsyntax.SpanOf, compiled code even
+// Runs of plain bytes are found by strings.TrimLeft, compiled code even
 // under Yaegi, so only the bytes that need work are looked at one by one.
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	for s != "" {
-		k := httpsyntax.SpanOf(s, plainChars)
+		k := len(s) - len(strings.TrimLeft(s, plainChars))
 		b = append(b, s[:k]...)
 		s = s[k:]
 		if s == "" {

@@ -41,8 +41,6 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
-
-	"github.com/contentguard/contentguard/edge/internal/httpsyntax"
 )
 
 // MaxLen is the longest path, in bytes, that Normalize accepts or returns.
@@ -54,6 +52,8 @@ const (
 	// keepChars may stand in a path as they are: unreserved, sub-delims,
 	// ':' and '@' (RFC 3986 pchar without pct-encoded).
 	keepChars = unreservedChars + "!$&'()*+,;=:@"
+	// normalChars may appear in a path that is already normal.
+	normalChars = keepChars + "/"
 )
 
 // Normalize returns the normal form of escapedPath, or false when the path is
@@ -63,7 +63,12 @@ func Normalize(escapedPath string) (string, bool) {
 	if n == 0 || n > MaxLen || escapedPath[0] != '/' {
 		return "", false
 	}
-	if isNormal(escapedPath) {
+	// Already normal: only bytes kept as they are (no escapes), no empty
+	// segment except a final trailing slash, and no segment starting with a
+	// dot (conservative: "/.well-known" takes the slow path and comes out
+	// the same). Inline, not a helper: under Yaegi every call costs.
+	if strings.TrimLeft(escapedPath, normalChars) == "" &&
+		!strings.Contains(escapedPath, "//") && !strings.Contains(escapedPath, "/.") {
 		return escapedPath, true
 	}
 
@@ -77,9 +82,11 @@ func Normalize(escapedPath string) (string, bool) {
 		start := len(out)
 		end := true // no separator follows: this is the last segment
 		for i < n {
-			k := httpsyntax.SpanOf(escapedPath[i:], keepChars)
-			out = append(out, escapedPath[i:i+k]...)
-			i += k
+			// Copy the run of bytes kept as they are. strings.TrimLeft is
+			// compiled code even under Yaegi, where a byte loop is not.
+			k := n - len(strings.TrimLeft(escapedPath[i:], keepChars))
+			out = append(out, escapedPath[i:k]...)
+			i = k
 			if i == n {
 				break
 			}
@@ -179,14 +186,6 @@ func segKind(seg []byte) int {
 		return segDot
 	}
 	return segDotDot
-}
-
-// isNormal reports whether p (which starts with "/") is already in normal
-// form: only bytes that are kept as they are, no escapes, no empty segment
-// except a final trailing slash, and no segment starting with a dot (a
-// conservative test: "/.well-known" takes the slow path and comes out the same).
-func isNormal(p string) bool {
-	return httpsyntax.OnlyOf(p, keepChars+"/") && !strings.Contains(p, "//") && !strings.Contains(p, "/.")
 }
 
 const upperHex = "0123456789ABCDEF"
