@@ -1,7 +1,9 @@
 // Package yaegiprobe exists for the Yaegi tests of the edge packages: each
 // function calls a package the way the engine does and flattens the outcome
 // to a string. The test runs this one source twice — compiled, and
-// interpreted by Yaegi — and requires the same answers.
+// interpreted by Yaegi — and requires the same answers (yaegi_test.go, kept
+// here rather than in one of the edge packages so that their fuzz binaries
+// do not carry the interpreter).
 package yaegiprobe
 
 import (

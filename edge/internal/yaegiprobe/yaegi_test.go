@@ -1,4 +1,4 @@
-package urlpath_test
+package yaegiprobe_test
 
 import (
 	"math/rand"
@@ -42,7 +42,7 @@ func newInterpreter(t testing.TB) *interp.Interpreter {
 		if err := os.MkdirAll(dst, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		files, err := filepath.Glob(filepath.Join("..", pkg, "*.go"))
+		files, err := filepath.Glob(filepath.Join("..", "..", pkg, "*.go"))
 		if err != nil || len(files) == 0 {
 			t.Fatalf("sources of %s: %v (%d files)", pkg, err, len(files))
 		}
@@ -301,7 +301,7 @@ func TestUnderYaegiMatchesCompiled(t *testing.T) {
 // fuzz v1" format) as argument lists.
 func corpus(t testing.TB, pkg, target string) [][]interface{} {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join("..", pkg, "testdata", "fuzz", target, "*"))
+	files, err := filepath.Glob(filepath.Join("..", "..", pkg, "testdata", "fuzz", target, "*"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("corpus of %s.%s: %v (%d files)", pkg, target, err, len(files))
 	}
