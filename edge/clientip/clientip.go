@@ -104,9 +104,13 @@ func New(trusted []netip.Prefix, headers []string) (*Resolver, error) {
 // Trusted reports whether a, unmapped and without its zone, is in a trusted
 // proxy network.
 func (r *Resolver) Trusted(a netip.Addr) bool {
-	a = normalize(a)
-	for i := 0; i < len(r.trusted); i++ {
-		if r.trusted[i].Contains(a) {
+	return inPrefixes(r.trusted, a.Unmap().WithZone(""))
+}
+
+// inPrefixes reports whether a is in one of ps.
+func inPrefixes(ps []netip.Prefix, a netip.Addr) bool {
+	for i := 0; i < len(ps); i++ {
+		if ps[i].Contains(a) {
 			return true
 		}
 	}
@@ -116,8 +120,8 @@ func (r *Resolver) Trusted(a netip.Addr) bool {
 // ClientIP returns the client address of a request that arrived from peer
 // with headers h. An invalid peer is returned as is (the zero Addr).
 func (r *Resolver) ClientIP(peer netip.Addr, h http.Header) netip.Addr {
-	peer = normalize(peer)
-	if !peer.IsValid() || !r.Trusted(peer) {
+	peer = peer.Unmap().WithZone("")
+	if !peer.IsValid() || !inPrefixes(r.trusted, peer) {
 		return peer
 	}
 	for i := 0; i < len(r.sources); i++ {
@@ -125,14 +129,11 @@ func (r *Resolver) ClientIP(peer netip.Addr, h http.Header) netip.Addr {
 		if len(values) == 0 {
 			continue
 		}
-		switch r.sources[i].kind {
-		case kindXRealIP:
+		if r.sources[i].kind == kindXRealIP {
 			return realIP(peer, values)
-		case kindForwarded:
-			return r.walk(peer, values, true)
-		default:
-			return r.walk(peer, values, false)
 		}
+		client, _ := scan(values, r.sources[i].kind == kindForwarded, r.trusted, peer, nil)
+		return client
 	}
 	return peer
 }
@@ -143,35 +144,11 @@ func realIP(peer netip.Addr, values []string) netip.Addr {
 	if len(values) != 1 || len(values[0]) > MaxHeaderBytes {
 		return peer
 	}
-	a, err := netip.ParseAddr(httpsyntax.TrimOWS(values[0]))
+	a, err := netip.ParseAddr(strings.Trim(values[0], " \t"))
 	if err != nil {
 		return peer
 	}
-	return normalize(a)
-}
-
-// walk reads a forwarding header right to left as the package documentation
-// describes.
-func (r *Resolver) walk(peer netip.Addr, values []string, forwarded bool) netip.Addr {
-	it := newElements(values, forwarded)
-	last := peer
-	for hops := 0; ; hops++ {
-		elem, st := it.next()
-		if st == elemDone {
-			return last // all trusted: the leftmost
-		}
-		if st == elemBad || hops >= MaxHops {
-			return last
-		}
-		a, ok := parseElement(elem, forwarded)
-		if !ok {
-			return last
-		}
-		if !r.Trusted(a) {
-			return a
-		}
-		last = a
-	}
+	return a.Unmap().WithZone("")
 }
 
 // ParseXForwardedFor returns the addresses of X-Forwarded-For header lines,
@@ -197,21 +174,9 @@ func ParseForwarded(values []string) ([]netip.Addr, bool) {
 }
 
 func parseAll(values []string, forwarded bool) ([]netip.Addr, bool) {
-	it := newElements(values, forwarded)
 	var addrs []netip.Addr
-	for {
-		elem, st := it.next()
-		if st == elemDone {
-			break
-		}
-		if st == elemBad || len(addrs) >= MaxHops {
-			return nil, false
-		}
-		a, ok := parseElement(elem, forwarded)
-		if !ok {
-			return nil, false
-		}
-		addrs = append(addrs, a)
+	if _, ok := scan(values, forwarded, nil, netip.Addr{}, &addrs); !ok {
+		return nil, false
 	}
 	for i, j := 0, len(addrs)-1; i < j; i, j = i+1, j-1 {
 		addrs[i], addrs[j] = addrs[j], addrs[i]
@@ -219,9 +184,97 @@ func parseAll(values []string, forwarded bool) ([]netip.Addr, bool) {
 	return addrs, true
 }
 
-// normalize unmaps IPv4-mapped IPv6 addresses and drops the zone.
-func normalize(a netip.Addr) netip.Addr {
-	return a.Unmap().WithZone("")
+// scan reads a forwarding header right to left: the last element of the last
+// line first. In Forwarded (forwarded set) a comma inside a quoted string
+// does not split; a backslash or unbalanced quotes make the element
+// unreadable. Empty elements are skipped.
+//
+// With collect nil it walks as ClientIP does: trusted hops are skipped, the
+// first untrusted address is returned; at an unreadable element or a bound
+// it returns the last address read (initially peer), and ok is false.
+// With collect set it appends every address, right to left, and ok is false
+// at the first unreadable element or bound.
+//
+// It is one function with few calls per element because every interpreted
+// call costs a microsecond or more under Yaegi; the byte scans are strings
+// functions, compiled code there too.
+func scan(values []string, forwarded bool, trusted []netip.Prefix, peer netip.Addr, collect *[]netip.Addr) (netip.Addr, bool) {
+	last := peer
+	budget := MaxHeaderBytes // bytes left, counted from the right
+	hops := 0
+	special := ","
+	if forwarded {
+		special = ",\"\\"
+	}
+	for line := len(values) - 1; line >= 0; line-- {
+		s := values[line]
+		end := len(s) // the unread part of the line is s[:end]
+		for end >= 0 {
+			// Find the comma before the element, looking no further left
+			// than the budget allows.
+			lo := end - budget
+			if lo < 0 {
+				lo = 0
+			}
+			in := false
+			start := end
+			for {
+				k := strings.LastIndexAny(s[lo:start], special)
+				if k < 0 {
+					if lo > 0 || in || end+1 > budget {
+						return last, false // too long, or an unclosed quote
+					}
+					start = -1
+					break
+				}
+				start = lo + k
+				c := s[start]
+				if c == '\\' {
+					return last, false
+				}
+				if c == '"' {
+					in = !in
+				} else if !in {
+					break // the comma
+				}
+			}
+			elem := strings.Trim(s[start+1:end], " \t")
+			budget -= end - start // the element and its comma
+			end = start           // -1 when the line is used up
+			if elem == "" {
+				continue
+			}
+			hops++
+			if hops > MaxHops {
+				return last, false
+			}
+			var a netip.Addr
+			var err error
+			if !forwarded {
+				a, err = netip.ParseAddr(elem) // the common case, without a call
+			}
+			if forwarded || err != nil {
+				var ok bool
+				if a, ok = parseElement(elem, forwarded); !ok {
+					return last, false
+				}
+			}
+			a = a.Unmap().WithZone("")
+			if collect != nil {
+				*collect = append(*collect, a)
+				continue
+			}
+			if !inPrefixes(trusted, a) {
+				return a, true
+			}
+			last = a
+		}
+		budget-- // the implied comma between lines
+		if budget < 0 && line > 0 {
+			return last, false
+		}
+	}
+	return last, true // all trusted: the leftmost
 }
 
 // parseElement reads one list element of either header.
@@ -233,11 +286,7 @@ func parseElement(elem string, forwarded bool) (netip.Addr, bool) {
 		}
 		elem = node
 	}
-	a, ok := parseNode(elem, forwarded)
-	if !ok {
-		return netip.Addr{}, false
-	}
-	return normalize(a), true
+	return parseNode(elem, forwarded)
 }
 
 // parseNode reads an address with an optional port: "192.0.2.1",
@@ -285,27 +334,13 @@ func validPort(p string, forwarded bool) bool {
 	}
 	p = p[1:]
 	if forwarded && p[0] == '_' {
-		if len(p) < 2 {
-			return false
-		}
-		for i := 1; i < len(p); i++ {
-			c := p[i]
-			if !isAlnum(c) && c != '.' && c != '_' && c != '-' {
-				return false
-			}
-		}
-		return true
+		return len(p) >= 2 && httpsyntax.OnlyOf(p[1:], obfChars)
 	}
-	if len(p) > 5 {
-		return false
-	}
-	for i := 0; i < len(p); i++ {
-		if p[i] < '0' || p[i] > '9' {
-			return false
-		}
-	}
-	return true
+	return len(p) <= 5 && httpsyntax.OnlyOf(p, "0123456789")
 }
+
+// obfChars may follow the "_" of an obfuscated node or port (RFC 7239 §6.3).
+const obfChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
 
 // forwardedFor returns the node of the single for= parameter of one
 // Forwarded element (RFC 7239 §4), unquoted. The element comes from the
@@ -318,15 +353,22 @@ func forwardedFor(elem string) (string, bool) {
 		pair := rest
 		rest = ""
 		in := false
-		for i := 0; i < len(pair); i++ {
-			if pair[i] == '"' {
-				in = !in
-			} else if pair[i] == ';' && !in {
-				pair, rest = pair[:i], pair[i+1:]
+		from := 0
+		for { // not "for from := 0; ; {": Yaegi v0.16.1 never leaves that loop
+			k := strings.IndexAny(pair[from:], ";\"")
+			if k < 0 {
 				break
 			}
+			k += from
+			if pair[k] == '"' {
+				in = !in
+			} else if !in {
+				pair, rest = pair[:k], pair[k+1:]
+				break
+			}
+			from = k + 1
 		}
-		pair = httpsyntax.TrimOWS(pair)
+		pair = strings.Trim(pair, " \t")
 		if pair == "" {
 			continue
 		}
@@ -352,85 +394,4 @@ func forwardedFor(elem string) (string, bool) {
 		}
 	}
 	return node, found
-}
-
-// Scanner states.
-const (
-	elemOK   = iota
-	elemDone // no elements left
-	elemBad  // over a bound, or quoting that cannot be read
-)
-
-// elements yields the elements of a comma-separated header list right to
-// left: the last element of the last line first. With quotes set (Forwarded)
-// a comma inside a quoted string does not split; a backslash or unbalanced
-// quotes make the element unreadable.
-type elements struct {
-	lines  []string
-	line   int // index of the line being read
-	end    int // the unread part of lines[line] is [0, end); -1 when done
-	budget int // bytes that may still be read
-	quotes bool
-}
-
-func newElements(lines []string, quotes bool) elements {
-	e := elements{lines: lines, line: len(lines) - 1, end: -1, budget: MaxHeaderBytes, quotes: quotes}
-	if e.line >= 0 {
-		e.end = len(lines[e.line])
-	}
-	return e
-}
-
-// next returns the next non-empty element, trimmed of spaces and tabs.
-func (e *elements) next() (string, int) {
-	for e.line >= 0 {
-		if e.budget < 0 {
-			return "", elemBad
-		}
-		if e.end < 0 {
-			e.line--
-			e.budget-- // the implied comma between lines
-			if e.line >= 0 {
-				e.end = len(e.lines[e.line])
-			}
-			continue
-		}
-		s := e.lines[e.line]
-		in := false
-		j := e.end - 1
-		for ; j >= 0; j-- {
-			c := s[j]
-			if e.budget-(e.end-j) < 0 {
-				return "", elemBad
-			}
-			if !e.quotes {
-				if c == ',' {
-					break
-				}
-				continue
-			}
-			if c == '\\' {
-				return "", elemBad
-			}
-			if c == '"' {
-				in = !in
-			} else if c == ',' && !in {
-				break
-			}
-		}
-		if in {
-			return "", elemBad
-		}
-		elem := httpsyntax.TrimOWS(s[j+1 : e.end])
-		e.budget -= e.end - j // the element and its comma
-		e.end = j             // -1 when the line is used up
-		if elem != "" {
-			return elem, elemOK
-		}
-	}
-	return "", elemDone
-}
-
-func isAlnum(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }

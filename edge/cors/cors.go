@@ -131,7 +131,7 @@ func New(c Config) (*Policy, error) {
 	p.varyOrigin = [][2]string{{HeaderVary, "Origin"}}
 	p.refusedReply = [][2]string{{HeaderVary, varyPreflight}}
 	if p.anyOrigin && !p.credentials {
-		p.anyOriginReply = p.actualHeaders("*")
+		p.anyOriginReply = actualHeaders(p, "*")
 	}
 	return p, nil
 }
@@ -199,6 +199,12 @@ func tokenList(field string, list []string, starOK bool) (star bool, names []str
 // AllowedOrigin reports whether a request with this Origin header may read
 // the response.
 func (p *Policy) AllowedOrigin(origin string) bool {
+	return allowedOrigin(p, origin)
+}
+
+// allowedOrigin is AllowedOrigin as a function. Under Yaegi a method call
+// costs several times a function call, so internal calls use functions.
+func allowedOrigin(p *Policy, origin string) bool {
 	scheme, host, port, ok := parseOrigin(origin)
 	if !ok {
 		return false
@@ -237,20 +243,20 @@ func IsPreflight(method string, h http.Header) bool {
 func (p *Policy) Preflight(h http.Header) (headers [][2]string, ok bool) {
 	origins := h["Origin"]
 	methods := h["Access-Control-Request-Method"]
-	if len(origins) != 1 || len(methods) != 1 || !p.AllowedOrigin(origins[0]) {
+	if len(origins) != 1 || len(methods) != 1 || !allowedOrigin(p, origins[0]) {
 		return p.refusedReply, false
 	}
 	method := methods[0]
 	if !httpsyntax.IsToken(method) || !p.anyMethod && !containsExact(p.methods, method) {
 		return p.refusedReply, false
 	}
-	requested, ok := p.requestedHeadersAllowed(h["Access-Control-Request-Headers"])
+	requested, ok := requestedHeadersAllowed(p, h["Access-Control-Request-Headers"])
 	if !ok {
 		return p.refusedReply, false
 	}
 
 	out := make([][2]string, 0, 6)
-	out = append(out, [2]string{HeaderAllowOrigin, p.allowOriginValue(origins[0])})
+	out = append(out, [2]string{HeaderAllowOrigin, allowOriginValue(p, origins[0])})
 	if p.anyMethod {
 		out = append(out, [2]string{HeaderAllowMethods, method})
 	} else if p.allowMethods != "" {
@@ -275,7 +281,7 @@ func (p *Policy) Preflight(h http.Header) (headers [][2]string, ok bool) {
 
 // requestedHeadersAllowed checks every name in the Access-Control-Request-
 // Headers lines. It returns the names to echo when any header is allowed.
-func (p *Policy) requestedHeadersAllowed(lines []string) (string, bool) {
+func requestedHeadersAllowed(p *Policy, lines []string) (string, bool) {
 	size, count := 0, 0
 	for i := 0; i < len(lines); i++ {
 		size += len(lines[i])
@@ -316,18 +322,18 @@ func (p *Policy) requestedHeadersAllowed(lines []string) (string, bool) {
 // -Allow-Credentials (as configured) and Vary: Origin. Otherwise only
 // Vary: Origin, so that caches keep the answers apart.
 func (p *Policy) Actual(origin string) [][2]string {
-	if !p.AllowedOrigin(origin) {
+	if !allowedOrigin(p, origin) {
 		return p.varyOrigin
 	}
 	if p.anyOriginReply != nil {
 		return p.anyOriginReply
 	}
-	return p.actualHeaders(origin)
+	return actualHeaders(p, origin)
 }
 
-func (p *Policy) actualHeaders(origin string) [][2]string {
+func actualHeaders(p *Policy, origin string) [][2]string {
 	out := make([][2]string, 0, 4)
-	out = append(out, [2]string{HeaderAllowOrigin, p.allowOriginValue(origin)})
+	out = append(out, [2]string{HeaderAllowOrigin, allowOriginValue(p, origin)})
 	if p.exposeHeaders != "" {
 		out = append(out, [2]string{HeaderExposeHeaders, p.exposeHeaders})
 	}
@@ -339,7 +345,7 @@ func (p *Policy) actualHeaders(origin string) [][2]string {
 
 // allowOriginValue is "*" for a policy of any origin without credentials,
 // else the request's origin, byte for byte (browsers compare it exactly).
-func (p *Policy) allowOriginValue(origin string) string {
+func allowOriginValue(p *Policy, origin string) string {
 	if p.anyOrigin && !p.credentials {
 		return "*"
 	}
@@ -381,13 +387,10 @@ func parseOrigin(s string) (scheme, host string, port int, ok bool) {
 		if len(portStr) < 2 || len(portStr) > 6 || portStr[0] != ':' {
 			return "", "", 0, false
 		}
-		for i := 1; i < len(portStr); i++ {
-			c := portStr[i]
-			if c < '0' || c > '9' {
-				return "", "", 0, false
-			}
-			port = port*10 + int(c-'0')
+		if !httpsyntax.OnlyOf(portStr[1:], digits) {
+			return "", "", 0, false
 		}
+		port, _ = strconv.Atoi(portStr[1:]) // at most five digits: no error
 		if port == 0 || port > 65535 {
 			return "", "", 0, false
 		}
@@ -412,17 +415,12 @@ func defaultPort(scheme string) int {
 // isCanonical reports whether origin, which parseOrigin split into scheme,
 // host and port, is already lower case and has no default or zero-padded port.
 func isCanonical(origin, scheme, host string, port int) bool {
-	for i := 0; i < len(origin); i++ {
-		if c := origin[i]; 'A' <= c && c <= 'Z' {
-			return false
-		}
+	if strings.ToLower(origin) != origin { // no allocation when it is lower case
+		return false
 	}
 	want := len(scheme) + len("://") + len(host)
 	if port != 0 {
-		want += len(":")
-		for n := port; n > 0; n /= 10 {
-			want++
-		}
+		want += len(":") + len(strconv.Itoa(port))
 	}
 	return len(origin) == want
 }
@@ -437,48 +435,35 @@ func canonical(scheme, host string, port int) string {
 	return s
 }
 
+// Byte sets of the parts of an origin (ASCII only).
+const (
+	letters     = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	digits      = "0123456789"
+	schemeChars = letters + digits + "+-."
+	hostChars   = letters + digits + "-_."
+)
+
 // isScheme: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) (RFC 3986 §3.1).
 func isScheme(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		alpha := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
-		if i == 0 && !alpha {
-			return false
-		}
-		if !alpha && !('0' <= c && c <= '9') && c != '+' && c != '-' && c != '.' {
-			return false
-		}
-	}
-	return s != ""
+	return s != "" && strings.IndexByte(letters, s[0]) >= 0 && httpsyntax.OnlyOf(s, schemeChars)
 }
 
-// isHostName accepts dot-separated non-empty labels of letters, digits, '-'
-// and '_' (IPv4 addresses included). No trailing dot.
+// isHostName accepts dot-separated labels of 1..63 letters, digits, '-' and
+// '_' (IPv4 addresses included). No empty label, so no trailing dot.
 func isHostName(s string) bool {
-	if s == "" {
+	if !httpsyntax.OnlyOf(s, hostChars) {
 		return false
 	}
-	label := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '.' {
-			if label == 0 {
-				return false
-			}
-			label = 0
-			continue
+	for {
+		k := strings.IndexByte(s, '.')
+		if k < 0 {
+			return s != "" && len(s) <= 63
 		}
-		// One boolean expression, not a tagless switch with a comma list of
-		// cases: Yaegi v0.16.1 only tests the first condition of such a case.
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+		if k == 0 || k > 63 {
 			return false
 		}
-		label++
-		if label > 63 {
-			return false
-		}
+		s = s[k+1:]
 	}
-	return label > 0
 }
 
 func containsExact(list []string, s string) bool {

@@ -100,6 +100,8 @@ func TestAllowedOrigin(t *testing.T) {
 		{"https://a.example.org:0", false},
 		{"https://a.ex\u0430mple.org", false},
 		{"https://*.example.org", false},
+		{"https://" + strings.Repeat("a", 63) + ".example.org", true},
+		{"https://" + strings.Repeat("a", 64) + ".example.org", false},
 		{"null", false},
 		{"", false},
 		{"https://", false},

@@ -15,6 +15,7 @@ package problem
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -87,18 +88,24 @@ func appendMember(b []byte, key, value string) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// plainChars are the bytes that JSON strings carry as they are (printable
+// ASCII except '"', '\\' and the HTML characters encoding/json escapes).
+const plainChars = " !#$%'()*+,-./0123456789:;=?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]^_`abcdefghijklmnopqrstuvwxyz{|}~\x7f"
+
 // appendString appends s as a JSON string, escaped as encoding/json does.
+// Runs of plain bytes are found by strings.TrimLeft, compiled code even
+// under Yaegi, so only the bytes that need work are looked at one by one.
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
+	for s != "" {
+		k := len(s) - len(strings.TrimLeft(s, plainChars))
+		b = append(b, s[:k]...)
+		s = s[k:]
+		if s == "" {
+			break
+		}
+		c := s[0]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
 			switch c {
 			case '"', '\\':
 				b = append(b, '\\', c)
@@ -115,28 +122,19 @@ func appendString(b []byte, s string) []byte {
 			default: // other control characters and <, >, &
 				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0x0f])
 			}
-			i++
-			start = i
+			s = s[1:]
 			continue
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
+		r, size := utf8.DecodeRuneInString(s)
+		switch {
+		case r == utf8.RuneError && size == 1:
 			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		// U+2028 and U+2029 are valid JSON but end a line in JavaScript.
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
+		case r == '\u2028' || r == '\u2029': // valid JSON, but a line end in JavaScript
 			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0x0f])
-			i += size
-			start = i
-			continue
+		default:
+			b = append(b, s[:size]...)
 		}
-		i += size
+		s = s[size:]
 	}
-	b = append(b, s[start:]...)
 	return append(b, '"')
 }

@@ -13,7 +13,9 @@ package requestid
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 )
@@ -27,21 +29,12 @@ func Valid(id string) bool {
 	if n == 0 || n > MaxLen {
 		return false
 	}
-	for i := 0; i < n; i++ {
-		if !isIDByte(id[i]) {
-			return false
-		}
-	}
-	return true
+	// strings.TrimLeft, not a byte loop: it is compiled code under Yaegi.
+	return strings.TrimLeft(id, idChars) == ""
 }
 
-// isIDByte reports whether c is one of [A-Za-z0-9._:-]. One boolean
-// expression, not a tagless switch with a comma list of cases: Yaegi v0.16.1
-// only tests the first condition of such a case, and refused every UUID.
-func isIDByte(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-		c == '.' || c == '_' || c == ':' || c == '-'
-}
+// idChars are the bytes of a well-formed request ID.
+const idChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-"
 
 // Generator returns a new request ID on every call. Generators returned by
 // ForFormat are safe for concurrent use.
@@ -127,7 +120,7 @@ func (g *V7Generator) New() string {
 	g.mu.Lock()
 	if now > g.lastMs {
 		g.lastMs = now
-		g.reseed(&r)
+		reseed(g, &r)
 	} else {
 		// Same or earlier millisecond: step the counter by 1..2^32, taken
 		// from r[0:4] (reseed uses r[4:], so no random bits are shared).
@@ -137,7 +130,7 @@ func (g *V7Generator) New() string {
 			g.hi++
 			if g.hi > hiMask {
 				g.lastMs++
-				g.reseed(&r)
+				reseed(g, &r)
 			}
 		}
 	}
@@ -150,8 +143,9 @@ func (g *V7Generator) New() string {
 	return format(encodeV7(&u, ms))
 }
 
-// reseed starts the counter at a random value from r[4:16].
-func (g *V7Generator) reseed(r *[16]byte) {
+// reseed starts the counter at a random value from r[4:16]. (A function,
+// not a method: under Yaegi a method call costs several function calls.)
+func reseed(g *V7Generator, r *[16]byte) {
 	g.hi = uint64(binary.BigEndian.Uint16(r[4:6])) & hiMask
 	g.lo = binary.BigEndian.Uint64(r[8:16]) & loMask
 }
@@ -180,20 +174,17 @@ func randomBytes(b []byte) {
 	}
 }
 
-const hexDigits = "0123456789abcdef"
-
-// format renders u in the canonical 8-4-4-4-12 lower-case form.
+// format renders u in the canonical 8-4-4-4-12 lower-case form: one
+// hex.Encode (compiled code under Yaegi) and the dashes put in by copy.
 func format(u *[16]byte) string {
+	var h [32]byte
+	hex.Encode(h[:], u[:])
 	var b [36]byte
-	j := 0
-	for i := 0; i < 16; i++ {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			b[j] = '-'
-			j++
-		}
-		b[j] = hexDigits[u[i]>>4]
-		b[j+1] = hexDigits[u[i]&0x0f]
-		j += 2
-	}
+	copy(b[0:8], h[0:8])
+	copy(b[9:13], h[8:12])
+	copy(b[14:18], h[12:16])
+	copy(b[19:23], h[16:20])
+	copy(b[24:36], h[20:32])
+	b[8], b[13], b[18], b[23] = '-', '-', '-', '-'
 	return string(b[:])
 }

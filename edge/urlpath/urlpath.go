@@ -33,45 +33,28 @@
 // that is already normal is returned as is, without allocating.
 //
 // The package runs under the Yaegi interpreter (Traefik plugin): standard
-// library only, no generics.
+// library only, no generics, and byte scans done by compiled standard
+// library functions rather than interpreted loops.
 package urlpath
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+)
 
 // MaxLen is the longest path, in bytes, that Normalize accepts or returns.
 const MaxLen = 8192
 
-// Byte classes for one path byte.
 const (
-	classRefused = iota // control characters: the path is refused
-	classKeep           // allowed as is: unreserved, sub-delims, ':' and '@'
-	classEncode         // must be percent-encoded in a path
-	classSlash          // '/' and '\': a segment boundary
-	classPercent        // '%': starts an escape
+	// unreservedChars are RFC 3986 unreserved: an escape of one is decoded.
+	unreservedChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+	// keepChars may stand in a path as they are: unreserved, sub-delims,
+	// ':' and '@' (RFC 3986 pchar without pct-encoded).
+	keepChars = unreservedChars + "!$&'()*+,;=:@"
+	// normalChars may appear in a path that is already normal.
+	normalChars = keepChars + "/"
 )
-
-// classOf classifies one raw (not escaped) byte of a path.
-func classOf(c byte) int {
-	switch {
-	case c < 0x20 || c == 0x7f:
-		return classRefused
-	case c == '/' || c == '\\':
-		return classSlash
-	case c == '%':
-		return classPercent
-	case isUnreserved(c):
-		return classKeep
-	}
-	switch c {
-	case '!', '$', '&', '\'', '(', ')', '*', '+', ',', ';', '=', ':', '@':
-		return classKeep
-	}
-	return classEncode
-}
-
-// isUnreserved reports whether c is an RFC 3986 unreserved character.
-func isUnreserved(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-		c == '-' || c == '.' || c == '_' || c == '~'
-}
 
 // Normalize returns the normal form of escapedPath, or false when the path is
 // refused. See the package documentation for the rules.
@@ -80,7 +63,12 @@ func Normalize(escapedPath string) (string, bool) {
 	if n == 0 || n > MaxLen || escapedPath[0] != '/' {
 		return "", false
 	}
-	if isNormal(escapedPath) {
+	// Already normal: only bytes kept as they are (no escapes), no empty
+	// segment except a final trailing slash, and no segment starting with a
+	// dot (conservative: "/.well-known" takes the slow path and comes out
+	// the same). Inline, not a helper: under Yaegi every call costs.
+	if strings.TrimLeft(escapedPath, normalChars) == "" &&
+		!strings.Contains(escapedPath, "//") && !strings.Contains(escapedPath, "/.") {
 		return escapedPath, true
 	}
 
@@ -88,64 +76,65 @@ func Normalize(escapedPath string) (string, bool) {
 	last := segEmpty // the kind of the last segment decides the trailing slash
 	i := 1
 	for {
-		// Decode one segment, appending it to out after a '/'.
+		// Decode one segment, appending it to out after a '/'. The segment
+		// ends at a raw or escaped slash or backslash, or at the end.
 		out = append(out, '/')
 		start := len(out)
-		end := false
-		for {
-			if i >= n {
-				end = true
+		end := true // no separator follows: this is the last segment
+		for i < n {
+			// Copy the run of bytes kept as they are. strings.TrimLeft is
+			// compiled code even under Yaegi, where a byte loop is not.
+			k := n - len(strings.TrimLeft(escapedPath[i:], keepChars))
+			out = append(out, escapedPath[i:k]...)
+			i = k
+			if i == n {
 				break
 			}
 			c := escapedPath[i]
-			switch classOf(c) {
-			case classRefused:
-				return "", false
-			case classKeep:
-				out = append(out, c)
-				i++
-				continue
-			case classEncode:
-				out = appendEscape(out, c)
-				i++
-				continue
-			case classSlash:
-				i++
-			case classPercent:
+			if c == '%' {
 				if i+2 >= n {
-					return "", false
+					return "", false // truncated escape
 				}
-				hi, ok1 := unhex(escapedPath[i+1])
-				lo, ok2 := unhex(escapedPath[i+2])
-				if !ok1 || !ok2 {
-					return "", false
+				v, err := strconv.ParseUint(escapedPath[i+1:i+3], 16, 8)
+				if err != nil {
+					return "", false // not two hex digits
 				}
-				v := hi<<4 | lo
+				c = byte(v)
 				i += 3
-				if v == '/' || v == '\\' {
-					break // a segment boundary, as if raw
+				if c == '/' || c == '\\' {
+					end = false
+					break
 				}
-				if v < 0x20 || v == 0x7f {
+				if c < 0x20 || c == 0x7f {
 					return "", false
 				}
-				if isUnreserved(v) {
-					out = append(out, v)
+				if strings.IndexByte(unreservedChars, c) >= 0 {
+					out = append(out, c)
 				} else {
-					out = appendEscape(out, v)
+					out = appendEscape(out, c)
 				}
 				continue
 			}
-			break // reached a boundary
+			i++
+			if c == '/' || c == '\\' {
+				end = false
+				break
+			}
+			if c < 0x20 || c == 0x7f {
+				return "", false
+			}
+			out = appendEscape(out, c) // a byte that must be escaped in a path
 		}
 
-		seg := out[start:]
-		last = segKind(seg)
+		last = segKind(out[start:])
 		switch last {
 		case segEmpty, segDot: // drop it, and the slash before it
 			out = out[:start-1]
 		case segDotDot: // drop it and the segment before it
 			out = out[:start-1]
-			out = out[:lastSlash(out)]
+			if k := bytes.LastIndexByte(out, '/'); k >= 0 {
+				out = out[:k]
+			}
 		case segRefused:
 			return "", false
 		}
@@ -184,16 +173,10 @@ func segKind(seg []byte) int {
 		return segName
 	}
 	base := seg
-	for j := 0; j < len(seg); j++ {
-		if seg[j] == ';' {
-			base = seg[:j]
-			break
-		}
+	if k := bytes.IndexByte(seg, ';'); k >= 0 {
+		base = seg[:k]
 	}
-	switch {
-	case len(base) == 1:
-	case len(base) == 2 && base[1] == '.':
-	default:
+	if len(base) > 2 || len(base) == 2 && base[1] != '.' {
 		return segName
 	}
 	if len(base) != len(seg) {
@@ -205,53 +188,8 @@ func segKind(seg []byte) int {
 	return segDotDot
 }
 
-// lastSlash returns the index of the last '/' in b, or 0.
-func lastSlash(b []byte) int {
-	for j := len(b) - 1; j >= 0; j-- {
-		if b[j] == '/' {
-			return j
-		}
-	}
-	return 0
-}
-
-// isNormal reports whether p (which starts with "/") is already in normal
-// form: only bytes that are kept as they are, no escapes, no empty segment
-// except a final trailing slash, and no segment starting with a dot (a
-// conservative test: "/.well-known" takes the slow path and comes out the same).
-func isNormal(p string) bool {
-	for i := 1; i < len(p); i++ {
-		c := p[i]
-		if c == '/' {
-			if p[i-1] == '/' {
-				return false
-			}
-			continue
-		}
-		if classOf(c) != classKeep {
-			return false
-		}
-		if c == '.' && p[i-1] == '/' {
-			return false
-		}
-	}
-	return true
-}
-
 const upperHex = "0123456789ABCDEF"
 
 func appendEscape(b []byte, c byte) []byte {
 	return append(b, '%', upperHex[c>>4], upperHex[c&0x0f])
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }

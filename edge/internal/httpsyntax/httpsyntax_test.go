@@ -1,6 +1,9 @@
 package httpsyntax
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestIsToken(t *testing.T) {
 	cases := []struct {
@@ -29,16 +32,27 @@ func TestIsToken(t *testing.T) {
 	}
 }
 
-func TestTrimOWS(t *testing.T) {
-	cases := []struct{ in, want string }{
-		{"", ""},
-		{" \t ", ""},
-		{" a b\t", "a b"},
-		{"\na\n", "\na\n"},
+func TestOnlyOf(t *testing.T) {
+	cases := []struct {
+		s, set string
+		only   bool
+	}{
+		{"", "ab", true},
+		{"abba", "ab", true},
+		{"abcab", "ab", false},
+		{"cab", "ab", false},
+		{"a\xffb", "ab", false},
 	}
 	for _, c := range cases {
-		if got := TrimOWS(c.in); got != c.want {
-			t.Errorf("TrimOWS(%q) = %q, want %q", c.in, got, c.want)
+		if got := OnlyOf(c.s, c.set); got != c.only {
+			t.Errorf("OnlyOf(%q, %q) = %v", c.s, c.set, got)
+		}
+	}
+	// TokenChars is exactly the token alphabet.
+	for c := 0; c < 256; c++ {
+		want := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", byte(c)) >= 0
+		if got := IsToken(string([]byte{byte(c)})); got != want {
+			t.Errorf("IsToken(%q) = %v", byte(c), got)
 		}
 	}
 }

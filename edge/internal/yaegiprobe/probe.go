@@ -1,7 +1,9 @@
 // Package yaegiprobe exists for the Yaegi tests of the edge packages: each
 // function calls a package the way the engine does and flattens the outcome
 // to a string. The test runs this one source twice — compiled, and
-// interpreted by Yaegi — and requires the same answers.
+// interpreted by Yaegi — and requires the same answers (yaegi_test.go, kept
+// here rather than in one of the edge packages so that their fuzz binaries
+// do not carry the interpreter).
 package yaegiprobe
 
 import (
@@ -30,14 +32,7 @@ func Normalize(p string) string {
 // ClientIP resolves the client of a request from peer carrying one
 // forwarding header, behind 10.0.0.0/8 and 127.0.0.1.
 func ClientIP(header, peer, value string) string {
-	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.1/32")}
-	r, err := clientip.New(trusted, []string{header})
-	if err != nil {
-		return "error: " + err.Error()
-	}
-	h := http.Header{}
-	h.Set(header, value)
-	return r.ClientIP(netip.MustParseAddr(peer), h).String()
+	return ClientIPLoop(header, peer, value, 1)
 }
 
 // exampleCORS is the policy of the CORS probes.
@@ -155,4 +150,84 @@ func Problem(status int, slug, title, detail, requestID string) string {
 	p.RequestID = requestID
 	p.Reason = "test_reason"
 	return string(p.JSON())
+}
+
+// The loops below repeat one per-request operation n times on objects built
+// once, so a benchmark measures the operation, not the set-up or the call
+// into the interpreter.
+
+// NormalizeLoop normalises p n times.
+func NormalizeLoop(p string, n int) string {
+	out := ""
+	for i := 0; i < n; i++ {
+		out = Normalize(p)
+	}
+	return out
+}
+
+// ValidLoop checks id n times.
+func ValidLoop(id string, n int) string {
+	ok := false
+	for i := 0; i < n; i++ {
+		ok = requestid.Valid(id)
+	}
+	return strconv.FormatBool(ok)
+}
+
+// NewV7Loop generates n UUIDv7s with a ForFormat generator.
+func NewV7Loop(n int) string {
+	gen, err := requestid.ForFormat("uuidv7")
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	id := ""
+	for i := 0; i < n; i++ {
+		id = gen()
+	}
+	return id
+}
+
+// ClientIPLoop resolves the client of one request n times.
+func ClientIPLoop(header, peer, value string, n int) string {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.1/32")}
+	r, err := clientip.New(trusted, []string{header})
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	h := http.Header{}
+	h.Set(header, value)
+	addr := netip.MustParseAddr(peer)
+	out := netip.Addr{}
+	for i := 0; i < n; i++ {
+		out = r.ClientIP(addr, h)
+	}
+	return out.String()
+}
+
+// PreflightLoop answers one preflight n times with the example policy.
+func PreflightLoop(origin, method, headers string, n int) string {
+	p, err := exampleCORS()
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	h := http.Header{}
+	h.Set("Origin", origin)
+	h.Set("Access-Control-Request-Method", method)
+	h.Set("Access-Control-Request-Headers", headers)
+	ok := false
+	for i := 0; i < n; i++ {
+		_, ok = p.Preflight(h)
+	}
+	return strconv.FormatBool(ok)
+}
+
+// ProblemLoop renders one problem document n times.
+func ProblemLoop(detail string, n int) string {
+	p := problem.New(429, "rate-limited", "", detail)
+	p.RequestID = "0190a5f2-7c3e-7b1a-9c2d-3e4f5a6b7c8d"
+	var out []byte
+	for i := 0; i < n; i++ {
+		out = p.JSON()
+	}
+	return string(out)
 }
