@@ -44,7 +44,6 @@ type proxy struct {
 	traced     bool // spans are recorded (an exporting provider)
 	accessLog  bool
 	log        *slog.Logger
-	exchanges  sync.Pool
 }
 
 func newProxy(s *Server) *proxy {
@@ -64,11 +63,6 @@ func newProxy(s *Server) *proxy {
 		BufferPool:     &bufferPool{},
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	p.exchanges.New = func() any {
-		x := &exchange{}
-		x.expireFn = x.expire
-		return x
-	}
 	return p
 }
 
@@ -85,9 +79,8 @@ type exchange struct {
 	trusted  bool // the peer is a trusted proxy: its X-Forwarded-* are kept
 	cancel   context.CancelCauseFunc
 	timer    *time.Timer
-	expireFn func()
 	armed    bool // timer is running for this attempt
-	fired    bool // timer fired (its func may still run): x is not reused
+	fired    bool // timer fired
 	observed bool
 	reason   string // the final reason when the upstream failed
 	sent     time.Time
@@ -142,8 +135,9 @@ func (x *exchange) observe(o edge.Outcome) {
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	pl := p.s.state.Load()
-	x := p.exchanges.Get().(*exchange)
-	x.pl = pl
+	// Not pooled: the transport's goroutines may still hold contexts derived
+	// from a forwarded exchange after the handler returns.
+	x := &exchange{pl: pl}
 	x.rec.ResponseWriter = w
 	x.peer = peerAddr(r.RemoteAddr)
 
@@ -173,8 +167,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ctx, span = p.tracer.Start(ctx, "edge "+r.Method, trace.WithSpanKind(trace.SpanKindServer))
 	}
 
-	completed := false
-	defer func() { p.finish(x, r, ctx, span, start, local, completed) }()
+	defer func() { p.finish(x, r, ctx, span, start, local) }()
 
 	x.d = pl.engine.Check(ctx, req)
 	switch {
@@ -186,7 +179,6 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		p.forward(ctx, x, r)
 	}
-	completed = true
 }
 
 // forward sends an allowed request upstream through the ReverseProxy, with
@@ -206,11 +198,7 @@ func (p *proxy) forward(ctx context.Context, x *exchange, r *http.Request) {
 	}
 	x.Context, x.cancel = context.WithCancelCause(ctx)
 	if x.d.Timeout > 0 {
-		if x.timer == nil {
-			x.timer = time.AfterFunc(x.d.Timeout, x.expireFn)
-		} else {
-			x.timer.Reset(x.d.Timeout)
-		}
+		x.timer = time.AfterFunc(x.d.Timeout, x.expire)
 		x.armed = true
 	}
 	x.sent = time.Now()
@@ -290,8 +278,8 @@ func (p *proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 
 // finish records the request: metrics, the access log line and the server
 // span; it guarantees Observe for allowed forwards that ended abnormally
-// (a panic in the proxy), and recycles the exchange.
-func (p *proxy) finish(x *exchange, r *http.Request, ctx context.Context, span trace.Span, start time.Time, local, completed bool) {
+// (a panic in the proxy).
+func (p *proxy) finish(x *exchange, r *http.Request, ctx context.Context, span trace.Span, start time.Time, local bool) {
 	d := &x.d
 	if d.Allow && !local && !x.observed {
 		x.observe(edge.Outcome{Status: statusClientClosed})
@@ -337,12 +325,6 @@ func (p *proxy) finish(x *exchange, r *http.Request, ctx context.Context, span t
 		}
 		span.End()
 	}
-	if !completed || x.fired {
-		return // a panic unwinds, or a timer may still hold x: let it go
-	}
-	fn, timer := x.expireFn, x.timer
-	*x = exchange{expireFn: fn, timer: timer}
-	p.exchanges.Put(x)
 }
 
 func decisionLabel(d *edge.Decision) string {
