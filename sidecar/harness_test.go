@@ -101,6 +101,15 @@ func (u *fakeUpstream) script(status int, delay time.Duration, down bool) {
 	}
 }
 
+// count is how many requests arrived since the last take.
+func (u *fakeUpstream) count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.received)
+}
+
+func newJSONLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewJSONHandler(w, nil)) }
+
 // take returns and forgets what was received so far.
 func (u *fakeUpstream) take() []received {
 	u.mu.Lock()
