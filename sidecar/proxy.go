@@ -240,7 +240,17 @@ func (p *proxy) modifyResponse(resp *http.Response) error {
 		return errUpstreamTimeout // too late: errorHandler answers 504
 	}
 	x.observe(edge.Outcome{Status: resp.StatusCode})
-	x.d.SetResponseHeaders(resp.Header)
+	// The decision's headers go straight into the client's header map, and
+	// the upstream's values of the same names are dropped, so ReverseProxy's
+	// copy does not duplicate them: one map grows instead of two.
+	dst := x.rec.Header()
+	for _, kv := range x.d.ResponseHeaders {
+		resp.Header.Del(kv[0])
+	}
+	for _, kv := range x.d.SecurityHeaders {
+		resp.Header.Del(kv[0])
+	}
+	x.d.SetResponseHeaders(dst)
 	return nil
 }
 
