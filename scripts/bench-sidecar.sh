@@ -202,7 +202,7 @@ median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 nginx_rps=$(echo -n "${RESULTS[nginx]}" | awk '{print $1}' | median)
 
 echo
-echo "wrk -t$THREADS -c$CONNS -d$DURATION --latency, $ROUNDS rounds, medians; $(nproc) cores; $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "wrk -t$THREADS -c$CONNS -d$DURATION --latency, $ROUNDS rounds, medians; $(nproc) cores; load average $(cut -d" " -f1-3 /proc/loadavg); $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
 echo "| path | req/s | ratio to NGINX | p50 ms | p99 ms | proxy CPU (cores) per 1000 req/s |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: |"
