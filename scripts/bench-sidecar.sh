@@ -7,6 +7,7 @@
 #
 #   direct        GET /health on the backend itself (the ceiling)
 #   nginx         NGINX proxy_pass, keep-alive upstream (deploy/nginx/bench-proxy.conf)
+#   httputil      a bare httputil.ReverseProxy with a tuned Transport (scripts/benchproxy)
 #   sidecar-bare  the sidecar, one public route, no rate limit, securityHeaders none, no access log
 #   sidecar-full  the sidecar, ES256 JWT (cached), scope check, a rate limit that never
 #                 trips, request IDs, breaker, security headers, metrics, JSON access log
@@ -58,10 +59,10 @@ cpu_ticks() { # utime+stime of the given pids, in clock ticks
 }
 
 echo "building..." >&2
-(cd "$ROOT" && go build -o "$WORK/cg" ./cmd/contentguard)
+(cd "$ROOT" && go build -o "$WORK/cg" ./cmd/contentguard && go build -o "$WORK/benchproxy" ./scripts/benchproxy)
 CG="$WORK/cg"
 
-BE=$(free_port); NG=$(free_port); SB=$(free_port); SF=$(free_port); AB=$(free_port); AF=$(free_port)
+BE=$(free_port); NG=$(free_port); HU=$(free_port); SB=$(free_port); SF=$(free_port); AB=$(free_port); AF=$(free_port)
 
 # The backend: its cheapest route is GET /health.
 "$CG" backend --listen "127.0.0.1:$BE" --log-level warn 2>"$WORK/backend.log" &
@@ -73,6 +74,10 @@ sed -e "s/@LISTEN@/127.0.0.1:$NG/" -e "s/@UPSTREAM@/127.0.0.1:$BE/" \
 	"$ROOT/deploy/nginx/bench-proxy.conf" >"$WORK/nginx/nginx.conf"
 nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" 2>"$WORK/nginx/stderr.log" &
 NG_PID=$!; PIDS+=("$NG_PID")
+
+# The yardstick: httputil.ReverseProxy and nothing else.
+"$WORK/benchproxy" --listen "127.0.0.1:$HU" --upstream "http://127.0.0.1:$BE" 2>"$WORK/benchproxy.log" &
+HU_PID=$!; PIDS+=("$HU_PID")
 
 # Policies and the token of the full sidecar.
 "$CG" token keygen --out "$WORK/keys" >/dev/null
@@ -124,15 +129,17 @@ SF_PID=$!; PIDS+=("$SF_PID")
 
 wait_up "http://127.0.0.1:$BE/health"
 wait_up "http://127.0.0.1:$NG/health"
+wait_up "http://127.0.0.1:$HU/health"
 wait_up "http://127.0.0.1:$SB/health"
 wait_up -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$SF/health"
 status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$SF/health")
 [ "$status" = 200 ] || { echo "bench-sidecar: full sidecar answered $status" >&2; exit 1; }
 
-NAMES=(direct nginx sidecar-bare sidecar-full)
+NAMES=(direct nginx httputil sidecar-bare sidecar-full)
 declare -A URL PIDSOF HDR
 URL[direct]="http://127.0.0.1:$BE/health"; PIDSOF[direct]="$BE_PID"
 URL[nginx]="http://127.0.0.1:$NG/health"
+URL[httputil]="http://127.0.0.1:$HU/health"; PIDSOF[httputil]="$HU_PID"
 URL[sidecar-bare]="http://127.0.0.1:$SB/health"; PIDSOF[sidecar-bare]="$SB_PID"
 URL[sidecar-full]="http://127.0.0.1:$SF/health"; PIDSOF[sidecar-full]="$SF_PID"
 HDR[sidecar-full]="Authorization: Bearer $TOKEN"
