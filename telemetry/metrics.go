@@ -79,11 +79,38 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 			// Deferred so a panic that an outer layer recovers is still counted.
 			method := boundedMethod(r.Method)
 			route := slot.label()
-			m.requests.WithLabelValues(method, route, strconv.Itoa(rec.Status())).Inc()
+			m.requests.WithLabelValues(method, route, StatusLabel(rec.Status())).Inc()
 			m.duration.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
 		}()
 		next.ServeHTTP(rec, r.WithContext(ctx))
 	})
+}
+
+// Record counts and times one request under route, for servers that know the
+// route themselves instead of through Route (the sidecar labels by policy
+// route name). The method is bounded like Middleware's.
+func (m *Metrics) Record(method, route string, status int, elapsed time.Duration) {
+	method = boundedMethod(method)
+	m.requests.WithLabelValues(method, route, StatusLabel(status)).Inc()
+	m.duration.WithLabelValues(method, route).Observe(elapsed.Seconds())
+}
+
+// statusLabels holds the label of every status code 100..599, so counting a
+// request does not format (and allocate) its status.
+var statusLabels = func() (l [500]string) {
+	for i := range l {
+		l[i] = strconv.Itoa(i + 100)
+	}
+	return l
+}()
+
+// StatusLabel returns code as a metric label value without allocating for
+// 100..599.
+func StatusLabel(code int) string {
+	if code >= 100 && code < 600 {
+		return statusLabels[code-100]
+	}
+	return strconv.Itoa(code)
 }
 
 func boundedMethod(m string) string {

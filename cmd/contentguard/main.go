@@ -23,6 +23,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"backend", "run the text-analysis backend", runBackend},
+		{"sidecar", "run the edge proxy in front of an upstream", runSidecar},
 		{"policy", "validate and explain edge policies", runPolicy},
 		{"token", "generate signing keys and mint development tokens", runToken},
 	}

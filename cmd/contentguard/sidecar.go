@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/contentguard/contentguard/policy/policyfile"
+	"github.com/contentguard/contentguard/sidecar"
+	"github.com/contentguard/contentguard/telemetry"
+)
+
+const sidecarHelp = `Usage: contentguard sidecar --policy FILE [flags]
+
+Runs the edge proxy in front of an upstream (see docs/sidecar.md): every
+request is judged by the policy, then rejected with a problem document or
+forwarded to spec.upstream.url (or --upstream).
+
+The policy file is reloaded when it changes (polled every second) and on
+SIGHUP; an invalid file keeps the policy in force. SIGTERM or SIGINT drain
+in-flight requests, then exit.
+
+Admin API (on --admin only, never on the public port): /healthz, /readyz,
+/metrics, GET /admin/breakers, POST /admin/breakers/reset[?name=X],
+GET /admin/policy.
+
+Environment: LOG_LEVEL, OTEL_EXPORTER_OTLP_ENDPOINT and the other OTEL_*
+variables (traces over OTLP/HTTP).
+
+Flags:
+`
+
+func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("sidecar", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	policyPath := fs.String("policy", "", "policy file (YAML or JSON); required")
+	listen := fs.String("listen", ":8080", "public listen address")
+	adminAddr := fs.String("admin", "127.0.0.1:9901", "admin listen address (keep it private)")
+	upstream := fs.String("upstream", "", "upstream URL; overrides spec.upstream.url")
+	drainTimeout := fs.Duration("drain-timeout", 20*time.Second, "grace period for in-flight requests on shutdown")
+	drainDelay := fs.Duration("drain-delay", 0, "keep serving this long after /readyz turns 503, before closing the listener")
+	noAccessLog := fs.Bool("no-access-log", false, "do not log one line per request")
+	withPprof := fs.Bool("pprof", false, "serve net/http/pprof under /debug/pprof/ on the admin listener")
+	logLevel := fs.String("log-level", envOr("LOG_LEVEL", "info"), "log level: debug, info, warn, error")
+	fs.Usage = func() {
+		fmt.Fprint(stdout, sidecarHelp)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "contentguard sidecar: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	if *policyPath == "" {
+		fmt.Fprintln(stderr, "contentguard sidecar: --policy FILE is required")
+		return 2
+	}
+	if *adminAddr != "" && *adminAddr == *listen {
+		fmt.Fprintln(stderr, "contentguard sidecar: --admin must differ from --listen (the admin API is never public)")
+		return 2
+	}
+
+	logger := telemetry.NewLogger(stderr, telemetry.ParseLevel(*logLevel))
+	p, err := policyfile.Load(*policyPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	tracing, err := telemetry.SetupTracing(ctx, envOr("SERVICE_NAME", "contentguard-sidecar"), envOr("SERVICE_VERSION", version))
+	if err != nil {
+		logger.Error("tracing set-up failed", "err", err)
+		return 1
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tracing.Shutdown(sctx); err != nil {
+			logger.Warn("flushing spans", "err", err)
+		}
+	}()
+
+	srv, err := sidecar.New(ctx, sidecar.Options{
+		Policy:           p,
+		PolicyFile:       *policyPath,
+		Upstream:         *upstream,
+		Logger:           logger,
+		Registry:         telemetry.NewRegistry(),
+		Tracing:          tracing,
+		DrainTimeout:     *drainTimeout,
+		DrainDelay:       *drainDelay,
+		DisableAccessLog: *noAccessLog,
+		Profiling:        *withPprof,
+	})
+	if err != nil {
+		logger.Error("sidecar set-up failed", "err", err)
+		return 1
+	}
+	defer srv.Close()
+
+	public, err := net.Listen("tcp", *listen)
+	if err != nil {
+		logger.Error("listen", "addr", *listen, "err", err)
+		return 1
+	}
+	var admin net.Listener
+	if *adminAddr != "" {
+		if admin, err = net.Listen("tcp", *adminAddr); err != nil {
+			public.Close()
+			logger.Error("listen", "addr", *adminAddr, "err", err)
+			return 1
+		}
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				_ = srv.Reload() // logged and counted by the server
+			}
+		}
+	}()
+
+	logger.Info("starting sidecar", "policy", p.Metadata.Name, "hash", p.Hash, "listen", public.Addr().String(),
+		"admin", *adminAddr, "version", version, "tracing", tracing.Exporting())
+	if err := srv.Serve(ctx, public, admin); err != nil {
+		logger.Error("sidecar stopped", "err", err)
+		return 1
+	}
+	return 0
+}

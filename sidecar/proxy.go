@@ -1,0 +1,508 @@
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/contentguard/contentguard/edge"
+	"github.com/contentguard/contentguard/edge/problem"
+	"github.com/contentguard/contentguard/edge/urlpath"
+)
+
+// reasonClientClosed labels requests whose client went away before the
+// upstream answered (nginx's 499). It is not an upstream failure.
+const (
+	reasonClientClosed = "client_closed"
+	statusClientClosed = 499
+)
+
+// errUpstreamTimeout cancels an upstream attempt that outlived
+// Decision.Timeout.
+var errUpstreamTimeout = errors.New("sidecar: upstream timeout")
+
+// proxy is the public handler: check, then reject, serve locally, or
+// forward through httputil.ReverseProxy.
+type proxy struct {
+	s          *Server
+	rp         *httputil.ReverseProxy
+	tracer     trace.Tracer
+	propagator propagation.TextMapPropagator
+	traced     bool // spans are recorded (an exporting provider)
+	accessLog  bool
+	log        *slog.Logger
+}
+
+func newProxy(s *Server) *proxy {
+	p := &proxy{
+		s:          s,
+		tracer:     s.tracing.Tracer("github.com/contentguard/contentguard/sidecar"),
+		propagator: s.tracing.Propagator,
+		traced:     s.tracing.Exporting(),
+		accessLog:  !s.opts.DisableAccessLog,
+		log:        s.log,
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      s.opts.Transport,
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.errorHandler,
+		BufferPool:     &bufferPool{},
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	return p
+}
+
+// exchange is one request's state across the ReverseProxy hooks. It is the
+// forwarded request's context itself, so every hook finds it with a type
+// assertion (or one context lookup) rather than a map of requests.
+type exchange struct {
+	context.Context // the request's context, cancelled by the upstream timeout
+
+	pl       *plane
+	d        edge.Decision
+	rec      recorder
+	peer     netip.Addr
+	trusted  bool // the peer is a trusted proxy: its X-Forwarded-* are kept
+	cancel   context.CancelCauseFunc
+	timer    *time.Timer
+	armed    bool // timer is running for this attempt
+	fired    bool // timer fired
+	observed bool
+	reason   string // the final reason when the upstream failed
+	sent     time.Time
+}
+
+type exchangeKey struct{}
+
+// Value finds the exchange itself under exchangeKey, through contexts that
+// ReverseProxy and the transport derive from it (client traces).
+func (x *exchange) Value(key any) any {
+	if _, ok := key.(exchangeKey); ok {
+		return x
+	}
+	return x.Context.Value(key)
+}
+
+func exchangeOf(ctx context.Context) *exchange {
+	if x, ok := ctx.(*exchange); ok {
+		return x
+	}
+	return ctx.Value(exchangeKey{}).(*exchange)
+}
+
+func (x *exchange) expire() {
+	x.cancel(errUpstreamTimeout)
+}
+
+// stopTimer stops the attempt's timer and reports whether it had already
+// fired.
+func (x *exchange) stopTimer() bool {
+	if x.armed {
+		x.armed = false
+		if !x.timer.Stop() {
+			x.fired = true
+		}
+	}
+	return x.fired
+}
+
+// observe reports the upstream outcome to the engine, once.
+func (x *exchange) observe(o edge.Outcome) {
+	if x.observed {
+		return
+	}
+	x.observed = true
+	o.Duration = time.Since(x.sent)
+	x.pl.engine.Observe(&x.d, o)
+}
+
+// ServeHTTP judges the request with the engine in force and applies the
+// decision.
+func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	pl := p.s.state.Load()
+	// Not pooled: the transport's goroutines may still hold contexts derived
+	// from a forwarded exchange after the handler returns.
+	x := &exchange{pl: pl}
+	x.rec.ResponseWriter = w
+	x.peer = peerAddr(r.RemoteAddr)
+
+	req := edge.Request{
+		Method:        r.Method,
+		Host:          r.Host,
+		Path:          requestPath(r),
+		RawQuery:      r.URL.RawQuery,
+		Header:        r.Header,
+		Peer:          x.peer,
+		TLS:           r.TLS != nil,
+		ContentLength: r.ContentLength,
+	}
+	local := false
+	if len(p.s.locals) > 0 {
+		// Local handlers do not depend on the upstream: its breaker is
+		// neither consulted nor fed.
+		if np, ok := urlpath.Normalize(req.Path); ok && p.s.locals[np] {
+			local = true
+			req.DecideOnly = true
+		}
+	}
+	ctx := r.Context()
+	var span trace.Span
+	if p.traced {
+		ctx = p.propagator.Extract(ctx, propagation.HeaderCarrier(r.Header))
+		ctx, span = p.tracer.Start(ctx, "edge "+r.Method, trace.WithSpanKind(trace.SpanKindServer))
+	}
+
+	defer func() { p.finish(x, r, ctx, span, start, local) }()
+
+	x.d = pl.engine.Check(ctx, req)
+	switch {
+	case !x.d.Allow:
+		writeDecision(&x.rec, &x.d)
+	case local:
+		x.rec.d = &x.d
+		p.s.opts.Local.ServeHTTP(&x.rec, r)
+	default:
+		p.forward(ctx, x, r)
+	}
+}
+
+// forward sends an allowed request upstream through the ReverseProxy, with
+// the decision's timeout on the attempt (up to the response headers; a
+// streamed body afterwards is bounded by the server's write timeout).
+func (p *proxy) forward(ctx context.Context, x *exchange, r *http.Request) {
+	if r.ContentLength < 0 && x.pl.maxBody > 0 {
+		// A chunked body has no declared size for the engine to judge:
+		// count it while it streams, and answer 413 past the limit.
+		r.Body = http.MaxBytesReader(x.rec.ResponseWriter, r.Body, x.pl.maxBody)
+	}
+	x.trusted = trustedPeer(x.pl.trusted, x.peer)
+	var cspan trace.Span
+	if p.traced {
+		ctx, cspan = p.tracer.Start(ctx, "upstream "+r.Method, trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("server.address", x.pl.target.host)))
+	}
+	x.Context, x.cancel = context.WithCancelCause(ctx)
+	if x.d.Timeout > 0 {
+		x.timer = time.AfterFunc(x.d.Timeout, x.expire)
+		x.armed = true
+	}
+	x.sent = time.Now()
+	p.rp.ServeHTTP(&x.rec, r.WithContext(x))
+	x.stopTimer()
+	x.cancel(nil)
+	if cspan != nil {
+		if x.reason != "" {
+			cspan.SetStatus(codes.Error, x.reason)
+		}
+		cspan.End()
+	}
+}
+
+// rewrite shapes the forwarded request (ReverseProxy has already removed
+// hop-by-hop and client Forwarded/X-Forwarded-* headers from pr.Out).
+func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
+	x := exchangeOf(pr.Out.Context())
+	out := pr.Out
+	t := &x.pl.target
+	out.URL.Scheme = t.scheme
+	out.URL.Host = t.host
+	// The normalised path goes on the wire exactly as the engine matched it.
+	out.URL.Opaque = t.base + x.d.Path
+	out.URL.Path, out.URL.RawPath = "", ""
+	out.Host = ""
+	x.d.SetUpstreamHeaders(out.Header)
+	setForwarded(out.Header, pr.In, x.trusted)
+	if p.traced {
+		p.propagator.Inject(x, propagation.HeaderCarrier(out.Header))
+	}
+}
+
+// modifyResponse reports a response to the engine and adds the decision's
+// response headers (request ID, rate limits, CORS, security headers).
+func (p *proxy) modifyResponse(resp *http.Response) error {
+	x := exchangeOf(resp.Request.Context())
+	if x.stopTimer() {
+		return errUpstreamTimeout // too late: errorHandler answers 504
+	}
+	x.observe(edge.Outcome{Status: resp.StatusCode})
+	x.d.SetResponseHeaders(resp.Header)
+	return nil
+}
+
+// errorHandler answers an allowed request that got no upstream response.
+func (p *proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	x := exchangeOf(r.Context())
+	fired := x.stopTimer() || errors.Is(err, errUpstreamTimeout)
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		x.observe(edge.Outcome{Status: http.StatusRequestEntityTooLarge})
+		f := bodyTooLarge(x.d, tooLarge.Limit)
+		x.reason = f.Reason
+		writeDecision(w, &f)
+	case fired:
+		o := edge.Outcome{Timeout: true}
+		x.observe(o)
+		f := x.pl.engine.UpstreamFailure(x.d, o)
+		x.reason = f.Reason
+		writeDecision(w, &f)
+	case context.Cause(x) != nil && !errors.Is(context.Cause(x), errUpstreamTimeout):
+		// The client went away; nobody reads an answer.
+		x.observe(edge.Outcome{Status: statusClientClosed})
+		x.reason = reasonClientClosed
+		x.rec.status = statusClientClosed
+	default:
+		o := edge.Outcome{Connection: true}
+		x.observe(o)
+		f := x.pl.engine.UpstreamFailure(x.d, o)
+		x.reason = f.Reason
+		p.log.Debug("upstream unreachable", "request_id", x.d.RequestID, "err", err.Error())
+		writeDecision(w, &f)
+	}
+}
+
+// finish records the request: metrics, the access log line and the server
+// span; it guarantees Observe for allowed forwards that ended abnormally
+// (a panic in the proxy).
+func (p *proxy) finish(x *exchange, r *http.Request, ctx context.Context, span trace.Span, start time.Time, local bool) {
+	d := &x.d
+	if d.Allow && !local && !x.observed {
+		x.observe(edge.Outcome{Status: statusClientClosed})
+		x.reason = reasonClientClosed
+	}
+	status := x.rec.Status()
+	elapsed := time.Since(start)
+	route := routeLabel(d.Route)
+	p.s.metrics.http.Record(r.Method, route, status, elapsed)
+	reason := d.Reason
+	if x.reason != "" {
+		reason = x.reason
+	}
+	if p.accessLog {
+		level := slog.LevelInfo
+		if status >= 500 {
+			level = slog.LevelError
+		}
+		p.log.LogAttrs(ctx, level, "request",
+			slog.String("request_id", d.RequestID),
+			slog.String("method", r.Method),
+			slog.String("path", d.Path),
+			slog.String("route", route),
+			slog.String("decision", decisionLabel(d)),
+			slog.String("reason", reason),
+			slog.Int("status", status),
+			slog.Float64("latency_seconds", elapsed.Seconds()),
+			slog.String("client_ip", clientIPString(d.ClientIP)),
+			slog.String("subject", d.Subject),
+			slog.Int64("bytes", x.rec.written),
+		)
+	}
+	if span != nil {
+		span.SetName(r.Method + " " + route)
+		span.SetAttributes(
+			attribute.String("http.route", route),
+			attribute.Int("http.response.status_code", status),
+			attribute.String("contentguard.reason", reason),
+			attribute.String("contentguard.request_id", d.RequestID),
+		)
+		if status >= 500 {
+			span.SetStatus(codes.Error, reason)
+		}
+		span.End()
+	}
+}
+
+func decisionLabel(d *edge.Decision) string {
+	switch {
+	case d.Allow:
+		return "allow"
+	case d.Reason == edge.ReasonPreflight:
+		return "preflight"
+	}
+	return "reject"
+}
+
+func clientIPString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// writeDecision answers with the engine's rejection (or preflight).
+func writeDecision(w http.ResponseWriter, d *edge.Decision) {
+	h := w.Header()
+	d.SetResponseHeaders(h)
+	if d.ContentType != "" && len(d.Body) > 0 {
+		h["Content-Type"] = []string{d.ContentType}
+		h["Content-Length"] = []string{strconv.Itoa(len(d.Body))}
+	}
+	w.WriteHeader(d.Status)
+	if len(d.Body) > 0 {
+		_, _ = w.Write(d.Body)
+	}
+}
+
+// bodyTooLarge is the 413 for a streamed (chunked) body that outgrew the
+// limit the engine could not check up front.
+func bodyTooLarge(d edge.Decision, limit int64) edge.Decision {
+	f := d
+	f.Allow = false
+	f.Status = http.StatusRequestEntityTooLarge
+	f.Reason = edge.ReasonBodyTooLarge
+	pr := problem.New(f.Status, "body-too-large", "Content Too Large",
+		"the request body exceeds the limit of "+strconv.FormatInt(limit, 10)+" bytes")
+	pr.RequestID = d.RequestID
+	pr.Reason = f.Reason
+	pr.Instance = d.Path
+	f.Body = pr.JSON()
+	f.ContentType = problem.ContentType
+	return f
+}
+
+// requestPath is the path exactly as the client sent it (the engine
+// normalises it itself), without the query.
+func requestPath(r *http.Request) string {
+	uri := r.RequestURI
+	if len(uri) == 0 || uri[0] != '/' {
+		// Absolute form ("http://host/p") or "*": the parsed URL's path.
+		return r.URL.EscapedPath()
+	}
+	if i := strings.IndexByte(uri, '?'); i >= 0 {
+		return uri[:i]
+	}
+	return uri
+}
+
+// peerAddr is the connection's remote address.
+func peerAddr(remote string) netip.Addr {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+func trustedPeer(trusted []netip.Prefix, peer netip.Addr) bool {
+	for _, p := range trusted {
+		if p.Contains(peer) {
+			return true
+		}
+	}
+	return false
+}
+
+// setForwarded sets X-Forwarded-For/-Proto/-Host on the forwarded request.
+// A trusted proxy's chain is extended with it; anyone else's chain is
+// discarded and a fresh one starts at the peer, so a client cannot plant
+// addresses the upstream would believe.
+func setForwarded(out http.Header, in *http.Request, trusted bool) {
+	peer, _, err := net.SplitHostPort(in.RemoteAddr)
+	if err != nil {
+		peer = in.RemoteAddr
+	}
+	xff := peer
+	proto := "http"
+	if in.TLS != nil {
+		proto = "https"
+	}
+	host := in.Host
+	if trusted {
+		if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 {
+			xff = strings.Join(prior, ", ") + ", " + peer
+		}
+		if v := in.Header.Get("X-Forwarded-Proto"); v == "http" || v == "https" {
+			proto = v
+		}
+		if v := in.Header.Get("X-Forwarded-Host"); v != "" {
+			host = v
+		}
+	}
+	out["X-Forwarded-For"] = []string{xff}
+	out["X-Forwarded-Proto"] = []string{proto}
+	if host != "" {
+		out["X-Forwarded-Host"] = []string{host}
+	}
+}
+
+// recorder remembers the status and size of a response. For local handlers
+// it also adds the decision's response headers when the head is written.
+type recorder struct {
+	http.ResponseWriter
+	status  int
+	written int64
+	d       *edge.Decision
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		r.status = code
+		if r.d != nil {
+			r.d.SetResponseHeaders(r.ResponseWriter.Header())
+		}
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.WriteHeader(http.StatusOK)
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.written += int64(n)
+	return n, err
+}
+
+// Flush sends buffered data (streaming responses).
+func (r *recorder) Flush() {
+	if r.status == 0 {
+		r.WriteHeader(http.StatusOK)
+	}
+	_ = http.NewResponseController(r.ResponseWriter).Flush()
+}
+
+// Unwrap lets http.ResponseController reach the connection (Hijack for
+// upgrades, deadlines).
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Status is the status sent (200 when nothing was written).
+func (r *recorder) Status() int {
+	if r.status == 0 {
+		return http.StatusOK
+	}
+	return r.status
+}
+
+// bufferPool recycles ReverseProxy's copy buffers (32 KiB each, otherwise
+// allocated per request). It pools array pointers so Put does not allocate.
+type bufferPool struct{ p sync.Pool }
+
+const copyBufferSize = 32 << 10
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[copyBufferSize]byte); ok {
+		return v[:]
+	}
+	return new([copyBufferSize]byte)[:]
+}
+
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) >= copyBufferSize {
+		b.p.Put((*[copyBufferSize]byte)(buf[:copyBufferSize]))
+	}
+}

@@ -1,0 +1,101 @@
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// headerSlack is how far above the policy's maxHeaderBytes the server
+// itself still reads a request head, so that the engine — not net/http —
+// answers oversize heads, with a problem document.
+const headerSlack = 16 << 10
+
+// Serve runs the public handler on public and the admin handler on admin
+// (nil: no admin listener) with hardened http.Servers until ctx ends or a
+// listener fails. Then it turns /readyz to 503, keeps serving for
+// DrainDelay, stops accepting, lets in-flight requests finish for up to
+// DrainTimeout (then cuts them), and returns.
+func (s *Server) Serve(ctx context.Context, public, admin net.Listener) error {
+	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
+	maxHeader := int(s.state.Load().policy.Spec.Limits.MaxHeaderBytes) + headerSlack
+	pub := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: orDefault(s.opts.ReadHeaderTimeout, 10*time.Second),
+		ReadTimeout:       orDefault(s.opts.ReadTimeout, 60*time.Second),
+		WriteTimeout:      orDefault(s.opts.WriteTimeout, 5*time.Minute),
+		IdleTimeout:       orDefault(s.opts.IdleTimeout, 120*time.Second),
+		MaxHeaderBytes:    maxHeader,
+		ErrorLog:          errLog,
+	}
+	servers := []*http.Server{pub}
+	listeners := []net.Listener{public}
+	if admin != nil {
+		servers = append(servers, &http.Server{
+			Handler:           s.AdminHandler(),
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       60 * time.Second,
+			MaxHeaderBytes:    16 << 10,
+			ErrorLog:          errLog,
+		})
+		listeners = append(listeners, admin)
+	}
+	failed := make(chan error, len(servers))
+	for i := range servers {
+		srv, ln := servers[i], listeners[i]
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				failed <- fmt.Errorf("sidecar: serve %s: %w", ln.Addr(), err)
+			}
+		}()
+	}
+	s.log.Info("sidecar listening", "public", public.Addr().String(), "admin", addrOf(admin))
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-failed:
+	}
+	s.draining.Store(true)
+	s.log.Info("draining", "delay", s.opts.DrainDelay.String(), "timeout", s.opts.DrainTimeout.String())
+	if s.opts.DrainDelay > 0 && serveErr == nil {
+		t := time.NewTimer(s.opts.DrainDelay)
+		<-t.C
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), s.opts.DrainTimeout)
+	defer cancel()
+	// Admin last, so /readyz keeps reporting "draining" while requests end.
+	if err := pub.Shutdown(dctx); err != nil {
+		s.log.Warn("drain timed out; closing remaining connections", "err", err.Error())
+		_ = pub.Close()
+	}
+	for _, srv := range servers[1:] {
+		sctx, scancel := context.WithTimeout(context.Background(), time.Second)
+		if err := srv.Shutdown(sctx); err != nil {
+			_ = srv.Close()
+		}
+		scancel()
+	}
+	s.log.Info("sidecar stopped")
+	return serveErr
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+func addrOf(ln net.Listener) string {
+	if ln == nil {
+		return ""
+	}
+	return ln.Addr().String()
+}

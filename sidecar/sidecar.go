@@ -1,0 +1,318 @@
+// Package sidecar is contentguard's Go data plane: a reverse proxy
+// (net/http/httputil) that asks the edge engine about every request and
+// applies its decision — reject with a problem document, or forward to the
+// upstream with the normalised path, the request ID, verified claims and
+// correct forwarding headers — and reports the upstream's outcome back to the
+// engine's circuit breaker.
+//
+// Around the proxy it keeps the policy fresh (hot reload on file change or
+// Reload, atomically, never half-applied), exposes an admin API on its own
+// listener (health, readiness, metrics, breakers, policy), and shuts down
+// gracefully. Other packages plug into it: Options.Local serves in-process
+// handlers (the OAuth2 token endpoint) behind the same checks, and Engine
+// gives the NGINX auth_request endpoint the current engine.
+//
+// Native only: this package imports Prometheus, OpenTelemetry and Redis and
+// is never run under Yaegi.
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/propagation"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/contentguard/contentguard/edge"
+	"github.com/contentguard/contentguard/edge/breaker"
+	"github.com/contentguard/contentguard/edge/ratelimit"
+	"github.com/contentguard/contentguard/policy"
+	"github.com/contentguard/contentguard/policy/policyfile"
+	"github.com/contentguard/contentguard/telemetry"
+)
+
+// Options configure a Server. Policy is required; every other field has a
+// default.
+type Options struct {
+	// Policy is the initial, validated policy.
+	Policy *policy.Policy
+	// PolicyFile, when set, is watched for changes and reloaded (see
+	// Reload); "" disables reloading from a file.
+	PolicyFile string
+	// Upstream overrides spec.upstream.url when set (--upstream).
+	Upstream string
+	// RateStore is a shared rate-limit store (Redis). Default: none for
+	// memory policies; for spec.rateLimit.store.type redis, a redisstore
+	// on the policy's URL, created by the server.
+	RateStore ratelimit.Store
+	// Local serves requests for LocalPaths in-process, after the engine has
+	// allowed them (authentication, rate limits, CORS apply as to any route;
+	// the upstream's circuit breaker does not).
+	Local http.Handler
+	// LocalPaths are exact normalised paths answered by Local.
+	LocalPaths []string
+	// Logger receives the access log and operational messages; default
+	// discards.
+	Logger *slog.Logger
+	// Registry receives the metrics served on the admin /metrics; default
+	// a fresh telemetry.NewRegistry().
+	Registry *prometheus.Registry
+	// Tracing starts server and client spans and propagates W3C trace
+	// context; default a no-op provider that still passes traceparent on.
+	Tracing *telemetry.Tracing
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+
+	// Profiling serves net/http/pprof under /debug/pprof/ on the admin
+	// handler.
+	Profiling bool
+	// DisableAccessLog turns off the one JSON line logged per request.
+	DisableAccessLog bool
+	// Transport is the upstream transport; default a tuned, shared
+	// http.Transport (see NewTransport).
+	Transport http.RoundTripper
+	// WatchInterval is how often PolicyFile is polled; default 1s.
+	WatchInterval time.Duration
+	// DrainTimeout bounds the graceful drain of in-flight requests on
+	// shutdown; default 20s.
+	DrainTimeout time.Duration
+	// DrainDelay keeps serving (with /readyz already failing) for this long
+	// before the listener closes, so load balancers stop sending first;
+	// default 0.
+	DrainDelay time.Duration
+	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout of the
+	// public server; defaults 10s, 60s, 5m, 120s. WriteTimeout bounds a
+	// whole (streamed) response, so it is generous.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+}
+
+// Server is one running sidecar. It is safe for concurrent use.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	now     func() time.Time
+	tracing *telemetry.Tracing
+	state   atomic.Pointer[plane] // the policy in force: read once per request
+
+	breakers *breaker.Registry
+	local    *ratelimit.Memory
+	metrics  *metrics
+	proxy    *proxy
+	redis    *redisStores
+	locals   map[string]bool
+
+	reloadMu sync.Mutex // one Reload at a time
+	draining atomic.Bool
+	closed   atomic.Bool
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+// plane is everything that changes with a policy: the engine and what the
+// proxy derives from the same policy. A request reads it once and uses only
+// it, so it is judged by exactly one policy.
+type plane struct {
+	engine   *edge.Engine
+	policy   *policy.Policy // as loaded (before the --upstream override)
+	loadedAt time.Time
+	target   upstreamTarget
+	trusted  []netip.Prefix
+	maxBody  int64
+}
+
+// ErrNoPolicy is returned by New without Options.Policy.
+var ErrNoPolicy = errors.New("sidecar: no policy")
+
+// New builds a server for opts.Policy and, when PolicyFile is set, starts
+// watching it until Close or the end of ctx. Call Close when done.
+func New(ctx context.Context, opts Options) (*Server, error) {
+	if opts.Policy == nil {
+		return nil, ErrNoPolicy
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registry == nil {
+		opts.Registry = telemetry.NewRegistry()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.WatchInterval <= 0 {
+		opts.WatchInterval = time.Second
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 20 * time.Second
+	}
+	if opts.Transport == nil {
+		opts.Transport = NewTransport()
+	}
+	tracing := opts.Tracing
+	if tracing == nil {
+		tracing = &telemetry.Tracing{Provider: tracenoop.NewTracerProvider(), Propagator: propagation.TraceContext{}}
+	}
+	m, err := newMetrics(opts.Registry, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		opts:    opts,
+		log:     opts.Logger,
+		now:     opts.Now,
+		tracing: tracing,
+		metrics: m,
+		redis:   &redisStores{byURL: map[string]*redisStore{}},
+		locals:  map[string]bool{},
+	}
+	for _, p := range opts.LocalPaths {
+		s.locals[p] = true
+	}
+	// Stores that outlive policies: budgets and breaker state survive a
+	// reload because every engine shares these two.
+	s.local = ratelimit.NewMemory(ratelimit.MemoryOptions{})
+	s.breakers = edge.NewBreakers(opts.Policy, opts.Now, m)
+	pl, err := s.build(ctx, opts.Policy)
+	if err != nil {
+		s.local.Close()
+		s.redis.close()
+		return nil, err
+	}
+	s.state.Store(pl)
+	m.policyLoaded(pl)
+	s.proxy = newProxy(s)
+
+	wctx, stop := context.WithCancel(ctx)
+	s.stop = stop
+	if opts.PolicyFile != "" {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.watch(wctx)
+		}()
+	}
+	return s, nil
+}
+
+// build makes the plane for p: the engine, sharing the server's stores and
+// breakers, and the upstream target. It has no side effects on failure.
+func (s *Server) build(ctx context.Context, p *policy.Policy) (*plane, error) {
+	eff := *p // the engine names the breaker after the upstream it really uses
+	if s.opts.Upstream != "" {
+		eff.Spec.Upstream.URL = s.opts.Upstream
+	}
+	target, err := parseUpstream(eff.Spec.Upstream.URL)
+	if err != nil {
+		return nil, err
+	}
+	rates := s.opts.RateStore
+	if rates == nil && eff.Spec.RateLimit.Store.Type == "redis" {
+		if rates, err = s.redis.get(eff.Spec.RateLimit.Store.URL); err != nil {
+			return nil, err
+		}
+	}
+	eng, err := edge.New(ctx, &eff, edge.Options{
+		Now:            s.now,
+		RateStore:      rates,
+		LocalRateStore: s.local,
+		Breakers:       s.breakers,
+		Observer:       s.metrics,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sidecar: policy %s: %w", p.Source, err)
+	}
+	s.metrics.breakerSeen(eng.Breakers().Get(target.name))
+	return &plane{
+		engine:   eng,
+		policy:   p,
+		loadedAt: s.now(),
+		target:   target,
+		trusted:  eff.Spec.ClientIP.TrustedProxies,
+		maxBody:  eff.Spec.Limits.MaxBodyBytes,
+	}, nil
+}
+
+// Engine returns the engine in force (for sidecar/authz). It may be replaced
+// by a reload at any time: read it once per request.
+func (s *Server) Engine() *edge.Engine { return s.state.Load().engine }
+
+// Policy returns the policy in force.
+func (s *Server) Policy() *policy.Policy { return s.state.Load().policy }
+
+// Reload reads PolicyFile again, validates it, builds a new engine that
+// shares the rate-limit stores and circuit breakers, and swaps it in
+// atomically. On any error the policy in force stays, the error (with
+// file:line:col for policy errors) is logged and returned, and
+// policy_reload_errors_total counts it.
+func (s *Server) Reload() error {
+	if s.opts.PolicyFile == "" {
+		return errors.New("sidecar: reload: no policy file")
+	}
+	data, err := readPolicyFile(s.opts.PolicyFile)
+	if err != nil {
+		return s.reloadFailed(err)
+	}
+	return s.reloadFrom(data)
+}
+
+// reloadFrom applies the policy document data read from PolicyFile.
+func (s *Server) reloadFrom(data []byte) error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	if s.closed.Load() {
+		return errors.New("sidecar: reload: server closed")
+	}
+	p, err := policyfile.Parse(s.opts.PolicyFile, data)
+	if err != nil {
+		return s.reloadFailed(err)
+	}
+	if abs, aerr := filepath.Abs(filepath.Dir(s.opts.PolicyFile)); aerr == nil {
+		p.BaseDir = abs
+	} else {
+		p.BaseDir = filepath.Dir(s.opts.PolicyFile)
+	}
+	pl, err := s.build(context.Background(), p)
+	if err != nil {
+		return s.reloadFailed(err)
+	}
+	old := s.state.Swap(pl)
+	// Requests still running on the old engine keep working: a closed
+	// engine only stops its background JWKS refresh.
+	old.engine.Close()
+	s.metrics.reloaded(pl)
+	s.log.Info("policy reloaded", "policy", p.Metadata.Name, "version", p.Metadata.Version, "hash", p.Hash, "source", p.Source)
+	return nil
+}
+
+func (s *Server) reloadFailed(err error) error {
+	s.metrics.reloadErrors.Inc()
+	s.log.Error("policy reload failed; keeping the policy in force", "err", err.Error(), "policy", s.opts.PolicyFile)
+	return err
+}
+
+// Handler returns the public data-plane handler.
+func (s *Server) Handler() http.Handler { return s.proxy }
+
+// Close stops the policy watcher and releases the engine and stores. It
+// does not stop listeners started by Serve (cancel Serve's context). It is
+// safe to call more than once.
+func (s *Server) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	s.stop()
+	s.wg.Wait()
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	s.state.Load().engine.Close()
+	s.local.Close()
+	return s.redis.close()
+}
