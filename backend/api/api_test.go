@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/contentguard/contentguard/backend/cache"
-	"github.com/contentguard/contentguard/backend/internal/redistest"
+	"github.com/contentguard/contentguard/internal/redistest"
 	"github.com/contentguard/contentguard/telemetry"
 	"github.com/contentguard/contentguard/telemetry/otlptest"
 )

@@ -9,7 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/contentguard/contentguard/backend/internal/redistest"
+	"github.com/contentguard/contentguard/internal/redistest"
 )
 
 type input struct {

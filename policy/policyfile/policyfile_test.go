@@ -10,7 +10,7 @@ func TestDefaultPolicyIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatalf("embedded default policy: %v", err)
 	}
-	if p.Metadata.Name != "contentguard-default" || len(p.Spec.Routes) != 5 {
+	if p.Metadata.Name != "contentguard-default" || len(p.Spec.Routes) != 7 {
 		t.Fatalf("unexpected default policy: %s", p)
 	}
 	if p.Spec.Limits.MaxBodyBytes != 1<<20 || p.Spec.Limits.MaxHeaderBytes != 32<<10 {
