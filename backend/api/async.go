@@ -148,3 +148,9 @@ func (c webhookCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(whDropped, prometheus.CounterValue, float64(st.Totals.Dropped))
 	ch <- prometheus.MustNewConstMetric(whEndpoints, prometheus.GaugeValue, float64(len(st.Endpoints)))
 }
+
+// The server's responder serves both mounted packages.
+var (
+	_ jobs.Responder    = responder{}
+	_ webhook.Responder = responder{}
+)

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/contentguard/contentguard/backend/cache"
+	"github.com/contentguard/contentguard/backend/jobs"
 	"github.com/contentguard/contentguard/backend/webhook"
 	"github.com/contentguard/contentguard/telemetry"
 )
@@ -133,13 +134,9 @@ func New(cfg Config) (*Server, error) {
 }
 
 // Responder returns the envelope/problem writer, for handlers mounted from
-// other packages (jobs, webhooks) so all answers share one shape.
-func (s *Server) Responder() interface {
-	Data(w http.ResponseWriter, r *http.Request, status int, data any)
-	Problem(w http.ResponseWriter, r *http.Request, status int, title, detail string)
-} {
-	return s.resp
-}
+// other packages so all answers share one shape (webhook.Responder is the
+// same interface).
+func (s *Server) Responder() jobs.Responder { return s.resp }
 
 // Registry is where the server's metrics live; other packages register theirs here.
 func (s *Server) Registry() *prometheus.Registry { return s.cfg.Registry }
