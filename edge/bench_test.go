@@ -47,6 +47,7 @@ func runCheck(b *testing.B, e *edge.Engine, r edge.Request, wantAllow bool) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer reportCPU(b)()
 	for i := 0; i < b.N; i++ {
 		d := e.Check(ctx, r)
 		if d.Allow != wantAllow {
