@@ -442,8 +442,8 @@ func TestObserveOncePerAllowedRequest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, _ = io.WriteString(c, "GET /abandoned HTTP/1.1\r\nHost: edge.test\r\n\r\n")
 		n := up.count()
+		_, _ = io.WriteString(c, "GET /abandoned HTTP/1.1\r\nHost: edge.test\r\n\r\n")
 		waitFor(t, 5*time.Second, func() bool { return up.count() > n })
 		c.Close() // hang up while the upstream works
 	}
