@@ -139,6 +139,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Policy == nil {
 		return nil, ErrNoPolicy
 	}
+	if len(opts.LocalPaths) > 0 && opts.Local == nil {
+		return nil, errors.New("sidecar: LocalPaths without a Local handler")
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
