@@ -321,5 +321,8 @@ func (s *Server) Close() error {
 	defer s.reloadMu.Unlock()
 	s.state.Load().engine.Close()
 	s.local.Close()
+	if t, ok := s.opts.Transport.(interface{ CloseIdleConnections() }); ok {
+		t.CloseIdleConnections()
+	}
 	return s.redis.close()
 }
