@@ -227,7 +227,7 @@ func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.Path, out.URL.RawPath = "", ""
 	out.Host = ""
 	x.pl.names.setUpstreamHeaders(out.Header, &x.d)
-	setForwarded(out.Header, pr.In, x.trusted)
+	setForwarded(out.Header, pr.In, x.peer.IsValid(), x.trusted)
 	if p.traced {
 		p.propagator.Inject(x, propagation.HeaderCarrier(out.Header))
 	}
@@ -426,10 +426,13 @@ func trustedPeer(trusted []netip.Prefix, peer netip.Addr) bool {
 // A trusted proxy's chain is extended with it; anyone else's chain is
 // discarded and a fresh one starts at the peer, so a client cannot plant
 // addresses the upstream would believe.
-func setForwarded(out http.Header, in *http.Request, trusted bool) {
-	peer, _, err := net.SplitHostPort(in.RemoteAddr)
-	if err != nil {
-		peer = in.RemoteAddr
+//
+// peerValid says RemoteAddr parsed as an address and port (always so for
+// TCP); otherwise no address of the peer is forwarded.
+func setForwarded(out http.Header, in *http.Request, peerValid, trusted bool) {
+	peer := ""
+	if peerValid {
+		peer, _, _ = net.SplitHostPort(in.RemoteAddr)
 	}
 	xff := peer
 	proto := "http"
@@ -439,7 +442,10 @@ func setForwarded(out http.Header, in *http.Request, trusted bool) {
 	host := in.Host
 	if trusted {
 		if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 {
-			xff = strings.Join(prior, ", ") + ", " + peer
+			xff = strings.Join(prior, ", ")
+			if peer != "" {
+				xff += ", " + peer
+			}
 		}
 		if v := in.Header.Get("X-Forwarded-Proto"); v == "http" || v == "https" {
 			proto = v
@@ -448,11 +454,24 @@ func setForwarded(out http.Header, in *http.Request, trusted bool) {
 			host = v
 		}
 	}
-	out["X-Forwarded-For"] = []string{xff}
+	if xff != "" {
+		out["X-Forwarded-For"] = []string{xff}
+	}
 	out["X-Forwarded-Proto"] = []string{proto}
-	if host != "" {
+	if host != "" && printable(host) {
 		out["X-Forwarded-Host"] = []string{host}
 	}
+}
+
+// printable reports whether s has no control bytes (net/http's server has
+// validated Host already; this keeps the proxy safe behind other servers).
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // recorder remembers the status and size of a response. For local handlers
