@@ -5,12 +5,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/contentguard/contentguard/policy/policyfile"
 	"github.com/contentguard/contentguard/sidecar"
@@ -74,6 +77,9 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	logOut := telemetry.NewBufferedWriter(stderr, 64<<10, 100*time.Millisecond)
 	defer logOut.Close()
 	logger := telemetry.NewLogger(logOut, telemetry.ParseLevel(*logLevel))
+	// go-redis logs through a process-wide logger; route it into ours (as
+	// warnings: a failing Redis is also counted in ratelimit_fallbacks_total).
+	redis.SetLogger(redisLogger{logger})
 	if os.Getenv("GOGC") == "" {
 		// A proxy's live heap is small and its garbage plentiful: collect
 		// less often (the heap stays a few MiB; GOGC overrides).
@@ -150,4 +156,11 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 	return 0
+}
+
+// redisLogger adapts go-redis's logger to slog.
+type redisLogger struct{ log *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.log.WarnContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
