@@ -205,6 +205,11 @@ func (p *Policy) AllowedOrigin(origin string) bool {
 // allowedOrigin is AllowedOrigin as a function. Under Yaegi a method call
 // costs several times a function call, so internal calls use functions.
 func allowedOrigin(p *Policy, origin string) bool {
+	// The common case first: an origin exactly as configured. The keys are
+	// validated canonical origins, so a hit needs no parsing.
+	if p.exact[origin] {
+		return true
+	}
 	scheme, host, port, ok := parseOrigin(origin)
 	if !ok {
 		return false

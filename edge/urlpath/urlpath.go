@@ -54,6 +54,9 @@ const (
 	keepChars = unreservedChars + "!$&'()*+,;=:@"
 	// normalChars may appear in a path that is already normal.
 	normalChars = keepChars + "/"
+	// rawChars need no byte-by-byte look: kept, or handled as escape or
+	// segment boundary.
+	rawChars = normalChars + "%\\"
 )
 
 // Normalize returns the normal form of escapedPath, or false when the path is
@@ -67,10 +70,15 @@ func Normalize(escapedPath string) (string, bool) {
 	// segment except a final trailing slash, and no segment starting with a
 	// dot (conservative: "/.well-known" takes the slow path and comes out
 	// the same). Inline, not a helper: under Yaegi every call costs.
-	if strings.TrimLeft(escapedPath, normalChars) == "" &&
-		!strings.Contains(escapedPath, "//") && !strings.Contains(escapedPath, "/.") {
+	rest := strings.TrimLeft(escapedPath, normalChars)
+	if rest == "" && !strings.Contains(escapedPath, "//") && !strings.Contains(escapedPath, "/.") {
 		return escapedPath, true
 	}
+	// Usually every raw byte is one to keep, an escape or a slash; then the
+	// runs between '%', '/' and '\' are copied whole. Otherwise appendRaw
+	// looks at each byte. (Whole-string scans with strings functions run
+	// compiled even under Yaegi, where a byte loop is slow.)
+	plain := strings.TrimLeft(rest, rawChars) == ""
 
 	out := make([]byte, 0, n+8)
 	last := segEmpty // the kind of the last segment decides the trailing slash
@@ -82,40 +90,36 @@ func Normalize(escapedPath string) (string, bool) {
 		start := len(out)
 		end := true // no separator follows: this is the last segment
 		for i < n {
-			// Copy the run of bytes kept as they are. strings.TrimLeft is
-			// compiled code even under Yaegi, where a byte loop is not.
-			k := n - len(strings.TrimLeft(escapedPath[i:], keepChars))
-			out = append(out, escapedPath[i:k]...)
-			i = k
+			run := n
+			if k := strings.IndexAny(escapedPath[i:], "%/\\"); k >= 0 {
+				run = i + k
+			}
+			if plain {
+				out = append(out, escapedPath[i:run]...)
+			} else {
+				var ok bool
+				if out, ok = appendRaw(out, escapedPath[i:run]); !ok {
+					return "", false
+				}
+			}
+			i = run
 			if i == n {
 				break
 			}
-			c := escapedPath[i]
-			if c == '%' {
-				if i+2 >= n {
-					return "", false // truncated escape
-				}
-				v, err := strconv.ParseUint(escapedPath[i+1:i+3], 16, 8)
-				if err != nil {
-					return "", false // not two hex digits
-				}
-				c = byte(v)
-				i += 3
-				if c == '/' || c == '\\' {
-					end = false
-					break
-				}
-				if c < 0x20 || c == 0x7f {
-					return "", false
-				}
-				if strings.IndexByte(unreservedChars, c) >= 0 {
-					out = append(out, c)
-				} else {
-					out = appendEscape(out, c)
-				}
-				continue
+			if escapedPath[i] != '%' {
+				i++ // a slash or backslash
+				end = false
+				break
 			}
-			i++
+			if i+2 >= n {
+				return "", false // truncated escape
+			}
+			v, err := strconv.ParseUint(escapedPath[i+1:i+3], 16, 8)
+			if err != nil {
+				return "", false // not two hex digits
+			}
+			c := byte(v)
+			i += 3
 			if c == '/' || c == '\\' {
 				end = false
 				break
@@ -123,7 +127,11 @@ func Normalize(escapedPath string) (string, bool) {
 			if c < 0x20 || c == 0x7f {
 				return "", false
 			}
-			out = appendEscape(out, c) // a byte that must be escaped in a path
+			if strings.IndexByte(unreservedChars, c) >= 0 {
+				out = append(out, c)
+			} else {
+				out = appendEscape(out, c)
+			}
 		}
 
 		last = segKind(out[start:])
@@ -186,6 +194,24 @@ func segKind(seg []byte) int {
 		return segDot
 	}
 	return segDotDot
+}
+
+// appendRaw appends a run of raw bytes that holds no '%', '/' or '\\':
+// bytes to keep as they are, bytes percent-encoded, and false for a control
+// character.
+func appendRaw(out []byte, run string) ([]byte, bool) {
+	for j := 0; j < len(run); j++ {
+		c := run[j]
+		if c < 0x20 || c == 0x7f {
+			return out, false
+		}
+		if strings.IndexByte(keepChars, c) >= 0 {
+			out = append(out, c)
+		} else {
+			out = appendEscape(out, c)
+		}
+	}
+	return out, true
 }
 
 const upperHex = "0123456789ABCDEF"
