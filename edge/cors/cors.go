@@ -392,7 +392,7 @@ func parseOrigin(s string) (scheme, host string, port int, ok bool) {
 		if len(portStr) < 2 || len(portStr) > 6 || portStr[0] != ':' {
 			return "", "", 0, false
 		}
-		if !httpsyntax.OnlyOf(portStr[1:], digits) {
+		if len(digitFilter.Replace(portStr[1:])) != len(portStr)-1 {
 			return "", "", 0, false
 		}
 		port, _ = strconv.Atoi(portStr[1:]) // at most five digits: no error
@@ -448,15 +448,22 @@ const (
 	hostChars   = letters + digits + "-_."
 )
 
+// Byte filters (see httpsyntax.NewFilter), built once and never changed.
+var (
+	digitFilter  = httpsyntax.NewFilter(digits)
+	schemeFilter = httpsyntax.NewFilter(schemeChars)
+	hostFilter   = httpsyntax.NewFilter(hostChars)
+)
+
 // isScheme: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) (RFC 3986 §3.1).
 func isScheme(s string) bool {
-	return s != "" && strings.IndexByte(letters, s[0]) >= 0 && httpsyntax.OnlyOf(s, schemeChars)
+	return s != "" && strings.IndexByte(letters, s[0]) >= 0 && len(schemeFilter.Replace(s)) == len(s)
 }
 
 // isHostName accepts dot-separated labels of 1..63 letters, digits, '-' and
 // '_' (IPv4 addresses included). No empty label, so no trailing dot.
 func isHostName(s string) bool {
-	if !httpsyntax.OnlyOf(s, hostChars) {
+	if len(hostFilter.Replace(s)) != len(s) {
 		return false
 	}
 	for {

@@ -41,6 +41,8 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+
+	"github.com/contentguard/contentguard/edge/internal/httpsyntax"
 )
 
 // MaxLen is the longest path, in bytes, that Normalize accepts or returns.
@@ -59,6 +61,13 @@ const (
 	rawChars = normalChars + "%\\"
 )
 
+// Byte filters (see httpsyntax.NewFilter): one call into compiled code
+// under Yaegi, no set-up per call compiled. Built once, never changed.
+var (
+	normalFilter = httpsyntax.NewFilter(normalChars)
+	rawFilter    = httpsyntax.NewFilter(rawChars)
+)
+
 // Normalize returns the normal form of escapedPath, or false when the path is
 // refused. See the package documentation for the rules.
 func Normalize(escapedPath string) (string, bool) {
@@ -70,15 +79,14 @@ func Normalize(escapedPath string) (string, bool) {
 	// segment except a final trailing slash, and no segment starting with a
 	// dot (conservative: "/.well-known" takes the slow path and comes out
 	// the same). Inline, not a helper: under Yaegi every call costs.
-	rest := strings.TrimLeft(escapedPath, normalChars)
-	if rest == "" && !strings.Contains(escapedPath, "//") && !strings.Contains(escapedPath, "/.") {
+	if len(normalFilter.Replace(escapedPath)) == n && !strings.Contains(escapedPath, "//") && !strings.Contains(escapedPath, "/.") {
 		return escapedPath, true
 	}
 	// Usually every raw byte is one to keep, an escape or a slash; then the
 	// runs between '%', '/' and '\' are copied whole. Otherwise appendRaw
 	// looks at each byte. (Whole-string scans with strings functions run
 	// compiled even under Yaegi, where a byte loop is slow.)
-	plain := strings.TrimLeft(rest, rawChars) == ""
+	plain := len(rawFilter.Replace(escapedPath)) == n
 
 	out := make([]byte, 0, n+8)
 	last := segEmpty // the kind of the last segment decides the trailing slash
