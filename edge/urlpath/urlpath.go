@@ -61,12 +61,10 @@ const (
 	rawChars = normalChars + "%\\"
 )
 
-// Byte filters (see httpsyntax.NewFilter): one call into compiled code
-// under Yaegi, no set-up per call compiled. Built once, never changed.
-var (
-	normalFilter = httpsyntax.NewFilter(normalChars)
-	rawFilter    = httpsyntax.NewFilter(rawChars)
-)
+// rawFilter checks for rawChars (see httpsyntax.NewFilter): one call into
+// compiled code under Yaegi, no set-up per call compiled. Built once, never
+// changed.
+var rawFilter = httpsyntax.NewFilter(rawChars)
 
 // Normalize returns the normal form of escapedPath, or false when the path is
 // refused. See the package documentation for the rules.
@@ -75,18 +73,19 @@ func Normalize(escapedPath string) (string, bool) {
 	if n == 0 || n > MaxLen || escapedPath[0] != '/' {
 		return "", false
 	}
-	// Already normal: only bytes kept as they are (no escapes), no empty
-	// segment except a final trailing slash, and no segment starting with a
-	// dot (conservative: "/.well-known" takes the slow path and comes out
-	// the same). Inline, not a helper: under Yaegi every call costs.
-	if len(normalFilter.Replace(escapedPath)) == n && !strings.Contains(escapedPath, "//") && !strings.Contains(escapedPath, "/.") {
+	// plain: every raw byte is one to keep, a '%' or a slash or backslash
+	// (true nearly always), so the runs between '%', '/' and '\\' can be
+	// copied whole; otherwise appendRaw looks at each byte. The filter
+	// allocates only when the check fails.
+	plain := len(rawFilter.Replace(escapedPath)) == n
+	// Already normal: plain without escapes or backslashes, no empty segment
+	// except a final trailing slash, and no segment starting with a dot
+	// (conservative: "/.well-known" takes the slow path and comes out the
+	// same). Inline, not a helper: under Yaegi every call costs.
+	if plain && strings.IndexAny(escapedPath, "%\\") < 0 &&
+		!strings.Contains(escapedPath, "//") && !strings.Contains(escapedPath, "/.") {
 		return escapedPath, true
 	}
-	// Usually every raw byte is one to keep, an escape or a slash; then the
-	// runs between '%', '/' and '\' are copied whole. Otherwise appendRaw
-	// looks at each byte. (Whole-string scans with strings functions run
-	// compiled even under Yaegi, where a byte loop is slow.)
-	plain := len(rawFilter.Replace(escapedPath)) == n
 
 	out := make([]byte, 0, n+8)
 	last := segEmpty // the kind of the last segment decides the trailing slash
