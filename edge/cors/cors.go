@@ -217,11 +217,8 @@ func allowedOrigin(p *Policy, origin string) bool {
 	if p.anyOrigin {
 		return true
 	}
-	key := origin
-	if !isCanonical(origin, scheme, host, port) {
-		key = canonical(scheme, host, port)
-	}
-	if p.exact[key] {
+	// An exact origin written differently (upper case, default port).
+	if !isCanonical(origin, scheme, host, port) && p.exact[canonical(scheme, host, port)] {
 		return true
 	}
 	for i := 0; i < len(p.wildcards); i++ {
