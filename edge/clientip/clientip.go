@@ -334,13 +334,18 @@ func validPort(p string, forwarded bool) bool {
 	}
 	p = p[1:]
 	if forwarded && p[0] == '_' {
-		return len(p) >= 2 && httpsyntax.OnlyOf(p[1:], obfChars)
+		return len(p) >= 2 && len(obfFilter.Replace(p[1:])) == len(p)-1
 	}
-	return len(p) <= 5 && httpsyntax.OnlyOf(p, "0123456789")
+	return len(p) <= 5 && len(digitFilter.Replace(p)) == len(p)
 }
 
-// obfChars may follow the "_" of an obfuscated node or port (RFC 7239 §6.3).
-const obfChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
+// Byte filters (see httpsyntax.NewFilter), built once and never changed:
+// the characters after the "_" of an obfuscated port (RFC 7239 §6.3), and
+// digits.
+var (
+	obfFilter   = httpsyntax.NewFilter("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+	digitFilter = httpsyntax.NewFilter("0123456789")
+)
 
 // forwardedFor returns the node of the single for= parameter of one
 // Forwarded element (RFC 7239 §4), unquoted. The element comes from the

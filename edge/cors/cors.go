@@ -75,7 +75,8 @@ type Policy struct {
 	anyMethod bool
 	methods   []string
 	anyHeader bool
-	headers   []string // as configured; compared case-insensitively
+	headers   []string        // as configured, for the response
+	headerSet map[string]bool // the same, lower case, for matching
 
 	allowMethods  string // joined with ", "
 	allowHeaders  string
@@ -110,6 +111,10 @@ func New(c Config) (*Policy, error) {
 	}
 	if p.anyHeader, p.headers, err = tokenList("allowHeaders", c.AllowHeaders, true); err != nil {
 		return nil, err
+	}
+	p.headerSet = map[string]bool{}
+	for i := 0; i < len(p.headers); i++ {
+		p.headerSet[strings.ToLower(p.headers[i])] = true
 	}
 	anyExpose, expose, err := tokenList("exposeHeaders", c.ExposeHeaders, !c.AllowCredentials)
 	if err != nil {
@@ -205,6 +210,11 @@ func (p *Policy) AllowedOrigin(origin string) bool {
 // allowedOrigin is AllowedOrigin as a function. Under Yaegi a method call
 // costs several times a function call, so internal calls use functions.
 func allowedOrigin(p *Policy, origin string) bool {
+	// The common case first: an origin exactly as configured. The keys are
+	// validated canonical origins, so a hit needs no parsing.
+	if p.exact[origin] {
+		return true
+	}
 	scheme, host, port, ok := parseOrigin(origin)
 	if !ok {
 		return false
@@ -212,11 +222,8 @@ func allowedOrigin(p *Policy, origin string) bool {
 	if p.anyOrigin {
 		return true
 	}
-	key := origin
-	if !isCanonical(origin, scheme, host, port) {
-		key = canonical(scheme, host, port)
-	}
-	if p.exact[key] {
+	// An exact origin written differently (upper case, default port).
+	if !isCanonical(origin, scheme, host, port) && p.exact[canonical(scheme, host, port)] {
 		return true
 	}
 	for i := 0; i < len(p.wildcards); i++ {
@@ -285,7 +292,9 @@ func requestedHeadersAllowed(p *Policy, lines []string) (string, bool) {
 	size, count := 0, 0
 	for i := 0; i < len(lines); i++ {
 		size += len(lines[i])
-		if size > MaxRequestHeaderSize {
+		// One filter call per line instead of a token check per name; a
+		// name then only has to be free of inner whitespace.
+		if size > MaxRequestHeaderSize || len(listFilter.Replace(lines[i])) != len(lines[i]) {
 			return "", false
 		}
 		rest := lines[i]
@@ -300,10 +309,12 @@ func requestedHeadersAllowed(p *Policy, lines []string) (string, bool) {
 				continue
 			}
 			count++
-			if count > MaxRequestHeaders || !httpsyntax.IsToken(name) {
+			if count > MaxRequestHeaders || strings.IndexAny(name, " \t") >= 0 {
 				return "", false
 			}
-			if !p.anyHeader && !containsFold(p.headers, name) {
+			// Browsers send lower-case names: ToLower then returns name
+			// without allocating.
+			if !p.anyHeader && !p.headerSet[strings.ToLower(name)] {
 				return "", false
 			}
 		}
@@ -358,8 +369,11 @@ func parseOrigin(s string) (scheme, host string, port int, ok bool) {
 	if len(s) > MaxOriginLen {
 		return "", "", 0, false
 	}
+	// Checks are written out rather than in helpers: under Yaegi every
+	// interpreted call costs about a microsecond.
 	k := strings.Index(s, "://")
-	if k <= 0 || !isScheme(s[:k]) {
+	// scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) (RFC 3986 §3.1)
+	if k <= 0 || strings.IndexByte(letters, s[0]) < 0 || len(schemeFilter.Replace(s[:k])) != k {
 		return "", "", 0, false
 	}
 	scheme, rest := s[:k], s[k+3:]
@@ -379,7 +393,10 @@ func parseOrigin(s string) (scheme, host string, port int, ok bool) {
 		if c := strings.IndexByte(rest, ':'); c >= 0 {
 			host, portStr = rest[:c], rest[c:]
 		}
-		if !isHostName(host) {
+		// Dot-separated labels of 1..63 letters, digits, '-' and '_' (IPv4
+		// addresses included); no empty label, so no trailing dot.
+		if host == "" || len(hostFilter.Replace(host)) != len(host) || host[0] == '.' ||
+			host[len(host)-1] == '.' || strings.Contains(host, "..") || len(host) > 63 && !labelsFit(host) {
 			return "", "", 0, false
 		}
 	}
@@ -387,7 +404,7 @@ func parseOrigin(s string) (scheme, host string, port int, ok bool) {
 		if len(portStr) < 2 || len(portStr) > 6 || portStr[0] != ':' {
 			return "", "", 0, false
 		}
-		if !httpsyntax.OnlyOf(portStr[1:], digits) {
+		if len(digitFilter.Replace(portStr[1:])) != len(portStr)-1 {
 			return "", "", 0, false
 		}
 		port, _ = strconv.Atoi(portStr[1:]) // at most five digits: no error
@@ -443,23 +460,23 @@ const (
 	hostChars   = letters + digits + "-_."
 )
 
-// isScheme: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) (RFC 3986 §3.1).
-func isScheme(s string) bool {
-	return s != "" && strings.IndexByte(letters, s[0]) >= 0 && httpsyntax.OnlyOf(s, schemeChars)
-}
+// Byte filters (see httpsyntax.NewFilter), built once and never changed.
+var (
+	listFilter   = httpsyntax.NewFilter(httpsyntax.TokenChars + ", \t") // a list of tokens
+	digitFilter  = httpsyntax.NewFilter(digits)
+	schemeFilter = httpsyntax.NewFilter(schemeChars)
+	hostFilter   = httpsyntax.NewFilter(hostChars)
+)
 
-// isHostName accepts dot-separated labels of 1..63 letters, digits, '-' and
-// '_' (IPv4 addresses included). No empty label, so no trailing dot.
-func isHostName(s string) bool {
-	if !httpsyntax.OnlyOf(s, hostChars) {
-		return false
-	}
+// labelsFit reports whether every dot-separated label of s is at most 63
+// bytes long.
+func labelsFit(s string) bool {
 	for {
 		k := strings.IndexByte(s, '.')
 		if k < 0 {
-			return s != "" && len(s) <= 63
+			return len(s) <= 63
 		}
-		if k == 0 || k > 63 {
+		if k > 63 {
 			return false
 		}
 		s = s[k+1:]
@@ -469,15 +486,6 @@ func isHostName(s string) bool {
 func containsExact(list []string, s string) bool {
 	for i := 0; i < len(list); i++ {
 		if list[i] == s {
-			return true
-		}
-	}
-	return false
-}
-
-func containsFold(list []string, s string) bool {
-	for i := 0; i < len(list); i++ {
-		if strings.EqualFold(list[i], s) {
 			return true
 		}
 	}

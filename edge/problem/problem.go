@@ -88,39 +88,52 @@ func appendMember(b []byte, key, value string) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// plainChars are the bytes that JSON strings carry as they are (printable
-// ASCII except '"', '\\' and the HTML characters encoding/json escapes).
-const plainChars = " !#$%'()*+,-./0123456789:;=?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]^_`abcdefghijklmnopqrstuvwxyz{|}~\x7f"
+// specialChars are the ASCII bytes that a JSON string escapes (control
+// characters, '"', '\\' and the HTML characters encoding/json escapes).
+const specialChars = "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f" +
+	"\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\"\\<>&"
+
+// asciiEscaper replaces each special ASCII byte by its escape. A
+// strings.Replacer of single bytes is a precomputed 256-entry table: no
+// set-up per call, compiled code even under Yaegi, and no allocation when
+// nothing needs escaping. It is built once and never changed.
+var asciiEscaper = newASCIIEscaper()
+
+func newASCIIEscaper() *strings.Replacer {
+	pairs := make([]string, 0, 2*len(specialChars))
+	for i := 0; i < len(specialChars); i++ {
+		c := specialChars[i]
+		pairs = append(pairs, specialChars[i:i+1], string(appendASCIIEscape(nil, c)))
+	}
+	return strings.NewReplacer(pairs...)
+}
 
 // appendString appends s as a JSON string, escaped as encoding/json does.
-// Runs of plain bytes are found by strings.TrimLeft, compiled code even
-// under Yaegi, so only the bytes that need work are looked at one by one.
+//
+// Valid UTF-8 without U+2028/U+2029 (whose encodings start with 0xE2) needs
+// only its ASCII special bytes escaped, which asciiEscaper does in one call.
+// Anything else takes the byte-by-byte path.
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
+	if utf8.ValidString(s) && strings.IndexByte(s, 0xE2) < 0 {
+		b = append(b, asciiEscaper.Replace(s)...)
+	} else {
+		b = appendEachByte(b, s)
+	}
+	return append(b, '"')
+}
+
+// appendEachByte escapes s one byte (or rune) at a time, replacing invalid
+// UTF-8 by U+FFFD and escaping U+2028/U+2029 (valid JSON, but line ends in
+// JavaScript).
+func appendEachByte(b []byte, s string) []byte {
 	for s != "" {
-		k := len(s) - len(strings.TrimLeft(s, plainChars))
-		b = append(b, s[:k]...)
-		s = s[k:]
-		if s == "" {
-			break
-		}
 		c := s[0]
 		if c < utf8.RuneSelf {
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default: // other control characters and <, >, &
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0x0f])
+			if strings.IndexByte(specialChars, c) >= 0 {
+				b = appendASCIIEscape(b, c)
+			} else {
+				b = append(b, c)
 			}
 			s = s[1:]
 			continue
@@ -129,12 +142,32 @@ func appendString(b []byte, s string) []byte {
 		switch {
 		case r == utf8.RuneError && size == 1:
 			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029': // valid JSON, but a line end in JavaScript
+		case r == '\u2028' || r == '\u2029':
 			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0x0f])
 		default:
 			b = append(b, s[:size]...)
 		}
 		s = s[size:]
 	}
-	return append(b, '"')
+	return b
+}
+
+// appendASCIIEscape appends the escape of one special ASCII byte.
+func appendASCIIEscape(b []byte, c byte) []byte {
+	switch c {
+	case '"', '\\':
+		return append(b, '\\', c)
+	case '\b':
+		return append(b, '\\', 'b')
+	case '\f':
+		return append(b, '\\', 'f')
+	case '\n':
+		return append(b, '\\', 'n')
+	case '\r':
+		return append(b, '\\', 'r')
+	case '\t':
+		return append(b, '\\', 't')
+	}
+	// other control characters and <, >, &
+	return append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0x0f])
 }

@@ -117,11 +117,11 @@ func BenchmarkJSON(b *testing.B) {
 	})
 }
 
-func TestPlainChars(t *testing.T) {
+func TestSpecialChars(t *testing.T) {
 	for c := 0; c < 256; c++ {
-		want := c >= 0x20 && c <= 0x7f && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
-		if got := strings.IndexByte(plainChars, byte(c)) >= 0; got != want {
-			t.Errorf("byte %#x: in plainChars = %v, want %v", c, got, want)
+		want := c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&'
+		if got := strings.IndexByte(specialChars, byte(c)) >= 0; got != want {
+			t.Errorf("byte %#x: in specialChars = %v, want %v", c, got, want)
 		}
 	}
 }

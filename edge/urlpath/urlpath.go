@@ -41,6 +41,8 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+
+	"github.com/contentguard/contentguard/edge/internal/httpsyntax"
 )
 
 // MaxLen is the longest path, in bytes, that Normalize accepts or returns.
@@ -54,7 +56,15 @@ const (
 	keepChars = unreservedChars + "!$&'()*+,;=:@"
 	// normalChars may appear in a path that is already normal.
 	normalChars = keepChars + "/"
+	// rawChars need no byte-by-byte look: kept, or handled as escape or
+	// segment boundary.
+	rawChars = normalChars + "%\\"
 )
+
+// rawFilter checks for rawChars (see httpsyntax.NewFilter): one call into
+// compiled code under Yaegi, no set-up per call compiled. Built once, never
+// changed.
+var rawFilter = httpsyntax.NewFilter(rawChars)
 
 // Normalize returns the normal form of escapedPath, or false when the path is
 // refused. See the package documentation for the rules.
@@ -63,11 +73,16 @@ func Normalize(escapedPath string) (string, bool) {
 	if n == 0 || n > MaxLen || escapedPath[0] != '/' {
 		return "", false
 	}
-	// Already normal: only bytes kept as they are (no escapes), no empty
-	// segment except a final trailing slash, and no segment starting with a
-	// dot (conservative: "/.well-known" takes the slow path and comes out
-	// the same). Inline, not a helper: under Yaegi every call costs.
-	if strings.TrimLeft(escapedPath, normalChars) == "" &&
+	// plain: every raw byte is one to keep, a '%' or a slash or backslash
+	// (true nearly always), so the runs between '%', '/' and '\\' can be
+	// copied whole; otherwise appendRaw looks at each byte. The filter
+	// allocates only when the check fails.
+	plain := len(rawFilter.Replace(escapedPath)) == n
+	// Already normal: plain without escapes or backslashes, no empty segment
+	// except a final trailing slash, and no segment starting with a dot
+	// (conservative: "/.well-known" takes the slow path and comes out the
+	// same). Inline, not a helper: under Yaegi every call costs.
+	if plain && strings.IndexAny(escapedPath, "%\\") < 0 &&
 		!strings.Contains(escapedPath, "//") && !strings.Contains(escapedPath, "/.") {
 		return escapedPath, true
 	}
@@ -82,40 +97,36 @@ func Normalize(escapedPath string) (string, bool) {
 		start := len(out)
 		end := true // no separator follows: this is the last segment
 		for i < n {
-			// Copy the run of bytes kept as they are. strings.TrimLeft is
-			// compiled code even under Yaegi, where a byte loop is not.
-			k := n - len(strings.TrimLeft(escapedPath[i:], keepChars))
-			out = append(out, escapedPath[i:k]...)
-			i = k
+			run := n
+			if k := strings.IndexAny(escapedPath[i:], "%/\\"); k >= 0 {
+				run = i + k
+			}
+			if plain {
+				out = append(out, escapedPath[i:run]...)
+			} else {
+				var ok bool
+				if out, ok = appendRaw(out, escapedPath[i:run]); !ok {
+					return "", false
+				}
+			}
+			i = run
 			if i == n {
 				break
 			}
-			c := escapedPath[i]
-			if c == '%' {
-				if i+2 >= n {
-					return "", false // truncated escape
-				}
-				v, err := strconv.ParseUint(escapedPath[i+1:i+3], 16, 8)
-				if err != nil {
-					return "", false // not two hex digits
-				}
-				c = byte(v)
-				i += 3
-				if c == '/' || c == '\\' {
-					end = false
-					break
-				}
-				if c < 0x20 || c == 0x7f {
-					return "", false
-				}
-				if strings.IndexByte(unreservedChars, c) >= 0 {
-					out = append(out, c)
-				} else {
-					out = appendEscape(out, c)
-				}
-				continue
+			if escapedPath[i] != '%' {
+				i++ // a slash or backslash
+				end = false
+				break
 			}
-			i++
+			if i+2 >= n {
+				return "", false // truncated escape
+			}
+			v, err := strconv.ParseUint(escapedPath[i+1:i+3], 16, 8)
+			if err != nil {
+				return "", false // not two hex digits
+			}
+			c := byte(v)
+			i += 3
 			if c == '/' || c == '\\' {
 				end = false
 				break
@@ -123,7 +134,11 @@ func Normalize(escapedPath string) (string, bool) {
 			if c < 0x20 || c == 0x7f {
 				return "", false
 			}
-			out = appendEscape(out, c) // a byte that must be escaped in a path
+			if strings.IndexByte(unreservedChars, c) >= 0 {
+				out = append(out, c)
+			} else {
+				out = appendEscape(out, c)
+			}
 		}
 
 		last = segKind(out[start:])
@@ -186,6 +201,24 @@ func segKind(seg []byte) int {
 		return segDot
 	}
 	return segDotDot
+}
+
+// appendRaw appends a run of raw bytes that holds no '%', '/' or '\\':
+// bytes to keep as they are, bytes percent-encoded, and false for a control
+// character.
+func appendRaw(out []byte, run string) ([]byte, bool) {
+	for j := 0; j < len(run); j++ {
+		c := run[j]
+		if c < 0x20 || c == 0x7f {
+			return out, false
+		}
+		if strings.IndexByte(keepChars, c) >= 0 {
+			out = append(out, c)
+		} else {
+			out = appendEscape(out, c)
+		}
+	}
+	return out, true
 }
 
 const upperHex = "0123456789ABCDEF"

@@ -231,3 +231,16 @@ func ProblemLoop(detail string, n int) string {
 	}
 	return string(out)
 }
+
+// OriginLoop checks one origin n times against the example policy.
+func OriginLoop(origin string, n int) string {
+	p, err := exampleCORS()
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	ok := false
+	for i := 0; i < n; i++ {
+		ok = p.AllowedOrigin(origin)
+	}
+	return strconv.FormatBool(ok)
+}

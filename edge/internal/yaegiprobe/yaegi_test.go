@@ -365,6 +365,8 @@ func BenchmarkUnderYaegi(b *testing.B) {
 		{"NewV7", "NewV7Loop", yaegiprobe.NewV7Loop, nil},
 		{"ClientIP-xff-3-hops", "ClientIPLoop", yaegiprobe.ClientIPLoop, []interface{}{"X-Forwarded-For", "10.0.0.1", "1.1.1.1, 198.51.100.7, 10.1.2.3"}},
 		{"ClientIP-forwarded-2-hops", "ClientIPLoop", yaegiprobe.ClientIPLoop, []interface{}{"Forwarded", "10.0.0.1", `for=198.51.100.7;proto=https, for="[fd00::2]:443"`}},
+		{"AllowedOrigin-exact", "OriginLoop", yaegiprobe.OriginLoop, []interface{}{"https://app.example.com"}},
+		{"AllowedOrigin-wildcard", "OriginLoop", yaegiprobe.OriginLoop, []interface{}{"https://a.example.org"}},
 		{"Preflight", "PreflightLoop", yaegiprobe.PreflightLoop, []interface{}{"https://a.example.org", "POST", "content-type, authorization"}},
 		{"ProblemJSON", "ProblemLoop", yaegiprobe.ProblemLoop, []interface{}{"retry in 20s"}},
 	}
