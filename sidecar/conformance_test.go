@@ -14,14 +14,20 @@ import (
 // each instance is a sidecar on loopback in front of a scripted upstream,
 // each request is written byte for byte from the case's peer address, and
 // the upstream reports what it received.
-type httpPlane struct{}
+//
+// At most a few instances run at once: cases with timing (a bucket that
+// refills every 200ms) must not starve behind a hundred parallel sidecars
+// on a two-core machine running -race.
+type httpPlane struct{ slots chan struct{} }
 
 type httpInstance struct {
 	sc *running
 	up *fakeUpstream
 }
 
-func (httpPlane) Start(t testing.TB, policyPath string) conformance.Instance {
+func (pl httpPlane) Start(t testing.TB, policyPath string) conformance.Instance {
+	pl.slots <- struct{}{}
+	t.Cleanup(func() { <-pl.slots }) // registered first, so it runs last
 	up := startUpstream(t)
 	sc := startSidecar(t, sidecar.Options{Policy: loadPolicy(t, policyPath), Upstream: up.URL})
 	return &httpInstance{sc: sc, up: up}
@@ -59,7 +65,7 @@ func (in *httpInstance) Do(t testing.TB, req conformance.SentRequest, up conform
 
 // TestConformance: the sidecar over real HTTP passes every case of the suite.
 func TestConformance(t *testing.T) {
-	conformance.Run(t, httpPlane{}, conformance.Options{
+	conformance.Run(t, httpPlane{slots: make(chan struct{}, 4)}, conformance.Options{
 		Unsupported: map[string]string{
 			"raw-header-bytes": "a CR LF inside a header value ends the header on the wire: the sidecar receives two " +
 				"well-formed headers, so 'X-Injected' is an ordinary client header there; TestRawHeaderInjection " +

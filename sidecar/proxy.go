@@ -172,9 +172,9 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.d = pl.engine.Check(ctx, req)
 	switch {
 	case !x.d.Allow:
-		writeDecision(&x.rec, &x.d)
+		writeDecision(&x.rec, &x.d, pl.names)
 	case local:
-		x.rec.d = &x.d
+		x.rec.d, x.rec.names = &x.d, pl.names
 		p.s.opts.Local.ServeHTTP(&x.rec, r)
 	default:
 		p.forward(ctx, x, r)
@@ -225,7 +225,7 @@ func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.Opaque = t.base + x.d.Path
 	out.URL.Path, out.URL.RawPath = "", ""
 	out.Host = ""
-	x.d.SetUpstreamHeaders(out.Header)
+	x.pl.names.setUpstreamHeaders(out.Header, &x.d)
 	setForwarded(out.Header, pr.In, x.trusted)
 	if p.traced {
 		p.propagator.Inject(x, propagation.HeaderCarrier(out.Header))
@@ -240,7 +240,11 @@ func (p *proxy) modifyResponse(resp *http.Response) error {
 		return errUpstreamTimeout // too late: errorHandler answers 504
 	}
 	x.observe(edge.Outcome{Status: resp.StatusCode})
-	x.d.SetResponseHeaders(resp.Header)
+	// The decision's headers go straight into the client's header map, and
+	// the upstream's values of the same names are dropped, so ReverseProxy's
+	// copy does not duplicate them: one map grows instead of two.
+	x.pl.names.dropResponseHeaders(resp.Header, &x.d)
+	x.pl.names.setResponseHeaders(x.rec.Header(), &x.d)
 	return nil
 }
 
@@ -254,13 +258,13 @@ func (p *proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 		x.observe(edge.Outcome{Status: http.StatusRequestEntityTooLarge})
 		f := bodyTooLarge(x.d, tooLarge.Limit)
 		x.reason = f.Reason
-		writeDecision(w, &f)
+		writeDecision(w, &f, x.pl.names)
 	case fired:
 		o := edge.Outcome{Timeout: true}
 		x.observe(o)
 		f := x.pl.engine.UpstreamFailure(x.d, o)
 		x.reason = f.Reason
-		writeDecision(w, &f)
+		writeDecision(w, &f, x.pl.names)
 	case context.Cause(x) != nil && !errors.Is(context.Cause(x), errUpstreamTimeout):
 		// The client went away; nobody reads an answer.
 		x.observe(edge.Outcome{Status: statusClientClosed})
@@ -272,7 +276,7 @@ func (p *proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 		f := x.pl.engine.UpstreamFailure(x.d, o)
 		x.reason = f.Reason
 		p.log.Debug("upstream unreachable", "request_id", x.d.RequestID, "err", err.Error())
-		writeDecision(w, &f)
+		writeDecision(w, &f, x.pl.names)
 	}
 }
 
@@ -345,9 +349,9 @@ func clientIPString(a netip.Addr) string {
 }
 
 // writeDecision answers with the engine's rejection (or preflight).
-func writeDecision(w http.ResponseWriter, d *edge.Decision) {
+func writeDecision(w http.ResponseWriter, d *edge.Decision, names headerNames) {
 	h := w.Header()
-	d.SetResponseHeaders(h)
+	names.setResponseHeaders(h, d)
 	if d.ContentType != "" && len(d.Body) > 0 {
 		h["Content-Type"] = []string{d.ContentType}
 		h["Content-Length"] = []string{strconv.Itoa(len(d.Body))}
@@ -447,13 +451,14 @@ type recorder struct {
 	status  int
 	written int64
 	d       *edge.Decision
+	names   headerNames
 }
 
 func (r *recorder) WriteHeader(code int) {
 	if r.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		r.status = code
 		if r.d != nil {
-			r.d.SetResponseHeaders(r.ResponseWriter.Header())
+			r.names.setResponseHeaders(r.ResponseWriter.Header(), r.d)
 		}
 	}
 	r.ResponseWriter.WriteHeader(code)

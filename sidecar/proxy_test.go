@@ -413,3 +413,43 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestObserveOncePerAllowedRequest: every allowed request reports exactly
+// one outcome to the breaker — answered, failed, or abandoned by a client
+// that hung up while the upstream was still working.
+func TestObserveOncePerAllowedRequest(t *testing.T) {
+	up := startUpstream(t)
+	sc := startSidecar(t, sidecar.Options{Policy: parsePolicy(t, basicPolicyLongTimeout), Upstream: up.URL})
+	outcomes := func() int {
+		var br struct {
+			Breakers []struct {
+				State    string
+				Requests int
+			}
+		}
+		adminJSON(t, sc, "GET", "/admin/breakers", &br)
+		if len(br.Breakers) != 1 || br.Breakers[0].State != "closed" {
+			t.Fatalf("breakers %+v", br)
+		}
+		return br.Breakers[0].Requests
+	}
+	get(t, sc.addr, "/ok", "", nil)
+	up.script(http.StatusBadGateway, 0, false)
+	get(t, sc.addr, "/bad", "", nil)
+	up.script(200, 2*time.Second, false)
+	for i := 0; i < 3; i++ {
+		c, err := net.Dial("tcp", sc.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := up.count()
+		_, _ = io.WriteString(c, "GET /abandoned HTTP/1.1\r\nHost: edge.test\r\n\r\n")
+		waitFor(t, 5*time.Second, func() bool { return up.count() > n })
+		c.Close() // hang up while the upstream works
+	}
+	waitFor(t, 5*time.Second, func() bool { return outcomes() >= 5 })
+	time.Sleep(50 * time.Millisecond)
+	if n := outcomes(); n != 5 {
+		t.Fatalf("%d outcomes reported for 5 allowed requests", n)
+	}
+}

@@ -45,6 +45,7 @@ func (r *redisStores) get(url string) (ratelimit.Store, error) {
 	opts.ReadTimeout = redisIOTimeout
 	opts.WriteTimeout = redisIOTimeout
 	opts.MaxRetries = -1 // no retries: fall back at once
+	opts.DialerRetries = 1
 	opts.PoolTimeout = redisIOTimeout
 	client := redis.NewClient(opts)
 	s := &redisStore{client: client, store: redisstore.New(client, redisstore.Options{})}

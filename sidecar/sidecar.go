@@ -127,6 +127,7 @@ type plane struct {
 	target   upstreamTarget
 	trusted  []netip.Prefix
 	maxBody  int64
+	names    headerNames
 }
 
 // ErrNoPolicy is returned by New without Options.Policy.
@@ -237,6 +238,7 @@ func (s *Server) build(ctx context.Context, p *policy.Policy) (*plane, error) {
 		target:   target,
 		trusted:  eff.Spec.ClientIP.TrustedProxies,
 		maxBody:  eff.Spec.Limits.MaxBodyBytes,
+		names:    newHeaderNames(&eff),
 	}, nil
 }
 

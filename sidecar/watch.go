@@ -19,12 +19,11 @@ import (
 func (s *Server) watch(ctx context.Context) {
 	t := time.NewTicker(s.opts.WatchInterval)
 	defer t.Stop()
+	// The first poll always reads the file: it may have changed between
+	// the caller loading it and this goroutine starting.
 	var lastMod time.Time
 	var lastSize int64 = -1
 	lastHash := s.state.Load().policy.Hash
-	if fi, err := os.Stat(s.opts.PolicyFile); err == nil {
-		lastMod, lastSize = fi.ModTime(), fi.Size()
-	}
 	for {
 		select {
 		case <-ctx.Done():

@@ -10,7 +10,9 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/otel/attribute"
@@ -225,4 +227,53 @@ func TestTracingRefusesGRPC(t *testing.T) {
 	if _, err := SetupTracing(context.Background(), "svc", "v"); err == nil {
 		t.Fatal("grpc accepted")
 	}
+}
+
+func TestBufferedWriterFlushesOnCloseAndInterval(t *testing.T) {
+	var out syncBuf
+	w := NewBufferedWriter(&out, 1<<10, time.Hour)
+	_, _ = w.Write([]byte("one\n"))
+	if out.String() != "" {
+		t.Fatal("written through before a flush")
+	}
+	_, _ = w.Write(bytes.Repeat([]byte("x"), 2<<10)) // larger than the buffer: written through
+	if !strings.HasPrefix(out.String(), "one\nxx") {
+		t.Fatalf("a full buffer was not written: %q", out.String()[:min(10, len(out.String()))])
+	}
+	_, _ = w.Write([]byte("last\n"))
+	if err := w.Close(); err != nil || !strings.HasSuffix(out.String(), "last\n") {
+		t.Fatalf("close did not flush: %v", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal("second close:", err)
+	}
+
+	var timed syncBuf
+	tw := NewBufferedWriter(&timed, 1<<10, time.Millisecond)
+	defer tw.Close()
+	_, _ = tw.Write([]byte("soon\n"))
+	deadline := time.Now().Add(5 * time.Second)
+	for timed.String() != "soon\n" {
+		if time.Now().After(deadline) {
+			t.Fatal("the interval flush never came")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -5,11 +5,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/contentguard/contentguard/policy/policyfile"
 	"github.com/contentguard/contentguard/sidecar"
@@ -71,7 +75,18 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 2
 	}
 
-	logger := telemetry.NewLogger(stderr, telemetry.ParseLevel(*logLevel))
+	// One access-log line per request: batch them into few writes.
+	logOut := telemetry.NewBufferedWriter(stderr, 64<<10, 100*time.Millisecond)
+	defer logOut.Close()
+	logger := telemetry.NewLogger(logOut, telemetry.ParseLevel(*logLevel))
+	// go-redis logs through a process-wide logger; route it into ours (as
+	// warnings: a failing Redis is also counted in ratelimit_fallbacks_total).
+	redis.SetLogger(redisLogger{logger})
+	if os.Getenv("GOGC") == "" {
+		// A proxy's live heap is small and its garbage plentiful: collect
+		// less often (the heap stays a few MiB; GOGC overrides).
+		debug.SetGCPercent(400)
+	}
 	p, err := policyfile.Load(*policyPath)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -168,4 +183,11 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 	return 0
+}
+
+// redisLogger adapts go-redis's logger to slog.
+type redisLogger struct{ log *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.log.WarnContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
