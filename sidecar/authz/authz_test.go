@@ -218,3 +218,28 @@ func FuzzDecide(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDecide: one allowed decision (API key, rate limit, headers for
+// NGINX) and one rejection stored for rendering.
+func BenchmarkDecide(b *testing.B) {
+	h := newHandler(b, "standard.yaml", authz.Options{})
+	allowed := subrequest("GET", "/api/v1/items?page=2", "198.51.100.4", "127.0.0.1", map[string]string{"X-API-Key": "cg-conformance-read-key"})
+	rejected := subrequest("GET", "/nowhere", "198.51.100.4", "127.0.0.1", nil)
+	b.Run("allowed", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, allowed)
+		}
+	})
+	b.Run("rejected+render", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, rejected)
+			r := httptest.NewRequest("GET", authz.RenderPath, nil)
+			r.Header.Set(authz.HeaderKey, w.Header().Get(authz.HeaderKey))
+			h.ServeHTTP(httptest.NewRecorder(), r)
+		}
+	})
+}

@@ -458,3 +458,35 @@ func TestMemoryStoreIsBounded(t *testing.T) {
 		t.Fatalf("evicted token: %v", err)
 	}
 }
+
+// BenchmarkGrant: a client_credentials grant at bcrypt.MinCost (the cost of
+// a real policy's hash dominates: ~50 ms at cost 10) and a refresh rotation
+// on the memory store (ES256 signing dominates).
+func BenchmarkGrant(b *testing.B) {
+	p := writePolicy(b, "{file: keys/signing.pem}")
+	iss := newIssuer(b, p, nil, nil)
+	ctx := context.Background()
+	b.Run("client_credentials", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, e := iss.Token(ctx, issuer.TokenRequest{GrantType: "client_credentials", ClientID: "reporting", ClientSecret: reportingSecret}); e != nil {
+				b.Fatal(e)
+			}
+		}
+	})
+	b.Run("refresh_rotation", func(b *testing.B) {
+		resp, e := iss.Token(ctx, issuer.TokenRequest{GrantType: "password", Username: "alice", Password: alicePassword})
+		if e != nil {
+			b.Fatal(e)
+		}
+		rt := resp.RefreshToken
+		b.ReportAllocs()
+		for b.Loop() {
+			r, e := iss.Token(ctx, issuer.TokenRequest{GrantType: "refresh_token", RefreshToken: rt})
+			if e != nil {
+				b.Fatal(e)
+			}
+			rt = r.RefreshToken
+		}
+	})
+}
