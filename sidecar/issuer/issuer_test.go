@@ -225,6 +225,12 @@ func TestDocuments(t *testing.T) {
 	if got := iss.Paths(); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("Paths %v, want %v", got, want)
 	}
+	if a := serve(t, h, httptest.NewRequest("GET", "/.well-known/./x/../jwks.json", nil)); a.Status != 200 {
+		t.Errorf("un-normalised JWKS path: %d", a.Status)
+	}
+	if a := serve(t, h, httptest.NewRequest("GET", "/.well-known/other", nil)); a.Status != 404 {
+		t.Errorf("unknown path: %d", a.Status)
+	}
 	if a := serve(t, h, httptest.NewRequest("POST", issuer.JWKSPath, nil)); a.Status != 405 {
 		t.Errorf("POST JWKS: %d", a.Status)
 	}
