@@ -164,12 +164,18 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var span trace.Span
 	if p.traced {
 		ctx = p.propagator.Extract(ctx, propagation.HeaderCarrier(r.Header))
-		ctx, span = p.tracer.Start(ctx, "edge "+r.Method, trace.WithSpanKind(trace.SpanKindServer))
+		ctx, span = p.tracer.Start(ctx, "edge", trace.WithSpanKind(trace.SpanKindServer))
 	}
 
 	defer func() { p.finish(x, r, ctx, span, start, local) }()
 
 	x.d = pl.engine.Check(ctx, req)
+	if x.d.Allow && r.ContentLength < 0 && pl.maxBody > 0 {
+		// A chunked body has no declared size for the engine to judge:
+		// count it while it streams; past the limit reads fail and the
+		// proxy answers 413.
+		r.Body = http.MaxBytesReader(w, r.Body, pl.maxBody)
+	}
 	switch {
 	case !x.d.Allow:
 		writeDecision(&x.rec, &x.d, pl.names)
@@ -185,15 +191,10 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // the decision's timeout on the attempt (up to the response headers; a
 // streamed body afterwards is bounded by the server's write timeout).
 func (p *proxy) forward(ctx context.Context, x *exchange, r *http.Request) {
-	if r.ContentLength < 0 && x.pl.maxBody > 0 {
-		// A chunked body has no declared size for the engine to judge:
-		// count it while it streams, and answer 413 past the limit.
-		r.Body = http.MaxBytesReader(x.rec.ResponseWriter, r.Body, x.pl.maxBody)
-	}
 	x.trusted = trustedPeer(x.pl.trusted, x.peer)
 	var cspan trace.Span
 	if p.traced {
-		ctx, cspan = p.tracer.Start(ctx, "upstream "+r.Method, trace.WithSpanKind(trace.SpanKindClient),
+		ctx, cspan = p.tracer.Start(ctx, "upstream "+spanMethod(r.Method), trace.WithSpanKind(trace.SpanKindClient),
 			trace.WithAttributes(attribute.String("server.address", x.pl.target.host)))
 	}
 	x.Context, x.cancel = context.WithCancelCause(ctx)
@@ -317,7 +318,7 @@ func (p *proxy) finish(x *exchange, r *http.Request, ctx context.Context, span t
 		)
 	}
 	if span != nil {
-		span.SetName(r.Method + " " + route)
+		span.SetName(spanMethod(r.Method) + " " + route)
 		span.SetAttributes(
 			attribute.String("http.route", route),
 			attribute.Int("http.response.status_code", status),
@@ -329,6 +330,16 @@ func (p *proxy) finish(x *exchange, r *http.Request, ctx context.Context, span t
 		}
 		span.End()
 	}
+}
+
+// spanMethod bounds the method in span names: clients choose it.
+func spanMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
 }
 
 func decisionLabel(d *edge.Decision) string {

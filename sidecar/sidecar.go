@@ -77,8 +77,10 @@ type Options struct {
 	Profiling bool
 	// DisableAccessLog turns off the one JSON line logged per request.
 	DisableAccessLog bool
-	// Transport is the upstream transport; default a tuned, shared
-	// http.Transport (see NewTransport).
+	// Transport is the upstream transport. Default: body-less GET and HEAD
+	// requests to plain-http upstreams take a lean synchronous path over
+	// pooled keep-alive connections, everything else a tuned http.Transport
+	// (see NewTransport).
 	Transport http.RoundTripper
 	// WatchInterval is how often PolicyFile is polled; default 1s.
 	WatchInterval time.Duration
@@ -139,6 +141,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Policy == nil {
 		return nil, ErrNoPolicy
 	}
+	if len(opts.LocalPaths) > 0 && opts.Local == nil {
+		return nil, errors.New("sidecar: LocalPaths without a Local handler")
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -155,7 +160,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		opts.DrainTimeout = 20 * time.Second
 	}
 	if opts.Transport == nil {
-		opts.Transport = NewTransport()
+		opts.Transport = newLeanTransport(NewTransport())
 	}
 	tracing := opts.Tracing
 	if tracing == nil {
@@ -316,5 +321,8 @@ func (s *Server) Close() error {
 	defer s.reloadMu.Unlock()
 	s.state.Load().engine.Close()
 	s.local.Close()
+	if t, ok := s.opts.Transport.(interface{ CloseIdleConnections() }); ok {
+		t.CloseIdleConnections()
+	}
 	return s.redis.close()
 }

@@ -1,0 +1,223 @@
+package sidecar
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// leanTransport is an HTTP/1.1 round-tripper for the proxy's hot path:
+// body-less GET and HEAD requests to a plain-http upstream. It writes the
+// request and reads the response on the calling goroutine over a pooled
+// keep-alive connection, where http.Transport hands each request to two
+// per-connection goroutines and back through channels — on a busy two-core
+// proxy those hand-offs cost more than the work. Everything else (bodies,
+// other methods, upgrades, TLS) goes to the full http.Transport, which also
+// handles what this one does not try to (1xx responses, HTTP/2, proxies).
+//
+// Only idempotent, body-less requests take this path, so a pooled
+// connection that the upstream closed while idle can be retried once on a
+// fresh one without any risk of doing something twice.
+type leanTransport struct {
+	full        http.RoundTripper
+	dialer      net.Dialer
+	maxIdle     int
+	idleTimeout time.Duration
+	maxHeader   int64
+
+	mu   sync.Mutex
+	idle map[string][]*leanConn // by host:port; LIFO keeps warm connections in use
+}
+
+type leanConn struct {
+	conn     net.Conn
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	limit    *io.LimitedReader
+	lastUsed time.Time
+}
+
+// newLeanTransport wraps full, the transport for everything the lean path
+// does not take.
+func newLeanTransport(full http.RoundTripper) *leanTransport {
+	return &leanTransport{
+		full:        full,
+		dialer:      net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second},
+		maxIdle:     1024,
+		idleTimeout: 90 * time.Second,
+		maxHeader:   64 << 10,
+		idle:        map[string][]*leanConn{},
+	}
+}
+
+func (t *leanTransport) lean(req *http.Request) bool {
+	return (req.Method == http.MethodGet || req.Method == http.MethodHead) &&
+		(req.Body == nil || req.Body == http.NoBody) && req.ContentLength == 0 &&
+		req.URL.Scheme == "http" && req.Header.Get("Upgrade") == "" && !req.Close
+}
+
+// RoundTrip sends req upstream.
+func (t *leanTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !t.lean(req) {
+		return t.full.RoundTrip(req)
+	}
+	ctx := req.Context()
+	for attempt := 0; ; attempt++ {
+		c, reused, err := t.get(ctx, req.URL.Host)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := t.exchange(ctx, c, req)
+		if err == nil {
+			return resp, nil
+		}
+		_ = c.conn.Close()
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+		if !reused || attempt > 0 {
+			return nil, err
+		}
+		// A pooled connection the upstream closed while idle: once more,
+		// on a fresh connection (the request is idempotent and body-less).
+	}
+}
+
+// exchange writes req on c and reads the response head; the body is read
+// later through leanBody, which gives c back to the pool at its end.
+func (t *leanTransport) exchange(ctx context.Context, c *leanConn, req *http.Request) (*http.Response, error) {
+	// Cancellation (the upstream timeout, a client gone) closes the
+	// connection, which unblocks any read or write on it.
+	stop := context.AfterFunc(ctx, func() { _ = c.conn.Close() })
+	if err := req.Write(c.bw); err != nil {
+		stop()
+		return nil, err
+	}
+	if err := c.bw.Flush(); err != nil {
+		stop()
+		return nil, err
+	}
+	c.limit.N = t.maxHeader // bound the response head
+	resp, err := http.ReadResponse(c.br, req)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	if resp.StatusCode < 200 {
+		stop()
+		_ = resp.Body.Close()
+		return nil, fmt.Errorf("sidecar: upstream sent %d on a body-less %s", resp.StatusCode, req.Method)
+	}
+	c.limit.N = 1<<63 - 1 - int64(c.br.Size())
+	lb := &leanBody{t: t, c: c, body: resp.Body, stop: stop, host: req.URL.Host, reusable: !resp.Close}
+	if resp.Body == http.NoBody {
+		lb.finish(true)
+		return resp, nil
+	}
+	resp.Body = lb
+	return resp, nil
+}
+
+// leanBody returns the connection to the pool once the body was read to its
+// end, and closes it otherwise.
+type leanBody struct {
+	t        *leanTransport
+	c        *leanConn
+	body     io.ReadCloser
+	stop     func() bool
+	host     string
+	reusable bool
+	done     bool
+}
+
+func (b *leanBody) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	n, err := b.body.Read(p)
+	if err == io.EOF {
+		b.finish(true)
+	} else if err != nil {
+		b.finish(false)
+	}
+	return n, err
+}
+
+func (b *leanBody) Close() error {
+	if !b.done {
+		b.finish(false)
+	}
+	return nil
+}
+
+func (b *leanBody) finish(complete bool) {
+	b.done = true
+	cancelled := !b.stop() // the context was cancelled: the conn is closed
+	if complete && b.reusable && !cancelled {
+		b.t.put(b.host, b.c)
+		return
+	}
+	_ = b.c.conn.Close()
+}
+
+func (t *leanTransport) get(ctx context.Context, host string) (*leanConn, bool, error) {
+	now := time.Now()
+	t.mu.Lock()
+	for {
+		list := t.idle[host]
+		if len(list) == 0 {
+			break
+		}
+		c := list[len(list)-1]
+		list[len(list)-1] = nil
+		t.idle[host] = list[:len(list)-1]
+		if now.Sub(c.lastUsed) < t.idleTimeout {
+			t.mu.Unlock()
+			return c, true, nil
+		}
+		_ = c.conn.Close()
+	}
+	t.mu.Unlock()
+	conn, err := t.dialer.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return nil, false, err
+	}
+	lr := &io.LimitedReader{R: conn, N: t.maxHeader}
+	return &leanConn{conn: conn, br: bufio.NewReaderSize(lr, 16<<10), bw: bufio.NewWriterSize(conn, 4<<10), limit: lr}, false, nil
+}
+
+func (t *leanTransport) put(host string, c *leanConn) {
+	if c.br.Buffered() > 0 {
+		_ = c.conn.Close() // the upstream sent more than one response: do not trust it
+		return
+	}
+	c.lastUsed = time.Now()
+	t.mu.Lock()
+	if len(t.idle[host]) < t.maxIdle {
+		t.idle[host] = append(t.idle[host], c)
+		t.mu.Unlock()
+		return
+	}
+	t.mu.Unlock()
+	_ = c.conn.Close()
+}
+
+// CloseIdleConnections closes every pooled connection (both transports).
+func (t *leanTransport) CloseIdleConnections() {
+	t.mu.Lock()
+	for host, list := range t.idle {
+		for _, c := range list {
+			_ = c.conn.Close()
+		}
+		delete(t.idle, host)
+	}
+	t.mu.Unlock()
+	if ci, ok := t.full.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
+}
