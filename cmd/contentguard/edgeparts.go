@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/contentguard/contentguard/policy"
@@ -21,8 +22,8 @@ import (
 // issuerFor builds the policy's token issuer, or returns nil when the policy
 // has no spec.tokenIssuer. Refresh tokens live in rdb when given, else in
 // Redis when the policy's rate-limit store is Redis (so replicas agree),
-// else in memory. The returned close releases a client it opened.
-func issuerFor(ctx context.Context, p *policy.Policy, rdb redis.UniversalClient, logger *slog.Logger) (*issuer.Issuer, func(), error) {
+// else in memory. Its metrics go to reg (the sidecar's admin /metrics). The returned close releases a client it opened.
+func issuerFor(ctx context.Context, p *policy.Policy, rdb redis.UniversalClient, reg prometheus.Registerer, logger *slog.Logger) (*issuer.Issuer, func(), error) {
 	if p.Spec.TokenIssuer == nil {
 		return nil, func() {}, nil
 	}
@@ -40,7 +41,7 @@ func issuerFor(ctx context.Context, p *policy.Policy, rdb redis.UniversalClient,
 		closeFn = func() { _ = c.Close() }
 		store = issuer.NewRedis(c, "")
 	}
-	iss, err := issuer.New(ctx, p, issuer.Options{Store: store, Logger: logger})
+	iss, err := issuer.New(ctx, p, issuer.Options{Store: store, Logger: logger, Registry: reg})
 	if err != nil {
 		closeFn()
 		return nil, nil, err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -77,6 +78,16 @@ func TestSidecarServesIssuerAndAuthz(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || resp.Header.Get("X-Request-ID") == "" || resp.Header.Get("RateLimit-Limit") != "10" {
 		t.Fatalf("token endpoint through the sidecar: %d %v", resp.StatusCode, resp.Header)
+	}
+	// The issuer's metrics are on the sidecar's admin /metrics.
+	resp, err = client.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), `token_grants_total{grant_type="password",result="ok"} 1`) {
+		t.Errorf("admin /metrics lacks the grant:\n%s", metrics)
 	}
 	resp, err = client.Get("http://" + listen + "/.well-known/jwks.json")
 	if err != nil {

@@ -108,7 +108,8 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	// The policy's OAuth2 token endpoint, if it has one, is served in-process
 	// behind the engine. It keeps the policy it started with (users, keys):
 	// restart to change them.
-	iss, closeIssuer, err := issuerFor(ctx, p, nil, logger)
+	reg := telemetry.NewRegistry()
+	iss, closeIssuer, err := issuerFor(ctx, p, nil, reg, logger)
 	if err != nil {
 		logger.Error("token issuer set-up failed", "err", err)
 		return 1
@@ -119,7 +120,7 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		PolicyFile:       *policyPath,
 		Upstream:         *upstream,
 		Logger:           logger,
-		Registry:         telemetry.NewRegistry(),
+		Registry:         reg,
 		Tracing:          tracing,
 		DrainTimeout:     *drainTimeout,
 		DrainDelay:       *drainDelay,

@@ -122,13 +122,14 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if rdb != nil {
 		irdb = rdb
 	}
-	iss, closeIssuer, err := issuerFor(ctx, p, irdb, logger)
+	reg := telemetry.NewRegistry()
+	iss, closeIssuer, err := issuerFor(ctx, p, irdb, reg, logger)
 	if err != nil {
 		bln.Close()
 		return fail("token issuer: %v", err)
 	}
 	defer closeIssuer()
-	sopts := sidecar.Options{Policy: p, Upstream: backendURL, Logger: logger, Registry: telemetry.NewRegistry(), DisableAccessLog: true}
+	sopts := sidecar.Options{Policy: p, Upstream: backendURL, Logger: logger, Registry: reg, DisableAccessLog: true}
 	withIssuer(&sopts, iss)
 	srv, err := sidecar.New(ctx, sopts)
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/contentguard/contentguard/edge"
@@ -495,4 +497,37 @@ func BenchmarkGrant(b *testing.B) {
 			rt = r.RefreshToken
 		}
 	})
+}
+
+func TestMetricsCountGrantsAndReuse(t *testing.T) {
+	p := writePolicy(t, "{file: keys/signing.pem}")
+	reg := prometheus.NewRegistry()
+	iss, err := issuer.New(context.Background(), p, issuer.Options{Registry: reg, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := iss.Handler()
+	rt := post(t, h, tokenPath, passwordForm("alice", alicePassword, "")).str("refresh_token")
+	post(t, h, tokenPath, passwordForm("alice", "wrong", ""))
+	post(t, h, tokenPath, refreshForm(rt))
+	post(t, h, tokenPath, refreshForm(rt)) // reuse
+	post(t, h, tokenPath, url.Values{"grant_type": {"made-up"}})
+	want := `
+# HELP refresh_token_reuse_total Spent refresh tokens presented again; each revoked its token family.
+# TYPE refresh_token_reuse_total counter
+refresh_token_reuse_total 1
+# HELP token_grants_total Token requests, by grant type and result (ok or the OAuth2 error code).
+# TYPE token_grants_total counter
+token_grants_total{grant_type="other",result="unsupported_grant_type"} 1
+token_grants_total{grant_type="password",result="invalid_grant"} 1
+token_grants_total{grant_type="password",result="ok"} 1
+token_grants_total{grant_type="refresh_token",result="invalid_grant"} 1
+token_grants_total{grant_type="refresh_token",result="ok"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), issuer.MetricGrants, issuer.MetricRefreshReuse); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := issuer.New(context.Background(), p, issuer.Options{Registry: reg, Logger: quietLogger()}); err == nil {
+		t.Error("registering twice must be an error")
+	}
 }
