@@ -11,7 +11,8 @@
 #   sidecar-bare  the sidecar, one public route, no rate limit, securityHeaders none, no access log
 #   sidecar-full  the sidecar, ES256 JWT (cached), scope check, a rate limit that never
 #                 trips, request IDs, breaker, security headers, metrics, JSON access log
-#   nginx-authz   slot for NGINX auth_request → sidecar/authz (run when NGINX_AUTHZ_CONF is set)
+#   nginx-authz   NGINX enforcing the full policy with auth_request → the sidecar's --authz
+#                 endpoint (deploy/nginx/bench-authz.conf); CPU is NGINX's and the authz sidecar's
 #
 # CPU per 1000 req/s is the proxy's own CPU (utime+stime from /proc/PID/stat,
 # all NGINX processes together) divided by the throughput in thousands.
@@ -63,6 +64,7 @@ echo "building..." >&2
 CG="$WORK/cg"
 
 BE=$(free_port); NG=$(free_port); HU=$(free_port); SB=$(free_port); SF=$(free_port); AB=$(free_port); AF=$(free_port)
+NA=$(free_port); AZ=$(free_port); AZA=$(free_port); AZP=$(free_port)
 
 # The backend: its cheapest route is GET /health.
 "$CG" backend --listen "127.0.0.1:$BE" --log-level warn 2>"$WORK/backend.log" &
@@ -127,6 +129,17 @@ SB_PID=$!; PIDS+=("$SB_PID")
 	2>"$WORK/sidecar-full.log" &
 SF_PID=$!; PIDS+=("$SF_PID")
 
+# NGINX auth_request: a sidecar on the full policy serves only --authz here.
+"$CG" sidecar --policy "$WORK/full.yaml" --listen "127.0.0.1:$AZP" --admin "127.0.0.1:$AZA" --no-access-log \
+	--authz "127.0.0.1:$AZ" --authz-trusted 127.0.0.1/32 --log-level warn 2>"$WORK/sidecar-authz.log" &
+AZ_PID=$!; PIDS+=("$AZ_PID")
+mkdir -p "$WORK/nginx-authz/tmp"
+cp -r "$ROOT/deploy/nginx/contentguard" "$WORK/nginx-authz/contentguard"
+sed -e "s/@LISTEN@/127.0.0.1:$NA/" -e "s/@UPSTREAM@/127.0.0.1:$BE/" -e "s/@AUTHZ@/127.0.0.1:$AZ/" \
+	"$ROOT/deploy/nginx/bench-authz.conf" >"$WORK/nginx-authz/nginx.conf"
+nginx -p "$WORK/nginx-authz" -c "$WORK/nginx-authz/nginx.conf" 2>"$WORK/nginx-authz/stderr.log" &
+NA_PID=$!; PIDS+=("$NA_PID")
+
 wait_up "http://127.0.0.1:$BE/health"
 wait_up "http://127.0.0.1:$NG/health"
 wait_up "http://127.0.0.1:$HU/health"
@@ -134,8 +147,11 @@ wait_up "http://127.0.0.1:$SB/health"
 wait_up -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$SF/health"
 status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$SF/health")
 [ "$status" = 200 ] || { echo "bench-sidecar: full sidecar answered $status" >&2; exit 1; }
+wait_up -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$NA/health"
+status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$NA/health")
+[ "$status" = 200 ] || { echo "bench-sidecar: NGINX auth_request answered $status" >&2; exit 1; }
 
-NAMES=(direct nginx httputil sidecar-bare sidecar-full)
+NAMES=(direct nginx httputil sidecar-bare sidecar-full nginx-authz)
 declare -A URL PIDSOF HDR
 URL[direct]="http://127.0.0.1:$BE/health"; PIDSOF[direct]="$BE_PID"
 URL[nginx]="http://127.0.0.1:$NG/health"
@@ -143,9 +159,7 @@ URL[httputil]="http://127.0.0.1:$HU/health"; PIDSOF[httputil]="$HU_PID"
 URL[sidecar-bare]="http://127.0.0.1:$SB/health"; PIDSOF[sidecar-bare]="$SB_PID"
 URL[sidecar-full]="http://127.0.0.1:$SF/health"; PIDSOF[sidecar-full]="$SF_PID"
 HDR[sidecar-full]="Authorization: Bearer $TOKEN"
-if [ -n "${NGINX_AUTHZ_CONF:-}" ]; then
-	: # slot: the issuer helper starts NGINX with auth_request here and sets URL/PIDSOF[nginx-authz]
-fi
+URL[nginx-authz]="http://127.0.0.1:$NA/health"; HDR[nginx-authz]="Authorization: Bearer $TOKEN"
 
 to_ms() { # wrk latency value (850.00us, 1.20ms, 1.05s) → milliseconds
 	awk -v v="$1" 'BEGIN {
@@ -159,6 +173,8 @@ run_wrk() { # name → "rps p50ms p99ms cpu_ticks"
 	local name=$1 pids before after out
 	if [ "$name" = nginx ]; then
 		pids="$NG_PID $(pgrep -P "$NG_PID" | tr '\n' ' ')"
+	elif [ "$name" = nginx-authz ]; then
+		pids="$NA_PID $(pgrep -P "$NA_PID" | tr '\n' ' ') $AZ_PID"
 	else
 		pids=${PIDSOF[$name]}
 	fi
@@ -223,4 +239,3 @@ for name in "${NAMES[@]}"; do
 	ratio=$(awk -v a="$rps" -v b="$nginx_rps" 'BEGIN { printf "%.2f", a / b }')
 	printf '| %s | %.0f | %s | %s | %s | %s |\n' "$name" "$rps" "$ratio" "$p50" "$p99" "$cpu"
 done
-echo "| nginx-authz | (slot: NGINX auth_request → sidecar/authz) | | | | |"

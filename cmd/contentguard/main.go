@@ -26,6 +26,7 @@ func commands() []command {
 		{"sidecar", "run the edge proxy in front of an upstream", runSidecar},
 		{"policy", "validate and explain edge policies", runPolicy},
 		{"token", "generate signing keys and mint development tokens", runToken},
+		{"up", "run backend and edge together on the embedded default policy", runUp},
 	}
 }
 

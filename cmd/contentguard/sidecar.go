@@ -46,6 +46,8 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	policyPath := fs.String("policy", "", "policy file (YAML or JSON); required")
 	listen := fs.String("listen", ":8080", "public listen address")
 	adminAddr := fs.String("admin", "127.0.0.1:9901", "admin listen address (keep it private)")
+	authzAddr := fs.String("authz", "", "serve the NGINX auth_request endpoint (/authz, /authz/render) on this address; keep it private (docs/nginx.md)")
+	authzTrusted := fs.String("authz-trusted", "", "comma-separated CIDRs NGINX connects from, trusted for X-Real-IP (default: the policy's clientIP.trustedProxies)")
 	upstream := fs.String("upstream", "", "upstream URL; overrides spec.upstream.url")
 	drainTimeout := fs.Duration("drain-timeout", 20*time.Second, "grace period for in-flight requests on shutdown")
 	drainDelay := fs.Duration("drain-delay", 0, "keep serving this long after /readyz turns 503, before closing the listener")
@@ -103,18 +105,30 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 	}()
 
-	srv, err := sidecar.New(ctx, sidecar.Options{
+	// The policy's OAuth2 token endpoint, if it has one, is served in-process
+	// behind the engine. It keeps the policy it started with (users, keys):
+	// restart to change them.
+	reg := telemetry.NewRegistry()
+	iss, closeIssuer, err := issuerFor(ctx, p, nil, reg, logger)
+	if err != nil {
+		logger.Error("token issuer set-up failed", "err", err)
+		return 1
+	}
+	defer closeIssuer()
+	sopts := sidecar.Options{
 		Policy:           p,
 		PolicyFile:       *policyPath,
 		Upstream:         *upstream,
 		Logger:           logger,
-		Registry:         telemetry.NewRegistry(),
+		Registry:         reg,
 		Tracing:          tracing,
 		DrainTimeout:     *drainTimeout,
 		DrainDelay:       *drainDelay,
 		DisableAccessLog: *noAccessLog,
 		Profiling:        *withPprof,
-	})
+	}
+	withIssuer(&sopts, iss)
+	srv, err := sidecar.New(ctx, sopts)
 	if err != nil {
 		logger.Error("sidecar set-up failed", "err", err)
 		return 1
@@ -133,6 +147,20 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			logger.Error("listen", "addr", *adminAddr, "err", err)
 			return 1
 		}
+	}
+
+	if *authzAddr != "" {
+		h, err := authzHandler(srv, *authzTrusted, logger)
+		if err != nil {
+			fmt.Fprintf(stderr, "contentguard sidecar: %v\n", err)
+			return 2
+		}
+		stopAuthz, err := serveAuthz(ctx, *authzAddr, h, logger)
+		if err != nil {
+			logger.Error("listen", "addr", *authzAddr, "err", err)
+			return 1
+		}
+		defer stopAuthz()
 	}
 
 	hup := make(chan os.Signal, 1)

@@ -168,7 +168,7 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request) {
 		resp := http.Header{}
 		d.SetResponseHeaders(resp)
 		for name, values := range resp {
-			out[PrefixResponse+name] = values
+			out[http.CanonicalHeaderKey(PrefixResponse+name)] = values
 		}
 		w.WriteHeader(http.StatusOK)
 		return

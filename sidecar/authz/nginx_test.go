@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -355,4 +356,39 @@ var nginxUnsupported = map[string]string{
 		"engine's answer for the normalised path",
 	"circuit-breaker": "NGINX never reports the upstream's outcome to the engine, so decisions are DecideOnly and " +
 		"the circuit breaker neither opens nor probes; upstream failures are NGINX's own 502/504 problems",
+}
+
+// TestShippedExampleConfigIsValid: deploy/nginx/contentguard.conf, as
+// shipped and with its commented token-endpoint block enabled, passes
+// nginx -t inside an http {} block (as /etc/nginx/conf.d/ is included).
+func TestShippedExampleConfigIsValid(t *testing.T) {
+	bin := nginxBinary(t)
+	site, err := os.ReadFile(filepath.Join(deployDir(), "contentguard.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	uncomment := regexp.MustCompile(`(?m)^(\s*)# ?(.*[;{}])\s*$`)
+	for name, conf := range map[string][]byte{
+		"as shipped":                 site,
+		"token endpoint uncommented": uncomment.ReplaceAll(site, []byte("$1$2")),
+	} {
+		dir := t.TempDir()
+		if err := os.CopyFS(filepath.Join(dir, "contentguard"), os.DirFS(filepath.Join(deployDir(), "contentguard"))); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "site.conf"), conf, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		main := fmt.Sprintf("pid %[1]s/nginx.pid;\nerror_log %[1]s/error.log;\nevents {}\nhttp {\n    include %[1]s/site.conf;\n}\n", dir)
+		if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(main), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(bin, "-t", "-p", dir+"/", "-c", filepath.Join(dir, "nginx.conf")).CombinedOutput()
+		if err != nil {
+			t.Errorf("%s: nginx -t: %v\n%s", name, err, out)
+		}
+		if name != "as shipped" && !strings.Contains(string(conf), "proxy_pass http://contentguard_sidecar;\n") {
+			t.Errorf("the token block was not uncommented:\n%s", conf)
+		}
+	}
 }

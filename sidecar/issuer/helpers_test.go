@@ -121,6 +121,7 @@ spec:
     - name: token
       match: {path: /api/v1/auth/token, methods: [POST]}
       auth: none
+      rateLimit: {key: ip, rate: 5, per: 1h, burst: 5}
     - name: analyze
       match: {pathPrefix: /api/v1/, methods: [POST]}
       auth: {anyOf: [jwt], scopes: [write]}

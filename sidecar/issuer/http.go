@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+
+	"github.com/contentguard/contentguard/edge/urlpath"
 )
 
 // MaxFormBytes bounds a token or revocation request body.
@@ -18,13 +20,28 @@ const MaxFormBytes = 16 << 10
 const maxParam = 4096
 
 // Handler serves Paths(): POST token and revoke, GET JWKS and discovery.
+// It matches the normalised path (as the engine did), so a request the
+// engine routed here as /a/./token is served, not redirected.
 func (i *Issuer) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc(i.cfg.Path, i.serveToken)
-	mux.HandleFunc(i.revokePath, i.serveRevoke)
-	mux.HandleFunc(JWKSPath, i.serveDocument(i.jwks, "application/jwk-set+json"))
-	mux.HandleFunc(DiscoveryPath, i.serveDocument(i.discovery, "application/json"))
-	return mux
+	jwks := i.serveDocument(i.jwks, "application/jwk-set+json")
+	discovery := i.serveDocument(i.discovery, "application/json")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := urlpath.Normalize(r.URL.EscapedPath())
+		switch {
+		case !ok:
+			http.NotFound(w, r)
+		case p == i.cfg.Path:
+			i.serveToken(w, r)
+		case p == i.revokePath:
+			i.serveRevoke(w, r)
+		case p == JWKSPath:
+			jwks(w, r)
+		case p == DiscoveryPath:
+			discovery(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
 }
 
 func (i *Issuer) serveDocument(doc []byte, contentType string) http.HandlerFunc {

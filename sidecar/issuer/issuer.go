@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/contentguard/contentguard/edge/auth"
@@ -64,6 +65,10 @@ type Options struct {
 	Store Store
 	// Logger receives grant outcomes (never secrets); default slog.Default().
 	Logger *slog.Logger
+	// Registry, if set, receives token_grants_total and
+	// refresh_token_reuse_total (the sidecar's registry, on its admin
+	// /metrics).
+	Registry prometheus.Registerer
 	// MaxHashing bounds concurrent bcrypt comparisons (each takes tens of
 	// milliseconds of CPU); others wait. Default 2×GOMAXPROCS.
 	MaxHashing int
@@ -86,6 +91,7 @@ type Issuer struct {
 	users, clients         map[string]principal
 	dummyUser, dummyClient []byte
 	hashing                chan struct{}
+	metrics                *metrics
 }
 
 type principal struct {
@@ -131,13 +137,16 @@ func New(ctx context.Context, p *policy.Policy, opts Options) (*Issuer, error) {
 	if i.log == nil {
 		i.log = slog.Default()
 	}
+	var err error
 	n := opts.MaxHashing
 	if n <= 0 {
 		n = 2 * runtime.GOMAXPROCS(0)
 	}
 	i.hashing = make(chan struct{}, n)
+	if i.metrics, err = newMetrics(opts.Registry); err != nil {
+		return nil, err
+	}
 
-	var err error
 	if i.key, i.ephemeral, err = loadSigningKey(p.BaseDir, cfg.SigningKey); err != nil {
 		return nil, err
 	}
@@ -328,6 +337,12 @@ func oauthError(status int, code, desc string) *Error {
 // Token runs one grant. It is the functional core of the token endpoint;
 // Handler only translates HTTP to and from it.
 func (i *Issuer) Token(ctx context.Context, req TokenRequest) (*TokenResponse, *Error) {
+	resp, e := i.token(ctx, req)
+	i.metrics.grant(req.GrantType, e)
+	return resp, e
+}
+
+func (i *Issuer) token(ctx context.Context, req TokenRequest) (*TokenResponse, *Error) {
 	scopes, ok := parseScope(req.Scope)
 	if !ok {
 		return nil, oauthError(http.StatusBadRequest, "invalid_scope", "scope holds characters outside RFC 6749 §3.3")
@@ -431,6 +446,7 @@ func (i *Issuer) refreshGrant(ctx context.Context, req TokenRequest, scopes []st
 	rec, err := i.store.Rotate(ctx, HashToken(req.RefreshToken), HashToken(next), now.Add(i.cfg.RefreshTTL), now)
 	switch {
 	case errors.Is(err, ErrReused):
+		i.metrics.reuse.Inc()
 		i.log.WarnContext(ctx, "issuer: refresh token reused; family revoked", "grant", GrantRefreshToken)
 		return nil, oauthError(http.StatusBadRequest, "invalid_grant", "the refresh token was already used; its session is revoked")
 	case errors.Is(err, ErrInvalidToken):

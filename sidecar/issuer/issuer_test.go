@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/contentguard/contentguard/edge"
@@ -224,6 +226,12 @@ func TestDocuments(t *testing.T) {
 	want := []string{tokenPath, "/api/v1/auth/revoke", issuer.JWKSPath, issuer.DiscoveryPath}
 	if got := iss.Paths(); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("Paths %v, want %v", got, want)
+	}
+	if a := serve(t, h, httptest.NewRequest("GET", "/.well-known/./x/../jwks.json", nil)); a.Status != 200 {
+		t.Errorf("un-normalised JWKS path: %d", a.Status)
+	}
+	if a := serve(t, h, httptest.NewRequest("GET", "/.well-known/other", nil)); a.Status != 404 {
+		t.Errorf("unknown path: %d", a.Status)
 	}
 	if a := serve(t, h, httptest.NewRequest("POST", issuer.JWKSPath, nil)); a.Status != 405 {
 		t.Errorf("POST JWKS: %d", a.Status)
@@ -456,5 +464,70 @@ func TestMemoryStoreIsBounded(t *testing.T) {
 	}
 	if _, err := m.Rotate(ctx, issuer.HashToken("b"), issuer.HashToken("y"), later.Add(time.Hour), later); err != issuer.ErrInvalidToken {
 		t.Fatalf("evicted token: %v", err)
+	}
+}
+
+// BenchmarkGrant: a client_credentials grant at bcrypt.MinCost (the cost of
+// a real policy's hash dominates: ~50 ms at cost 10) and a refresh rotation
+// on the memory store (ES256 signing dominates).
+func BenchmarkGrant(b *testing.B) {
+	p := writePolicy(b, "{file: keys/signing.pem}")
+	iss := newIssuer(b, p, nil, nil)
+	ctx := context.Background()
+	b.Run("client_credentials", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, e := iss.Token(ctx, issuer.TokenRequest{GrantType: "client_credentials", ClientID: "reporting", ClientSecret: reportingSecret}); e != nil {
+				b.Fatal(e)
+			}
+		}
+	})
+	b.Run("refresh_rotation", func(b *testing.B) {
+		resp, e := iss.Token(ctx, issuer.TokenRequest{GrantType: "password", Username: "alice", Password: alicePassword})
+		if e != nil {
+			b.Fatal(e)
+		}
+		rt := resp.RefreshToken
+		b.ReportAllocs()
+		for b.Loop() {
+			r, e := iss.Token(ctx, issuer.TokenRequest{GrantType: "refresh_token", RefreshToken: rt})
+			if e != nil {
+				b.Fatal(e)
+			}
+			rt = r.RefreshToken
+		}
+	})
+}
+
+func TestMetricsCountGrantsAndReuse(t *testing.T) {
+	p := writePolicy(t, "{file: keys/signing.pem}")
+	reg := prometheus.NewRegistry()
+	iss, err := issuer.New(context.Background(), p, issuer.Options{Registry: reg, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := iss.Handler()
+	rt := post(t, h, tokenPath, passwordForm("alice", alicePassword, "")).str("refresh_token")
+	post(t, h, tokenPath, passwordForm("alice", "wrong", ""))
+	post(t, h, tokenPath, refreshForm(rt))
+	post(t, h, tokenPath, refreshForm(rt)) // reuse
+	post(t, h, tokenPath, url.Values{"grant_type": {"made-up"}})
+	want := `
+# HELP refresh_token_reuse_total Spent refresh tokens presented again; each revoked its token family.
+# TYPE refresh_token_reuse_total counter
+refresh_token_reuse_total 1
+# HELP token_grants_total Token requests, by grant type and result (ok or the OAuth2 error code).
+# TYPE token_grants_total counter
+token_grants_total{grant_type="other",result="unsupported_grant_type"} 1
+token_grants_total{grant_type="password",result="invalid_grant"} 1
+token_grants_total{grant_type="password",result="ok"} 1
+token_grants_total{grant_type="refresh_token",result="invalid_grant"} 1
+token_grants_total{grant_type="refresh_token",result="ok"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), issuer.MetricGrants, issuer.MetricRefreshReuse); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := issuer.New(context.Background(), p, issuer.Options{Registry: reg, Logger: quietLogger()}); err == nil {
+		t.Error("registering twice must be an error")
 	}
 }

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/contentguard/contentguard/policy/policyfile"
+)
+
+// TestSidecarServesIssuerAndAuthz: `contentguard sidecar` on a policy with
+// spec.tokenIssuer serves the token endpoint behind the engine, and with
+// --authz answers NGINX subrequests, trusting X-Real-IP from --authz-trusted.
+func TestSidecarServesIssuerAndAuthz(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := writeKeyPair(filepath.Join(dir, "keys"), false); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(file, policyfile.DefaultYAML(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	listen, admin, authzAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"sidecar", "--policy", file, "--listen", listen, "--admin", admin,
+			"--authz", authzAddr, "--authz-trusted", "127.0.0.1/32", "--log-level", "error"}, os.Stdout, os.Stderr)
+	}()
+	defer func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("sidecar exited %d", code)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("sidecar did not stop")
+		}
+	}()
+	client := &http.Client{Timeout: 10 * time.Second}
+	subrequest := func(method, uri, realIP string, header map[string]string) *http.Response {
+		req, _ := http.NewRequest("GET", "http://"+authzAddr+"/authz", nil)
+		req.Header.Set("X-Original-Method", method)
+		req.Header.Set("X-Original-URI", uri)
+		req.Header.Set("X-Real-IP", realIP)
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil
+		}
+		resp.Body.Close()
+		return resp
+	}
+	waitUntil(t, func() bool { return subrequest("GET", "/health", "198.51.100.1", nil) != nil })
+
+	if r := subrequest("GET", "/health", "198.51.100.1", nil); r.StatusCode != 200 || r.Header.Get("X-CG-Path") != "/health" {
+		t.Fatalf("public route: %d %v", r.StatusCode, r.Header)
+	}
+	if r := subrequest("POST", "/api/v1/analyze", "198.51.100.1", nil); r.StatusCode != 401 || r.Header.Get("X-CG-Key") == "" {
+		t.Fatalf("no credentials: %d %v", r.StatusCode, r.Header)
+	}
+
+	// The token endpoint through the sidecar's public listener.
+	form := url.Values{"grant_type": {"password"}, "username": {demoUser}, "password": {demoPassword}}
+	resp, err := client.Post("http://"+listen+"/api/v1/auth/token", "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("X-Request-ID") == "" || resp.Header.Get("RateLimit-Limit") != "10" {
+		t.Fatalf("token endpoint through the sidecar: %d %v", resp.StatusCode, resp.Header)
+	}
+	// The issuer's metrics are on the sidecar's admin /metrics.
+	resp, err = client.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), `token_grants_total{grant_type="password",result="ok"} 1`) {
+		t.Errorf("admin /metrics lacks the grant:\n%s", metrics)
+	}
+	resp, err = client.Get("http://" + listen + "/.well-known/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("JWKS through the sidecar: %d", resp.StatusCode)
+	}
+}
