@@ -50,6 +50,12 @@ func yaegiDeps() (own []string, err error) {
 	return own, nil
 }
 
+// interpMu serialises calls into the interpreter. Yaegi v0.16.1 resolves
+// types lazily on first use without locking, which the race detector flags
+// when parallel cases enter a code path for the first time together. Cases
+// still run in parallel; only their interpreted calls take turns.
+var interpMu sync.Mutex
+
 type shimFuncs struct {
 	start func(string, string) (int, string)
 	do    func(int, string, string, string, string, int64, int, bool, int64) string
@@ -172,18 +178,26 @@ func (yaegiPlane) Start(t testing.TB, policyPath string) conformance.Instance {
 	if err != nil {
 		t.Fatal(err)
 	}
+	interpMu.Lock()
 	id, msg := s.start(node.JSON(), filepath.Dir(policyPath))
+	interpMu.Unlock()
 	if msg != "" {
 		t.Fatalf("interpreted engine: %s", msg)
 	}
 	return &yaegiInstance{s: s, id: id}
 }
 
-func (in *yaegiInstance) Close() { in.s.close(in.id) }
+func (in *yaegiInstance) Close() {
+	interpMu.Lock()
+	defer interpMu.Unlock()
+	in.s.close(in.id)
+}
 
 func (in *yaegiInstance) Do(t testing.TB, req conformance.SentRequest, up conformance.Upstream) conformance.Response {
 	hj, _ := json.Marshal(req.Header)
+	interpMu.Lock()
 	out := in.s.do(in.id, req.Method, req.Path, string(hj), req.Peer, int64(req.BodyBytes), up.Status, up.Down, up.Delay.Milliseconds())
+	interpMu.Unlock()
 	var res struct {
 		Status         int         `json:"status"`
 		Header         http.Header `json:"header"`
