@@ -2,16 +2,14 @@ package auth_test
 
 import (
 	"crypto"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/traefik/yaegi/interp"
-	"github.com/traefik/yaegi/stdlib"
+
+	"github.com/contentguard/contentguard/edge/internal/yaegitest"
 )
 
 // yaegiProgram runs inside the interpreter: it builds a Verifier from an
@@ -126,17 +124,9 @@ func Thumbprint(jwks string) string {
 // jwt/v5, with yaegiProgram loaded.
 func newYaegi(tb testing.TB) *interp.Interpreter {
 	tb.Helper()
-	gopath := tb.TempDir()
-	copyGoSources(tb, ".", filepath.Join(gopath, "src/github.com/contentguard/contentguard/edge/auth"))
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/golang-jwt/jwt/v5").Output()
-	if err != nil {
-		tb.Fatalf("locating the jwt module: %v", err)
-	}
-	copyGoSources(tb, strings.TrimSpace(string(out)), filepath.Join(gopath, "src/github.com/golang-jwt/jwt/v5"))
-	i := interp.New(interp.Options{GoPath: gopath})
-	if err := i.Use(stdlib.Symbols); err != nil {
-		tb.Fatal(err)
-	}
+	i := yaegitest.New(tb,
+		yaegitest.Package("github.com/contentguard/contentguard/edge/auth", "."),
+		yaegitest.Module("github.com/golang-jwt/jwt/v5"))
 	if _, err := i.Eval(yaegiProgram); err != nil {
 		tb.Fatalf("interpreting the package: %v", err)
 	}
@@ -274,35 +264,5 @@ func TestUnderYaegi(t *testing.T) {
 	}
 	if got := tpValue.Interface().(func(string) string)(jwks); got != want {
 		t.Errorf("interpreted thumbprint %q, native %q", got, want)
-	}
-}
-
-// copyGoSources copies a directory's non-test Go files.
-func copyGoSources(t testing.TB, from, to string) {
-	t.Helper()
-	if err := os.MkdirAll(to, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	entries, err := os.ReadDir(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, e := range entries {
-		name := e.Name()
-		if e.IsDir() || !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(from, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(to, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		n++
-	}
-	if n == 0 {
-		t.Fatalf("no Go sources in %s", from)
 	}
 }

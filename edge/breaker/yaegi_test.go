@@ -10,7 +10,7 @@ import (
 // plugin does: a breaker trips, refuses, probes, closes, and the registry
 // resets and lists it.
 func TestUnderYaegi(t *testing.T) {
-	i := yaegitest.New(t, "github.com/contentguard/contentguard/edge/breaker", ".")
+	i := yaegitest.New(t, yaegitest.Package("github.com/contentguard/contentguard/edge/breaker", "."))
 	_, err := i.Eval(`
 import (
 	"fmt"
@@ -71,7 +71,7 @@ func run() string {
 // BenchmarkUnderYaegi measures an interpreted Allow+Done on a closed breaker,
 // the Traefik plugin's cost per proxied request.
 func BenchmarkUnderYaegi(b *testing.B) {
-	i := yaegitest.New(b, "github.com/contentguard/contentguard/edge/breaker", ".")
+	i := yaegitest.New(b, yaegitest.Package("github.com/contentguard/contentguard/edge/breaker", "."))
 	_, err := i.Eval(`
 import "github.com/contentguard/contentguard/edge/breaker"
 

@@ -11,7 +11,7 @@ import (
 // plugin does, and checks real outcomes: the 3-per-hour example through the
 // memory store, a refusal's headers, IPv6 grouping and the fallback.
 func TestUnderYaegi(t *testing.T) {
-	i := yaegitest.New(t, "github.com/contentguard/contentguard/edge/ratelimit", ".")
+	i := yaegitest.New(t, yaegitest.Package("github.com/contentguard/contentguard/edge/ratelimit", "."))
 	_, err := i.Eval(`
 import (
 	"context"
@@ -71,7 +71,7 @@ func run() string {
 // BenchmarkUnderYaegi measures one interpreted memory-store decision plus
 // its headers, as the Traefik plugin would run them (1 key, 1000 keys).
 func BenchmarkUnderYaegi(b *testing.B) {
-	i := yaegitest.New(b, "github.com/contentguard/contentguard/edge/ratelimit", ".")
+	i := yaegitest.New(b, yaegitest.Package("github.com/contentguard/contentguard/edge/ratelimit", "."))
 	_, err := i.Eval(`
 import (
 	"context"
