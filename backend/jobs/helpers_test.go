@@ -51,24 +51,6 @@ func (o *countingObserver) finishedCount(key string) int {
 	return o.finished[key]
 }
 
-// clock is a settable time source.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // waitJob polls q until the job satisfies cond (a hang guard, not a timing
 // assertion).
 func waitJob(t *testing.T, q Queue, id string, what string, cond func(Job) bool) Job {
