@@ -10,13 +10,13 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/contentguard/contentguard/internal/syncbuf"
 	"github.com/contentguard/contentguard/telemetry/otlptest"
 )
 
@@ -253,7 +253,7 @@ func FuzzRequestID(f *testing.F) {
 }
 
 func TestBufferedWriterFlushesOnCloseAndInterval(t *testing.T) {
-	var out syncBuf
+	var out syncbuf.Buffer
 	w := NewBufferedWriter(&out, 1<<10, time.Hour)
 	_, _ = w.Write([]byte("one\n"))
 	if out.String() != "" {
@@ -271,7 +271,7 @@ func TestBufferedWriterFlushesOnCloseAndInterval(t *testing.T) {
 		t.Fatal("second close:", err)
 	}
 
-	var timed syncBuf
+	var timed syncbuf.Buffer
 	tw := NewBufferedWriter(&timed, 1<<10, time.Millisecond)
 	defer tw.Close()
 	_, _ = tw.Write([]byte("soon\n"))
@@ -282,21 +282,4 @@ func TestBufferedWriterFlushesOnCloseAndInterval(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -11,27 +11,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/contentguard/contentguard/internal/syncbuf"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func freePort(t testing.TB) int {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -70,7 +54,7 @@ func TestBackendServesAndStopsOnCancel(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout bytes.Buffer
-	stderr := &lockedBuffer{}
+	stderr := &syncbuf.Buffer{}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"backend", "--listen", addr}, &stdout, stderr) }()
 	var resp *http.Response
@@ -156,7 +140,7 @@ func TestBackendListensWherePlatformsSay(t *testing.T) {
 			port := freePort(t)
 			t.Setenv(env, fmt.Sprint(port))
 			ctx, cancel := context.WithCancel(context.Background())
-			stderr := &lockedBuffer{}
+			stderr := &syncbuf.Buffer{}
 			done := make(chan int, 1)
 			go func() { done <- run(ctx, []string{"backend"}, io.Discard, stderr) }()
 			var err error
