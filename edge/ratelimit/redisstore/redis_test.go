@@ -3,7 +3,6 @@ package redisstore
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/contentguard/contentguard/edge/ratelimit"
+	"github.com/contentguard/contentguard/edge/ratelimit/internal/storetest"
 	"github.com/contentguard/contentguard/internal/redistest"
 )
 
@@ -135,27 +135,9 @@ func TestConcurrentAdmitsExactlyBurst(t *testing.T) {
 	srv := startRedis(t)
 	s := New(srv.client(t), Options{})
 	l := ratelimit.Limit{Rate: 1, Per: 24 * time.Hour, Burst: 123}
-	var admitted atomic.Int64
-	var wg sync.WaitGroup
-	for g := 0; g < 50; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 10; i++ {
-				r, err := s.Allow(ctx, "race", l, time.Time{})
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if r.Allowed {
-					admitted.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if admitted.Load() != 123 {
-		t.Fatalf("admitted %d, want the burst 123", admitted.Load())
+	admitted := storetest.AdmitConcurrently(t, s, "race", l, time.Time{}, 50, 10)
+	if admitted != 123 {
+		t.Fatalf("admitted %d, want the burst 123", admitted)
 	}
 }
 
