@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/contentguard/contentguard/internal/polltest"
 	"github.com/contentguard/contentguard/internal/syncbuf"
 	"github.com/contentguard/contentguard/telemetry/otlptest"
 )
@@ -275,11 +276,7 @@ func TestBufferedWriterFlushesOnCloseAndInterval(t *testing.T) {
 	tw := NewBufferedWriter(&timed, 1<<10, time.Millisecond)
 	defer tw.Close()
 	_, _ = tw.Write([]byte("soon\n"))
-	deadline := time.Now().Add(5 * time.Second)
-	for timed.String() != "soon\n" {
-		if time.Now().After(deadline) {
-			t.Fatal("the interval flush never came")
-		}
-		time.Sleep(time.Millisecond)
+	if !polltest.Until(5*time.Second, func() bool { return timed.String() == "soon\n" }) {
+		t.Fatal("the interval flush never came")
 	}
 }

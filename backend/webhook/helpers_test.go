@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/contentguard/contentguard/backend/internal/envelopetest"
+	"github.com/contentguard/contentguard/internal/polltest"
 )
 
 type testResponder = envelopetest.Responder
@@ -71,11 +72,7 @@ func closeDeliverer(t *testing.T, d *Deliverer) {
 // a timing assertion).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
+	if !polltest.Until(10*time.Second, cond) {
+		t.Fatalf("gave up waiting for %s", what)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/contentguard/contentguard/edge/ratelimit"
 	"github.com/contentguard/contentguard/edge/ratelimit/internal/storetest"
+	"github.com/contentguard/contentguard/internal/polltest"
 )
 
 // The memory store gives exactly the pure GCRA's answers, key by key.
@@ -136,12 +137,8 @@ func TestMemoryPeriodicSweepAndClose(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for m.Len() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("sweeper left %d expired keys", m.Len())
-		}
-		time.Sleep(time.Millisecond)
+	if !polltest.Until(10*time.Second, func() bool { return m.Len() == 0 }) {
+		t.Fatalf("sweeper left %d expired keys", m.Len())
 	}
 	m.Close()
 	m.Close() // idempotent
