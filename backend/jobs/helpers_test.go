@@ -108,11 +108,3 @@ func closeQueue(t *testing.T, q Queue) {
 		}
 	})
 }
-
-// waitFor polls cond (a hang guard, not a timing assertion).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	if !polltest.Until(20*time.Second, cond) {
-		t.Fatalf("gave up waiting for %s", what)
-	}
-}

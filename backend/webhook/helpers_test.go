@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/contentguard/contentguard/backend/internal/envelopetest"
-	"github.com/contentguard/contentguard/internal/polltest"
 )
 
 type testResponder = envelopetest.Responder
@@ -66,13 +65,4 @@ func closeDeliverer(t *testing.T, d *Deliverer) {
 			t.Errorf("Close: %v", err)
 		}
 	})
-}
-
-// waitFor polls cond until it holds or the bound passes (a hang guard, not
-// a timing assertion).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	if !polltest.Until(10*time.Second, cond) {
-		t.Fatalf("gave up waiting for %s", what)
-	}
 }
