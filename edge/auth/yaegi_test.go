@@ -127,9 +127,7 @@ func newYaegi(tb testing.TB) *interp.Interpreter {
 	i := yaegitest.New(tb,
 		yaegitest.Package("github.com/contentguard/contentguard/edge/auth", "."),
 		yaegitest.Module("github.com/golang-jwt/jwt/v5"))
-	if _, err := i.Eval(yaegiProgram); err != nil {
-		tb.Fatalf("interpreting the package: %v", err)
-	}
+	yaegitest.Eval(tb, i, yaegiProgram)
 	return i
 }
 
@@ -137,10 +135,7 @@ func newYaegi(tb testing.TB) *interp.Interpreter {
 // plugin runs it: a cold ES256 verification and a cache hit.
 func BenchmarkVerifyUnderYaegi(b *testing.B) {
 	i := newYaegi(b)
-	nb, err := i.Eval("main.NewBench")
-	if err != nil {
-		b.Fatal(err)
-	}
+	nb := yaegitest.Eval(b, i, "main.NewBench")
 	newBench := nb.Interface().(func(string, int, int64) func(string, int) string)
 	k := fixtureKeys(b)
 	jwks := jwksFor(b, map[string]crypto.PublicKey{"ec1": &k.ec256.PublicKey}, nil)
@@ -168,10 +163,7 @@ func BenchmarkVerifyUnderYaegi(b *testing.B) {
 // standard library from yaegi's symbol tables.
 func TestUnderYaegi(t *testing.T) {
 	i := newYaegi(t)
-	runValue, err := i.Eval("main.Run")
-	if err != nil {
-		t.Fatal(err)
-	}
+	runValue := yaegitest.Eval(t, i, "main.Run")
 	run, ok := runValue.Interface().(func(string, []string, []int64) []string)
 	if !ok {
 		t.Fatalf("main.Run has type %T", runValue.Interface())
@@ -221,10 +213,7 @@ func TestUnderYaegi(t *testing.T) {
 	// unknown-kid refetch, the last good set kept through a 500.
 	k2 := fixtureKeys(t)
 	srv := newJWKSServer(t, jwksFor(t, map[string]crypto.PublicKey{"A": &k2.ec256.PublicKey}, nil))
-	runURLValue, err := i.Eval("main.RunURL")
-	if err != nil {
-		t.Fatal(err)
-	}
+	runURLValue := yaegitest.Eval(t, i, "main.RunURL")
 	runURL := runURLValue.Interface().(func(string, []string) []string)
 	farExp := claims(map[string]any{"exp": time.Now().Add(time.Hour).Unix()})
 	tokA := sign(t, jwt.SigningMethodES256, k2.ec256, "A", farExp)
@@ -241,10 +230,7 @@ func TestUnderYaegi(t *testing.T) {
 		t.Errorf("interpreted URL provider, server down from the start: %q", got)
 	}
 
-	keyringValue, err := i.Eval("main.Keyring")
-	if err != nil {
-		t.Fatal(err)
-	}
+	keyringValue := yaegitest.Eval(t, i, "main.Keyring")
 	keyring := keyringValue.Interface().(func(string, string) string)
 	const testHash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" // sha256("test")
 	if got := keyring(testHash, "test"); got != "importer|read,write" {
@@ -254,10 +240,7 @@ func TestUnderYaegi(t *testing.T) {
 		t.Errorf("interpreted keyring, wrong key: %q", got)
 	}
 
-	tpValue, err := i.Eval("main.Thumbprint")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tpValue := yaegitest.Eval(t, i, "main.Thumbprint")
 	want, err := thumbprintNative(&k.ec256.PublicKey)
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 // resets and lists it.
 func TestUnderYaegi(t *testing.T) {
 	i := yaegitest.New(t, yaegitest.Package("github.com/contentguard/contentguard/edge/breaker", "."))
-	_, err := i.Eval(`
+	yaegitest.Eval(t, i, `
 import (
 	"fmt"
 	"time"
@@ -54,13 +54,7 @@ func run() string {
 	return out
 }
 `)
-	if err != nil {
-		t.Fatalf("interpreting: %v", err)
-	}
-	v, err := i.Eval("run()")
-	if err != nil {
-		t.Fatalf("running: %v", err)
-	}
+	v := yaegitest.Eval(t, i, "run()")
 	want := "backend:closed>open false/1m0s backend:open>half-open backend:half-open>closed true/closed " +
 		"aaa:closed>open aaa=open backend=closed aaa:open>closed 0"
 	if got := v.String(); got != want {
@@ -72,7 +66,7 @@ func run() string {
 // the Traefik plugin's cost per proxied request.
 func BenchmarkUnderYaegi(b *testing.B) {
 	i := yaegitest.New(b, yaegitest.Package("github.com/contentguard/contentguard/edge/breaker", "."))
-	_, err := i.Eval(`
+	yaegitest.Eval(b, i, `
 import "github.com/contentguard/contentguard/edge/breaker"
 
 var br = breaker.New("up", breaker.Settings{ConsecutiveFailures: 5, FailureRatio: 0.5, MinRequests: 20})
@@ -86,13 +80,7 @@ func loop(n int) {
 	}
 }
 `)
-	if err != nil {
-		b.Fatal(err)
-	}
-	v, err := i.Eval("loop")
-	if err != nil {
-		b.Fatal(err)
-	}
+	v := yaegitest.Eval(b, i, "loop")
 	loop := v.Interface().(func(int))
 	b.ReportAllocs()
 	b.ResetTimer()

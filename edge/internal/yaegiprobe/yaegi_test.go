@@ -41,9 +41,7 @@ func newInterpreter(t testing.TB) *interp.Interpreter {
 		sources = append(sources, yaegitest.Package("github.com/contentguard/contentguard/edge/"+pkg, filepath.Join("..", "..", pkg)))
 	}
 	i := yaegitest.New(t, sources...)
-	if _, err := i.Eval(`import "github.com/contentguard/contentguard/edge/internal/yaegiprobe"`); err != nil {
-		t.Fatalf("interpreting the edge packages: %v", err)
-	}
+	yaegitest.Eval(t, i, `import "github.com/contentguard/contentguard/edge/internal/yaegiprobe"`)
 	return i
 }
 

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -98,4 +100,18 @@ func CopyModule(gopath, modulePath string) error {
 		return fmt.Errorf("locating module %s: %w", modulePath, err)
 	}
 	return CopyPackage(gopath, modulePath, strings.TrimSpace(string(out)))
+}
+
+// Eval evaluates src in i and fails tb if the interpreter refuses it.
+func Eval(tb testing.TB, i *interp.Interpreter, src string) reflect.Value {
+	tb.Helper()
+	v, err := i.Eval(src)
+	if err != nil {
+		what := strconv.Quote(src)
+		if strings.Contains(src, "\n") {
+			what = "the program"
+		}
+		tb.Fatalf("yaegi: evaluating %s: %v", what, err)
+	}
+	return v
 }

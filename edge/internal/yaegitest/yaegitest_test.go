@@ -18,14 +18,8 @@ func TestPackageLoadsAndSkipsTests(t *testing.T) {
 	write("sum.go", "package sum\n\nfunc Sum(a, b int) int { return a + b }\n")
 	write("sum_test.go", "package sum\n\nthis does not parse\n")
 	i := New(t, Package("example.test/sum", dir))
-	if _, err := i.Eval(`import "example.test/sum"`); err != nil {
-		t.Fatalf("import: %v", err)
-	}
-	v, err := i.Eval("sum.Sum(2, 3)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := v.Int(); got != 5 {
+	Eval(t, i, `import "example.test/sum"`)
+	if got := Eval(t, i, "sum.Sum(2, 3)").Int(); got != 5 {
 		t.Fatalf("sum.Sum(2, 3) = %d interpreted", got)
 	}
 	if err := CopyPackage(t.TempDir(), "example.test/empty", t.TempDir()); err == nil {
