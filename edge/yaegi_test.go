@@ -6,15 +6,14 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/traefik/yaegi/interp"
-	"github.com/traefik/yaegi/stdlib"
-
 	"github.com/contentguard/contentguard/conformance"
+	"github.com/contentguard/contentguard/edge/internal/yaegitest"
 	"github.com/contentguard/contentguard/policy/policyfile"
 )
 
@@ -93,24 +92,15 @@ func buildShim(t testing.TB) (shimFuncs, error) {
 	if err != nil {
 		return shimFuncs{}, err
 	}
+	sources := make([]yaegitest.Source, 0, len(pkgs)+2)
 	for _, pkg := range pkgs {
-		if err := copyGoFiles(filepath.Join(root, pkg), filepath.Join(gopath, "src", module, pkg)); err != nil {
-			return shimFuncs{}, err
-		}
+		sources = append(sources, yaegitest.Package(path.Join(module, pkg), filepath.Join(root, pkg)))
 	}
-	if err := copyGoFiles(filepath.Join(root, "edge", "testdata", "yaegishim"), filepath.Join(gopath, "src", module, "yaegishim")); err != nil {
-		return shimFuncs{}, err
-	}
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/golang-jwt/jwt/v5").Output()
+	sources = append(sources,
+		yaegitest.Package(module+"/yaegishim", filepath.Join(root, "edge", "testdata", "yaegishim")),
+		yaegitest.Module("github.com/golang-jwt/jwt/v5"))
+	i, err := yaegitest.Load(gopath, sources...)
 	if err != nil {
-		return shimFuncs{}, err
-	}
-	if err := copyGoFiles(strings.TrimSpace(string(out)), filepath.Join(gopath, "src", "github.com/golang-jwt/jwt/v5")); err != nil {
-		return shimFuncs{}, err
-	}
-
-	i := interp.New(interp.Options{GoPath: gopath})
-	if err := i.Use(stdlib.Symbols); err != nil {
 		return shimFuncs{}, err
 	}
 	if _, err := i.Eval(`import "` + module + `/yaegishim"`); err != nil {
@@ -131,32 +121,6 @@ func buildShim(t testing.TB) (shimFuncs, error) {
 	}
 	s.close = v.Interface().(func(int))
 	return s, nil
-}
-
-// copyGoFiles copies one package's non-test Go files; sub-packages are
-// copied on their own.
-func copyGoFiles(src, dst string) error {
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		return err
-	}
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		name := e.Name()
-		if e.IsDir() || !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join(src, name))
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(dst, name), data, 0o644); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 type yaegiPlane struct{}

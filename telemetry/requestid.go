@@ -2,11 +2,9 @@ package telemetry
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
-	"encoding/hex"
 	"net/http"
-	"time"
+
+	"github.com/contentguard/contentguard/edge/requestid"
 )
 
 // RequestIDHeader is the header read from clients (usually the edge) and
@@ -14,7 +12,7 @@ import (
 const RequestIDHeader = "X-Request-ID"
 
 // MaxRequestIDLength bounds an accepted incoming request ID.
-const MaxRequestIDLength = 128
+const MaxRequestIDLength = requestid.MaxLen
 
 type requestIDKey struct{}
 
@@ -29,47 +27,16 @@ func RequestIDFromContext(ctx context.Context) string {
 	return id
 }
 
-// ValidRequestID reports whether id is 1..128 characters of [A-Za-z0-9._:-].
-// Anything else (spaces, quotes, control bytes, overlong) is replaced rather
-// than trusted, so an ID can be logged and echoed without escaping.
-func ValidRequestID(id string) bool {
-	if len(id) == 0 || len(id) > MaxRequestIDLength {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '.', c == '_', c == ':', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
-}
+// ValidRequestID reports whether id is 1..128 characters of [A-Za-z0-9._:-]
+// (requestid.Valid, the edge's rule). Anything else (spaces, quotes, control
+// bytes, overlong) is replaced rather than trusted, so an ID can be logged
+// and echoed without escaping.
+func ValidRequestID(id string) bool { return requestid.Valid(id) }
 
-// NewRequestID returns a fresh UUIDv7 (RFC 9562): 48 bits of Unix
-// milliseconds, then version and variant bits around 74 random bits, so IDs
-// sort by creation time in logs.
-func NewRequestID() string {
-	var u [16]byte
-	ms := uint64(time.Now().UnixMilli())
-	binary.BigEndian.PutUint64(u[0:8], ms<<16) // top 48 bits hold the time
-	_, _ = rand.Read(u[6:])                    // crypto/rand never fails (Go ≥ 1.24)
-	u[6] = (u[6] & 0x0f) | 0x70                // version 7
-	u[8] = (u[8] & 0x3f) | 0x80                // variant 10
-	var out [36]byte
-	hex.Encode(out[0:8], u[0:4])
-	out[8] = '-'
-	hex.Encode(out[9:13], u[4:6])
-	out[13] = '-'
-	hex.Encode(out[14:18], u[6:8])
-	out[18] = '-'
-	hex.Encode(out[19:23], u[8:10])
-	out[23] = '-'
-	hex.Encode(out[24:], u[10:])
-	return string(out[:])
-}
+// NewRequestID returns a fresh UUIDv7 (RFC 9562, requestid.NewV7): 48 bits
+// of Unix milliseconds, then version and variant bits around 74 random bits,
+// so IDs sort by creation time in logs.
+func NewRequestID() string { return requestid.NewV7() }
 
 // RequestID is middleware that adopts a well-formed X-Request-ID from the
 // request or generates a UUIDv7, stores it in the request context and the

@@ -10,13 +10,14 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/contentguard/contentguard/internal/polltest"
+	"github.com/contentguard/contentguard/internal/syncbuf"
 	"github.com/contentguard/contentguard/telemetry/otlptest"
 )
 
@@ -253,7 +254,7 @@ func FuzzRequestID(f *testing.F) {
 }
 
 func TestBufferedWriterFlushesOnCloseAndInterval(t *testing.T) {
-	var out syncBuf
+	var out syncbuf.Buffer
 	w := NewBufferedWriter(&out, 1<<10, time.Hour)
 	_, _ = w.Write([]byte("one\n"))
 	if out.String() != "" {
@@ -271,32 +272,11 @@ func TestBufferedWriterFlushesOnCloseAndInterval(t *testing.T) {
 		t.Fatal("second close:", err)
 	}
 
-	var timed syncBuf
+	var timed syncbuf.Buffer
 	tw := NewBufferedWriter(&timed, 1<<10, time.Millisecond)
 	defer tw.Close()
 	_, _ = tw.Write([]byte("soon\n"))
-	deadline := time.Now().Add(5 * time.Second)
-	for timed.String() != "soon\n" {
-		if time.Now().After(deadline) {
-			t.Fatal("the interval flush never came")
-		}
-		time.Sleep(time.Millisecond)
+	if !polltest.Until(5*time.Second, func() bool { return timed.String() == "soon\n" }) {
+		t.Fatal("the interval flush never came")
 	}
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

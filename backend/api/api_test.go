@@ -17,6 +17,7 @@ import (
 
 	"github.com/contentguard/contentguard/backend/cache"
 	"github.com/contentguard/contentguard/internal/redistest"
+	"github.com/contentguard/contentguard/internal/syncbuf"
 	"github.com/contentguard/contentguard/telemetry"
 	"github.com/contentguard/contentguard/telemetry/otlptest"
 )
@@ -436,7 +437,7 @@ func TestTracesOfOneRequest(t *testing.T) {
 }
 
 func TestRequestIDInLogs(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	ts := newTestServer(t, Config{Logger: telemetry.NewLogger(logs, nil)})
 	a := ts.do(t, "POST", "/analyze", `{"content":"x"}`, "X-Request-ID", "trace-me-42")
 	if a.Header.Get("X-Request-ID") != "trace-me-42" {

@@ -11,21 +11,24 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/contentguard/contentguard/internal/polltest"
 )
 
 func waitJob(t *testing.T, ts *testServer, id string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		job := ts.do(t, "GET", "/api/v1/jobs/"+id, "").data(t)
+	var job map[string]any
+	if !polltest.Until(10*time.Second, func() bool {
+		job = ts.do(t, "GET", "/api/v1/jobs/"+id, "").data(t)
 		switch job["status"] {
 		case "completed", "failed", "cancelled":
-			return job
+			return true
 		}
-		time.Sleep(5 * time.Millisecond)
+		return false
+	}) {
+		t.Fatalf("job %s did not finish", id)
 	}
-	t.Fatalf("job %s did not finish", id)
-	return nil
+	return job
 }
 
 func TestJobsRunThroughTheRunner(t *testing.T) {

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,42 +8,24 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/contentguard/contentguard/backend/jobs"
 	"github.com/contentguard/contentguard/backend/webhook"
+	"github.com/contentguard/contentguard/internal/syncbuf"
 )
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type testServer struct {
 	*Server
 	URL  string
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 }
 
 // newTestServer runs the full handler on a real loopback listener.
 func newTestServer(t testing.TB, cfg Config) *testServer {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 	}

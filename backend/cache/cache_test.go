@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/contentguard/contentguard/internal/clocktest"
 	"github.com/contentguard/contentguard/internal/redistest"
 )
 
@@ -38,20 +39,16 @@ func TestKeyHashesTheWholeInput(t *testing.T) {
 	}
 }
 
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) now() time.Time { return c.t }
-
 func TestMemoryTTL(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1000, 0)}
-	m := NewMemory(10, 300*time.Second, WithClock(clock.now))
+	clock := clocktest.New(time.Unix(1000, 0))
+	m := NewMemory(10, 300*time.Second, WithClock(clock.Now))
 	ctx := context.Background()
 	_ = m.Set(ctx, "k", []byte("v"))
-	clock.t = clock.t.Add(299 * time.Second)
+	clock.Advance(299 * time.Second)
 	if v, ok, _ := m.Get(ctx, "k"); !ok || string(v) != "v" {
 		t.Fatal("entry gone before its TTL")
 	}
-	clock.t = clock.t.Add(time.Second)
+	clock.Advance(time.Second)
 	if _, ok, _ := m.Get(ctx, "k"); ok {
 		t.Fatal("entry alive at its TTL")
 	}

@@ -16,8 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/contentguard/contentguard/backend/webhook"
 	"github.com/hibiken/asynq"
+
+	"github.com/contentguard/contentguard/backend/webhook"
+	"github.com/contentguard/contentguard/internal/redistest"
 )
 
 // Environment of the worker child process (see TestMain).
@@ -70,7 +72,7 @@ func runTestWorker(redisURL string) int {
 }
 
 func newAsynqQueue(t *testing.T, runner Runner, opts Options) Queue {
-	addr := startRedis(t)
+	addr := redistest.Start(t)
 	q, err := NewAsynq(asynq.RedisClientOpt{Addr: addr}, runner, AsynqOptions{
 		Options: opts, Concurrency: 1, PollInterval: 20 * time.Millisecond, WorkerTTL: workerTTL,
 		RetryDelay: func(int) time.Duration { return 10 * time.Millisecond },
@@ -119,7 +121,7 @@ func TestAsynqRetriesExhausted(t *testing.T) {
 // of a job; another worker takes the job over and finishes it with the
 // right result, and the jobs queued behind it all complete too.
 func TestAsynqSurvivesWorkerCrash(t *testing.T) {
-	addr := startRedis(t)
+	addr := redistest.Start(t)
 	redisURL := "redis://" + addr
 	api, err := NewAsynq(asynq.RedisClientOpt{Addr: addr}, nil, AsynqOptions{})
 	if err != nil {
@@ -191,7 +193,7 @@ func TestAsynqSurvivesWorkerCrash(t *testing.T) {
 // with both replicas (through the Redis event channel). A job cancelled
 // through B announces batch_failed the same way.
 func TestAsynqWebhooksAcrossReplicas(t *testing.T) {
-	addr := startRedis(t)
+	addr := redistest.Start(t)
 	type delivery struct{ path, event string }
 	got := make(chan delivery, 16)
 	const secret = "shared-test-secret-0123"
@@ -270,7 +272,7 @@ func TestAsynqWebhooksAcrossReplicas(t *testing.T) {
 }
 
 func TestAsynqBacklogBound(t *testing.T) {
-	addr := startRedis(t)
+	addr := redistest.Start(t)
 	q, err := NewAsynq(asynq.RedisClientOpt{Addr: addr}, nil, AsynqOptions{MaxPending: 2})
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/contentguard/contentguard/internal/polltest"
 )
 
 // newQueueFunc builds a queue with one worker slot running runner.
@@ -44,7 +47,9 @@ func testQueueContract(t *testing.T, newQueue newQueueFunc) {
 		if obs.submitted[KindAnalyze] != 1 {
 			t.Errorf("observer saw submissions %v", obs.submitted)
 		}
-		waitFor(t, "observer", func() bool { return obs.finishedCount("analyze/completed") == 1 })
+		if !polltest.Until(20*time.Second, func() bool { return obs.finishedCount("analyze/completed") == 1 }) {
+			t.Fatalf("observer saw %d analyze/completed, want 1", obs.finishedCount("analyze/completed"))
+		}
 	})
 
 	t.Run("runner error fails the job", func(t *testing.T) {

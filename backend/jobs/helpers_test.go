@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/contentguard/contentguard/backend/internal/envelopetest"
+	"github.com/contentguard/contentguard/internal/polltest"
 )
 
 type testResponder = envelopetest.Responder
@@ -51,39 +52,19 @@ func (o *countingObserver) finishedCount(key string) int {
 	return o.finished[key]
 }
 
-// clock is a settable time source.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // waitJob polls q until the job satisfies cond (a hang guard, not a timing
 // assertion).
 func waitJob(t *testing.T, q Queue, id string, what string, cond func(Job) bool) Job {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		j, err := q.Get(context.Background(), id)
-		if err == nil && cond(j) {
-			return j
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for job %s to be %s; last %+v, %v", id, what, j, err)
-		}
-		time.Sleep(5 * time.Millisecond)
+	var j Job
+	var err error
+	if !polltest.Until(20*time.Second, func() bool {
+		j, err = q.Get(context.Background(), id)
+		return err == nil && cond(j)
+	}) {
+		t.Fatalf("gave up waiting for job %s to be %s; last %+v, %v", id, what, j, err)
 	}
+	return j
 }
 
 func finished(j Job) bool { return j.Status.Finished() }
@@ -126,16 +107,4 @@ func closeQueue(t *testing.T, q Queue) {
 			t.Errorf("Close: %v", err)
 		}
 	})
-}
-
-// waitFor polls cond (a hang guard, not a timing assertion).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

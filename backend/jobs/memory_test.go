@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/contentguard/contentguard/internal/clocktest"
 )
 
 func newMemoryQueue(t *testing.T, runner Runner, opts Options) Queue {
@@ -47,7 +49,7 @@ func TestMemoryQueueFull(t *testing.T) {
 }
 
 func TestMemoryRetentionEvictsFinishedJobs(t *testing.T) {
-	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := clocktest.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	run := func(ctx context.Context, kind string, in json.RawMessage, p func(float64)) (json.RawMessage, error) {
 		return json.RawMessage(`{"ok":true}`), nil
 	}

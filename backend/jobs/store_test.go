@@ -6,13 +6,15 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/contentguard/contentguard/internal/redistest"
 )
 
 // TestStoreFencesSupersededRuns drives the job record's scripts on a real
 // Redis: a run whose worker is presumed dead loses the job to a takeover,
 // and nothing it does afterwards changes the job.
 func TestStoreFencesSupersededRuns(t *testing.T) {
-	rdb := redis.NewClient(&redis.Options{Addr: startRedis(t)})
+	rdb := redis.NewClient(&redis.Options{Addr: redistest.Start(t)})
 	defer rdb.Close()
 	ctx := context.Background()
 	s := store{rdb: rdb, prefix: "t:"}

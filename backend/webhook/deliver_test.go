@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/contentguard/contentguard/internal/polltest"
 )
 
 // receiver is a real HTTP server that records deliveries and answers with
@@ -111,7 +113,9 @@ func TestDeliverySignedAndVerifiedByReceiver(t *testing.T) {
 	if data, _ := v.payload["data"].(map[string]any); data["job"] != "job_1" {
 		t.Errorf("data = %v", v.payload["data"])
 	}
-	waitFor(t, "stats", func() bool { return reg.Stats().Totals.Succeeded == 1 })
+	if !polltest.Until(10*time.Second, func() bool { return reg.Stats().Totals.Succeeded == 1 }) {
+		t.Fatalf("stats totals = %+v, want 1 succeeded", reg.Stats().Totals)
+	}
 	st := reg.Stats().Endpoints[0]
 	if st.ID != ep.ID || st.Attempts != 1 || st.Succeeded != 1 || st.LastStatus != 200 || st.LastAttemptAt == nil {
 		t.Errorf("stats = %+v", st)

@@ -66,16 +66,3 @@ func closeDeliverer(t *testing.T, d *Deliverer) {
 		}
 	})
 }
-
-// waitFor polls cond until it holds or the bound passes (a hang guard, not
-// a timing assertion).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}

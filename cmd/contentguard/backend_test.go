@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/contentguard/contentguard/internal/syncbuf"
 )
 
 func freePort(t testing.TB) int {
@@ -52,7 +54,7 @@ func TestBackendServesAndStopsOnCancel(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout bytes.Buffer
-	stderr := &lockedBuffer{}
+	stderr := &syncbuf.Buffer{}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"backend", "--listen", addr}, &stdout, stderr) }()
 	var resp *http.Response
@@ -138,7 +140,7 @@ func TestBackendListensWherePlatformsSay(t *testing.T) {
 			port := freePort(t)
 			t.Setenv(env, fmt.Sprint(port))
 			ctx, cancel := context.WithCancel(context.Background())
-			stderr := &lockedBuffer{}
+			stderr := &syncbuf.Buffer{}
 			done := make(chan int, 1)
 			go func() { done <- run(ctx, []string{"backend"}, io.Discard, stderr) }()
 			var err error

@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/contentguard/contentguard/edge/auth"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/contentguard/contentguard/edge/auth"
+	"github.com/contentguard/contentguard/internal/clocktest"
 )
 
 const (
@@ -133,25 +135,8 @@ func hsProvider(tb testing.TB) auth.Provider {
 	}
 }
 
-// clock is a settable time source safe for concurrent use.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: t0} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+// newClock returns a fake clock reading t0.
+func newClock() *clocktest.Clock { return clocktest.New(t0) }
 
 func newVerifier(tb testing.TB, providers []auth.Provider, opts auth.Options) *auth.Verifier {
 	tb.Helper()

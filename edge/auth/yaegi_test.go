@@ -2,16 +2,14 @@ package auth_test
 
 import (
 	"crypto"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/traefik/yaegi/interp"
-	"github.com/traefik/yaegi/stdlib"
+
+	"github.com/contentguard/contentguard/edge/internal/yaegitest"
 )
 
 // yaegiProgram runs inside the interpreter: it builds a Verifier from an
@@ -126,20 +124,10 @@ func Thumbprint(jwks string) string {
 // jwt/v5, with yaegiProgram loaded.
 func newYaegi(tb testing.TB) *interp.Interpreter {
 	tb.Helper()
-	gopath := tb.TempDir()
-	copyGoSources(tb, ".", filepath.Join(gopath, "src/github.com/contentguard/contentguard/edge/auth"))
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/golang-jwt/jwt/v5").Output()
-	if err != nil {
-		tb.Fatalf("locating the jwt module: %v", err)
-	}
-	copyGoSources(tb, strings.TrimSpace(string(out)), filepath.Join(gopath, "src/github.com/golang-jwt/jwt/v5"))
-	i := interp.New(interp.Options{GoPath: gopath})
-	if err := i.Use(stdlib.Symbols); err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := i.Eval(yaegiProgram); err != nil {
-		tb.Fatalf("interpreting the package: %v", err)
-	}
+	i := yaegitest.New(tb,
+		yaegitest.Package("github.com/contentguard/contentguard/edge/auth", "."),
+		yaegitest.Module("github.com/golang-jwt/jwt/v5"))
+	yaegitest.Eval(tb, i, yaegiProgram)
 	return i
 }
 
@@ -147,10 +135,7 @@ func newYaegi(tb testing.TB) *interp.Interpreter {
 // plugin runs it: a cold ES256 verification and a cache hit.
 func BenchmarkVerifyUnderYaegi(b *testing.B) {
 	i := newYaegi(b)
-	nb, err := i.Eval("main.NewBench")
-	if err != nil {
-		b.Fatal(err)
-	}
+	nb := yaegitest.Eval(b, i, "main.NewBench")
 	newBench := nb.Interface().(func(string, int, int64) func(string, int) string)
 	k := fixtureKeys(b)
 	jwks := jwksFor(b, map[string]crypto.PublicKey{"ec1": &k.ec256.PublicKey}, nil)
@@ -178,10 +163,7 @@ func BenchmarkVerifyUnderYaegi(b *testing.B) {
 // standard library from yaegi's symbol tables.
 func TestUnderYaegi(t *testing.T) {
 	i := newYaegi(t)
-	runValue, err := i.Eval("main.Run")
-	if err != nil {
-		t.Fatal(err)
-	}
+	runValue := yaegitest.Eval(t, i, "main.Run")
 	run, ok := runValue.Interface().(func(string, []string, []int64) []string)
 	if !ok {
 		t.Fatalf("main.Run has type %T", runValue.Interface())
@@ -231,10 +213,7 @@ func TestUnderYaegi(t *testing.T) {
 	// unknown-kid refetch, the last good set kept through a 500.
 	k2 := fixtureKeys(t)
 	srv := newJWKSServer(t, jwksFor(t, map[string]crypto.PublicKey{"A": &k2.ec256.PublicKey}, nil))
-	runURLValue, err := i.Eval("main.RunURL")
-	if err != nil {
-		t.Fatal(err)
-	}
+	runURLValue := yaegitest.Eval(t, i, "main.RunURL")
 	runURL := runURLValue.Interface().(func(string, []string) []string)
 	farExp := claims(map[string]any{"exp": time.Now().Add(time.Hour).Unix()})
 	tokA := sign(t, jwt.SigningMethodES256, k2.ec256, "A", farExp)
@@ -251,10 +230,7 @@ func TestUnderYaegi(t *testing.T) {
 		t.Errorf("interpreted URL provider, server down from the start: %q", got)
 	}
 
-	keyringValue, err := i.Eval("main.Keyring")
-	if err != nil {
-		t.Fatal(err)
-	}
+	keyringValue := yaegitest.Eval(t, i, "main.Keyring")
 	keyring := keyringValue.Interface().(func(string, string) string)
 	const testHash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" // sha256("test")
 	if got := keyring(testHash, "test"); got != "importer|read,write" {
@@ -264,45 +240,12 @@ func TestUnderYaegi(t *testing.T) {
 		t.Errorf("interpreted keyring, wrong key: %q", got)
 	}
 
-	tpValue, err := i.Eval("main.Thumbprint")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tpValue := yaegitest.Eval(t, i, "main.Thumbprint")
 	want, err := thumbprintNative(&k.ec256.PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := tpValue.Interface().(func(string) string)(jwks); got != want {
 		t.Errorf("interpreted thumbprint %q, native %q", got, want)
-	}
-}
-
-// copyGoSources copies a directory's non-test Go files.
-func copyGoSources(t testing.TB, from, to string) {
-	t.Helper()
-	if err := os.MkdirAll(to, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	entries, err := os.ReadDir(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, e := range entries {
-		name := e.Name()
-		if e.IsDir() || !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(from, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(to, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		n++
-	}
-	if n == 0 {
-		t.Fatalf("no Go sources in %s", from)
 	}
 }

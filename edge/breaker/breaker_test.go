@@ -7,26 +7,12 @@ import (
 	"time"
 
 	"github.com/contentguard/contentguard/edge/breaker"
+	"github.com/contentguard/contentguard/internal/clocktest"
 )
 
-// clock is a fake clock for the breaker's Now.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
+// newClock returns a fake clock for the breaker's Now.
+func newClock() *clocktest.Clock {
+	return clocktest.New(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
 }
 
 // transitions records OnStateChange calls as "name:from>to".

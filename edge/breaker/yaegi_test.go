@@ -10,8 +10,8 @@ import (
 // plugin does: a breaker trips, refuses, probes, closes, and the registry
 // resets and lists it.
 func TestUnderYaegi(t *testing.T) {
-	i := yaegitest.New(t, "github.com/contentguard/contentguard/edge/breaker", ".")
-	_, err := i.Eval(`
+	i := yaegitest.New(t, yaegitest.Package("github.com/contentguard/contentguard/edge/breaker", "."))
+	yaegitest.Eval(t, i, `
 import (
 	"fmt"
 	"time"
@@ -54,13 +54,7 @@ func run() string {
 	return out
 }
 `)
-	if err != nil {
-		t.Fatalf("interpreting: %v", err)
-	}
-	v, err := i.Eval("run()")
-	if err != nil {
-		t.Fatalf("running: %v", err)
-	}
+	v := yaegitest.Eval(t, i, "run()")
 	want := "backend:closed>open false/1m0s backend:open>half-open backend:half-open>closed true/closed " +
 		"aaa:closed>open aaa=open backend=closed aaa:open>closed 0"
 	if got := v.String(); got != want {
@@ -71,8 +65,8 @@ func run() string {
 // BenchmarkUnderYaegi measures an interpreted Allow+Done on a closed breaker,
 // the Traefik plugin's cost per proxied request.
 func BenchmarkUnderYaegi(b *testing.B) {
-	i := yaegitest.New(b, "github.com/contentguard/contentguard/edge/breaker", ".")
-	_, err := i.Eval(`
+	i := yaegitest.New(b, yaegitest.Package("github.com/contentguard/contentguard/edge/breaker", "."))
+	yaegitest.Eval(b, i, `
 import "github.com/contentguard/contentguard/edge/breaker"
 
 var br = breaker.New("up", breaker.Settings{ConsecutiveFailures: 5, FailureRatio: 0.5, MinRequests: 20})
@@ -86,13 +80,7 @@ func loop(n int) {
 	}
 }
 `)
-	if err != nil {
-		b.Fatal(err)
-	}
-	v, err := i.Eval("loop")
-	if err != nil {
-		b.Fatal(err)
-	}
+	v := yaegitest.Eval(b, i, "loop")
 	loop := v.Interface().(func(int))
 	b.ReportAllocs()
 	b.ResetTimer()

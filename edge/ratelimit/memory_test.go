@@ -4,12 +4,12 @@ import (
 	"context"
 	"runtime"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/contentguard/contentguard/edge/ratelimit"
+	"github.com/contentguard/contentguard/edge/ratelimit/internal/storetest"
+	"github.com/contentguard/contentguard/internal/polltest"
 )
 
 // The memory store gives exactly the pure GCRA's answers, key by key.
@@ -61,27 +61,9 @@ func TestMemoryConcurrentAdmitsExactlyBurst(t *testing.T) {
 	m := ratelimit.NewMemory(ratelimit.MemoryOptions{Shards: 4})
 	defer m.Close()
 	l := ratelimit.Limit{Rate: 1, Per: time.Hour, Burst: 137}
-	var admitted atomic.Int64
-	var wg sync.WaitGroup
-	for g := 0; g < 50; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 20; i++ {
-				r, err := m.Allow(context.Background(), "shared", l, t0)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if r.Allowed {
-					admitted.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if admitted.Load() != 137 {
-		t.Fatalf("admitted %d, want the burst 137", admitted.Load())
+	admitted := storetest.AdmitConcurrently(t, m, "shared", l, t0, 50, 20)
+	if admitted != 137 {
+		t.Fatalf("admitted %d, want the burst 137", admitted)
 	}
 }
 
@@ -155,12 +137,8 @@ func TestMemoryPeriodicSweepAndClose(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for m.Len() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("sweeper left %d expired keys", m.Len())
-		}
-		time.Sleep(time.Millisecond)
+	if !polltest.Until(10*time.Second, func() bool { return m.Len() == 0 }) {
+		t.Fatalf("sweeper left %d expired keys", m.Len())
 	}
 	m.Close()
 	m.Close() // idempotent

@@ -11,8 +11,8 @@ import (
 // plugin does, and checks real outcomes: the 3-per-hour example through the
 // memory store, a refusal's headers, IPv6 grouping and the fallback.
 func TestUnderYaegi(t *testing.T) {
-	i := yaegitest.New(t, "github.com/contentguard/contentguard/edge/ratelimit", ".")
-	_, err := i.Eval(`
+	i := yaegitest.New(t, yaegitest.Package("github.com/contentguard/contentguard/edge/ratelimit", "."))
+	yaegitest.Eval(t, i, `
 import (
 	"context"
 	"errors"
@@ -53,13 +53,7 @@ func run() string {
 	return out
 }
 `)
-	if err != nil {
-		t.Fatalf("interpreting: %v", err)
-	}
-	v, err := i.Eval("run()")
-	if err != nil {
-		t.Fatalf("running: %v", err)
-	}
+	v := yaegitest.Eval(t, i, "run()")
 	want := "true/2/0s true/1/0s true/0/0s false/0/20m0s false/0/1m0s true/0/0s false/0/20m0s " +
 		"[[RateLimit-Limit 3] [RateLimit-Remaining 0] [RateLimit-Reset 3600] [X-RateLimit-Limit 3] [X-RateLimit-Remaining 0] [X-RateLimit-Reset 3600] [Retry-After 1200]] " +
 		"2001:db8:1:2::/64 false/1s/1/<nil>"
@@ -71,8 +65,8 @@ func run() string {
 // BenchmarkUnderYaegi measures one interpreted memory-store decision plus
 // its headers, as the Traefik plugin would run them (1 key, 1000 keys).
 func BenchmarkUnderYaegi(b *testing.B) {
-	i := yaegitest.New(b, "github.com/contentguard/contentguard/edge/ratelimit", ".")
-	_, err := i.Eval(`
+	i := yaegitest.New(b, yaegitest.Package("github.com/contentguard/contentguard/edge/ratelimit", "."))
+	yaegitest.Eval(b, i, `
 import (
 	"context"
 	"strconv"
@@ -104,13 +98,7 @@ func loop(n, spread int) {
 	}
 }
 `)
-	if err != nil {
-		b.Fatal(err)
-	}
-	v, err := i.Eval("loop")
-	if err != nil {
-		b.Fatal(err)
-	}
+	v := yaegitest.Eval(b, i, "loop")
 	loop := v.Interface().(func(int, int))
 	for _, spread := range []int{1, 1000} {
 		b.Run("keys="+strconv.Itoa(spread), func(b *testing.B) {

@@ -3,41 +3,115 @@
 package redistest
 
 import (
+	"bufio"
 	"fmt"
 	"net"
 	"os/exec"
+	"strconv"
 	"testing"
 	"time"
 )
 
+// Server is a redis-server owned by one test. Stop and Restart let a test
+// take Redis away mid-test and bring it back on the same address.
+type Server struct {
+	tb   testing.TB
+	bin  string
+	dir  string
+	port int
+	cmd  *exec.Cmd
+}
+
 // Start runs redis-server and returns its "127.0.0.1:port". A missing
 // redis-server binary fails the test: CI must install it.
-func Start(t testing.TB) string {
-	t.Helper()
+func Start(tb testing.TB) string {
+	tb.Helper()
+	return New(tb).Addr()
+}
+
+// New runs redis-server on a free loopback port, answering PING before it
+// returns, and kills it at cleanup. A missing redis-server binary fails the
+// test: CI must install it.
+func New(tb testing.TB) *Server {
+	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		t.Fatal("redis-server is required (apt-get install redis-server)")
+		tb.Fatalf("redis-server is required (apt-get install redis-server): %v", err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
+	_ = ln.Close()
+	// Its own working directory: redis-server loads a dump.rdb it finds in
+	// the current one, and a test must start from an empty server.
+	s := &Server{tb: tb, bin: bin, dir: tb.TempDir(), port: port}
+	tb.Cleanup(s.Stop)
+	s.Restart()
+	return s
+}
+
+// Addr returns the server's "127.0.0.1:port".
+func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+
+// Stop kills the server (SIGKILL, as a crash would) and waits for it to
+// exit. Stopping a stopped server does nothing.
+func (s *Server) Stop() {
+	if s.cmd == nil {
+		return
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
-			c.Close()
-			return addr
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Restart starts a stopped server again on the same port, empty (there is no
+// persistence), and waits until it answers PING. On a running server it
+// stops it first.
+func (s *Server) Restart() {
+	s.tb.Helper()
+	s.Stop()
+	cmd := exec.Command(s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--loglevel", "warning")
+	cmd.Dir = s.dir
+	if err := cmd.Start(); err != nil {
+		s.tb.Fatalf("starting redis-server: %v", err)
+	}
+	s.cmd = cmd
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := ping(s.Addr())
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.tb.Fatalf("redis-server on %s did not answer PING: %v", s.Addr(), err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("redis-server did not listen on %s", addr)
-	return ""
+}
+
+// ping sends one PING in RESP and expects +PONG: a listening socket alone
+// does not mean the server is ready for commands.
+func ping(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(time.Second)); err != nil {
+		return err
+	}
+	if _, err := c.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line != "+PONG\r\n" {
+		return fmt.Errorf("PING answered %q", line)
+	}
+	return nil
 }

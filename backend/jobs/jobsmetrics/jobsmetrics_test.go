@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/contentguard/contentguard/backend/jobs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
+
+	"github.com/contentguard/contentguard/backend/jobs"
+	"github.com/contentguard/contentguard/internal/polltest"
 )
 
 // TestMetricsFromARealQueue runs jobs through a memory queue observed by
@@ -44,16 +46,11 @@ func TestMetricsFromARealQueue(t *testing.T) {
 		ids = append(ids, j.ID)
 	}
 	for _, id := range ids {
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		if !polltest.Until(10*time.Second, func() bool {
 			j, _ := q.Get(context.Background(), id)
-			if j.Status.Finished() {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("job %s did not finish", id)
-			}
-			time.Sleep(time.Millisecond)
+			return j.Status.Finished()
+		}) {
+			t.Fatalf("job %s did not finish", id)
 		}
 	}
 	families, err := reg.Gather()

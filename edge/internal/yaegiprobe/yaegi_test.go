@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/traefik/yaegi/interp"
-	"github.com/traefik/yaegi/stdlib"
 
 	"github.com/contentguard/contentguard/edge/internal/yaegiprobe"
+	"github.com/contentguard/contentguard/edge/internal/yaegitest"
 )
 
 // edgePackages are the packages that the Traefik plugin runs under Yaegi,
@@ -36,36 +36,12 @@ var native = map[string]interface{}{
 
 func newInterpreter(t testing.TB) *interp.Interpreter {
 	t.Helper()
-	gp := t.TempDir()
+	sources := make([]yaegitest.Source, 0, len(edgePackages))
 	for _, pkg := range edgePackages {
-		dst := filepath.Join(gp, "src", "github.com", "contentguard", "contentguard", "edge", pkg)
-		if err := os.MkdirAll(dst, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		files, err := filepath.Glob(filepath.Join("..", "..", pkg, "*.go"))
-		if err != nil || len(files) == 0 {
-			t.Fatalf("sources of %s: %v (%d files)", pkg, err, len(files))
-		}
-		for _, f := range files {
-			if strings.HasSuffix(f, "_test.go") {
-				continue
-			}
-			src, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dst, filepath.Base(f)), src, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
+		sources = append(sources, yaegitest.Package("github.com/contentguard/contentguard/edge/"+pkg, filepath.Join("..", "..", pkg)))
 	}
-	i := interp.New(interp.Options{GoPath: gp})
-	if err := i.Use(stdlib.Symbols); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := i.Eval(`import "github.com/contentguard/contentguard/edge/internal/yaegiprobe"`); err != nil {
-		t.Fatalf("interpreting the edge packages: %v", err)
-	}
+	i := yaegitest.New(t, sources...)
+	yaegitest.Eval(t, i, `import "github.com/contentguard/contentguard/edge/internal/yaegiprobe"`)
 	return i
 }
 

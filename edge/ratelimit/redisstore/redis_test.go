@@ -3,10 +3,6 @@ package redisstore
 import (
 	"context"
 	"fmt"
-	"net"
-	"os/exec"
-	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,70 +10,20 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/contentguard/contentguard/edge/ratelimit"
+	"github.com/contentguard/contentguard/edge/ratelimit/internal/storetest"
+	"github.com/contentguard/contentguard/internal/redistest"
 )
 
-// redisServer is a real redis-server on a free loopback port, owned by a test.
-type redisServer struct {
-	tb   testing.TB
-	port int
-	cmd  *exec.Cmd
-}
+// redisServer is a real redis-server owned by a test, with a client maker.
+type redisServer struct{ *redistest.Server }
 
 // startRedis starts redis-server for tb and stops it at cleanup. A missing
 // redis-server is a failure, not a skip.
-func startRedis(tb testing.TB) *redisServer {
-	tb.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		tb.Fatalf("redis-server is required (apt-get install redis-server): %v", err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	s := &redisServer{tb: tb, port: port}
-	s.start()
-	tb.Cleanup(s.stop)
-	return s
-}
+func startRedis(tb testing.TB) redisServer { return redisServer{redistest.New(tb)} }
 
-func (s *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
-
-func (s *redisServer) start() {
-	s.tb.Helper()
-	s.cmd = exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--loglevel", "warning")
-	if err := s.cmd.Start(); err != nil {
-		s.tb.Fatalf("starting redis-server: %v", err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", s.addr(), 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			s.tb.Fatalf("redis-server on %s did not come up: %v", s.addr(), err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// stop kills the server and waits for it to exit.
-func (s *redisServer) stop() {
-	if s.cmd == nil {
-		return
-	}
-	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
-	s.cmd = nil
-}
-
-func (s *redisServer) client(tb testing.TB) *redis.Client {
+func (s redisServer) client(tb testing.TB) *redis.Client {
 	c := redis.NewClient(&redis.Options{
-		Addr:         s.addr(),
+		Addr:         s.Addr(),
 		DialTimeout:  500 * time.Millisecond,
 		ReadTimeout:  500 * time.Millisecond,
 		WriteTimeout: 500 * time.Millisecond,
@@ -189,27 +135,9 @@ func TestConcurrentAdmitsExactlyBurst(t *testing.T) {
 	srv := startRedis(t)
 	s := New(srv.client(t), Options{})
 	l := ratelimit.Limit{Rate: 1, Per: 24 * time.Hour, Burst: 123}
-	var admitted atomic.Int64
-	var wg sync.WaitGroup
-	for g := 0; g < 50; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 10; i++ {
-				r, err := s.Allow(ctx, "race", l, time.Time{})
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if r.Allowed {
-					admitted.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if admitted.Load() != 123 {
-		t.Fatalf("admitted %d, want the burst 123", admitted.Load())
+	admitted := storetest.AdmitConcurrently(t, s, "race", l, time.Time{}, 50, 10)
+	if admitted != 123 {
+		t.Fatalf("admitted %d, want the burst 123", admitted)
 	}
 }
 
@@ -302,7 +230,7 @@ func TestRedisDownAndBack(t *testing.T) {
 				t.Fatalf("redis up: %+v %v, %d fallbacks", r, err, len(fallbacks))
 			}
 
-			srv.stop()
+			srv.Stop()
 			if _, err := primary.Allow(ctx, "k", l, now); err == nil {
 				t.Fatal("redis down: the store reported no error")
 			}
@@ -336,7 +264,7 @@ func TestRedisDownAndBack(t *testing.T) {
 				}
 			}
 
-			srv.start()
+			srv.Restart()
 			// Past the hold-off the primary is asked again. The restarted
 			// Redis kept nothing (no persistence), so the bucket is full, and
 			// the key is in Redis.
