@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/contentguard/contentguard/internal/syncbuf"
 	"github.com/contentguard/contentguard/sidecar"
 )
 
@@ -167,7 +168,7 @@ func TestWatchReloadsOnChange(t *testing.T) {
 	file := filepath.Join(dir, "policy.yaml")
 	writeFile(t, file, policyMarked("A"))
 	up := startUpstream(t)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	sc := startSidecar(t, sidecar.Options{Policy: loadPolicy(t, file), PolicyFile: file, Upstream: up.URL,
 		WatchInterval: 10 * time.Millisecond, Logger: newJSONLogger(&logs)})
 

@@ -8,12 +8,12 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/contentguard/contentguard/internal/syncbuf"
 	"github.com/contentguard/contentguard/sidecar"
 )
 
@@ -330,7 +330,7 @@ func TestLocalHandler(t *testing.T) {
 // identity but never a credential; the documented metric names.
 func TestTelemetry(t *testing.T) {
 	up := startUpstream(t)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	p := loadPolicy(t, conformancePolicy("standard.yaml"))
 	sc := startSidecar(t, sidecar.Options{Policy: p, Upstream: up.URL, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	const key = "cg-conformance-rw-key"
@@ -400,23 +400,6 @@ func scrape(t testing.TB, sc *running) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestObserveOncePerAllowedRequest: every allowed request reports exactly

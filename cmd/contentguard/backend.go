@@ -82,18 +82,11 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	logger := telemetry.NewLogger(stderr, telemetry.ParseLevel(*logLevel))
 	service := envOr("SERVICE_NAME", "contentguard-backend")
 	ver := envOr("SERVICE_VERSION", version)
-	tracing, err := telemetry.SetupTracing(ctx, service, ver)
+	tracing, flush, err := startTracing(ctx, logger, service, ver)
 	if err != nil {
-		logger.Error("tracing set-up failed", "err", err)
 		return 1
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := tracing.Shutdown(sctx); err != nil {
-			logger.Warn("flushing spans", "err", err)
-		}
-	}()
+	defer flush()
 
 	cfg := api.Config{Service: service, Version: ver, Logger: logger, Tracing: tracing, MaxBodyBytes: *maxBody}
 	if url := *redisURL; url != "" {

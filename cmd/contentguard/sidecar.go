@@ -92,18 +92,11 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	tracing, err := telemetry.SetupTracing(ctx, envOr("SERVICE_NAME", "contentguard-sidecar"), envOr("SERVICE_VERSION", version))
+	tracing, flush, err := startTracing(ctx, logger, envOr("SERVICE_NAME", "contentguard-sidecar"), envOr("SERVICE_VERSION", version))
 	if err != nil {
-		logger.Error("tracing set-up failed", "err", err)
 		return 1
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := tracing.Shutdown(sctx); err != nil {
-			logger.Warn("flushing spans", "err", err)
-		}
-	}()
+	defer flush()
 
 	// The policy's OAuth2 token endpoint, if it has one, is served in-process
 	// behind the engine. It keeps the policy it started with (users, keys):

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/contentguard/contentguard/internal/syncbuf"
 )
 
 // TestMain lets the test binary run as contentguard itself (CG_RUN_MAIN=1),
@@ -70,7 +72,7 @@ func TestSidecarCommand(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "sidecar", "--policy", file, "--listen", listen, "--admin", admin)
 	cmd.Env = append(os.Environ(), "CG_RUN_MAIN=1")
-	var stderr lockedBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
