@@ -16,7 +16,7 @@ import (
 // the upstream reports what it received.
 //
 // At most a few instances run at once: cases with timing (a bucket that
-// refills every 200ms) must not starve behind a hundred parallel sidecars
+// refills every 500ms) must not starve behind a hundred parallel sidecars
 // on a two-core machine running -race.
 type httpPlane struct{ slots chan struct{} }
 

@@ -1,6 +1,6 @@
 // Command contentguard is the one binary of contentguard: it validates and
-// explains edge policies, mints development tokens, and runs the backend, the
-// sidecar and the xDS control plane.
+// explains edge policies, mints development tokens, and runs the analysis
+// backend, the sidecar data plane, or both together (up).
 package main
 
 import (
