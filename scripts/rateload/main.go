@@ -31,13 +31,17 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -47,9 +51,6 @@ import (
 
 // maxSamples bounds the memory for recorded latencies (two durations each).
 const maxSamples = 20_000_000
-
-// maxBody bounds how much of a response body is read and discarded.
-const maxBody = 1 << 20
 
 // config is the validated command line.
 type config struct {
@@ -86,8 +87,8 @@ func parseHeaders(lines []string) (http.Header, error) {
 
 func (c config) validate() error {
 	switch {
-	case !strings.HasPrefix(c.url, "http://") && !strings.HasPrefix(c.url, "https://"):
-		return fmt.Errorf("-url %q: want an http:// or https:// URL", c.url)
+	case !strings.HasPrefix(c.url, "http://"):
+		return fmt.Errorf("-url %q: want an http:// URL", c.url)
 	case !(c.rate > 0) || math.IsInf(c.rate, 0):
 		return fmt.Errorf("-rate %v: want a positive number of requests per second", c.rate)
 	case c.duration <= 0 || c.duration > time.Hour:
@@ -216,18 +217,11 @@ type workerResult struct {
 
 // run sends the scheduled requests and returns the summary. Requests due
 // during the warm-up are sent but not recorded.
-func run(ctx context.Context, cfg config) summary {
-	client := &http.Client{
-		Timeout: cfg.timeout,
-		Transport: &http.Transport{
-			MaxConnsPerHost:     cfg.conns,
-			MaxIdleConnsPerHost: cfg.conns,
-			IdleConnTimeout:     90 * time.Second,
-			DisableCompression:  true,
-		},
+func run(ctx context.Context, cfg config) (summary, error) {
+	request, err := buildRequest(cfg.url, cfg.headers)
+	if err != nil {
+		return summary{}, err
 	}
-	defer client.CloseIdleConnections()
-
 	total := cfg.warmup + cfg.duration
 	start := time.Now().Add(10 * time.Millisecond) // let the workers start first
 	measureFrom := start.Add(cfg.warmup)
@@ -242,12 +236,14 @@ func run(ctx context.Context, cfg config) summary {
 		wg.Add(1)
 		go func(res *workerResult) {
 			defer wg.Done()
+			conn := &keepAlive{addr: request.addr, request: request.bytes, timeout: cfg.timeout}
+			defer conn.close()
 			for at := range due {
 				if ctx.Err() != nil {
 					return
 				}
 				sent := time.Now()
-				err := get(ctx, client, cfg.url, cfg.headers)
+				err := conn.get(ctx)
 				end := time.Now()
 				if !at.Before(measureFrom) {
 					res.lastEnd = end
@@ -267,28 +263,24 @@ func run(ctx context.Context, cfg config) summary {
 	// The scheduler: request i is due at scheduledAt(start, rate, i). It
 	// sleeps until then and hands the due time to a free worker; when all
 	// are busy it blocks (up to maxQueue queued), and the waiting is
-	// charged to the requests since latency counts from the due time.
+	// charged to the requests since latency counts from the due time. It
+	// runs on its own goroutine because precise locks it to a thread.
 	planned := plannedCount(cfg.rate, total)
-	timer := time.NewTimer(0)
-	<-timer.C
-schedule:
-	for i := int64(0); i < planned; i++ {
-		at := scheduledAt(start, cfg.rate, i)
-		if d := time.Until(at); d > 0 {
-			timer.Reset(d)
+	go func() {
+		defer close(due)
+		sleep := precise()
+		for i := int64(0); i < planned; i++ {
+			at := scheduledAt(start, cfg.rate, i)
+			if d := time.Until(at); d > 0 {
+				sleep(d)
+			}
 			select {
-			case <-timer.C:
+			case due <- at:
 			case <-ctx.Done():
-				break schedule
+				return
 			}
 		}
-		select {
-		case due <- at:
-		case <-ctx.Done():
-			break schedule
-		}
-	}
-	close(due)
+	}()
 	wg.Wait()
 
 	var all []sample
@@ -319,31 +311,98 @@ schedule:
 	if firstErr != nil {
 		s.FirstError = firstErr.Error()
 	}
-	return s
+	return s, nil
 }
 
-// get sends one GET and reads the answer to the end; a non-2xx status is an
-// error.
-func get(ctx context.Context, client *http.Client, url string, headers http.Header) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+// rawRequest is the GET request rendered once: every send writes the same
+// bytes to the connection.
+type rawRequest struct {
+	addr  string // host:port to dial
+	bytes []byte
+}
+
+// buildRequest renders a GET of rawURL with the extra headers. Only plain
+// http: this is a loopback benchmark tool, and TLS would measure TLS.
+func buildRequest(rawURL string, headers http.Header) (rawRequest, error) {
+	u, err := url.Parse(rawURL)
 	if err != nil {
-		return fmt.Errorf("build request: %w", err)
+		return rawRequest{}, fmt.Errorf("parse -url: %w", err)
 	}
-	for k, v := range headers {
-		req.Header[k] = v
+	if u.Scheme != "http" || u.Host == "" {
+		return rawRequest{}, fmt.Errorf("-url %q: want http://host[:port]/path", rawURL)
 	}
-	resp, err := client.Do(req)
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "80")
+	}
+	req := &http.Request{Method: http.MethodGet, URL: u, Host: u.Host, Header: headers.Clone(),
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}
+	var b bytes.Buffer
+	if err := req.Write(&b); err != nil {
+		return rawRequest{}, fmt.Errorf("render request: %w", err)
+	}
+	return rawRequest{addr: addr, bytes: b.Bytes()}, nil
+}
+
+// keepAlive is one worker's connection: the request is written and the
+// answer read on the worker's own goroutine (no http.Transport goroutines
+// and hand-offs, so the generator costs little CPU on a shared machine).
+// After any error the connection is dropped and the next request redials.
+type keepAlive struct {
+	addr    string
+	request []byte
+	timeout time.Duration
+	conn    net.Conn
+	reader  *bufio.Reader
+}
+
+// get sends the request and reads the answer to the end; a non-2xx status
+// is an error.
+func (k *keepAlive) get(ctx context.Context) error {
+	deadline := time.Now().Add(k.timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if k.conn == nil {
+		dialer := net.Dialer{Deadline: deadline}
+		conn, err := dialer.DialContext(ctx, "tcp", k.addr)
+		if err != nil {
+			return fmt.Errorf("dial %s: %w", k.addr, err)
+		}
+		k.conn, k.reader = conn, bufio.NewReaderSize(conn, 16<<10)
+	}
+	if err := k.conn.SetDeadline(deadline); err != nil {
+		k.close()
+		return fmt.Errorf("set deadline: %w", err)
+	}
+	if _, err := k.conn.Write(k.request); err != nil {
+		k.close()
+		return fmt.Errorf("write: %w", err)
+	}
+	resp, err := http.ReadResponse(k.reader, nil)
 	if err != nil {
-		return fmt.Errorf("GET: %w", err)
+		k.close()
+		return fmt.Errorf("read response: %w", err)
 	}
-	defer resp.Body.Close()
-	if _, err := io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody)); err != nil {
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.Close {
+		k.close()
+	}
+	if err != nil {
 		return fmt.Errorf("read body: %w", err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return fmt.Errorf("status %d", resp.StatusCode)
 	}
 	return nil
+}
+
+func (k *keepAlive) close() {
+	if k.conn != nil {
+		k.conn.Close()
+		k.conn, k.reader = nil, nil
+	}
 }
 
 func main() {
@@ -353,7 +412,7 @@ func main() {
 	flag.Float64Var(&cfg.rate, "rate", 1000, "requests per second (fixed, open loop)")
 	flag.DurationVar(&cfg.duration, "duration", 5*time.Second, "measured duration")
 	flag.DurationVar(&cfg.warmup, "warmup", time.Second, "warm-up before measuring (sent at the same rate, not recorded)")
-	flag.IntVar(&cfg.conns, "conns", 16, "keep-alive connections (and concurrent requests)")
+	flag.IntVar(&cfg.conns, "conns", 16, "keep-alive connections, one worker each (the most requests in flight)")
 	flag.IntVar(&cfg.maxQueue, "max-queue", 10_000, "cap on scheduled requests waiting for a free connection")
 	flag.DurationVar(&cfg.timeout, "timeout", 5*time.Second, "per-request timeout; the run also stops at warmup+duration+timeout")
 	flag.Var(&headers, "header", "request header 'Key: Value' (repeatable)")
@@ -369,7 +428,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "rateload:", err)
 		os.Exit(2)
 	}
-	s := run(context.Background(), cfg)
+	s, err := run(context.Background(), cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rateload:", err)
+		os.Exit(2)
+	}
 	if cfg.json {
 		if err := json.NewEncoder(os.Stdout).Encode(s); err != nil {
 			fmt.Fprintln(os.Stderr, "rateload:", err)

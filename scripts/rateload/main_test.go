@@ -145,3 +145,31 @@ func TestValidate(t *testing.T) {
 }
 
 func nan() float64 { zero := 0.0; return zero / zero }
+
+func TestBuildRequest(t *testing.T) {
+	h, err := parseHeaders([]string{"Authorization: Bearer t0k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := buildRequest("http://127.0.0.1:8080/health?x=1", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(r.bytes)
+	for _, want := range []string{"GET /health?x=1 HTTP/1.1\r\n", "Host: 127.0.0.1:8080\r\n", "Authorization: Bearer t0k\r\n"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("request %q lacks %q", text, want)
+		}
+	}
+	if !strings.HasSuffix(text, "\r\n\r\n") || r.addr != "127.0.0.1:8080" {
+		t.Errorf("request %q to %q", text, r.addr)
+	}
+	if r, err := buildRequest("http://localhost/", nil); err != nil || r.addr != "localhost:80" {
+		t.Errorf("default port: %q, %v", r.addr, err)
+	}
+	for _, bad := range []string{"https://127.0.0.1/", "http:///nohost", "http://[::1/"} {
+		if _, err := buildRequest(bad, nil); err == nil {
+			t.Errorf("buildRequest(%q): no error", bad)
+		}
+	}
+}
