@@ -173,3 +173,27 @@ func TestBuildRequest(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRequest: any -url and -header never panic, and whatever is accepted
+// renders one complete request head.
+func FuzzRequest(f *testing.F) {
+	f.Add("http://127.0.0.1:8080/health", "Authorization: Bearer a.b.c")
+	f.Add("http://localhost/", "X-Empty:")
+	f.Add("http://[::1]:9/x?y=z", "K: v\r\nInjected: 1")
+	f.Add("https://example.com/", "no colon")
+	f.Fuzz(func(t *testing.T, rawURL, header string) {
+		h, err := parseHeaders([]string{header})
+		if err != nil {
+			return
+		}
+		r, err := buildRequest(rawURL, h)
+		if err != nil {
+			return
+		}
+		text := string(r.bytes)
+		if !strings.HasPrefix(text, "GET ") || !strings.HasSuffix(text, "\r\n\r\n") ||
+			strings.Count(text, "\r\n\r\n") != 1 || r.addr == "" {
+			t.Fatalf("buildRequest(%q, %q) = %q to %q", rawURL, header, text, r.addr)
+		}
+	})
+}
