@@ -17,7 +17,17 @@
 # CPU per 1000 req/s is the proxy's own CPU (utime+stime from /proc/PID/stat,
 # all NGINX processes together) divided by the throughput in thousands.
 #
-# Usage: scripts/bench-sidecar.sh            (env: ROUNDS=3 DURATION=4s CONNS=32 THREADS=2 PROFILE=0)
+# Then, the latency at half of the peak (LATENCY=1, the default): with
+# scripts/rateload, an open-loop fixed-rate generator (latency counted from
+# each request's scheduled send time, so no coordinated omission), every path
+# of LAT_NAMES is driven at the SAME absolute rate — LOAD (0.5) × the median
+# wrk req/s of sidecar-full measured above, or RATE if set — for RATE_WARMUP
+# + RATE_DURATION over RATE_CONNS keep-alive connections, ROUNDS rounds
+# interleaved, medians. Reported: p50/p99/p99.9 and the added p99 against
+# NGINX proxy_pass and against the backend direct.
+#
+# Usage: scripts/bench-sidecar.sh            (env: ROUNDS=3 DURATION=4s CONNS=32 THREADS=2 PROFILE=0
+#                                                  LATENCY=1 LOAD=0.5 RATE= RATE_DURATION=5s RATE_WARMUP=1s RATE_CONNS=16)
 # PROFILE=1 also writes a 4 s CPU profile of sidecar-full to ./sidecar-full.pprof.
 set -euo pipefail
 
@@ -26,6 +36,12 @@ DURATION=${DURATION:-4s}
 CONNS=${CONNS:-32}
 THREADS=${THREADS:-2}
 PROFILE=${PROFILE:-0}
+LATENCY=${LATENCY:-1}
+LOAD=${LOAD:-0.5}
+RATE=${RATE:-}
+RATE_DURATION=${RATE_DURATION:-5s}
+RATE_WARMUP=${RATE_WARMUP:-1s}
+RATE_CONNS=${RATE_CONNS:-16}
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/cg-bench.XXXXXX)
@@ -60,7 +76,8 @@ cpu_ticks() { # utime+stime of the given pids, in clock ticks
 }
 
 echo "building..." >&2
-(cd "$ROOT" && go build -o "$WORK/cg" ./cmd/contentguard && go build -o "$WORK/benchproxy" ./scripts/benchproxy)
+(cd "$ROOT" && go build -o "$WORK/cg" ./cmd/contentguard && go build -o "$WORK/benchproxy" ./scripts/benchproxy \
+	&& go build -o "$WORK/rateload" ./scripts/rateload)
 CG="$WORK/cg"
 
 BE=$(free_port); NG=$(free_port); HU=$(free_port); SB=$(free_port); SF=$(free_port); AB=$(free_port); AF=$(free_port)
@@ -202,14 +219,29 @@ for name in "${NAMES[@]}"; do
 	timeout 30 wrk "${args[@]}" "${URL[$name]}" >/dev/null
 done
 
-declare -A RESULTS
-for round in $(seq "$ROUNDS"); do
-	for name in "${NAMES[@]}"; do
-		r=$(run_wrk "$name")
-		echo "round $round $name: $r" >&2
-		RESULTS[$name]+="$r"$'\n'
+# rounds TABLE RUNNER LABEL NAME... — ROUNDS rounds, every name once per
+# round (interleaved, so drift hits all alike); RUNNER's line per run is
+# appended to TABLE[name].
+rounds() {
+	local -n table=$1
+	local runner=$2 label=$3 round name r
+	shift 3
+	for round in $(seq "$ROUNDS"); do
+		for name in "$@"; do
+			r=$("$runner" "$name")
+			echo "$label round $round $name: $r" >&2
+			table[$name]+="$r"$'\n'
+		done
 	done
-done
+}
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+col() { # TABLE NAME FIELD → the median of that field over the rounds
+	local -n rows=$1
+	echo -n "${rows[$2]}" | awk -v c="$3" '{print $c}' | median
+}
+
+declare -A RESULTS
+rounds RESULTS run_wrk wrk "${NAMES[@]}"
 
 if [ "$PROFILE" = 1 ]; then
 	echo "profiling sidecar-full..." >&2
@@ -221,8 +253,7 @@ fi
 
 TICKS=$(getconf CLK_TCK)
 DUR_S=$(echo "$DURATION" | sed 's/s$//')
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-nginx_rps=$(echo -n "${RESULTS[nginx]}" | awk '{print $1}' | median)
+nginx_rps=$(col RESULTS nginx 1)
 
 echo
 echo "wrk -t$THREADS -c$CONNS -d$DURATION --latency, $ROUNDS rounds, medians; $(nproc) cores; load average $(cut -d" " -f1-3 /proc/loadavg); $(date -u +%Y-%m-%dT%H:%MZ)"
@@ -230,12 +261,52 @@ echo
 echo "| path | req/s | ratio to NGINX | p50 ms | p99 ms | proxy CPU (cores) per 1000 req/s |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: |"
 for name in "${NAMES[@]}"; do
-	rows=$(echo -n "${RESULTS[$name]}")
-	rps=$(echo "$rows" | awk '{print $1}' | median)
-	p50=$(echo "$rows" | awk '{print $2}' | median)
-	p99=$(echo "$rows" | awk '{print $3}' | median)
+	rps=$(col RESULTS "$name" 1)
+	p50=$(col RESULTS "$name" 2)
+	p99=$(col RESULTS "$name" 3)
 	# CPU cores used per 1000 req/s, per round, then the median.
-	cpu=$(echo "$rows" | awk -v t="$TICKS" -v d="$DUR_S" '{ if ($1 > 0) printf "%.4f\n", ($4 / t / d) / ($1 / 1000) }' | median)
+	cpu=$(echo -n "${RESULTS[$name]}" | awk -v t="$TICKS" -v d="$DUR_S" '{ if ($1 > 0) printf "%.4f\n", ($4 / t / d) / ($1 / 1000) }' | median)
 	ratio=$(awk -v a="$rps" -v b="$nginx_rps" 'BEGIN { printf "%.2f", a / b }')
 	printf '| %s | %.0f | %s | %s | %s | %s |\n' "$name" "$rps" "$ratio" "$p50" "$p99" "$cpu"
+done
+
+[ "$LATENCY" = 1 ] || exit 0
+
+# Latency at a fixed fraction of the full sidecar's peak, the same absolute
+# rate for every path so they are compared at equal load.
+LAT_NAMES=(direct nginx sidecar-bare sidecar-full nginx-authz)
+full_rps=$(col RESULTS sidecar-full 1)
+if [ -z "$RATE" ]; then
+	RATE=$(awk -v p="$full_rps" -v f="$LOAD" 'BEGIN { printf "%.0f", p * f }')
+fi
+
+run_rateload() { # name → "achieved p50 p99 p99.9 send_lag_p99 errors unsent"
+	local name=$1 out
+	local args=(-url "${URL[$name]}" -rate "$RATE" -duration "$RATE_DURATION" -warmup "$RATE_WARMUP"
+		-conns "$RATE_CONNS" -timeout 5s -json)
+	[ -n "${HDR[$name]:-}" ] && args+=(-header "${HDR[$name]}")
+	out=$(timeout 120 "$WORK/rateload" "${args[@]}")
+	echo "$out" | python3 -c 'import json, sys
+r = json.load(sys.stdin)
+if r["errors"]:
+    sys.exit("bench-sidecar: %s: %d errors, first: %s" % (r["url"], r["errors"], r.get("first_error", "")))
+print("%.0f %.3f %.3f %.3f %.3f %d %d" % (r["achieved_rate"], r["p50_ms"], r["p99_ms"], r["p99_9_ms"],
+    r["send_lag_p99_ms"], r["errors"], r["unsent"]))'
+}
+
+declare -A LAT
+rounds LAT run_rateload latency "${LAT_NAMES[@]}"
+nginx_p99=$(col LAT nginx 3)
+direct_p99=$(col LAT direct 3)
+
+echo
+echo "rateload -rate $RATE ($LOAD × sidecar-full's median $(printf '%.0f' "$full_rps") req/s) -warmup $RATE_WARMUP -duration $RATE_DURATION -conns $RATE_CONNS, $ROUNDS rounds, medians; load average $(cut -d" " -f1-3 /proc/loadavg); $(date -u +%Y-%m-%dT%H:%MZ)"
+echo
+echo "| path | achieved req/s | p50 ms | p99 ms | p99.9 ms | added p99 vs NGINX ms | added p99 vs direct ms | generator send-lag p99 ms | unsent |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+for name in "${LAT_NAMES[@]}"; do
+	p99=$(col LAT "$name" 3)
+	printf '| %s | %.0f | %s | %s | %s | %+.3f | %+.3f | %s | %s |\n' "$name" "$(col LAT "$name" 1)" "$(col LAT "$name" 2)" \
+		"$p99" "$(col LAT "$name" 4)" "$(awk -v a="$p99" -v b="$nginx_p99" 'BEGIN { print a - b }')" \
+		"$(awk -v a="$p99" -v b="$direct_p99" 'BEGIN { print a - b }')" "$(col LAT "$name" 5)" "$(col LAT "$name" 7)"
 done
