@@ -2,65 +2,14 @@ package sidecar_test
 
 import (
 	"fmt"
-	"net"
 	"net/http"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/contentguard/contentguard/internal/redistest"
 	"github.com/contentguard/contentguard/sidecar"
 )
-
-// redisServer is a real redis-server on a fixed loopback port that a test
-// can kill and start again (same port, empty: no persistence).
-type redisServer struct {
-	bin  string
-	port int
-	cmd  *exec.Cmd
-}
-
-func startRedis(t testing.TB) *redisServer {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatal("redis-server is required (apt-get install redis-server)")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &redisServer{bin: bin, port: ln.Addr().(*net.TCPAddr).Port}
-	ln.Close()
-	r.start(t)
-	t.Cleanup(r.kill)
-	return r
-}
-
-func (r *redisServer) addr() string { return fmt.Sprintf("127.0.0.1:%d", r.port) }
-
-func (r *redisServer) start(t testing.TB) {
-	t.Helper()
-	r.cmd = exec.Command(r.bin, "--port", fmt.Sprint(r.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := r.cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
-	}
-	waitFor(t, 5*time.Second, func() bool {
-		c, err := net.DialTimeout("tcp", r.addr(), 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-}
-
-func (r *redisServer) kill() {
-	if r.cmd != nil {
-		_ = r.cmd.Process.Kill()
-		_ = r.cmd.Wait()
-		r.cmd = nil
-	}
-}
 
 // TestRedisKilledMidTest: with a Redis rate-limit store, a shared budget
 // holds while Redis runs; when it dies, onError decides (local: per-process
@@ -70,7 +19,7 @@ func TestRedisKilledMidTest(t *testing.T) {
 	for _, mode := range []string{"local", "deny", "allow"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			rs := startRedis(t)
+			rs := redistest.New(t)
 			up := startUpstream(t)
 			p := parsePolicy(t, fmt.Sprintf(`
 apiVersion: contentguard.dev/v1
@@ -84,7 +33,7 @@ spec:
       match: {pathPrefix: /}
       auth: none
       rateLimit: {key: route, rate: 2, per: 1h}
-`, mode, rs.addr(), mode))
+`, mode, rs.Addr(), mode))
 			// Two sidecars share the Redis budget, as replicas would.
 			a := startSidecar(t, sidecar.Options{Policy: p, Upstream: up.URL})
 			b := startSidecar(t, sidecar.Options{Policy: p, Upstream: up.URL})
@@ -102,7 +51,7 @@ spec:
 				t.Fatalf("fallbacks with Redis up: %v", n)
 			}
 
-			rs.kill()
+			rs.Stop()
 			want := map[string]string{"local": "200 200 429", "deny": "429 429 429", "allow": "200 200 200"}[mode]
 			if got := statuses(a, 3); got != want {
 				t.Fatalf("Redis down, onError %s: %s, want %s", mode, got, want)
@@ -119,7 +68,7 @@ spec:
 
 			// Redis returns, empty: after the fallback hold-off, a fresh
 			// shared budget again.
-			rs.start(t)
+			rs.Restart()
 			waitFor(t, 10*time.Second, func() bool {
 				before := counterValue(t, a, sidecar.MetricRateFallbacks)
 				ok := get(t, a.addr, "/x", "", nil).Status == http.StatusOK
