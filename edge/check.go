@@ -145,10 +145,10 @@ func (e *Engine) Check(ctx context.Context, r Request) Decision {
 		if !res.Allowed {
 			if e.rateHeaders == ratelimit.StyleNone {
 				// Retry-After goes on every 429, whatever the header style.
-				d.ResponseHeaders = append(d.ResponseHeaders, [2]string{"Retry-After", strconv.FormatInt(ceilSeconds(res.RetryAfter), 10)})
+				d.ResponseHeaders = append(d.ResponseHeaders, [2]string{"Retry-After", strconv.FormatInt(ratelimit.RetryAfterSeconds(res.RetryAfter), 10)})
 			}
 			return e.reject(&d, r, http.StatusTooManyRequests, ReasonRateLimited, "Too Many Requests",
-				"rate limit of route "+rt.name+" exceeded; retry in "+strconv.FormatInt(ceilSeconds(res.RetryAfter), 10)+"s")
+				"rate limit of route "+rt.name+" exceeded; retry in "+strconv.FormatInt(ratelimit.RetryAfterSeconds(res.RetryAfter), 10)+"s")
 		}
 		if r.Explain {
 			d.step("rate-limit", "ok", "bucket "+key+": "+strconv.Itoa(res.Remaining)+" of "+strconv.Itoa(res.Limit)+" left")
@@ -159,9 +159,9 @@ func (e *Engine) Check(ctx context.Context, r Request) Decision {
 		b := e.breakers.Get(e.upstream)
 		t, ok, wait := b.Allow()
 		if !ok {
-			d.ResponseHeaders = append(d.ResponseHeaders, [2]string{"Retry-After", strconv.FormatInt(ceilSeconds(wait), 10)})
+			d.ResponseHeaders = append(d.ResponseHeaders, [2]string{"Retry-After", strconv.FormatInt(ratelimit.RetryAfterSeconds(wait), 10)})
 			return e.reject(&d, r, http.StatusServiceUnavailable, ReasonCircuitOpen, "Service Unavailable",
-				"the circuit breaker for "+e.upstream+" is open; retry in "+strconv.FormatInt(ceilSeconds(wait), 10)+"s")
+				"the circuit breaker for "+e.upstream+" is open; retry in "+strconv.FormatInt(ratelimit.RetryAfterSeconds(wait), 10)+"s")
 		}
 		d.ticket = t
 		d.armed = true

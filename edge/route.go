@@ -3,7 +3,6 @@ package edge
 import (
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/contentguard/contentguard/edge/ratelimit"
 	"github.com/contentguard/contentguard/policy"
@@ -102,14 +101,4 @@ func containsString(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// ceilSeconds renders a wait as whole seconds, at least 1: clients that
-// retry after "0" seconds would hammer the edge.
-func ceilSeconds(d time.Duration) int64 {
-	s := int64((d + time.Second - 1) / time.Second)
-	if s < 1 {
-		s = 1
-	}
-	return s
 }

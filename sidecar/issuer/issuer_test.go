@@ -18,6 +18,7 @@ import (
 
 	"github.com/contentguard/contentguard/edge"
 	"github.com/contentguard/contentguard/edge/auth"
+	"github.com/contentguard/contentguard/internal/clocktest"
 	"github.com/contentguard/contentguard/internal/redistest"
 	"github.com/contentguard/contentguard/sidecar/issuer"
 )
@@ -328,7 +329,7 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 func TestRefreshExpiry(t *testing.T) {
 	storeKinds(t, func(t *testing.T, newStore func() issuer.Store) {
 		p := writePolicy(t, "{file: keys/signing.pem}")
-		c := newClock()
+		c := clocktest.New(time.Now())
 		h := newIssuer(t, p, newStore(), c.Now).Handler()
 		rt := post(t, h, tokenPath, passwordForm("alice", alicePassword, "")).str("refresh_token")
 		c.Advance(59 * time.Minute) // refreshTTL is 1h

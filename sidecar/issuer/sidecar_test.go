@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/contentguard/contentguard/internal/clocktest"
 	"github.com/contentguard/contentguard/sidecar"
 )
 
@@ -16,7 +17,7 @@ import (
 // attempt is 429 and never reaches bcrypt.
 func TestBruteForceThroughTheSidecar(t *testing.T) {
 	p := writePolicy(t, "{file: keys/signing.pem}")
-	c := newClock()
+	c := clocktest.New(time.Now())
 	iss := newIssuer(t, p, nil, c.Now)
 	srv, err := sidecar.New(context.Background(), sidecar.Options{
 		Policy: p, Local: iss.Handler(), LocalPaths: iss.Paths(), Now: c.Now, Upstream: "http://127.0.0.1:9",
