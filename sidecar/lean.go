@@ -166,29 +166,43 @@ func (b *leanBody) finish(complete bool) {
 }
 
 func (t *leanTransport) get(ctx context.Context, host string) (*leanConn, bool, error) {
+	if c := t.popIdle(host); c != nil {
+		return c, true, nil
+	}
+	c, err := t.dial(ctx, t.dialer, host)
+	return c, false, err
+}
+
+// popIdle takes the most recently used idle connection to host, closing any
+// it finds expired on the way; nil when there is none.
+func (t *leanTransport) popIdle(host string) *leanConn {
 	now := time.Now()
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	for {
 		list := t.idle[host]
 		if len(list) == 0 {
-			break
+			return nil
 		}
 		c := list[len(list)-1]
 		list[len(list)-1] = nil
 		t.idle[host] = list[:len(list)-1]
 		if now.Sub(c.lastUsed) < t.idleTimeout {
-			t.mu.Unlock()
-			return c, true, nil
+			return c
 		}
 		_ = c.conn.Close()
 	}
-	t.mu.Unlock()
-	conn, err := t.dialer.DialContext(ctx, "tcp", host)
+}
+
+// dial opens a new connection to host with d (t.dialer, or a copy of it
+// with a deadline).
+func (t *leanTransport) dial(ctx context.Context, d net.Dialer, host string) (*leanConn, error) {
+	conn, err := d.DialContext(ctx, "tcp", host)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	lr := &io.LimitedReader{R: conn, N: t.maxHeader}
-	return &leanConn{conn: conn, br: bufio.NewReaderSize(lr, 16<<10), bw: bufio.NewWriterSize(conn, 4<<10), limit: lr}, false, nil
+	return &leanConn{conn: conn, br: bufio.NewReaderSize(lr, 16<<10), bw: bufio.NewWriterSize(conn, 4<<10), limit: lr}, nil
 }
 
 func (t *leanTransport) put(host string, c *leanConn) {

@@ -43,6 +43,7 @@ type proxy struct {
 	propagator propagation.TextMapPropagator
 	traced     bool // spans are recorded (an exporting provider)
 	accessLog  bool
+	alog       *accessLog // encodes the access log itself; nil: through log
 	log        *slog.Logger
 }
 
@@ -54,6 +55,9 @@ func newProxy(s *Server) *proxy {
 		traced:     s.tracing.Exporting(),
 		accessLog:  !s.opts.DisableAccessLog,
 		log:        s.log,
+	}
+	if s.opts.AccessLog != nil {
+		p.alog = newAccessLog(s.opts.AccessLog, s.log)
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
@@ -167,7 +171,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ctx, span = p.tracer.Start(ctx, "edge", trace.WithSpanKind(trace.SpanKindServer))
 	}
 
-	defer func() { p.finish(x, r, ctx, span, start, local) }()
+	defer func() { p.finish(x, r.Method, ctx, span, start, local) }()
 
 	x.d = pl.engine.Check(ctx, req)
 	if x.d.Allow && r.ContentLength < 0 && pl.maxBody > 0 {
@@ -284,7 +288,7 @@ func (p *proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 // finish records the request: metrics, the access log line and the server
 // span; it guarantees Observe for allowed forwards that ended abnormally
 // (a panic in the proxy).
-func (p *proxy) finish(x *exchange, r *http.Request, ctx context.Context, span trace.Span, start time.Time, local bool) {
+func (p *proxy) finish(x *exchange, method string, ctx context.Context, span trace.Span, start time.Time, local bool) {
 	d := &x.d
 	if d.Allow && !local && !x.observed {
 		x.observe(edge.Outcome{Status: statusClientClosed})
@@ -293,32 +297,35 @@ func (p *proxy) finish(x *exchange, r *http.Request, ctx context.Context, span t
 	status := x.rec.Status()
 	elapsed := time.Since(start)
 	route := routeLabel(d.Route)
-	p.s.metrics.http.Record(r.Method, route, status, elapsed)
+	p.s.metrics.http.Record(method, route, status, elapsed)
 	reason := d.Reason
 	if x.reason != "" {
 		reason = x.reason
 	}
 	if p.accessLog {
-		level := slog.LevelInfo
-		if status >= 500 {
-			level = slog.LevelError
+		e := accessEntry{
+			time:      time.Now(),
+			requestID: d.RequestID,
+			method:    method,
+			path:      d.Path,
+			route:     route,
+			decision:  decisionLabel(d),
+			reason:    reason,
+			status:    status,
+			latency:   elapsed,
+			clientIP:  clientIPString(d.ClientIP),
+			subject:   d.Subject,
+			bytes:     x.rec.written,
 		}
-		p.log.LogAttrs(ctx, level, "request",
-			slog.String("request_id", d.RequestID),
-			slog.String("method", r.Method),
-			slog.String("path", d.Path),
-			slog.String("route", route),
-			slog.String("decision", decisionLabel(d)),
-			slog.String("reason", reason),
-			slog.Int("status", status),
-			slog.Float64("latency_seconds", elapsed.Seconds()),
-			slog.String("client_ip", clientIPString(d.ClientIP)),
-			slog.String("subject", d.Subject),
-			slog.Int64("bytes", x.rec.written),
-		)
+		if p.alog != nil {
+			e.span = trace.SpanContextFromContext(ctx)
+			p.alog.log(ctx, &e)
+		} else {
+			e.slog(ctx, p.log)
+		}
 	}
 	if span != nil {
-		span.SetName(spanMethod(r.Method) + " " + route)
+		span.SetName(spanMethod(method) + " " + route)
 		span.SetAttributes(
 			attribute.String("http.route", route),
 			attribute.Int("http.response.status_code", status),
@@ -422,10 +429,8 @@ func trustedPeer(trusted []netip.Prefix, peer netip.Addr) bool {
 	return false
 }
 
-// setForwarded sets X-Forwarded-For/-Proto/-Host on the forwarded request.
-// A trusted proxy's chain is extended with it; anyone else's chain is
-// discarded and a fresh one starts at the peer, so a client cannot plant
-// addresses the upstream would believe.
+// setForwarded sets X-Forwarded-For/-Proto/-Host on the forwarded request
+// (see forwardedValues).
 //
 // peerValid says RemoteAddr parsed as an address and port (always so for
 // TCP); otherwise no address of the peer is forwarded.
@@ -434,33 +439,47 @@ func setForwarded(out http.Header, in *http.Request, peerValid, trusted bool) {
 	if peerValid {
 		peer, _, _ = net.SplitHostPort(in.RemoteAddr)
 	}
-	xff := peer
-	proto := "http"
-	if in.TLS != nil {
+	xff, proto, host := forwardedValues(in.Header, in.Host, in.TLS != nil, peer, trusted)
+	if xff != "" {
+		out["X-Forwarded-For"] = []string{xff}
+	}
+	out["X-Forwarded-Proto"] = []string{proto}
+	if host != "" {
+		out["X-Forwarded-Host"] = []string{host}
+	}
+}
+
+// forwardedValues are the X-Forwarded-For, -Proto and -Host values to send
+// upstream for a request with header in (canonical names) and Host host,
+// from peer. A trusted proxy's chain is extended with it; anyone else's
+// chain is discarded and a fresh one starts at the peer, so a client cannot
+// plant addresses the upstream would believe. An empty xff or host is not
+// sent.
+func forwardedValues(in http.Header, host string, tls bool, peer string, trusted bool) (xff, proto, fhost string) {
+	xff = peer
+	proto = "http"
+	if tls {
 		proto = "https"
 	}
-	host := in.Host
+	fhost = host
 	if trusted {
-		if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 {
+		if prior := in["X-Forwarded-For"]; len(prior) > 0 {
 			xff = strings.Join(prior, ", ")
 			if peer != "" {
 				xff += ", " + peer
 			}
 		}
-		if v := in.Header.Get("X-Forwarded-Proto"); v == "http" || v == "https" {
+		if v := in.Get("X-Forwarded-Proto"); v == "http" || v == "https" {
 			proto = v
 		}
-		if v := in.Header.Get("X-Forwarded-Host"); v != "" {
-			host = v
+		if v := in.Get("X-Forwarded-Host"); v != "" {
+			fhost = v
 		}
 	}
-	if xff != "" {
-		out["X-Forwarded-For"] = []string{xff}
+	if !printable(fhost) {
+		fhost = ""
 	}
-	out["X-Forwarded-Proto"] = []string{proto}
-	if host != "" && printable(host) {
-		out["X-Forwarded-Host"] = []string{host}
-	}
+	return xff, proto, fhost
 }
 
 // printable reports whether s has no control bytes (net/http's server has

@@ -34,6 +34,13 @@ func (s *Server) Serve(ctx context.Context, public, admin net.Listener) error {
 	}
 	servers := []*http.Server{pub}
 	listeners := []net.Listener{public}
+	var fast *fastServer
+	if s.fastPath() {
+		// The fast path owns the public listener; net/http serves the
+		// connections it hands over.
+		fast = newFastServer(s, s.lean, pub)
+		listeners[0] = fast.handoff
+	}
 	if admin != nil {
 		servers = append(servers, &http.Server{
 			Handler:           s.AdminHandler(),
@@ -46,12 +53,19 @@ func (s *Server) Serve(ctx context.Context, public, admin net.Listener) error {
 		})
 		listeners = append(listeners, admin)
 	}
-	failed := make(chan error, len(servers))
+	failed := make(chan error, len(servers)+1)
 	for i := range servers {
 		srv, ln := servers[i], listeners[i]
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				failed <- fmt.Errorf("sidecar: serve %s: %w", ln.Addr(), err)
+			}
+		}()
+	}
+	if fast != nil {
+		go func() {
+			if err := fast.serve(public); err != nil {
+				failed <- fmt.Errorf("sidecar: serve %s: %w", public.Addr(), err)
 			}
 		}()
 	}
@@ -71,9 +85,22 @@ func (s *Server) Serve(ctx context.Context, public, admin net.Listener) error {
 	dctx, cancel := context.WithTimeout(context.Background(), s.opts.DrainTimeout)
 	defer cancel()
 	// Admin last, so /readyz keeps reporting "draining" while requests end.
+	var fastDone chan error
+	if fast != nil {
+		// Stop accepting first, so nothing more is handed to net/http.
+		fast.draining.Store(true)
+		_ = public.Close()
+		fastDone = make(chan error, 1)
+		go func() { fastDone <- fast.shutdown(dctx) }()
+	}
 	if err := pub.Shutdown(dctx); err != nil {
 		s.log.Warn("drain timed out; closing remaining connections", "err", err.Error())
 		_ = pub.Close()
+	}
+	if fastDone != nil {
+		if err := <-fastDone; err != nil {
+			s.log.Warn("drain timed out; closed remaining fast-path connections", "err", err.Error())
+		}
 	}
 	for _, srv := range servers[1:] {
 		sctx, scancel := context.WithTimeout(context.Background(), time.Second)
@@ -84,6 +111,11 @@ func (s *Server) Serve(ctx context.Context, public, admin net.Listener) error {
 	}
 	s.log.Info("sidecar stopped")
 	return serveErr
+}
+
+// fastPath reports whether Serve answers on the fast path (see fast.go).
+func (s *Server) fastPath() bool {
+	return !s.opts.DisableFastPath && s.lean != nil && !s.proxy.traced
 }
 
 func orDefault(d, def time.Duration) time.Duration {

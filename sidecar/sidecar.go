@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -77,6 +78,16 @@ type Options struct {
 	Profiling bool
 	// DisableAccessLog turns off the one JSON line logged per request.
 	DisableAccessLog bool
+	// AccessLog, when set, receives the access log lines directly (encoded
+	// by the sidecar, same JSON as Logger's, a few times cheaper); the
+	// Logger's level still decides whether a line is written. Unset, the
+	// lines go through Logger.
+	AccessLog io.Writer
+	// DisableFastPath serves every request through net/http and
+	// httputil.ReverseProxy. By default Serve answers plain keep-alive
+	// HTTP/1.1 requests on its own loop (see fast.go) when Transport is the
+	// default and no spans are exported.
+	DisableFastPath bool
 	// Transport is the upstream transport. Default: body-less GET and HEAD
 	// requests to plain-http upstreams take a lean synchronous path over
 	// pooled keep-alive connections, everything else a tuned http.Transport
@@ -109,6 +120,7 @@ type Server struct {
 	local    *ratelimit.Memory
 	metrics  *metrics
 	proxy    *proxy
+	lean     *leanTransport // the default transport; nil with Options.Transport
 	redis    *redisStores
 	locals   map[string]bool
 
@@ -159,8 +171,10 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = 20 * time.Second
 	}
+	var lean *leanTransport
 	if opts.Transport == nil {
-		opts.Transport = newLeanTransport(NewTransport())
+		lean = newLeanTransport(NewTransport())
+		opts.Transport = lean
 	}
 	tracing := opts.Tracing
 	if tracing == nil {
@@ -176,6 +190,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		now:     opts.Now,
 		tracing: tracing,
 		metrics: m,
+		lean:    lean,
 		redis:   &redisStores{byURL: map[string]*redisStore{}},
 		locals:  map[string]bool{},
 	}

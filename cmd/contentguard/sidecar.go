@@ -52,6 +52,7 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	drainTimeout := fs.Duration("drain-timeout", 20*time.Second, "grace period for in-flight requests on shutdown")
 	drainDelay := fs.Duration("drain-delay", 0, "keep serving this long after /readyz turns 503, before closing the listener")
 	noAccessLog := fs.Bool("no-access-log", false, "do not log one line per request")
+	noFastPath := fs.Bool("no-fast-path", false, "serve every request through net/http and httputil.ReverseProxy (no own HTTP/1.1 loop)")
 	withPprof := fs.Bool("pprof", false, "serve net/http/pprof under /debug/pprof/ on the admin listener")
 	logLevel := fs.String("log-level", envOr("LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	fs.Usage = func() {
@@ -118,6 +119,8 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		DrainTimeout:     *drainTimeout,
 		DrainDelay:       *drainDelay,
 		DisableAccessLog: *noAccessLog,
+		AccessLog:        logOut,
+		DisableFastPath:  *noFastPath,
 		Profiling:        *withPprof,
 	}
 	withIssuer(&sopts, iss)

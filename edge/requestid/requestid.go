@@ -106,6 +106,12 @@ type V7Generator struct {
 	lastMs int64
 	hi     uint64 // upper 12 counter bits (rand_a)
 	lo     uint64 // lower 62 counter bits (rand_b)
+
+	// entropy is crypto/rand output read in blocks and spent 16 bytes an
+	// ID, under mu: one getrandom call serves 32 IDs instead of one. Bytes
+	// are never reused (spent is the first unspent byte).
+	entropy [512]byte
+	spent   int
 }
 
 const (
@@ -117,10 +123,15 @@ const (
 // New returns the next UUIDv7 of g.
 func (g *V7Generator) New() string {
 	var r [16]byte
-	randomBytes(r[:])
 	now := time.Now().UnixMilli()
 
 	g.mu.Lock()
+	if g.spent == 0 || g.spent+len(r) > len(g.entropy) {
+		randomBytes(g.entropy[:])
+		g.spent = 0
+	}
+	copy(r[:], g.entropy[g.spent:g.spent+len(r)])
+	g.spent += len(r)
 	if now > g.lastMs {
 		g.lastMs = now
 		reseed(g, &r)

@@ -1,0 +1,984 @@
+package sidecar
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/textproto"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/contentguard/contentguard/edge"
+	"github.com/contentguard/contentguard/edge/urlpath"
+	"github.com/contentguard/contentguard/sidecar/internal/h1"
+)
+
+// The fast path.
+//
+// net/http's server spends more CPU on a small proxied request than the
+// proxying itself: a goroutine woken to watch every connection for a close
+// while the handler runs, a Request, a header map and a response writer per
+// request, and a chunking writer in between. On a two-core pod that made the
+// sidecar cost three to four times NGINX's CPU per request. So the public
+// listener is served by fastServer: one goroutine per connection reads a
+// request head, asks the engine, writes the forwarded head and streams the
+// body to a pooled upstream connection on the same goroutine, and streams
+// the response back — the shape of NGINX's loop, with Go's blocking I/O.
+//
+// It takes only what package h1 accepts (keep-alive HTTP/1.1 in origin
+// form with at most a Content-Length body: what API clients send) and only
+// while the plane forwards over plain HTTP with the default transport and no
+// spans are exported. At the first request it does not take, it hands the
+// connection, with that request still unread, to the net/http server and
+// its httputil.ReverseProxy, which serve the connection from then on. Both
+// paths ask the same engine the same question (the same edge.Request), so
+// they decide alike; the conformance suite runs through both.
+
+const (
+	// fastHeadBuffer is the connection's read buffer: request heads up to
+	// this size take the fast path; larger ones go to net/http.
+	fastHeadBuffer = 8 << 10
+	// maxResponseHead bounds an upstream's response head (as
+	// NewTransport's MaxResponseHeaderBytes).
+	maxResponseHead = 64 << 10
+	// maxDiscard is how much of an unread request body (a rejected
+	// upload) is read and dropped to keep the connection; past it the
+	// connection closes (net/http's server does the same).
+	maxDiscard = 256 << 10
+	// rstAvoidanceDelay: after answering without reading a large body, the
+	// write side is shut and the connection lingers this long before it
+	// closes, so the client reads the answer before a reset (net/http's
+	// value).
+	rstAvoidanceDelay = 500 * time.Millisecond
+	// max1xx bounds the informational responses relayed before the final
+	// one.
+	max1xx = 8
+)
+
+var (
+	// errHandoff: the request is for net/http.
+	errHandoff = errors.New("sidecar: handoff to net/http")
+	// errClosing: the server is shutting down and the connection is idle.
+	errClosing = errors.New("sidecar: shutting down")
+)
+
+// fastServer serves the public listener. See "The fast path" above.
+type fastServer struct {
+	s       *Server
+	p       *proxy
+	up      *leanTransport
+	handoff *handoffListener
+
+	readHeaderTimeout, readTimeout, writeTimeout, idleTimeout time.Duration
+
+	mu       sync.Mutex
+	conns    map[*fastConn]struct{}
+	draining atomic.Bool
+	wg       sync.WaitGroup
+
+	date atomic.Pointer[dateLine]
+}
+
+// newFastServer serves s with pub's timeouts; pub serves handoff.
+func newFastServer(s *Server, up *leanTransport, pub *http.Server) *fastServer {
+	return &fastServer{
+		s:                 s,
+		p:                 s.proxy,
+		up:                up,
+		handoff:           newHandoffListener(),
+		readHeaderTimeout: pub.ReadHeaderTimeout,
+		readTimeout:       pub.ReadTimeout,
+		writeTimeout:      pub.WriteTimeout,
+		idleTimeout:       pub.IdleTimeout,
+		conns:             map[*fastConn]struct{}{},
+	}
+}
+
+// serve accepts connections on ln until it fails or is closed (then it
+// returns nil if the server is shutting down).
+func (f *fastServer) serve(ln net.Listener) error {
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if f.draining.Load() {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// Out of file descriptors and the like: back off as net/http
+			// does, instead of spinning.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			f.s.log.Warn("accept failed; retrying", "err", err.Error(), "delay", delay.String())
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		fc := f.track(c)
+		if fc == nil {
+			_ = c.Close()
+			continue
+		}
+		go fc.serve()
+	}
+}
+
+func (f *fastServer) track(c net.Conn) *fastConn {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.draining.Load() {
+		return nil
+	}
+	fc := newFastConn(f, c)
+	f.conns[fc] = struct{}{}
+	f.wg.Add(1)
+	return fc
+}
+
+func (f *fastServer) forget(fc *fastConn) {
+	f.mu.Lock()
+	delete(f.conns, fc)
+	f.mu.Unlock()
+	f.wg.Done()
+}
+
+// shutdown stops taking requests: idle connections close now, busy ones
+// after their current response (which says Connection: close). It waits
+// for them until ctx ends, then closes what is left.
+func (f *fastServer) shutdown(ctx context.Context) error {
+	f.draining.Store(true)
+	f.mu.Lock()
+	for fc := range f.conns {
+		if fc.idle.Load() {
+			_ = fc.c.Close()
+		}
+	}
+	f.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		f.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		f.mu.Lock()
+		for fc := range f.conns {
+			_ = fc.c.Close()
+		}
+		f.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// fastConn is one client connection and the state its requests reuse.
+type fastConn struct {
+	f       *fastServer
+	c       net.Conn
+	br      *bufio.Reader
+	bw      *bufio.Writer
+	peer    netip.Addr
+	peerStr string      // the peer's address as X-Forwarded-For carries it
+	idle    atomic.Bool // waiting for a request: shutdown may close it
+
+	req    h1.Request
+	resp   h1.Response
+	header http.Header // the request's fields for the engine, cleared per request
+	values []string    // backing array of header's values
+	x      exchange
+}
+
+func newFastConn(f *fastServer, c net.Conn) *fastConn {
+	fc := &fastConn{
+		f:      f,
+		c:      c,
+		br:     bufio.NewReaderSize(c, fastHeadBuffer),
+		bw:     bufio.NewWriterSize(c, 4<<10),
+		header: make(http.Header, 16),
+		values: make([]string, 0, h1.MaxFields),
+	}
+	remote := c.RemoteAddr().String()
+	fc.peer = peerAddr(remote)
+	if fc.peer.IsValid() {
+		fc.peerStr, _, _ = net.SplitHostPort(remote)
+	}
+	return fc
+}
+
+func (fc *fastConn) serve() {
+	defer fc.f.forget(fc)
+	for {
+		head, err := fc.readHead()
+		if err == nil {
+			var keep bool
+			if keep, err = fc.serveRequest(head); err == nil {
+				if keep {
+					continue
+				}
+				_ = fc.c.Close()
+				return
+			}
+		}
+		if err == errHandoff {
+			fc.f.handoff.push(&handoffConn{Conn: fc.c, r: fc.br})
+			return
+		}
+		_ = fc.c.Close()
+		return
+	}
+}
+
+// readHead waits for the next request and returns its head, still unread
+// in fc.br: the caller discards it once it takes the request.
+func (fc *fastConn) readHead() (string, error) {
+	f, br := fc.f, fc.br
+	if br.Buffered() == 0 {
+		fc.idle.Store(true)
+		if f.draining.Load() {
+			return "", errClosing
+		}
+		_ = fc.c.SetReadDeadline(time.Now().Add(f.idleTimeout))
+		_, err := br.Peek(1)
+		fc.idle.Store(false)
+		if err != nil {
+			return "", err
+		}
+	}
+	b, _ := br.Peek(br.Buffered())
+	n, err := h1.HeadEnd(b)
+	if n < 0 && err == nil {
+		// The head arrives in pieces: the header timeout applies.
+		_ = fc.c.SetReadDeadline(time.Now().Add(f.readHeaderTimeout))
+		for n < 0 && err == nil {
+			if br.Buffered() == br.Size() {
+				return "", errHandoff // a large head: net/http reads it
+			}
+			if _, err := br.Peek(br.Buffered() + 1); err != nil {
+				return "", err
+			}
+			b, _ = br.Peek(br.Buffered())
+			n, err = h1.HeadEnd(b)
+		}
+	}
+	if err != nil {
+		return "", errHandoff
+	}
+	return string(b[:n]), nil
+}
+
+// serveRequest answers the request whose head is head, or returns
+// errHandoff before reading anything of it. keep reports whether the
+// connection stays open for another request.
+func (fc *fastConn) serveRequest(head string) (keep bool, err error) {
+	f, req := fc.f, &fc.req
+	if err := h1.ParseRequest(head, req); err != nil {
+		return false, errHandoff
+	}
+	pl := f.s.state.Load()
+	if pl.target.scheme != "http" {
+		return false, errHandoff
+	}
+	path := req.Path()
+	if len(f.s.locals) > 0 {
+		if np, ok := urlpath.Normalize(path); ok && f.s.locals[np] {
+			return false, errHandoff // in-process handlers are http.Handlers
+		}
+	}
+	_, _ = fc.br.Discard(len(head))
+	start := time.Now()
+	method := internMethod(req.Method)
+
+	x := &fc.x
+	*x = exchange{Context: context.Background(), pl: pl, peer: fc.peer}
+	x.d = pl.engine.Check(x.Context, edge.Request{
+		Method:        method,
+		Host:          req.Host,
+		Path:          path,
+		RawQuery:      req.RawQuery(),
+		Header:        fc.fillHeader(),
+		Peer:          fc.peer,
+		ContentLength: req.ContentLength,
+	})
+	if x.d.Allow {
+		keep = fc.forward(x, method)
+	} else {
+		keep = fc.reject(x, method)
+	}
+	f.p.finish(x, method, x.Context, nil, start, false)
+	return keep, nil
+}
+
+// fillHeader is the request's header as net/http would give it to a
+// handler: canonical names, values in order, Host moved out.
+func (fc *fastConn) fillHeader() http.Header {
+	h := fc.header
+	clear(h)
+	vals := fc.values[:0]
+	for _, fd := range fc.req.Fields {
+		if h1.EqualFold(fd.Name, "Host") {
+			continue
+		}
+		k := textproto.CanonicalMIMEHeaderKey(fd.Name)
+		if v, ok := h[k]; ok {
+			h[k] = append(v, fd.Value)
+			continue
+		}
+		vals = append(vals, fd.Value)
+		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	return h
+}
+
+// reject answers with the engine's decision; a body the client sent along
+// is read and dropped (up to maxDiscard) so the connection can stay.
+func (fc *fastConn) reject(x *exchange, method string) bool {
+	cl := fc.req.ContentLength
+	closing := fc.closing() || cl > maxDiscard
+	fc.writeDecision(&x.d, method, closing)
+	x.rec.status = x.d.Status
+	x.rec.written = int64(len(x.d.Body))
+	if closing {
+		fc.lingerClose(cl > 0)
+		return false
+	}
+	if cl > 0 {
+		_ = fc.c.SetReadDeadline(time.Now().Add(fc.f.readTimeout))
+		if n, _ := fc.br.Discard(int(cl)); int64(n) != cl {
+			return false
+		}
+	}
+	return true
+}
+
+// closing reports whether this response is the connection's last.
+func (fc *fastConn) closing() bool {
+	return fc.req.Close || fc.f.draining.Load()
+}
+
+// lingerClose flushes and, if the client may still be sending a body we
+// did not read, shuts the write side and waits a moment before the close,
+// so that the client sees the answer rather than a reset.
+func (fc *fastConn) lingerClose(unread bool) {
+	_ = fc.bw.Flush()
+	if tc, ok := fc.c.(interface{ CloseWrite() error }); ok && unread {
+		_ = tc.CloseWrite()
+		time.Sleep(rstAvoidanceDelay)
+	}
+}
+
+// writeDecision writes a locally made answer (rejection, preflight, 502,
+// 504) and flushes it.
+func (fc *fastConn) writeDecision(d *edge.Decision, method string, closing bool) {
+	_ = fc.c.SetWriteDeadline(time.Now().Add(fc.f.writeTimeout))
+	w, names := fc.bw, fc.x.pl.names
+	writeStatusLine(w, d.Status, http.StatusText(d.Status))
+	writeDecisionHeaders(w, d, names)
+	bodyless := d.Status == http.StatusNoContent || d.Status == http.StatusNotModified || d.Status < 200
+	if d.ContentType != "" && len(d.Body) > 0 {
+		writeField(w, "Content-Type", d.ContentType)
+	}
+	if !bodyless {
+		_, _ = w.WriteString("Content-Length: ")
+		_, _ = w.WriteString(strconv.Itoa(len(d.Body)))
+		_, _ = w.WriteString("\r\n")
+	}
+	_, _ = w.Write(fc.f.dateLine())
+	if closing {
+		_, _ = w.WriteString("Connection: close\r\n")
+	}
+	_, _ = w.WriteString("\r\n")
+	if !bodyless && method != http.MethodHead {
+		_, _ = w.Write(d.Body)
+	}
+	_ = w.Flush()
+}
+
+// forward sends an allowed request upstream and relays the answer. It
+// reports whether the client connection stays open.
+func (fc *fastConn) forward(x *exchange, method string) bool {
+	f, req, d := fc.f, &fc.req, &x.d
+	t := &x.pl.target
+	x.trusted = trustedPeer(x.pl.trusted, fc.peer)
+	x.sent = time.Now()
+	var deadline time.Time
+	if d.Timeout > 0 {
+		deadline = x.sent.Add(d.Timeout)
+	}
+	// Only a body-less idempotent request may be sent twice: when a pooled
+	// connection turns out closed by the upstream, it is retried once on a
+	// fresh one. Others are sent only on a connection checked alive.
+	retriable := req.ContentLength == 0 && idempotent(method)
+	var (
+		uc    *leanConn
+		reuse bool
+		err   error
+	)
+	for attempt := 0; ; {
+		if uc = f.up.popIdle(t.host); uc != nil {
+			reuse = true
+			if !retriable && !alive(uc.conn) {
+				_ = uc.conn.Close()
+				continue
+			}
+		} else {
+			reuse = false
+			dialer := f.up.dialer
+			dialer.Deadline = deadline
+			if uc, err = f.up.dial(context.Background(), dialer, t.host); err != nil {
+				return fc.upstreamFailed(x, method, err, false)
+			}
+		}
+		uc.limit.N = 1<<63 - 1
+		_ = uc.conn.SetDeadline(deadline)
+		var clientErr bool
+		if clientErr, err = fc.writeUpstream(uc, x, method); err == nil {
+			err = readResponse(uc.br, &fc.resp)
+		}
+		if err == nil {
+			break
+		}
+		_ = uc.conn.Close()
+		if clientErr {
+			// The client's body did not arrive: nobody to answer.
+			x.observe(edge.Outcome{Status: statusClientClosed})
+			x.reason = reasonClientClosed
+			x.rec.status = statusClientClosed
+			return false
+		}
+		if reuse && retriable && attempt == 0 && !isTimeout(err) {
+			attempt++
+			continue
+		}
+		return fc.upstreamFailed(x, method, err, req.ContentLength > 0)
+	}
+	return fc.relay(x, uc, method)
+}
+
+// writeUpstream writes the forwarded head and the request body on uc.
+// clientErr reports that reading the body from the client failed.
+func (fc *fastConn) writeUpstream(uc *leanConn, x *exchange, method string) (clientErr bool, err error) {
+	req, d, pl := &fc.req, &x.d, x.pl
+	w := uc.bw
+	_, _ = w.WriteString(method)
+	_ = w.WriteByte(' ')
+	_, _ = w.WriteString(pl.target.base)
+	_, _ = w.WriteString(d.Path)
+	if q := req.RawQuery(); q != "" {
+		_ = w.WriteByte('?')
+		_, _ = w.WriteString(q)
+	}
+	_, _ = w.WriteString(" HTTP/1.1\r\nHost: ")
+	_, _ = w.WriteString(pl.target.host)
+	_, _ = w.WriteString("\r\n")
+	for _, fd := range req.Fields {
+		if forwardField(fd.Name, d) {
+			writeField(w, fd.Name, fd.Value)
+		}
+	}
+	for _, kv := range d.UpstreamHeaders {
+		writeField(w, pl.names.canonical(kv[0]), kv[1])
+	}
+	xff, proto, host := forwardedValues(fc.header, req.Host, false, fc.peerStr, x.trusted)
+	if xff != "" {
+		writeField(w, "X-Forwarded-For", xff)
+	}
+	writeField(w, "X-Forwarded-Proto", proto)
+	if host != "" {
+		writeField(w, "X-Forwarded-Host", host)
+	}
+	_, _ = w.WriteString("\r\n")
+	if req.ContentLength > 0 {
+		_ = fc.c.SetReadDeadline(time.Now().Add(fc.f.readTimeout))
+		if _, rerr, werr := copyN(w, fc.br, req.ContentLength); rerr != nil || werr != nil {
+			if rerr != nil {
+				return true, rerr
+			}
+			return false, werr
+		}
+	}
+	return false, w.Flush()
+}
+
+// forwardField reports whether a client's field goes upstream: not the
+// hop-by-hop ones, not Host (the upstream's is written), not the
+// X-Forwarded-* and Forwarded fields (written afresh), and not the fields
+// the decision strips or sets (httputil.ReverseProxy's Rewrite mode and
+// Decision.SetUpstreamHeaders, the same rules).
+func forwardField(name string, d *edge.Decision) bool {
+	if h1.IsRequestHopByHop(name) || h1.EqualFold(name, "Host") || h1.EqualFold(name, "Forwarded") ||
+		h1.EqualFold(name, "X-Forwarded-For") || h1.EqualFold(name, "X-Forwarded-Proto") ||
+		h1.EqualFold(name, "X-Forwarded-Host") {
+		return false
+	}
+	for _, s := range d.StripHeaders {
+		if h1.EqualFold(name, s) {
+			return false
+		}
+	}
+	for _, kv := range d.UpstreamHeaders {
+		if h1.EqualFold(name, kv[0]) {
+			return false
+		}
+	}
+	return true
+}
+
+// readResponse reads the next response head from br into resp.
+func readResponse(br *bufio.Reader, resp *h1.Response) error {
+	head, err := readResponseHead(br)
+	if err != nil {
+		return err
+	}
+	return h1.ParseResponse(head, resp)
+}
+
+// readResponseHead reads one response head: from the buffer when it fits,
+// line by line up to maxResponseHead when it does not.
+func readResponseHead(br *bufio.Reader) (string, error) {
+	if br.Buffered() == 0 {
+		if _, err := br.Peek(1); err != nil {
+			return "", err
+		}
+	}
+	for {
+		b, _ := br.Peek(br.Buffered())
+		n, err := h1.HeadEnd(b)
+		if err != nil {
+			return "", h1.ErrMalformed
+		}
+		if n > 0 {
+			head := string(b[:n])
+			_, _ = br.Discard(n)
+			return head, nil
+		}
+		if br.Buffered() == br.Size() {
+			break
+		}
+		if _, err := br.Peek(br.Buffered() + 1); err != nil {
+			return "", err
+		}
+	}
+	var head []byte
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			if err == bufio.ErrBufferFull {
+				err = h1.ErrMalformed
+			}
+			return "", err
+		}
+		head = append(head, line...)
+		if len(head) > maxResponseHead {
+			return "", h1.ErrTooManyFields
+		}
+		if len(line) == 2 && line[0] == '\r' {
+			return string(head), nil
+		}
+	}
+}
+
+// upstreamFailed answers an allowed request that got no upstream answer:
+// 504 after the decision's timeout, 502 otherwise.
+func (fc *fastConn) upstreamFailed(x *exchange, method string, err error, bodySent bool) bool {
+	o := edge.Outcome{Connection: true}
+	if isTimeout(err) {
+		o = edge.Outcome{Timeout: true}
+	} else {
+		fc.f.s.log.Debug("upstream unreachable", "request_id", x.d.RequestID, "err", err.Error())
+	}
+	x.observe(o)
+	fd := x.pl.engine.UpstreamFailure(x.d, o)
+	x.reason = fd.Reason
+	x.rec.status = fd.Status
+	x.rec.written = int64(len(fd.Body))
+	// A body the upstream did not take may be partly unread: the
+	// connection cannot carry another request.
+	closing := fc.closing() || bodySent
+	fc.writeDecision(&fd, method, closing)
+	if closing {
+		fc.lingerClose(bodySent)
+	}
+	return !closing
+}
+
+// relay writes the upstream's response to the client: head (with the
+// decision's headers) and body, then returns uc to the pool if the
+// exchange left it clean.
+func (fc *fastConn) relay(x *exchange, uc *leanConn, method string) bool {
+	f, resp, w := fc.f, &fc.resp, fc.bw
+	now := time.Now()
+	_ = fc.c.SetWriteDeadline(now.Add(f.writeTimeout))
+	// Informational answers (103 Early Hints) pass through first.
+	for n := 0; resp.Status < 200; n++ {
+		if resp.Status == http.StatusSwitchingProtocols || n == max1xx {
+			_ = uc.conn.Close()
+			return fc.upstreamFailed(x, method, h1.ErrMalformed, fc.req.ContentLength > 0)
+		}
+		writeStatusLine(w, resp.Status, resp.Reason)
+		for i, fd := range resp.Fields {
+			if !resp.IsHop(i) {
+				writeField(w, fd.Name, fd.Value)
+			}
+		}
+		_, _ = w.WriteString("\r\n")
+		if err := w.Flush(); err != nil {
+			_ = uc.conn.Close()
+			return false
+		}
+		if err := readResponse(uc.br, resp); err != nil {
+			_ = uc.conn.Close()
+			return fc.upstreamFailed(x, method, err, fc.req.ContentLength > 0)
+		}
+	}
+	x.observe(edge.Outcome{Status: resp.Status})
+	d := &x.d
+	bodyless := resp.Bodyless(method)
+	untilClose := !bodyless && !resp.Chunked && resp.ContentLength < 0
+	closing := fc.closing()
+
+	writeStatusLine(w, resp.Status, resp.Reason)
+	hasDate := false
+	for i, fd := range resp.Fields {
+		if resp.IsHop(i) || decisionSets(d, fd.Name) {
+			continue
+		}
+		hasDate = hasDate || h1.EqualFold(fd.Name, "Date")
+		writeField(w, fd.Name, fd.Value)
+	}
+	writeDecisionHeaders(w, d, x.pl.names)
+	if !hasDate {
+		_, _ = w.Write(f.dateLine())
+	}
+	if !bodyless && (resp.Chunked || untilClose) {
+		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	if closing {
+		_, _ = w.WriteString("Connection: close\r\n")
+	}
+	_, _ = w.WriteString("\r\n")
+	x.rec.status = resp.Status
+
+	// The decision's timeout covered the wait for the head; the body
+	// streams under the write timeout.
+	if !bodyless && !(resp.ContentLength >= 0 && int64(uc.br.Buffered()) >= resp.ContentLength) {
+		_ = uc.conn.SetReadDeadline(now.Add(f.writeTimeout))
+	}
+	var (
+		n          int64
+		rerr, werr error
+	)
+	switch {
+	case bodyless:
+	case resp.Chunked:
+		n, rerr, werr = relayChunked(w, uc.br)
+	case untilClose:
+		n, rerr, werr = relayUntilClose(w, uc.br)
+	default:
+		n, rerr, werr = copyN(w, uc.br, resp.ContentLength)
+	}
+	x.rec.written = n
+	if werr == nil {
+		werr = w.Flush()
+	}
+	if rerr == nil && werr == nil && !resp.Close && !untilClose {
+		f.up.put(x.pl.target.host, uc)
+	} else {
+		_ = uc.conn.Close()
+	}
+	if rerr != nil {
+		// The client has a truncated body: only closing tells it.
+		f.s.log.Warn("upstream body failed", "request_id", d.RequestID, "err", rerr.Error())
+		return false
+	}
+	return werr == nil && !closing
+}
+
+// decisionSets reports whether the decision sets a response header of this
+// name, which then replaces the upstream's.
+func decisionSets(d *edge.Decision, name string) bool {
+	for _, kv := range d.ResponseHeaders {
+		if h1.EqualFold(name, kv[0]) {
+			return true
+		}
+	}
+	for _, kv := range d.SecurityHeaders {
+		if h1.EqualFold(name, kv[0]) {
+			return true
+		}
+	}
+	return false
+}
+
+// copyN copies n bytes from src to dst, flushing dst whenever src has
+// nothing buffered (so a slow stream is not held back). rerr is a read
+// error (or io.ErrUnexpectedEOF), werr a write error.
+func copyN(dst *bufio.Writer, src *bufio.Reader, n int64) (written int64, rerr, werr error) {
+	for written < n {
+		if src.Buffered() == 0 {
+			if werr = dst.Flush(); werr != nil {
+				return written, nil, werr
+			}
+			if _, rerr = src.Peek(1); rerr != nil {
+				if rerr == io.EOF {
+					rerr = io.ErrUnexpectedEOF
+				}
+				return written, rerr, nil
+			}
+		}
+		b, _ := src.Peek(int(min(int64(src.Buffered()), n-written)))
+		if _, werr = dst.Write(b); werr != nil {
+			return written, nil, werr
+		}
+		_, _ = src.Discard(len(b))
+		written += int64(len(b))
+	}
+	return written, nil, nil
+}
+
+// relayChunked relays a chunked body as it is framed, checking the framing
+// (so the client receives exactly one well-formed message), trailers
+// included. written counts payload bytes.
+func relayChunked(dst *bufio.Writer, src *bufio.Reader) (written int64, rerr, werr error) {
+	for {
+		if src.Buffered() == 0 {
+			if werr = dst.Flush(); werr != nil {
+				return written, nil, werr
+			}
+		}
+		line, err := src.ReadSlice('\n')
+		if err != nil {
+			return written, chunkErr(err), nil
+		}
+		size, ok := h1.ChunkSize(line)
+		if !ok {
+			return written, h1.ErrMalformed, nil
+		}
+		if _, werr = dst.Write(line); werr != nil {
+			return written, nil, werr
+		}
+		if size == 0 {
+			for i := 0; ; i++ {
+				line, err := src.ReadSlice('\n')
+				if err != nil {
+					return written, chunkErr(err), nil
+				}
+				valid, end := h1.TrailerLine(line)
+				if !valid || i == h1.MaxFields && !end {
+					return written, h1.ErrMalformed, nil
+				}
+				if _, werr = dst.Write(line); werr != nil || end {
+					return written, nil, werr
+				}
+			}
+		}
+		n, rerr, werr := copyN(dst, src, size)
+		written += n
+		if rerr != nil || werr != nil {
+			return written, rerr, werr
+		}
+		crlf, err := src.Peek(2)
+		if err != nil {
+			return written, chunkErr(err), nil
+		}
+		if crlf[0] != '\r' || crlf[1] != '\n' {
+			return written, h1.ErrMalformed, nil
+		}
+		_, _ = src.Discard(2)
+		if _, werr = dst.WriteString("\r\n"); werr != nil {
+			return written, nil, werr
+		}
+	}
+}
+
+func chunkErr(err error) error {
+	switch err {
+	case io.EOF:
+		return io.ErrUnexpectedEOF
+	case bufio.ErrBufferFull:
+		return h1.ErrMalformed
+	}
+	return err
+}
+
+// relayUntilClose relays a body that ends when the upstream closes,
+// re-framed as chunks: the client's connection can stay open.
+func relayUntilClose(dst *bufio.Writer, src *bufio.Reader) (written int64, rerr, werr error) {
+	var sizeLine [20]byte
+	for {
+		if src.Buffered() == 0 {
+			if werr = dst.Flush(); werr != nil {
+				return written, nil, werr
+			}
+			if _, err := src.Peek(1); err != nil {
+				if err == io.EOF {
+					_, werr = dst.WriteString("0\r\n\r\n")
+					return written, nil, werr
+				}
+				return written, err, nil
+			}
+		}
+		b, _ := src.Peek(src.Buffered())
+		line := append(strconv.AppendInt(sizeLine[:0], int64(len(b)), 16), '\r', '\n')
+		_, _ = dst.Write(line)
+		_, _ = dst.Write(b)
+		if _, werr = dst.WriteString("\r\n"); werr != nil {
+			return written, nil, werr
+		}
+		_, _ = src.Discard(len(b))
+		written += int64(len(b))
+	}
+}
+
+func writeStatusLine(w *bufio.Writer, status int, reason string) {
+	var line [16]byte
+	b := append(line[:0], "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	_, _ = w.Write(b)
+	_, _ = w.WriteString(reason)
+	_, _ = w.WriteString("\r\n")
+}
+
+func writeField(w *bufio.Writer, name, value string) {
+	_, _ = w.WriteString(name)
+	_, _ = w.WriteString(": ")
+	_, _ = w.WriteString(value)
+	_, _ = w.WriteString("\r\n")
+}
+
+// writeDecisionHeaders writes the decision's response and security headers
+// (canonical names, as the net/http path sends them).
+func writeDecisionHeaders(w *bufio.Writer, d *edge.Decision, names headerNames) {
+	for _, kv := range d.ResponseHeaders {
+		writeField(w, names.canonical(kv[0]), kv[1])
+	}
+	for _, kv := range d.SecurityHeaders {
+		writeField(w, names.canonical(kv[0]), kv[1])
+	}
+}
+
+// dateLine is the Date field for answers the sidecar makes, formatted once
+// a second.
+type dateLine struct {
+	unix int64
+	line []byte
+}
+
+func (f *fastServer) dateLine() []byte {
+	now := time.Now()
+	if d := f.date.Load(); d != nil && d.unix == now.Unix() {
+		return d.line
+	}
+	b := append([]byte("Date: "), now.UTC().AppendFormat(nil, http.TimeFormat)...)
+	d := &dateLine{unix: now.Unix(), line: append(b, '\r', '\n')}
+	f.date.Store(d)
+	return d.line
+}
+
+func isTimeout(err error) bool {
+	return errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// internMethod returns the standard methods as constants, so that nothing
+// downstream (metric labels, logs) keeps a request's head alive.
+func internMethod(m string) string {
+	switch m {
+	case http.MethodGet:
+		return http.MethodGet
+	case http.MethodHead:
+		return http.MethodHead
+	case http.MethodPost:
+		return http.MethodPost
+	case http.MethodPut:
+		return http.MethodPut
+	case http.MethodPatch:
+		return http.MethodPatch
+	case http.MethodDelete:
+		return http.MethodDelete
+	case http.MethodOptions:
+		return http.MethodOptions
+	case http.MethodTrace:
+		return http.MethodTrace
+	case http.MethodConnect:
+		return http.MethodConnect
+	}
+	return m
+}
+
+// handoffListener is the net.Listener through which the net/http server
+// receives the connections the fast path hands over.
+type handoffListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newHandoffListener() *handoffListener {
+	return &handoffListener{conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+// push hands c to the server, or closes it when the listener is closed.
+func (l *handoffListener) push(c net.Conn) {
+	select {
+	case l.conns <- c:
+	case <-l.done:
+		_ = c.Close()
+	}
+}
+
+func (l *handoffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *handoffListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *handoffListener) Addr() net.Addr { return handoffAddr{} }
+
+type handoffAddr struct{}
+
+func (handoffAddr) Network() string { return "handoff" }
+func (handoffAddr) String() string  { return "handoff" }
+
+// handoffConn is a client connection with bytes the fast path read ahead
+// (at least the head of the request it handed over).
+type handoffConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *handoffConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// CloseWrite lets net/http half-close the connection as it would a
+// *net.TCPConn.
+func (c *handoffConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
+}
