@@ -483,6 +483,10 @@ func (fc *fastConn) writeUpstream(uc *leanConn, x *exchange, method string) (cli
 	for _, fd := range req.Fields {
 		if forwardField(fd.Name, d) {
 			writeField(w, fd.Name, fd.Value)
+		} else if h1.EqualFold(fd.Name, "Te") && h1.HasToken(fd.Value, "trailers") {
+			// As httputil.ReverseProxy: the client's willingness to
+			// accept trailers is end-to-end information.
+			_, _ = w.WriteString("Te: trailers\r\n")
 		}
 	}
 	for _, kv := range d.UpstreamHeaders {

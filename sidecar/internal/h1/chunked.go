@@ -1,5 +1,7 @@
 package h1
 
+import "strings"
+
 // MaxChunkSizeDigits bounds a chunk-size: 15 hex digits cannot overflow an
 // int64 (and no upstream sends an exabyte chunk).
 const MaxChunkSizeDigits = 15
@@ -67,4 +69,19 @@ func TrailerLine(line []byte) (valid, end bool) {
 	}
 	_, ok := parseField(string(line[:n-2]))
 	return ok, false
+}
+
+// HasToken reports whether the comma-separated list v holds token (ASCII
+// case-insensitive), ignoring parameters: HasToken("trailers, deflate;q=0.5",
+// "trailers").
+func HasToken(v, token string) bool {
+	for v != "" {
+		var item string
+		item, v, _ = strings.Cut(v, ",")
+		item, _, _ = strings.Cut(item, ";")
+		if EqualFold(trimOWS(item), token) {
+			return true
+		}
+	}
+	return false
 }

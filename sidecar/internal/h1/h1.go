@@ -290,7 +290,7 @@ func ParseResponse(head string, r *Response) error {
 	}
 	for _, opt := range connection {
 		for i, f := range r.Fields {
-			if equalFold(f.Name, opt) {
+			if EqualFold(f.Name, opt) {
 				r.Hop = append(r.Hop, i)
 			}
 		}
