@@ -48,10 +48,11 @@ func compileRoutes(rs []policy.Route) ([]route, error) {
 			c.scopeHeader = `Bearer error="insufficient_scope", error_description="the token lacks a required scope", scope="` + strings.Join(c.scopes, " ") + `"`
 		}
 		if rl := r.RateLimit; rl != nil {
-			if rl.Rate <= 0 || rl.Per <= 0 {
-				return nil, fmt.Errorf("edge: route %s: invalid rate limit", r.Name)
-			}
 			c.limit = &ratelimit.Limit{Rate: rl.Rate, Per: rl.Per, Burst: rl.Burst}
+			if err := c.limit.Validate(); err != nil {
+				// Refused here rather than on every request at run time.
+				return nil, fmt.Errorf("edge: route %s: %v", r.Name, err)
+			}
 			c.rateKey = rl.Key
 			if i := strings.IndexByte(rl.Key, ':'); i > 0 {
 				c.rateKey = rl.Key[:i]

@@ -893,9 +893,42 @@ func (d *decoder) route(n *Node, path string) Route {
 		if b := rl.Get("burst"); b != nil && r.RateLimit.Burst <= 0 {
 			d.errorf(b, join(path, "rateLimit.burst"), "must be a positive number of requests, got %d", r.RateLimit.Burst)
 		}
+		d.rateBounds(rl, path, r.RateLimit)
 		if rl.Get("key") == nil {
 			r.RateLimit.Key = "ip"
 		}
 	}
 	return r
+}
+
+// maxBucketMicros is the longest a rate-limit bucket may take to refill
+// (burst × per/rate): 100 years, so that the limiters' arithmetic in
+// microseconds since 1970 stays exact in float64 (Redis's Lua numbers).
+const maxBucketMicros = int64(100 * 365.25 * 24 * 3600 * 1e6)
+
+// rateBounds refuses limits the rate limiters cannot represent: they count
+// time in whole microseconds per request, so more than one request per
+// microsecond, or a bucket that refills over more than a century, would be
+// refused at run time on every request (fail closed) — better here, with a
+// position.
+func (d *decoder) rateBounds(n *Node, path string, rl *RouteRateLimit) {
+	if rl.Rate <= 0 || rl.Per <= 0 {
+		return
+	}
+	perMicros := int64(rl.Per / time.Microsecond)
+	if perMicros < int64(rl.Rate) {
+		d.errorf(n.Get("rate"), join(path, "rateLimit.rate"), "%d requests per %s is more than one per microsecond, the limiters' resolution", rl.Rate, rl.Per)
+		return
+	}
+	burst := int64(rl.Burst)
+	if burst <= 0 {
+		burst = int64(rl.Rate)
+	}
+	if burst > maxBucketMicros/(perMicros/int64(rl.Rate)) {
+		at := n.Get("burst")
+		if at == nil {
+			at = n.Get("rate")
+		}
+		d.errorf(at, join(path, "rateLimit.burst"), "a bucket of %d refilling at %d per %s takes more than 100 years to refill", burst, rl.Rate, rl.Per)
+	}
 }

@@ -72,6 +72,8 @@ func TestInvalidPolicies(t *testing.T) {
 		{"HS without secret", "jwks: {file: k.json}", "jwks: {file: k.json}\n          algorithms: [HS256]", `HS* algorithms need a shared secret`},
 		{"secret without HS", "jwks: {file: k.json}", "jwks: {file: k.json}\n          secret: {env: X}", `a shared secret is used only with HS* algorithms`},
 		{"negative rate", "apiKey], scopes: [read]}\n", "apiKey], scopes: [read]}\n      rateLimit: {rate: -5, per: 1m}\n", `rateLimit.rate: must be a positive number of requests, got -5`},
+		{"rate finer than a microsecond", "apiKey], scopes: [read]}\n", "apiKey], scopes: [read]}\n      rateLimit: {rate: 1000000000, per: 1s}\n", `rateLimit.rate: 1000000000 requests per 1s is more than one per microsecond`},
+		{"century bucket", "apiKey], scopes: [read]}\n", "apiKey], scopes: [read]}\n      rateLimit: {rate: 1, per: 8760h, burst: 101}\n", `rateLimit.burst: a bucket of 101 refilling at 1 per 8760h0m0s takes more than 100 years`},
 		{"zero per", "apiKey], scopes: [read]}\n", "apiKey], scopes: [read]}\n      rateLimit: {rate: 5, per: 0s}\n", `rateLimit.per: duration must be positive`},
 		{"bad rate key", "apiKey], scopes: [read]}\n", "apiKey], scopes: [read]}\n      rateLimit: {key: cookie, rate: 5, per: 1m}\n", `unknown key "cookie"`},
 		{"duplicate route names", "apiKey], scopes: [read]}\n", "apiKey], scopes: [read]}\n    - {name: r, match: {path: /x}, auth: none}\n", `duplicate route name "r"`},
