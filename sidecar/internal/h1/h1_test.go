@@ -896,6 +896,34 @@ func FuzzParseRequest(f *testing.F) {
 	})
 }
 
+// checkHop holds r.Hop against a model written for clarity: the fields
+// httputil.ReverseProxy drops from a response (bar Trailer, which h1 keeps
+// with the chunked body it relays), the fields Connection names, and
+// Content-Length when the body is chunked.
+func checkHop(t *testing.T, head []byte, r *Response) {
+	t.Helper()
+	hop := map[string]bool{"Connection": true, "Proxy-Connection": true, "Keep-Alive": true,
+		"Proxy-Authenticate": true, "Proxy-Authorization": true, "Te": true, "Transfer-Encoding": true, "Upgrade": true}
+	if r.Chunked {
+		hop["Content-Length"] = true
+	}
+	for _, f := range r.Fields {
+		if textproto.CanonicalMIMEHeaderKey(f.Name) == "Connection" {
+			for _, opt := range strings.Split(f.Value, ",") {
+				hop[textproto.CanonicalMIMEHeaderKey(strings.Trim(opt, " \t"))] = true
+			}
+		}
+	}
+	for i, f := range r.Fields {
+		if want := hop[textproto.CanonicalMIMEHeaderKey(f.Name)]; r.IsHop(i) != want {
+			t.Errorf("%q: IsHop(%d) [%s] = %v; want %v", head, i, f.Name, !want, want)
+		}
+	}
+	if len(r.Hop) > len(r.Fields) {
+		t.Errorf("%q: %d hop-by-hop indexes for %d fields", head, len(r.Hop), len(r.Fields))
+	}
+}
+
 // bodyAllowed mirrors RFC 9112 §6.3 for a response to GET.
 func bodyAllowed(status int) bool {
 	return status >= 200 && status != 204 && status != 304
@@ -953,14 +981,12 @@ func checkResponseAgrees(t *testing.T, head []byte, r *Response, resp *http.Resp
 	if r.Close != (resp.Close || ambiguous) {
 		t.Errorf("%q: h1 close %v; net/http %v", head, r.Close, resp.Close)
 	}
-	if len(r.Hop) > len(r.Fields) {
-		t.Errorf("%q: %d hop-by-hop indexes for %d fields", head, len(r.Hop), len(r.Fields))
-	}
 	for _, i := range r.Hop {
 		if i < 0 || i >= len(r.Fields) {
 			t.Fatalf("%q: hop index %d out of range", head, i)
 		}
 	}
+	checkHop(t, head, r)
 	// The fields net/http leaves as they came agree with h1's.
 	framing := []string{"Content-Length", "Transfer-Encoding", "Trailer", "Connection", "Cache-Control"}
 	got := canonicalFields(r.Fields)
