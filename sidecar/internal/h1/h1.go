@@ -6,14 +6,15 @@
 // A request is accepted only in origin form (with well-formed escapes in
 // the path), as HTTP/1.1, with a method other than CONNECT, CRLF line ends,
 // token header names, values of visible ASCII, one non-empty Host made of
-// the bytes net/http allows there, at most one valid Content-Length, and
-// none of Transfer-Encoding, Upgrade, Expect or a Connection option other
-// than close and keep-alive. Anything else is
-// ErrUnsupported: the caller hands the connection, unread, to net/http,
-// which accepts or rejects it by its own (well-tested) rules. So this parser
-// can be stricter than the RFC but never looser — there is no request it
-// reads differently from net/http, and no way to smuggle a second request
-// past it (no chunked requests, no duplicate or odd Content-Length).
+// the bytes net/http allows there, at most one Content-Length of 1 to 18
+// digits without a leading zero, and none of Transfer-Encoding, Upgrade,
+// Expect or a Connection option other than close and keep-alive. Anything
+// else is ErrUnsupported: the caller hands the connection, unread, to
+// net/http, which accepts or rejects it by its own (well-tested) rules. So
+// this parser can be stricter than the RFC but never looser — there is no
+// request it reads differently from net/http, and no way to smuggle a
+// second request past it (no chunked requests, no duplicate or odd
+// Content-Length). h1_test.go holds that claim against net/http itself.
 //
 // Responses come from the configured upstream and are parsed as strictly,
 // except that what an upstream may legitimately send (chunked bodies,
@@ -148,8 +149,11 @@ func ParseRequest(head string, r *Request) error {
 			r.Host = f.Value
 		case equalFold(f.Name, "content-length"):
 			lengths++
+			// The field is forwarded as sent: a leading zero, which
+			// net/http accepts, is left to it in case the upstream reads
+			// "010" some other way.
 			n, ok := parseLength(f.Value)
-			if !ok {
+			if !ok || len(f.Value) > 1 && f.Value[0] == '0' {
 				return ErrUnsupported
 			}
 			r.ContentLength = n

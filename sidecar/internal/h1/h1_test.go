@@ -52,10 +52,10 @@ func TestParseRequestAccepts(t *testing.T) {
 		},
 		{
 			name: "query, length, close, whitespace around values",
-			head: head("POST /p/q?x=1&y HTTP/1.1", "host:\t example.com:8080 \t", "Content-Length: 005",
+			head: head("POST /p/q?x=1&y HTTP/1.1", "host:\t example.com:8080 \t", "Content-Length: 5",
 				"Connection: keep-alive, CLOSE", "X-Empty:", "X-Inner: a  b\tc"),
 			want: Request{Method: "POST", Target: "/p/q?x=1&y", Host: "example.com:8080", ContentLength: 5, Close: true,
-				Fields: []Field{{"host", "example.com:8080"}, {"Content-Length", "005"},
+				Fields: []Field{{"host", "example.com:8080"}, {"Content-Length", "5"},
 					{"Connection", "keep-alive, CLOSE"}, {"X-Empty", ""}, {"X-Inner", "a  b\tc"}}},
 		},
 		{
@@ -147,6 +147,8 @@ var rejectedRequests = []struct{ name, head string }{
 	{"CL hex", head("POST / HTTP/1.1", "Host: a", "Content-Length: 0x5")},
 	{"CL empty", head("POST / HTTP/1.1", "Host: a", "Content-Length:")},
 	{"CL inner space", head("POST / HTTP/1.1", "Host: a", "Content-Length: 5 5")},
+	{"CL leading zero", head("POST / HTTP/1.1", "Host: a", "Content-Length: 05")},
+	{"CL zeros", head("POST / HTTP/1.1", "Host: a", "Content-Length: 00")},
 	{"CL underscore", head("POST / HTTP/1.1", "Host: a", "Content-Length: 1_0")},
 	{"CL folded", head("POST / HTTP/1.1", "Host: a", "Content-Length: 5", " 0")},
 	{"CL NUL", head("POST / HTTP/1.1", "Host: a", "Content-Length: 5\x00")},
