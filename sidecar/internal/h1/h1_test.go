@@ -882,20 +882,48 @@ func FuzzParseRequest(f *testing.F) {
 	}
 	s := newNetHTTP(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var r Request
-		whole := ParseRequest(string(data), &r) == nil
-		n, err := HeadEnd(data)
-		if whole && n != len(data) {
-			t.Fatalf("ParseRequest accepted %q; HeadEnd = %d, %v", data, n, err)
-		}
-		if err != nil || n < 0 {
-			return
-		}
-		if ParseRequest(string(data[:n]), &r) != nil {
-			return
-		}
-		checkRequestAgrees(t, s, data, n, &r)
+		checkRequest(t, s, data)
 	})
+}
+
+// FuzzRequestParts explores one request's method, target, Host and one
+// field inside a well-formed frame, where FuzzParseRequest mostly breaks
+// the frame.
+func FuzzRequestParts(f *testing.F) {
+	f.Add("GET", "/", "a", "X", "v")
+	f.Add("POST", "/a%2F?q=%zz", "[::1]:80", "Content-Length", "5")
+	f.Add("PUT", "/%", "a b", "Connection", "close, keep-alive")
+	f.Add("GET", "//a/../b", "a:1", "Pragma", "no-cache")
+	f.Add("DELETE", "/x", "a", "Transfer-Encoding", "chunked")
+	s := newNetHTTP(f)
+	f.Fuzz(func(t *testing.T, method, target, host, name, value string) {
+		h := method + " " + target + " HTTP/1.1\r\nHost: " + host + "\r\n" + name + ": " + value + "\r\n\r\n"
+		checkRequest(t, s, []byte(h))
+	})
+}
+
+// checkRequest holds h1's reading of data against net/http's.
+func checkRequest(t *testing.T, s *netHTTP, data []byte) {
+	var r Request
+	whole := ParseRequest(string(data), &r) == nil
+	n, err := HeadEnd(data)
+	if whole && n != len(data) {
+		t.Fatalf("ParseRequest accepted %q; HeadEnd = %d, %v", data, n, err)
+	}
+	if err != nil || n < 0 {
+		return
+	}
+	if ParseRequest(string(data[:n]), &r) != nil {
+		return
+	}
+	// A caller reading the head piecemeal waits at every shorter
+	// prefix: HeadEnd never refuses the start of a head it accepts.
+	for k := 0; k < n; k++ {
+		if m, err := HeadEnd(data[:k]); m != -1 || err != nil {
+			t.Fatalf("HeadEnd(%q) = %d, %v; the whole head is accepted", data[:k], m, err)
+		}
+	}
+	checkRequestAgrees(t, s, data, n, &r)
 }
 
 // checkHop holds r.Hop against a model written for clarity: the fields
