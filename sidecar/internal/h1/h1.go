@@ -3,15 +3,18 @@
 // and upstreams actually send.
 //
 // The subset is chosen so that accepting a message never needs judgement.
-// A request is accepted only in origin form, as HTTP/1.1, with CRLF line
-// ends, token header names, values of visible ASCII, one Host, at most one
-// valid Content-Length, and none of Transfer-Encoding, Upgrade, Expect or a
-// Connection option other than close and keep-alive. Anything else is
-// ErrUnsupported: the caller hands the connection, unread, to net/http,
-// which accepts or rejects it by its own (well-tested) rules. So this parser
-// can be stricter than the RFC but never looser — there is no request it
-// reads differently from net/http, and no way to smuggle a second request
-// past it (no chunked requests, no duplicate or odd Content-Length).
+// A request is accepted only in origin form (with well-formed escapes in
+// the path), as HTTP/1.1, with a method other than CONNECT, CRLF line ends,
+// token header names, values of visible ASCII, one non-empty Host made of
+// the bytes net/http allows there, at most one Content-Length of 1 to 18
+// digits without a leading zero, and none of Transfer-Encoding, Upgrade,
+// Expect or a Connection option other than close and keep-alive. Anything
+// else is ErrUnsupported: the caller hands the connection, unread, to
+// net/http, which accepts or rejects it by its own (well-tested) rules. So
+// this parser can be stricter than the RFC but never looser — there is no
+// request it reads differently from net/http, and no way to smuggle a
+// second request past it (no chunked requests, no duplicate or odd
+// Content-Length). h1_test.go holds that claim against net/http itself.
 //
 // Responses come from the configured upstream and are parsed as strictly,
 // except that what an upstream may legitimately send (chunked bodies,
@@ -112,7 +115,9 @@ func ParseRequest(head string, r *Request) error {
 		return ErrUnsupported
 	}
 	method, line, ok := strings.Cut(line, " ")
-	if !ok || !isToken(method) {
+	// CONNECT in origin form is net/rpc's dialect; a 2xx answer to it
+	// turns the connection into a tunnel, which the fast path is not.
+	if !ok || !isToken(method) || method == "CONNECT" {
 		return ErrUnsupported
 	}
 	target, version, ok := strings.Cut(line, " ")
@@ -135,12 +140,20 @@ func ParseRequest(head string, r *Request) error {
 		r.Fields = append(r.Fields, f)
 		switch {
 		case equalFold(f.Name, "host"):
+			// net/http's server answers 400 to a Host with a byte outside
+			// its (lenient) host grammar.
+			if !isHost(f.Value) {
+				return ErrUnsupported
+			}
 			hosts++
 			r.Host = f.Value
 		case equalFold(f.Name, "content-length"):
 			lengths++
+			// The field is forwarded as sent: a leading zero, which
+			// net/http accepts, is left to it in case the upstream reads
+			// "010" some other way.
 			n, ok := parseLength(f.Value)
-			if !ok {
+			if !ok || len(f.Value) > 1 && f.Value[0] == '0' {
 				return ErrUnsupported
 			}
 			r.ContentLength = n
@@ -217,8 +230,10 @@ func ParseResponse(head string, r *Response) error {
 			return ErrMalformed
 		}
 	}
-	var connection []string // options named by Connection
 	keepAlive := false
+	length := ""             // the first Content-Length value
+	badTrailer := false      // Trailer names a framing field
+	connectionNames := false // Connection names other fields
 	for {
 		if line, rest, ok = cutLine(rest); !ok {
 			return ErrMalformed
@@ -237,50 +252,62 @@ func ParseResponse(head string, r *Response) error {
 		r.Fields = append(r.Fields, f)
 		switch {
 		case equalFold(f.Name, "content-length"):
+			// Repeats must be the same text: net/http refuses "5" and
+			// "05" together, and so does this parser.
 			n, ok := parseLength(f.Value)
-			if !ok || r.ContentLength >= 0 && n != r.ContentLength {
+			if !ok || r.ContentLength >= 0 && f.Value != length {
 				return ErrMalformed
 			}
-			r.ContentLength = n
+			r.ContentLength, length = n, f.Value
 		case equalFold(f.Name, "transfer-encoding"):
 			// Only "chunked" is a framing a proxy can relay; anything
 			// else (gzip, chunked) is not HTTP/1.1 a client can trust.
-			if r.Chunked || !equalFold(f.Value, "chunked") {
+			// In HTTP/1.0 the field does not exist (RFC 9112 §6.1: the
+			// framing is faulty), and net/http ignores it there, so the
+			// two would read different bodies.
+			if r.Chunked || !r.HTTP11 || !equalFold(f.Value, "chunked") {
 				return ErrMalformed
 			}
 			r.Chunked = true
-			r.Hop = append(r.Hop, i)
+			r.addHop(i)
+		case equalFold(f.Name, "trailer"):
+			badTrailer = badTrailer || namesFraming(f.Value)
 		case equalFold(f.Name, "connection"):
-			r.Hop = append(r.Hop, i)
+			r.addHop(i)
 			for v := f.Value; v != ""; {
 				var opt string
-				opt, v, _ = strings.Cut(v, ",")
-				opt = trimOWS(opt)
-				switch {
+				switch opt, v = nextElement(v); {
 				case opt == "":
 				case equalFold(opt, "close"):
 					r.Close = true
 				case equalFold(opt, "keep-alive"):
 					keepAlive = true
-				case !isToken(opt) || len(connection) == MaxFields:
+				case !isToken(opt):
 					return ErrMalformed
 				default:
-					connection = append(connection, opt)
+					connectionNames = true
 				}
 			}
 		case isHopByHop(f.Name):
-			r.Hop = append(r.Hop, i)
+			r.addHop(i)
 		}
 	}
 	if rest != "" {
 		return ErrMalformed
 	}
 	if r.Chunked {
+		// Trailer fields cannot reframe the message (RFC 9110 §6.5.1);
+		// net/http refuses a chunked message that announces them.
+		if badTrailer {
+			return ErrMalformed
+		}
 		// RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, which
-		// is then not forwarded either.
+		// is then not forwarded either. Such a message "ought to be
+		// handled as an error": the connection is not reused after it.
 		for i, f := range r.Fields {
 			if equalFold(f.Name, "content-length") {
-				r.Hop = append(r.Hop, i)
+				r.addHop(i)
+				r.Close = true
 			}
 		}
 		r.ContentLength = -1
@@ -288,14 +315,52 @@ func ParseResponse(head string, r *Response) error {
 	if !r.HTTP11 && !keepAlive {
 		r.Close = true
 	}
-	for _, opt := range connection {
-		for i, f := range r.Fields {
-			if EqualFold(f.Name, opt) {
-				r.Hop = append(r.Hop, i)
+	if !r.Chunked && r.ContentLength < 0 && r.Status >= 200 && r.Status != 204 && r.Status != 304 {
+		// The body, if the request was not HEAD, ends when the upstream
+		// closes the connection.
+		r.Close = true
+	}
+	if connectionNames {
+		// A second pass instead of remembering the options keeps the
+		// parse free of allocation.
+		for _, f := range r.Fields {
+			if !equalFold(f.Name, "connection") {
+				continue
+			}
+			for v := f.Value; v != ""; {
+				var opt string
+				if opt, v = nextElement(v); opt == "" {
+					continue
+				}
+				for i := range r.Fields {
+					if EqualFold(r.Fields[i].Name, opt) {
+						r.addHop(i)
+					}
+				}
 			}
 		}
 	}
 	return nil
+}
+
+// addHop marks field i hop-by-hop, once: Hop never outgrows Fields.
+func (r *Response) addHop(i int) {
+	if !r.IsHop(i) {
+		r.Hop = append(r.Hop, i)
+	}
+}
+
+// namesFraming reports whether a Trailer value lists Content-Length,
+// Transfer-Encoding or Trailer.
+func namesFraming(v string) bool {
+	for v != "" {
+		var name string
+		name, v = nextElement(v)
+		if equalFold(name, "content-length") || equalFold(name, "transfer-encoding") || equalFold(name, "trailer") {
+			return true
+		}
+	}
+	return false
 }
 
 // IsHop reports whether field i of r is hop-by-hop.
@@ -311,7 +376,8 @@ func (r *Response) IsHop(i int) bool {
 // Bodyless reports whether a response to method with r's status has no
 // body whatever its fields say (RFC 9112 §6.3).
 func (r *Response) Bodyless(method string) bool {
-	return method == "HEAD" || r.Status < 200 || r.Status == 204 || r.Status == 304
+	return method == "HEAD" || r.Status < 200 || r.Status == 204 || r.Status == 304 ||
+		method == "CONNECT" && r.Status < 300
 }
 
 // isHopByHop reports the fields RFC 9110 §7.6.1 and common practice treat
@@ -393,8 +459,7 @@ func parseLength(v string) (int64, bool) {
 func connectionOptions(v string) (close, ok bool) {
 	for v != "" {
 		var opt string
-		opt, v, _ = strings.Cut(v, ",")
-		switch opt = trimOWS(opt); {
+		switch opt, v = nextElement(v); {
 		case opt == "":
 		case equalFold(opt, "close"):
 			close = true
@@ -404,6 +469,13 @@ func connectionOptions(v string) (close, ok bool) {
 		}
 	}
 	return close, true
+}
+
+// nextElement splits the first element, without its surrounding
+// whitespace, off a comma-separated field value (RFC 9110 §5.6.1).
+func nextElement(v string) (elem, rest string) {
+	elem, rest, _ = strings.Cut(v, ",")
+	return trimOWS(elem), rest
 }
 
 func trimOWS(s string) string {
@@ -459,6 +531,7 @@ const (
 	classToken  = 1 << iota // RFC 9110 tchar
 	classValue              // field-vchar minus obs-text, SP, HTAB
 	classTarget             // what this parser accepts in an origin-form target
+	classHost               // what net/http's server accepts in Host
 )
 
 var class = func() (t [256]uint8) {
@@ -468,6 +541,9 @@ var class = func() (t [256]uint8) {
 	t[' '] |= classValue
 	t['\t'] |= classValue
 	t['#'] &^= classTarget // a fragment never belongs in a request
+	for _, c := range "!$%&'()*+,-.:;=[]_~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" {
+		t[c] |= classHost
+	}
 	for _, c := range "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" {
 		t[c] |= classToken
 	}
@@ -495,14 +571,40 @@ func isValue(s string) bool {
 	return true
 }
 
-func isOriginForm(s string) bool {
-	if s == "" || s[0] != '/' {
-		return false
-	}
+func isHost(s string) bool {
 	for i := 0; i < len(s); i++ {
-		if class[s[i]]&classTarget == 0 {
+		if class[s[i]]&classHost == 0 {
 			return false
 		}
 	}
 	return true
+}
+
+// isOriginForm accepts "/" followed by target bytes, where every '%' in
+// the path (before '?') starts a valid escape: net/url refuses "/%zz" and
+// net/http answers 400, while the query is never decoded by net/http.
+func isOriginForm(s string) bool {
+	if s == "" || s[0] != '/' {
+		return false
+	}
+	query := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if class[c]&classTarget == 0 {
+			return false
+		}
+		switch {
+		case c == '?':
+			query = true
+		case c == '%' && !query:
+			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
