@@ -314,7 +314,12 @@ func (fc *fastConn) serveRequest(head string) (keep bool, err error) {
 	} else {
 		keep = fc.reject(x, method)
 	}
+	// Logged and counted before the last bytes go out, as on the net/http
+	// path: whoever has the answer can find its log line and metrics.
 	f.p.finish(x, method, x.Context, nil, start, false)
+	if err := fc.bw.Flush(); err != nil {
+		keep = false
+	}
 	return keep, nil
 }
 
@@ -352,6 +357,10 @@ func (fc *fastConn) reject(x *exchange, method string) bool {
 		return false
 	}
 	if cl > 0 {
+		// Answer first: the client may wait for it before sending more.
+		if fc.bw.Flush() != nil {
+			return false
+		}
 		_ = fc.c.SetReadDeadline(time.Now().Add(fc.f.readTimeout))
 		if n, _ := fc.br.Discard(int(cl)); int64(n) != cl {
 			return false
@@ -377,7 +386,7 @@ func (fc *fastConn) lingerClose(unread bool) {
 }
 
 // writeDecision writes a locally made answer (rejection, preflight, 502,
-// 504) and flushes it.
+// 504) into the connection's buffer.
 func (fc *fastConn) writeDecision(d *edge.Decision, method string, closing bool) {
 	_ = fc.c.SetWriteDeadline(time.Now().Add(fc.f.writeTimeout))
 	w, names := fc.bw, fc.x.pl.names
@@ -400,7 +409,6 @@ func (fc *fastConn) writeDecision(d *edge.Decision, method string, closing bool)
 	if !bodyless && method != http.MethodHead {
 		_, _ = w.Write(d.Body)
 	}
-	_ = w.Flush()
 }
 
 // forward sends an allowed request upstream and relays the answer. It
@@ -617,7 +625,7 @@ func (fc *fastConn) upstreamFailed(x *exchange, method string, err error, bodySe
 
 // relay writes the upstream's response to the client: head (with the
 // decision's headers) and body, then returns uc to the pool if the
-// exchange left it clean.
+// exchange left it clean. The caller flushes the end of it.
 func (fc *fastConn) relay(x *exchange, uc *leanConn, method string) bool {
 	f, resp, w := fc.f, &fc.resp, fc.bw
 	now := time.Now()
@@ -691,9 +699,6 @@ func (fc *fastConn) relay(x *exchange, uc *leanConn, method string) bool {
 		n, rerr, werr = copyN(w, uc.br, resp.ContentLength)
 	}
 	x.rec.written = n
-	if werr == nil {
-		werr = w.Flush()
-	}
 	if rerr == nil && werr == nil && !resp.Close && !untilClose {
 		f.up.put(x.pl.target.host, uc)
 	} else {

@@ -67,7 +67,7 @@ func TrailerLine(line []byte) (valid, end bool) {
 	if n == 2 {
 		return true, true
 	}
-	_, ok := parseField(string(line[:n-2]))
+	_, ok := parseField(string(line[:n-2]), classObsValue)
 	return ok, false
 }
 

@@ -133,7 +133,7 @@ func ParseRequest(head string, r *Request) error {
 		if line == "" {
 			break
 		}
-		f, ok := parseField(line)
+		f, ok := parseField(line, classValue)
 		if !ok || len(r.Fields) == MaxFields {
 			return ErrUnsupported
 		}
@@ -226,8 +226,10 @@ func ParseResponse(head string, r *Response) error {
 	}
 	if len(code) > 4 {
 		r.Reason = code[5:]
-		if !isValue(r.Reason) {
-			return ErrMalformed
+		for i := 0; i < len(r.Reason); i++ {
+			if class[r.Reason[i]]&classObsValue == 0 {
+				return ErrMalformed
+			}
 		}
 	}
 	keepAlive := false
@@ -241,7 +243,7 @@ func ParseResponse(head string, r *Response) error {
 		if line == "" {
 			break
 		}
-		f, ok := parseField(line)
+		f, ok := parseField(line, classObsValue)
 		if !ok {
 			return ErrMalformed
 		}
@@ -424,14 +426,21 @@ func cutLine(s string) (line, rest string, ok bool) {
 // a value of visible ASCII, spaces and tabs, optional whitespace. Obsolete
 // line folding never reaches here: a line starting with whitespace has an
 // empty name.
-func parseField(line string) (Field, bool) {
+//
+// values is the class every byte of the value must be in: classValue for
+// requests (anything else goes to net/http), classObsValue for responses,
+// whose values may carry obs-text (a raw UTF-8 file name, say) as net/http's
+// client and RFC 9110 §5.5 allow; it never affects framing.
+func parseField(line string, values uint8) (Field, bool) {
 	name, value, ok := strings.Cut(line, ":")
 	if !ok || !isToken(name) {
 		return Field{}, false
 	}
 	value = trimOWS(value)
-	if !isValue(value) {
-		return Field{}, false
+	for i := 0; i < len(value); i++ {
+		if class[value[i]]&values == 0 {
+			return Field{}, false
+		}
 	}
 	return Field{Name: name, Value: value}, true
 }
@@ -528,10 +537,11 @@ func EqualFold(a, b string) bool {
 
 // Character classes, one table lookup a byte.
 const (
-	classToken  = 1 << iota // RFC 9110 tchar
-	classValue              // field-vchar minus obs-text, SP, HTAB
-	classTarget             // what this parser accepts in an origin-form target
-	classHost               // what net/http's server accepts in Host
+	classToken    = 1 << iota // RFC 9110 tchar
+	classValue                // field-vchar minus obs-text, SP, HTAB
+	classTarget               // what this parser accepts in an origin-form target
+	classHost                 // what net/http's server accepts in Host
+	classObsValue             // classValue plus obs-text (0x80-0xFF): responses only
 )
 
 var class = func() (t [256]uint8) {
@@ -540,6 +550,11 @@ var class = func() (t [256]uint8) {
 	}
 	t[' '] |= classValue
 	t['\t'] |= classValue
+	for c := 0; c < 256; c++ {
+		if t[c]&classValue != 0 || c >= 0x80 {
+			t[c] |= classObsValue
+		}
+	}
 	t['#'] &^= classTarget // a fragment never belongs in a request
 	for _, c := range "!$%&'()*+,-.:;=[]_~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" {
 		t[c] |= classHost
@@ -556,15 +571,6 @@ func isToken(s string) bool {
 	}
 	for i := 0; i < len(s); i++ {
 		if class[s[i]]&classToken == 0 {
-			return false
-		}
-	}
-	return true
-}
-
-func isValue(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if class[s[i]]&classValue == 0 {
 			return false
 		}
 	}
