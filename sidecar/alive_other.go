@@ -4,6 +4,8 @@ package sidecar
 
 import "net"
 
-// alive cannot peek without blocking here: the connection is assumed open
-// (a closed one fails the request with 502).
-func alive(net.Conn) bool { return true }
+// peeker cannot peek without blocking here: a pooled connection is assumed
+// open (a closed one fails the request with 502).
+type peeker struct{}
+
+func (peeker) alive(net.Conn) bool { return true }

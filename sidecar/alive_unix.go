@@ -7,26 +7,38 @@ import (
 	"syscall"
 )
 
-// alive reports whether a pooled upstream connection is still open and
+// peeker checks a pooled upstream connection, keeping what it needs from
+// one check to the next so that a check allocates nothing.
+type peeker struct {
+	raw  syscall.RawConn
+	fn   func(fd uintptr) bool
+	open bool
+}
+
+// alive reports whether c, a pooled upstream connection, is still open and
 // quiet: a peek that would block. A connection the upstream closed while
 // idle reads EOF; one with unexpected bytes waiting is not trustworthy
 // either. It costs one non-blocking syscall, paid only before sending a
 // request that could not be retried on another connection.
-func alive(c net.Conn) bool {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return true
+func (p *peeker) alive(c net.Conn) bool {
+	if p.raw == nil {
+		sc, ok := c.(syscall.Conn)
+		if !ok {
+			return true
+		}
+		raw, err := sc.SyscallConn()
+		if err != nil {
+			return false
+		}
+		p.raw = raw
+		p.fn = func(fd uintptr) bool {
+			var b [1]byte
+			_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			p.open = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
+			return true
+		}
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	ok = false
-	err = rc.Read(func(fd uintptr) bool {
-		var b [1]byte
-		_, _, rerr := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		ok = rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK
-		return true
-	})
-	return err == nil && ok
+	p.open = false
+	err := p.raw.Read(p.fn)
+	return err == nil && p.open
 }

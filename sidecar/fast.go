@@ -190,6 +190,7 @@ type fastConn struct {
 	peer    netip.Addr
 	peerStr string      // the peer's address as X-Forwarded-For carries it
 	idle    atomic.Bool // waiting for a request: shutdown may close it
+	rd, wd  deadline
 
 	req    h1.Request
 	resp   h1.Response
@@ -207,6 +208,7 @@ func newFastConn(f *fastServer, c net.Conn) *fastConn {
 		header: make(http.Header, 16),
 		values: make([]string, 0, h1.MaxFields),
 	}
+	fc.rd.set, fc.wd.set = c.SetReadDeadline, c.SetWriteDeadline
 	remote := c.RemoteAddr().String()
 	fc.peer = peerAddr(remote)
 	if fc.peer.IsValid() {
@@ -247,7 +249,7 @@ func (fc *fastConn) readHead() (string, error) {
 		if f.draining.Load() {
 			return "", errClosing
 		}
-		_ = fc.c.SetReadDeadline(time.Now().Add(f.idleTimeout))
+		fc.rd.arm(time.Now(), f.idleTimeout)
 		_, err := br.Peek(1)
 		fc.idle.Store(false)
 		if err != nil {
@@ -258,7 +260,7 @@ func (fc *fastConn) readHead() (string, error) {
 	n, err := h1.HeadEnd(b)
 	if n < 0 && err == nil {
 		// The head arrives in pieces: the header timeout applies.
-		_ = fc.c.SetReadDeadline(time.Now().Add(f.readHeaderTimeout))
+		fc.rd.arm(time.Now(), f.readHeaderTimeout)
 		for n < 0 && err == nil {
 			if br.Buffered() == br.Size() {
 				return "", errHandoff // a large head: net/http reads it
@@ -361,7 +363,7 @@ func (fc *fastConn) reject(x *exchange, method string) bool {
 		if fc.bw.Flush() != nil {
 			return false
 		}
-		_ = fc.c.SetReadDeadline(time.Now().Add(fc.f.readTimeout))
+		fc.rd.arm(time.Now(), fc.f.readTimeout)
 		if n, _ := fc.br.Discard(int(cl)); int64(n) != cl {
 			return false
 		}
@@ -388,7 +390,7 @@ func (fc *fastConn) lingerClose(unread bool) {
 // writeDecision writes a locally made answer (rejection, preflight, 502,
 // 504) into the connection's buffer.
 func (fc *fastConn) writeDecision(d *edge.Decision, method string, closing bool) {
-	_ = fc.c.SetWriteDeadline(time.Now().Add(fc.f.writeTimeout))
+	fc.wd.arm(time.Now(), fc.f.writeTimeout)
 	w, names := fc.bw, fc.x.pl.names
 	writeStatusLine(w, d.Status, http.StatusText(d.Status))
 	writeDecisionHeaders(w, d, names)
@@ -434,7 +436,7 @@ func (fc *fastConn) forward(x *exchange, method string) bool {
 	for attempt := 0; ; {
 		if uc = f.up.popIdle(t.host); uc != nil {
 			reuse = true
-			if !retriable && !alive(uc.conn) {
+			if !retriable && !uc.peek.alive(uc.conn) {
 				_ = uc.conn.Close()
 				continue
 			}
@@ -447,7 +449,8 @@ func (fc *fastConn) forward(x *exchange, method string) bool {
 			}
 		}
 		uc.limit.N = 1<<63 - 1
-		_ = uc.conn.SetDeadline(deadline)
+		uc.rd.arm(x.sent, d.Timeout)
+		uc.wd.arm(x.sent, d.Timeout)
 		var clientErr bool
 		if clientErr, err = fc.writeUpstream(uc, x, method); err == nil {
 			err = readResponse(uc.br, &fc.resp)
@@ -510,7 +513,7 @@ func (fc *fastConn) writeUpstream(uc *leanConn, x *exchange, method string) (cli
 	}
 	_, _ = w.WriteString("\r\n")
 	if req.ContentLength > 0 {
-		_ = fc.c.SetReadDeadline(time.Now().Add(fc.f.readTimeout))
+		fc.rd.arm(time.Now(), fc.f.readTimeout)
 		if _, rerr, werr := copyN(w, fc.br, req.ContentLength); rerr != nil || werr != nil {
 			if rerr != nil {
 				return true, rerr
@@ -629,7 +632,7 @@ func (fc *fastConn) upstreamFailed(x *exchange, method string, err error, bodySe
 func (fc *fastConn) relay(x *exchange, uc *leanConn, method string) bool {
 	f, resp, w := fc.f, &fc.resp, fc.bw
 	now := time.Now()
-	_ = fc.c.SetWriteDeadline(now.Add(f.writeTimeout))
+	fc.wd.arm(now, f.writeTimeout)
 	// Informational answers (103 Early Hints) pass through first.
 	for n := 0; resp.Status < 200; n++ {
 		if resp.Status == http.StatusSwitchingProtocols || n == max1xx {
@@ -683,7 +686,7 @@ func (fc *fastConn) relay(x *exchange, uc *leanConn, method string) bool {
 	// The decision's timeout covered the wait for the head; the body
 	// streams under the write timeout.
 	if !bodyless && !(resp.ContentLength >= 0 && int64(uc.br.Buffered()) >= resp.ContentLength) {
-		_ = uc.conn.SetReadDeadline(now.Add(f.writeTimeout))
+		uc.rd.arm(now, f.writeTimeout)
 	}
 	var (
 		n          int64
@@ -849,13 +852,49 @@ func relayUntilClose(dst *bufio.Writer, src *bufio.Reader) (written int64, rerr,
 }
 
 func writeStatusLine(w *bufio.Writer, status int, reason string) {
-	var line [16]byte
-	b := append(line[:0], "HTTP/1.1 "...)
-	b = strconv.AppendInt(b, int64(status), 10)
-	b = append(b, ' ')
-	_, _ = w.Write(b)
+	_, _ = w.WriteString("HTTP/1.1 ")
+	if status < 100 || status > 999 {
+		status = http.StatusBadGateway // never: h1 parses three digits
+	}
+	_ = w.WriteByte(byte('0' + status/100))
+	_ = w.WriteByte(byte('0' + status/10%10))
+	_ = w.WriteByte(byte('0' + status%10))
+	_ = w.WriteByte(' ')
 	_, _ = w.WriteString(reason)
 	_, _ = w.WriteString("\r\n")
+}
+
+// deadline is one direction of a connection's deadline, re-armed only when
+// it would move by more than 1/64 of its timeout. Setting a deadline updates
+// a runtime timer; a keep-alive connection carrying thousands of requests a
+// second would otherwise pay for that several times a request. So a timeout
+// may fire up to 1/64 early (under 2 s of a 2-minute idle timeout), never
+// late.
+type deadline struct {
+	at  time.Time
+	set func(time.Time) error
+}
+
+// arm makes the deadline from + timeout (no deadline for timeout <= 0).
+func (d *deadline) arm(from time.Time, timeout time.Duration) {
+	if timeout <= 0 {
+		d.clear()
+		return
+	}
+	want := from.Add(timeout)
+	if !d.at.IsZero() && !d.at.After(want) && want.Sub(d.at) <= timeout>>6 {
+		return
+	}
+	d.at = want
+	_ = d.set(want)
+}
+
+// clear removes the deadline.
+func (d *deadline) clear() {
+	if !d.at.IsZero() {
+		d.at = time.Time{}
+		_ = d.set(time.Time{})
+	}
 }
 
 func writeField(w *bufio.Writer, name, value string) {

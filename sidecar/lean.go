@@ -40,6 +40,8 @@ type leanConn struct {
 	bw       *bufio.Writer
 	limit    *io.LimitedReader
 	lastUsed time.Time
+	rd, wd   deadline // the fast path's deadlines (this path cancels instead)
+	peek     peeker   // alive's state, made once per connection
 }
 
 // newLeanTransport wraps full, the transport for everything the lean path
@@ -93,6 +95,8 @@ func (t *leanTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 func (t *leanTransport) exchange(ctx context.Context, c *leanConn, req *http.Request) (*http.Response, error) {
 	// Cancellation (the upstream timeout, a client gone) closes the
 	// connection, which unblocks any read or write on it.
+	c.rd.clear() // a deadline the fast path left behind
+	c.wd.clear()
 	stop := context.AfterFunc(ctx, func() { _ = c.conn.Close() })
 	if err := req.Write(c.bw); err != nil {
 		stop()
@@ -202,7 +206,9 @@ func (t *leanTransport) dial(ctx context.Context, d net.Dialer, host string) (*l
 		return nil, err
 	}
 	lr := &io.LimitedReader{R: conn, N: t.maxHeader}
-	return &leanConn{conn: conn, br: bufio.NewReaderSize(lr, 16<<10), bw: bufio.NewWriterSize(conn, 4<<10), limit: lr}, nil
+	c := &leanConn{conn: conn, br: bufio.NewReaderSize(lr, 16<<10), bw: bufio.NewWriterSize(conn, 4<<10), limit: lr}
+	c.rd.set, c.wd.set = conn.SetReadDeadline, conn.SetWriteDeadline
+	return c, nil
 }
 
 func (t *leanTransport) put(host string, c *leanConn) {

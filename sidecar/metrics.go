@@ -45,7 +45,12 @@ type metrics struct {
 	policyInfo       *prometheus.GaugeVec // name, version, hash
 
 	lastFallbackLog atomic.Int64 // unix nanos: fallback warnings at most once a second
+
+	decided  telemetry.Children[decisionKey, prometheus.Counter] // children of decisions
+	upstream telemetry.Children[string, prometheus.Observer]     // children of upstreamDuration
 }
+
+type decisionKey struct{ route, decision, reason string }
 
 var _ edge.Observer = (*metrics)(nil)
 
@@ -106,7 +111,9 @@ func (m *metrics) Decided(d edge.Decision) {
 	case d.Reason == edge.ReasonPreflight:
 		decision = "preflight"
 	}
-	m.decisions.WithLabelValues(route, decision, d.Reason).Inc()
+	m.decided.Get(decisionKey{route, decision, d.Reason}, func() prometheus.Counter {
+		return m.decisions.WithLabelValues(route, decision, d.Reason)
+	}).Inc()
 	switch {
 	case d.Status == http.StatusUnauthorized, d.Reason == edge.ReasonInsufficientScope:
 		m.authFailures.WithLabelValues(d.Reason).Inc()
@@ -117,7 +124,9 @@ func (m *metrics) Decided(d edge.Decision) {
 
 // Upstream times what the upstream did for an allowed request.
 func (m *metrics) Upstream(d edge.Decision, o edge.Outcome) {
-	m.upstreamDuration.WithLabelValues(d.Upstream).Observe(o.Duration.Seconds())
+	m.upstream.Get(d.Upstream, func() prometheus.Observer {
+		return m.upstreamDuration.WithLabelValues(d.Upstream)
+	}).Observe(o.Duration.Seconds())
 }
 
 // BreakerChanged publishes a breaker's new state and logs the transition.

@@ -26,6 +26,18 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	gatherer prometheus.Gatherer
+
+	series Children[seriesKey, series] // what Record counts into
+}
+
+type seriesKey struct {
+	method, route string
+	status        int
+}
+
+type series struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
 }
 
 // NewRegistry returns a fresh registry with the Go runtime and process
@@ -91,8 +103,14 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 // route name). The method is bounded like Middleware's.
 func (m *Metrics) Record(method, route string, status int, elapsed time.Duration) {
 	method = boundedMethod(method)
-	m.requests.WithLabelValues(method, route, StatusLabel(status)).Inc()
-	m.duration.WithLabelValues(method, route).Observe(elapsed.Seconds())
+	c := m.series.Get(seriesKey{method, route, status}, func() series {
+		return series{
+			requests: m.requests.WithLabelValues(method, route, StatusLabel(status)),
+			duration: m.duration.WithLabelValues(method, route),
+		}
+	})
+	c.requests.Inc()
+	c.duration.Observe(elapsed.Seconds())
 }
 
 // statusLabels holds the label of every status code 100..599, so counting a

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -278,5 +279,23 @@ func TestBufferedWriterFlushesOnCloseAndInterval(t *testing.T) {
 	_, _ = tw.Write([]byte("soon\n"))
 	if !polltest.Until(5*time.Second, func() bool { return timed.String() == "soon\n" }) {
 		t.Fatal("the interval flush never came")
+	}
+}
+
+// TestChildrenCache: Get creates a child once per key and returns the same
+// one after; Record through the cache counts into the registry.
+func TestChildrenCache(t *testing.T) {
+	var c Children[string, *int]
+	made := 0
+	create := func() *int { made++; v := made; return &v }
+	a, b := c.Get("x", create), c.Get("x", create)
+	if a != b || made != 1 || *c.Get("y", create) != 2 || made != 2 {
+		t.Fatalf("made %d", made)
+	}
+	for i := 0; i < maxChildren+10; i++ {
+		c.Get(strconv.Itoa(i), create)
+	}
+	if len(c.m) != maxChildren {
+		t.Fatalf("cache holds %d, bound %d", len(c.m), maxChildren)
 	}
 }
