@@ -191,6 +191,7 @@ type fastConn struct {
 	peerStr string      // the peer's address as X-Forwarded-For carries it
 	idle    atomic.Bool // waiting for a request: shutdown may close it
 	rd, wd  deadline
+	served  int // requests answered on this connection
 
 	req    h1.Request
 	resp   h1.Response
@@ -249,7 +250,13 @@ func (fc *fastConn) readHead() (string, error) {
 		if f.draining.Load() {
 			return "", errClosing
 		}
-		fc.rd.arm(time.Now(), f.idleTimeout)
+		// A new connection must send its first head within the header
+		// timeout (as net/http's server): idling is for keep-alive.
+		wait := f.idleTimeout
+		if fc.served == 0 {
+			wait = f.readHeaderTimeout
+		}
+		fc.rd.arm(time.Now(), wait)
 		_, err := br.Peek(1)
 		fc.idle.Store(false)
 		if err != nil {
@@ -322,6 +329,7 @@ func (fc *fastConn) serveRequest(head string) (keep bool, err error) {
 	if err := fc.bw.Flush(); err != nil {
 		keep = false
 	}
+	fc.served++
 	return keep, nil
 }
 

@@ -469,3 +469,44 @@ func TestFastPathAndNetHTTPAgree(t *testing.T) {
 		}
 	}
 }
+
+// TestFastPathSlowClients: a connection that sends nothing, or a head too
+// slowly, is closed after the header timeout; a keep-alive connection may
+// idle longer, up to the idle timeout.
+func TestFastPathSlowClients(t *testing.T) {
+	up := startRawUpstream(t, func(string) rawReply {
+		return rawReply{bytes: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"}
+	})
+	sc := startSidecar(t, sidecar.Options{
+		Policy: parsePolicy(t, fastPolicy), Upstream: "http://" + up.addr,
+		ReadHeaderTimeout: 300 * time.Millisecond, IdleTimeout: time.Minute,
+	})
+	closedWithin := func(cl *client, limit time.Duration) bool {
+		_ = cl.c.SetReadDeadline(time.Now().Add(limit))
+		_, err := cl.br.ReadByte()
+		return err == io.EOF
+	}
+
+	silent := dialClient(t, sc.addr)
+	if !closedWithin(silent, 5*time.Second) {
+		t.Fatal("a connection that never sent a head was not closed by the header timeout")
+	}
+
+	slow := dialClient(t, sc.addr)
+	slow.write("GET /open/x HTTP/1.1\r\n")
+	if !closedWithin(slow, 5*time.Second) {
+		t.Fatal("a head that never ended was not closed by the header timeout")
+	}
+
+	idle := dialClient(t, sc.addr)
+	if resp, _ := idle.get("/open/x"); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if closedWithin(idle, time.Second) {
+		t.Fatal("a keep-alive connection was closed by the header timeout while idle")
+	}
+	_ = idle.c.SetDeadline(time.Now().Add(10 * time.Second))
+	if resp, _ := idle.get("/open/x"); resp.StatusCode != 200 {
+		t.Fatalf("after idling: status %d", resp.StatusCode)
+	}
+}
