@@ -265,7 +265,10 @@ func (e *Engine) forwardIdentity(d *Decision) {
 		case "sub":
 			v = id.Subject
 		case "scope", "scp":
-			v = strings.Join(id.Scopes, " ")
+			v = id.ScopeText
+			if v == "" {
+				v = strings.Join(id.Scopes, " ")
+			}
 		default:
 			v = claimString(id.Claims[c.Claim])
 		}

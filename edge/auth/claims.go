@@ -56,6 +56,9 @@ func checkClaims(p *provider, claims map[string]any, now time.Time) (Identity, t
 		Claims:    claims,
 		ExpiresAt: exp,
 	}
+	// Joined once here, then served from the verified-token cache with the
+	// identity, instead of on every request that forwards scopes.
+	id.ScopeText = strings.Join(id.Scopes, " ")
 	return id, notAfter, ReasonOK
 }
 

@@ -70,8 +70,11 @@ type Options struct {
 type Identity struct {
 	Provider, Subject string
 	Scopes            []string
-	Claims            map[string]any
-	ExpiresAt         time.Time
+	// ScopeText is Scopes joined by single spaces (what X-Auth-Scopes
+	// forwards); "" when not computed — join Scopes then.
+	ScopeText string
+	Claims    map[string]any
+	ExpiresAt time.Time
 }
 
 // Reason says why a token was refused; ReasonOK ("") means valid.
