@@ -12,6 +12,7 @@
 #   sidecar-full  the sidecar, ES256 JWT (cached), scope check, a rate limit that never
 #                 trips, request IDs, breaker, security headers, metrics, JSON access log
 #   sidecar-full-nethttp  the same with --no-fast-path: net/http + httputil.ReverseProxy only
+#   sidecar-full-1p       sidecar-full with GOMAXPROCS=1 (a pod's sidecar limited to one CPU)
 #   nginx-authz   NGINX enforcing the full policy with auth_request → the sidecar's --authz
 #                 endpoint (deploy/nginx/bench-authz.conf); CPU is NGINX's and the authz sidecar's
 #
@@ -82,7 +83,7 @@ echo "building..." >&2
 CG="$WORK/cg"
 
 BE=$(free_port); NG=$(free_port); HU=$(free_port); SB=$(free_port); SF=$(free_port); AB=$(free_port); AF=$(free_port)
-SN=$(free_port); AN=$(free_port)
+SN=$(free_port); AN=$(free_port); S1=$(free_port); A1=$(free_port)
 NA=$(free_port); AZ=$(free_port); AZA=$(free_port); AZP=$(free_port)
 
 # The backend: its cheapest route is GET /health.
@@ -150,6 +151,9 @@ SF_PID=$!; PIDS+=("$SF_PID")
 "$CG" sidecar --policy "$WORK/full.yaml" --listen "127.0.0.1:$SN" --admin "127.0.0.1:$AN" --no-fast-path \
 	2>"$WORK/sidecar-full-nethttp.log" &
 SN_PID=$!; PIDS+=("$SN_PID")
+GOMAXPROCS=1 "$CG" sidecar --policy "$WORK/full.yaml" --listen "127.0.0.1:$S1" --admin "127.0.0.1:$A1" \
+	2>"$WORK/sidecar-full-1p.log" &
+S1_PID=$!; PIDS+=("$S1_PID")
 
 # NGINX auth_request: a sidecar on the full policy serves only --authz here.
 "$CG" sidecar --policy "$WORK/full.yaml" --listen "127.0.0.1:$AZP" --admin "127.0.0.1:$AZA" --no-access-log \
@@ -168,13 +172,14 @@ wait_up "http://127.0.0.1:$HU/health"
 wait_up "http://127.0.0.1:$SB/health"
 wait_up -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$SF/health"
 wait_up -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$SN/health"
+wait_up -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$S1/health"
 status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$SF/health")
 [ "$status" = 200 ] || { echo "bench-sidecar: full sidecar answered $status" >&2; exit 1; }
 wait_up -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$NA/health"
 status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$NA/health")
 [ "$status" = 200 ] || { echo "bench-sidecar: NGINX auth_request answered $status" >&2; exit 1; }
 
-NAMES=(direct nginx httputil sidecar-bare sidecar-full sidecar-full-nethttp nginx-authz)
+NAMES=(direct nginx httputil sidecar-bare sidecar-full sidecar-full-nethttp sidecar-full-1p nginx-authz)
 declare -A URL PIDSOF HDR
 URL[direct]="http://127.0.0.1:$BE/health"; PIDSOF[direct]="$BE_PID"
 URL[nginx]="http://127.0.0.1:$NG/health"
@@ -184,6 +189,8 @@ URL[sidecar-full]="http://127.0.0.1:$SF/health"; PIDSOF[sidecar-full]="$SF_PID"
 HDR[sidecar-full]="Authorization: Bearer $TOKEN"
 URL[sidecar-full-nethttp]="http://127.0.0.1:$SN/health"; PIDSOF[sidecar-full-nethttp]="$SN_PID"
 HDR[sidecar-full-nethttp]="Authorization: Bearer $TOKEN"
+URL[sidecar-full-1p]="http://127.0.0.1:$S1/health"; PIDSOF[sidecar-full-1p]="$S1_PID"
+HDR[sidecar-full-1p]="Authorization: Bearer $TOKEN"
 URL[nginx-authz]="http://127.0.0.1:$NA/health"; HDR[nginx-authz]="Authorization: Bearer $TOKEN"
 
 to_ms() { # wrk latency value (850.00us, 1.20ms, 1.05s) → milliseconds
@@ -282,7 +289,7 @@ done
 
 # Latency at a fixed fraction of the full sidecar's peak, the same absolute
 # rate for every path so they are compared at equal load.
-LAT_NAMES=(direct nginx sidecar-bare sidecar-full nginx-authz)
+LAT_NAMES=(direct nginx sidecar-bare sidecar-full sidecar-full-1p nginx-authz)
 full_rps=$(col RESULTS sidecar-full 1)
 if [ -z "$RATE" ]; then
 	RATE=$(awk -v p="$full_rps" -v f="$LOAD" 'BEGIN { printf "%.0f", p * f }')
