@@ -193,6 +193,11 @@ type fastConn struct {
 	rd, wd  deadline
 	served  int // requests answered on this connection
 
+	// What the answer leaves to do (afterAnswer): a rejected upload's body
+	// to drop, or an unread one to linger over before closing.
+	discard int64
+	linger  bool
+
 	req    h1.Request
 	resp   h1.Response
 	header http.Header // the request's fields for the engine, cleared per request
@@ -329,6 +334,7 @@ func (fc *fastConn) serveRequest(head string) (keep bool, err error) {
 	if err := fc.bw.Flush(); err != nil {
 		keep = false
 	}
+	keep = fc.afterAnswer(keep)
 	fc.served++
 	return keep, nil
 }
@@ -363,36 +369,41 @@ func (fc *fastConn) reject(x *exchange, method string) bool {
 	x.rec.status = x.d.Status
 	x.rec.written = int64(len(x.d.Body))
 	if closing {
-		fc.lingerClose(cl > 0)
+		fc.linger = cl > 0
 		return false
 	}
-	if cl > 0 {
-		// Answer first: the client may wait for it before sending more.
-		if fc.bw.Flush() != nil {
-			return false
+	fc.discard = cl // after the answer: the client may wait for it
+	return true
+}
+
+// afterAnswer finishes a request once its answer is out: it drops the body
+// of a rejected upload, or lingers before closing on one it did not read.
+// It reports whether the connection can carry another request.
+func (fc *fastConn) afterAnswer(keep bool) bool {
+	discard, linger := fc.discard, fc.linger
+	fc.discard, fc.linger = 0, false
+	if linger {
+		// The client may still be sending a body nobody reads: shut the
+		// write side and wait a moment before the close, so that it sees
+		// the answer rather than a reset.
+		if tc, ok := fc.c.(interface{ CloseWrite() error }); ok {
+			_ = tc.CloseWrite()
+			time.Sleep(rstAvoidanceDelay)
 		}
+		return false
+	}
+	if keep && discard > 0 {
 		fc.rd.arm(time.Now(), fc.f.readTimeout)
-		if n, _ := fc.br.Discard(int(cl)); int64(n) != cl {
+		if n, _ := fc.br.Discard(int(discard)); int64(n) != discard {
 			return false
 		}
 	}
-	return true
+	return keep
 }
 
 // closing reports whether this response is the connection's last.
 func (fc *fastConn) closing() bool {
 	return fc.req.Close || fc.f.draining.Load()
-}
-
-// lingerClose flushes and, if the client may still be sending a body we
-// did not read, shuts the write side and waits a moment before the close,
-// so that the client sees the answer rather than a reset.
-func (fc *fastConn) lingerClose(unread bool) {
-	_ = fc.bw.Flush()
-	if tc, ok := fc.c.(interface{ CloseWrite() error }); ok && unread {
-		_ = tc.CloseWrite()
-		time.Sleep(rstAvoidanceDelay)
-	}
 }
 
 // writeDecision writes a locally made answer (rejection, preflight, 502,
@@ -628,9 +639,7 @@ func (fc *fastConn) upstreamFailed(x *exchange, method string, err error, bodySe
 	// connection cannot carry another request.
 	closing := fc.closing() || bodySent
 	fc.writeDecision(&fd, method, closing)
-	if closing {
-		fc.lingerClose(bodySent)
-	}
+	fc.linger = bodySent
 	return !closing
 }
 
