@@ -453,7 +453,9 @@ func (fc *fastConn) forward(x *exchange, method string) bool {
 			dialer := f.up.dialer
 			dialer.Deadline = deadline
 			if uc, err = f.up.dial(context.Background(), dialer, t.host); err != nil {
-				return fc.upstreamFailed(x, method, err, false)
+				// The body is still unread: it must not be taken for
+				// the next request.
+				return fc.upstreamFailed(x, method, err, req.ContentLength > 0)
 			}
 		}
 		uc.limit.N = 1<<63 - 1
@@ -612,7 +614,7 @@ func readResponseHead(br *bufio.Reader) (string, error) {
 
 // upstreamFailed answers an allowed request that got no upstream answer:
 // 504 after the decision's timeout, 502 otherwise.
-func (fc *fastConn) upstreamFailed(x *exchange, method string, err error, bodySent bool) bool {
+func (fc *fastConn) upstreamFailed(x *exchange, method string, err error, withBody bool) bool {
 	o := edge.Outcome{Connection: true}
 	if isTimeout(err) {
 		o = edge.Outcome{Timeout: true}
@@ -624,12 +626,13 @@ func (fc *fastConn) upstreamFailed(x *exchange, method string, err error, bodySe
 	x.reason = fd.Reason
 	x.rec.status = fd.Status
 	x.rec.written = int64(len(fd.Body))
-	// A body the upstream did not take may be partly unread: the
-	// connection cannot carry another request.
-	closing := fc.closing() || bodySent
+	// A request body may be unread, whole or in part (the upstream could
+	// not be dialled, or stopped taking it): the connection cannot carry
+	// another request, or the body's bytes would be read as one.
+	closing := fc.closing() || withBody
 	fc.writeDecision(&fd, method, closing)
 	if closing {
-		fc.lingerClose(bodySent)
+		fc.lingerClose(withBody)
 	}
 	return !closing
 }
