@@ -442,7 +442,13 @@ func (fc *fastConn) forward(x *exchange, method string) bool {
 		err   error
 	)
 	for attempt := 0; ; {
-		if uc = f.up.popIdle(t.host); uc != nil {
+		// The retry dials: the next pooled connection may be as stale
+		// as the first (an upstream restart closes them all).
+		uc = nil
+		if attempt == 0 {
+			uc = f.up.popIdle(t.host)
+		}
+		if uc != nil {
 			reuse = true
 			if !retriable && !uc.peek.alive(uc.conn) {
 				_ = uc.conn.Close()

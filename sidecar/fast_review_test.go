@@ -137,3 +137,52 @@ func TestUnreachableUpstreamDoesNotReadBodyAsRequest(t *testing.T) {
 		}
 	})
 }
+
+// staleTrio is an upstream that holds the first three requests until all
+// three arrived (so the sidecar opens three connections), answers each, and
+// closes every connection after its answer without saying so.
+func staleTrio(t *testing.T) *scriptedUpstream {
+	var arrived atomic.Int64
+	all := make(chan struct{})
+	return startScriptedUpstream(t, func(_ int64, c net.Conn, br *bufio.Reader) {
+		if _, err := readRequestHead(br); err != nil {
+			return
+		}
+		if arrived.Add(1) == 3 {
+			close(all)
+		}
+		<-all
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
+}
+
+// TestRetryAfterStalePooledConnectionDialsFresh: after the upstream closed
+// every pooled connection (a restart), a body-less GET that meets one stale
+// connection is retried on a fresh connection, as promised — not on the
+// next stale one from the pool, which would answer 502 and feed the
+// breaker a failure for a healthy upstream.
+func TestRetryAfterStalePooledConnectionDialsFresh(t *testing.T) {
+	bothPaths(t, func(t *testing.T, netHTTP bool) {
+		up := staleTrio(t)
+		sc := startSidecar(t, sidecar.Options{Policy: parsePolicy(t, fastPolicy), Upstream: "http://" + up.addr, DisableFastPath: netHTTP})
+		var wg sync.WaitGroup
+		for i := 0; i < 3; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r, err := trySend(sc.addr, rawRequest{Target: "/open/warm"}, 10*time.Second)
+				if err != nil || r.Status != 200 {
+					t.Errorf("warm-up: %v %d", err, r.Status)
+				}
+			}()
+		}
+		wg.Wait()
+		// The three connections are pooled; the upstream closed them all.
+		waitFor(t, 5*time.Second, func() bool { return up.closed.Load() == 3 })
+		for i := 0; i < 3; i++ {
+			if r := get(t, sc.addr, "/open/after-restart", "", nil); r.Status != 200 {
+				t.Fatalf("request %d after the upstream closed its pooled connections: %d %s", i, r.Status, r.Body)
+			}
+		}
+	})
+}

@@ -70,7 +70,7 @@ func (t *leanTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	ctx := req.Context()
 	for attempt := 0; ; attempt++ {
-		c, reused, err := t.get(ctx, req.URL.Host)
+		c, reused, err := t.get(ctx, req.URL.Host, attempt > 0)
 		if err != nil {
 			return nil, err
 		}
@@ -86,7 +86,7 @@ func (t *leanTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 		// A pooled connection the upstream closed while idle: once more,
-		// on a fresh connection (the request is idempotent and body-less).
+		// on a new connection (the request is idempotent and body-less).
 	}
 }
 
@@ -169,9 +169,13 @@ func (b *leanBody) finish(complete bool) {
 	_ = b.c.conn.Close()
 }
 
-func (t *leanTransport) get(ctx context.Context, host string) (*leanConn, bool, error) {
-	if c := t.popIdle(host); c != nil {
-		return c, true, nil
+// get takes a pooled connection to host, or dials one (always when fresh:
+// a retry must not meet the next stale connection of a restarted upstream).
+func (t *leanTransport) get(ctx context.Context, host string, fresh bool) (*leanConn, bool, error) {
+	if !fresh {
+		if c := t.popIdle(host); c != nil {
+			return c, true, nil
+		}
 	}
 	c, err := t.dial(ctx, t.dialer, host)
 	return c, false, err
