@@ -174,6 +174,11 @@ func (f *fastServer) shutdown(ctx context.Context) error {
 		f.mu.Lock()
 		for fc := range f.conns {
 			_ = fc.c.Close()
+			// A request waiting on its upstream (a stalled body) would
+			// not notice its client's close until a timeout minutes away.
+			if uc := fc.upstream.Load(); uc != nil {
+				_ = uc.conn.Close()
+			}
 		}
 		f.mu.Unlock()
 		<-done
@@ -192,6 +197,10 @@ type fastConn struct {
 	idle    atomic.Bool // waiting for a request: shutdown may close it
 	rd, wd  deadline
 	served  int // requests answered on this connection
+
+	// upstream is the upstream connection of the request in progress, for
+	// shutdown to close when the drain times out.
+	upstream atomic.Pointer[leanConn]
 
 	req    h1.Request
 	resp   h1.Response
@@ -320,6 +329,7 @@ func (fc *fastConn) serveRequest(head string) (keep bool, err error) {
 	})
 	if x.d.Allow {
 		keep = fc.forward(x, method)
+		fc.upstream.Store(nil)
 	} else {
 		keep = fc.reject(x, method)
 	}
@@ -464,6 +474,7 @@ func (fc *fastConn) forward(x *exchange, method string) bool {
 				return fc.upstreamFailed(x, method, err, req.ContentLength > 0)
 			}
 		}
+		fc.upstream.Store(uc)
 		uc.limit.N = 1<<63 - 1
 		uc.rd.arm(x.sent, d.Timeout)
 		uc.wd.arm(x.sent, d.Timeout)

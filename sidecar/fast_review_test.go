@@ -2,6 +2,7 @@ package sidecar_test
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -185,4 +186,48 @@ func TestRetryAfterStalePooledConnectionDialsFresh(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestShutdownDoesNotWaitForStalledUpstream: when the drain timeout ends,
+// Serve returns even though a fast-path request is stuck reading an
+// upstream body that stopped mid-way (which only the write timeout, 5
+// minutes by default, would otherwise end). net/http's Close does not wait
+// either.
+func TestShutdownDoesNotWaitForStalledUpstream(t *testing.T) {
+	release := make(chan struct{})
+	up := startScriptedUpstream(t, func(_ int64, c net.Conn, br *bufio.Reader) {
+		if _, err := readRequestHead(br); err != nil {
+			return
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+		<-release
+	})
+	t.Cleanup(func() { close(release) }) // runs before the upstream's cleanup
+	sc := startSidecar(t, sidecar.Options{Policy: parsePolicy(t, fastPolicy), Upstream: "http://" + up.addr,
+		DrainTimeout: 200 * time.Millisecond, WriteTimeout: 40 * time.Second})
+	cl := dialClient(t, sc.addr)
+	cl.write("GET /open/stall HTTP/1.1\r\nHost: edge.test\r\n\r\n")
+	resp, err := http.ReadResponse(cl.br, &http.Request{Method: http.MethodGet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := make([]byte, 7); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	} else if _, err := io.ReadFull(resp.Body, b); err != nil || string(b) != "partial" {
+		t.Fatalf("body start %q %v", b, err)
+	}
+	sc.cancel()
+	select {
+	case err := <-sc.done:
+		sc.done = nil
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve still waits for a stalled upstream long after the drain timeout")
+	}
+	// The client's response was cut short: it must not look complete.
+	if _, err := io.ReadAll(resp.Body); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("client reading the cut response: %v, want unexpected EOF", err)
+	}
 }
