@@ -442,9 +442,12 @@ func (fc *fastConn) forward(x *exchange, method string) bool {
 	if d.Timeout > 0 {
 		deadline = x.sent.Add(d.Timeout)
 	}
-	// Only a body-less idempotent request may be sent twice: when a pooled
-	// connection turns out closed by the upstream, it is retried once on a
-	// fresh one. Others are sent only on a connection checked alive.
+	// A pooled connection is used only if checked open and quiet: bytes
+	// the upstream sent while it idled would be read as this request's
+	// answer (another client's data, or a response smuggled by a body it
+	// misread). The upstream may still close it between the check and the
+	// write: a body-less idempotent request, which may be sent twice, is
+	// then retried once on a new connection.
 	retriable := req.ContentLength == 0 && idempotent(method)
 	var (
 		uc    *leanConn
@@ -460,7 +463,7 @@ func (fc *fastConn) forward(x *exchange, method string) bool {
 		}
 		if uc != nil {
 			reuse = true
-			if !retriable && !uc.peek.alive(uc.conn) {
+			if !uc.peek.alive(uc.conn) {
 				_ = uc.conn.Close()
 				continue
 			}

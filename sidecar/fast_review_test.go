@@ -231,3 +231,45 @@ func TestShutdownDoesNotWaitForStalledUpstream(t *testing.T) {
 		t.Fatalf("client reading the cut response: %v, want unexpected EOF", err)
 	}
 }
+
+// TestStrayUpstreamResponseNeverReachesAnotherClient: an upstream that
+// sends a second response on an idle pooled connection (it read a request
+// out of a body, or its Content-Length lied) must not have that response
+// delivered to the next client whose request takes the connection: the
+// response queue would be out of step for good, each client reading
+// another's answer. net/http's transport watches idle connections for
+// this; the sidecar checks a pooled connection is quiet before reusing it.
+func TestStrayUpstreamResponseNeverReachesAnotherClient(t *testing.T) {
+	bothPaths(t, func(t *testing.T, netHTTP bool) {
+		stray, written := make(chan struct{}), make(chan struct{})
+		up := startScriptedUpstream(t, func(n int64, c net.Conn, br *bufio.Reader) {
+			for i := 0; ; i++ {
+				if _, err := readRequestHead(br); err != nil {
+					return
+				}
+				if n == 1 && i == 0 {
+					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst")
+					<-stray
+					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nLEAKED")
+					close(written)
+					continue
+				}
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")
+			}
+		})
+		sc := startSidecar(t, sidecar.Options{Policy: parsePolicy(t, fastPolicy), Upstream: "http://" + up.addr, DisableFastPath: netHTTP})
+		if r := get(t, sc.addr, "/open/a", "", nil); string(r.Body) != "first" {
+			t.Fatalf("first answer %d %q", r.Status, r.Body)
+		}
+		// The first client has its answer: the connection is pooled. Now
+		// the upstream sends an answer nobody asked for.
+		close(stray)
+		<-written
+		time.Sleep(50 * time.Millisecond) // loopback delivery: no signal to wait on
+		for i := 0; i < 2; i++ {
+			if r := get(t, sc.addr, "/open/b", "", nil); r.Status != 200 || string(r.Body) != "second" {
+				t.Fatalf("request %d of another client got %d %q", i, r.Status, r.Body)
+			}
+		}
+	})
+}

@@ -172,10 +172,17 @@ func (b *leanBody) finish(complete bool) {
 // get takes a pooled connection to host, or dials one (always when fresh:
 // a retry must not meet the next stale connection of a restarted upstream).
 func (t *leanTransport) get(ctx context.Context, host string, fresh bool) (*leanConn, bool, error) {
-	if !fresh {
-		if c := t.popIdle(host); c != nil {
+	for !fresh {
+		c := t.popIdle(host)
+		if c == nil {
+			break
+		}
+		// Bytes waiting on an idle connection would be read as this
+		// request's answer (see peeker.alive).
+		if c.peek.alive(c.conn) {
 			return c, true, nil
 		}
+		_ = c.conn.Close()
 	}
 	c, err := t.dial(ctx, t.dialer, host)
 	return c, false, err
