@@ -484,6 +484,17 @@ func (fc *fastConn) forward(x *exchange, method string) bool {
 		var clientErr bool
 		if clientErr, err = fc.writeUpstream(uc, x, method); err == nil {
 			err = readResponse(uc.br, &fc.resp)
+		} else if !clientErr && req.ContentLength > 0 && readResponse(uc.br, &fc.resp) == nil {
+			// The upstream answered before it took the whole body (a 413,
+			// a 401) and closed: that answer is the answer, not a 502
+			// (nor a connection failure for the breaker). The rest of the
+			// body is unread, so neither connection carries another
+			// request.
+			fc.resp.Close = true
+			fc.req.Close = true
+			fc.relay(x, uc, method)
+			fc.lingerClose(true)
+			return false
 		}
 		if err == nil {
 			break

@@ -273,3 +273,43 @@ func TestStrayUpstreamResponseNeverReachesAnotherClient(t *testing.T) {
 		}
 	})
 }
+
+// TestEarlyUpstreamAnswerIsRelayed: an upstream may answer an upload
+// before reading all of it (413, 401) and close the connection. On the fast
+// path its answer is the answer — not a 502 that also counts as a
+// connection failure for the breaker — and the client's connection, whose
+// body the sidecar stopped reading, is closed rather than read on.
+// (net/http's transport answers 502 here when the write fails first: a
+// limitation of the net/http path, not asserted.)
+func TestEarlyUpstreamAnswerIsRelayed(t *testing.T) {
+	for i := 0; i < 3; i++ {
+		up := startScriptedUpstream(t, func(_ int64, c net.Conn, br *bufio.Reader) {
+			for {
+				if line, err := br.ReadString('\n'); err != nil || line == "\r\n" {
+					break
+				}
+			}
+			_, _ = io.WriteString(c, "HTTP/1.1 413 Content Too Large\r\nConnection: close\r\nContent-Length: 4\r\n\r\nnope")
+		})
+		p := parsePolicy(t, strings.Replace(fastPolicy, "maxBodyBytes: 1MiB", "maxBodyBytes: 64MiB", 1))
+		sc := startSidecar(t, sidecar.Options{Policy: p, Upstream: "http://" + up.addr})
+		cl := dialClient(t, sc.addr)
+		// More than the socket buffers hold: the sidecar is still writing
+		// the body when the upstream closes.
+		body := strings.Repeat("b", 16<<20)
+		go func() {
+			_, _ = io.WriteString(cl.c, "POST /open/up HTTP/1.1\r\nHost: edge.test\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body+
+				"GET /smuggled HTTP/1.1\r\nHost: edge.test\r\n\r\n")
+		}()
+		resp, got := cl.read(http.MethodPost)
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || got != "nope" {
+			t.Fatalf("early upstream answer: %d %q", resp.StatusCode, got)
+		}
+		if !resp.Close {
+			t.Fatal("the body was not read to its end: the answer must close the connection")
+		}
+		if _, _, err := cl.nextResponseOrEOF(http.MethodGet); err == nil {
+			t.Fatal("a second response followed: the rest of the body was read as a request")
+		}
+	}
+}
