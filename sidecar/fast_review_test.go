@@ -313,3 +313,130 @@ func TestEarlyUpstreamAnswerIsRelayed(t *testing.T) {
 		}
 	}
 }
+
+// answerFirstThenSecond is an upstream that answers the first request of
+// its first connection with first, and every other request with a 200
+// whose body is "second".
+func answerFirstThenSecond(t *testing.T, first string) *scriptedUpstream {
+	return startScriptedUpstream(t, func(n int64, c net.Conn, br *bufio.Reader) {
+		for i := 0; ; i++ {
+			if _, err := readRequestHead(br); err != nil {
+				return
+			}
+			reply := "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond"
+			if n == 1 && i == 0 {
+				reply = first
+			}
+			if _, err := io.WriteString(c, reply); err != nil {
+				return
+			}
+		}
+	})
+}
+
+// TestUpstreamOverrunNeverReachesAnotherClient: bytes an upstream sends
+// past the end of a response (more than its Content-Length; a body on a
+// HEAD, 204 or 304 answer) are never read as the next response, neither on
+// the same client connection nor on another client's.
+func TestUpstreamOverrunNeverReachesAnotherClient(t *testing.T) {
+	const leak = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nLEAKED"
+	withBody := func(status string) string {
+		return "HTTP/1.1 " + status + "\r\nContent-Length: " + strconv.Itoa(len(leak)) + "\r\n\r\n" + leak
+	}
+	cases := []struct{ name, method, first string }{
+		{"longer-than-length", http.MethodGet, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst" + leak},
+		{"head-with-body", http.MethodHead, withBody("200 OK")},
+		{"204-with-body", http.MethodGet, withBody("204 No Content")},
+		{"304-with-body", http.MethodGet, withBody("304 Not Modified")},
+		{"chunked-then-more", http.MethodGet, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n0\r\n\r\n" + leak},
+	}
+	bothPaths(t, func(t *testing.T, netHTTP bool) {
+		for _, tc := range cases {
+			up := answerFirstThenSecond(t, tc.first)
+			sc := startSidecar(t, sidecar.Options{Policy: parsePolicy(t, fastPolicy), Upstream: "http://" + up.addr, DisableFastPath: netHTTP})
+			// One client sends the request and, on the same connection, a GET.
+			cl := dialClient(t, sc.addr)
+			cl.write(tc.method + " /open/first HTTP/1.1\r\nHost: edge.test\r\n\r\n")
+			if resp, body := cl.read(tc.method); strings.Contains(body, "LEAKED") || resp.StatusCode >= 500 {
+				t.Fatalf("%s: first answer %d %q", tc.name, resp.StatusCode, body)
+			}
+			if resp, body := cl.get("/open/again"); body != "second" {
+				t.Fatalf("%s: the same client's next answer %d %q", tc.name, resp.StatusCode, body)
+			}
+			if r := get(t, sc.addr, "/open/other", "", nil); string(r.Body) != "second" {
+				t.Fatalf("%s: another client's answer %d %q", tc.name, r.Status, r.Body)
+			}
+		}
+	})
+}
+
+// TestUpstreamFailureAfterHeadTruncates: once the response head went to
+// the client, an upstream failure can only be told by ending the
+// connection without completing the body — never by a clean end, and
+// never by a second response (a 502 after a 200 would be read as the
+// answer to the client's next request).
+func TestUpstreamFailureAfterHeadTruncates(t *testing.T) {
+	cases := map[string]string{
+		"short-body":          "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this",
+		"bad-chunk-size":      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n",
+		"chunk-without-crlf":  "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
+		"chunked-cut":         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
+		"bad-trailer":         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nBad Trailer\r\n\r\n",
+		"chunk-line-unending": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n" + strings.Repeat("0", 40<<10),
+		"too-many-trailers":   "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + strings.Repeat("X-T: 1\r\n", 200) + "\r\n",
+	}
+	for name, reply := range cases {
+		up := startRawUpstream(t, func(string) rawReply { return rawReply{bytes: reply, close: true} })
+		sc := startSidecar(t, sidecar.Options{Policy: parsePolicy(t, fastPolicy), Upstream: "http://" + up.addr})
+		cl := dialClient(t, sc.addr)
+		cl.write("GET /open/x HTTP/1.1\r\nHost: edge.test\r\n\r\nGET /open/next HTTP/1.1\r\nHost: edge.test\r\n\r\n")
+		resp, err := http.ReadResponse(cl.br, &http.Request{Method: http.MethodGet})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: status %d", name, resp.StatusCode)
+		}
+		if b, err := io.ReadAll(resp.Body); err == nil {
+			t.Fatalf("%s: the client read a complete body %q", name, b)
+		}
+		// What the client did not consume of the cut body may remain;
+		// a second response may not.
+		if rest, _ := io.ReadAll(cl.br); strings.Contains(string(rest), "HTTP/1.1") {
+			t.Fatalf("%s: a response followed the cut one: %q", name, rest)
+		}
+	}
+}
+
+// TestBadUpstreamHeadsAreBounded: an upstream head that never ends, is
+// larger than 64 KiB, or has a line longer than the read buffer is a 502,
+// and the sidecar does not keep reading it.
+func TestBadUpstreamHeadsAreBounded(t *testing.T) {
+	cases := map[string]string{
+		"huge-head":  "HTTP/1.1 200 OK\r\n" + strings.Repeat("X-Filler: "+strings.Repeat("f", 100)+"\r\n", 700) + "Content-Length: 0\r\n\r\n",
+		"long-line":  "HTTP/1.1 200 OK\r\nX-Long: " + strings.Repeat("l", 40<<10) + "\r\nContent-Length: 0\r\n\r\n",
+		"many-1xx":   strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", 20) + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+		"endless":    "HTTP/1.1 200 OK\r\n" + strings.Repeat("X-More: m\r\n", 20000),
+		"bad-status": "HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n",
+	}
+	for name, reply := range cases {
+		up := startRawUpstream(t, func(string) rawReply { return rawReply{bytes: reply, close: false} })
+		sc := startSidecar(t, sidecar.Options{Policy: parsePolicy(t, fastPolicy), Upstream: "http://" + up.addr})
+		cl := dialClient(t, sc.addr)
+		cl.write("GET /open/x HTTP/1.1\r\nHost: edge.test\r\n\r\n")
+		var final *http.Response
+		for n := 0; ; n++ {
+			resp, _ := cl.read(http.MethodGet)
+			if resp.StatusCode >= 200 {
+				final = resp
+				break
+			}
+			if n >= 8 {
+				t.Fatalf("%s: more than 8 informational answers relayed", name)
+			}
+		}
+		if final.StatusCode != http.StatusBadGateway {
+			t.Fatalf("%s: status %d, want 502", name, final.StatusCode)
+		}
+	}
+}
