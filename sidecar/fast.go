@@ -197,6 +197,9 @@ type fastConn struct {
 	idle    atomic.Bool // waiting for a request: shutdown may close it
 	rd, wd  deadline
 	served  int // requests answered on this connection
+	// unread: the answer being written is the connection's last and the
+	// client may still be sending a body nobody reads (see lingerClose).
+	unread bool
 
 	// upstream is the upstream connection of the request in progress, for
 	// shutdown to close when the drain times out.
@@ -339,6 +342,10 @@ func (fc *fastConn) serveRequest(head string) (keep bool, err error) {
 	if err := fc.bw.Flush(); err != nil {
 		keep = false
 	}
+	if fc.unread {
+		fc.unread = false
+		fc.lingerClose()
+	}
 	fc.served++
 	return keep, nil
 }
@@ -373,7 +380,7 @@ func (fc *fastConn) reject(x *exchange, method string) bool {
 	x.rec.status = x.d.Status
 	x.rec.written = int64(len(x.d.Body))
 	if closing {
-		fc.lingerClose(cl > 0)
+		fc.unread = cl > 0
 		return false
 	}
 	if cl > 0 {
@@ -394,12 +401,13 @@ func (fc *fastConn) closing() bool {
 	return fc.req.Close || fc.f.draining.Load()
 }
 
-// lingerClose flushes and, if the client may still be sending a body we
-// did not read, shuts the write side and waits a moment before the close,
-// so that the client sees the answer rather than a reset.
-func (fc *fastConn) lingerClose(unread bool) {
-	_ = fc.bw.Flush()
-	if tc, ok := fc.c.(interface{ CloseWrite() error }); ok && unread {
+// lingerClose is for a connection whose client may still be sending a body
+// nobody reads: it shuts the write side and waits a moment before the
+// close, so that the client sees the answer rather than a reset. It runs
+// after the answer was logged and flushed (serveRequest): the client may
+// look for its log line as soon as it has the answer.
+func (fc *fastConn) lingerClose() {
+	if tc, ok := fc.c.(interface{ CloseWrite() error }); ok {
 		_ = tc.CloseWrite()
 		time.Sleep(rstAvoidanceDelay)
 	}
@@ -493,7 +501,7 @@ func (fc *fastConn) forward(x *exchange, method string) bool {
 			fc.resp.Close = true
 			fc.req.Close = true
 			fc.relay(x, uc, method)
-			fc.lingerClose(true)
+			fc.unread = true
 			return false
 		}
 		if err == nil {
@@ -662,9 +670,7 @@ func (fc *fastConn) upstreamFailed(x *exchange, method string, err error, withBo
 	// another request, or the body's bytes would be read as one.
 	closing := fc.closing() || withBody
 	fc.writeDecision(&fd, method, closing)
-	if closing {
-		fc.lingerClose(withBody)
-	}
+	fc.unread = withBody
 	return !closing
 }
 

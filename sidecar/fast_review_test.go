@@ -2,6 +2,7 @@ package sidecar_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/contentguard/contentguard/internal/syncbuf"
 	"github.com/contentguard/contentguard/sidecar"
 )
 
@@ -437,6 +439,167 @@ func TestBadUpstreamHeadsAreBounded(t *testing.T) {
 		}
 		if final.StatusCode != http.StatusBadGateway {
 			t.Fatalf("%s: status %d, want 502", name, final.StatusCode)
+		}
+	}
+}
+
+// readHeadLines reads one request head and returns its request line and
+// Content-Length, leaving the body unread.
+func readHeadLines(br *bufio.Reader) (line string, length int, err error) {
+	for {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			return "", 0, err
+		}
+		if line == "" {
+			line = strings.TrimSpace(l)
+		}
+		if l == "\r\n" {
+			return line, length, nil
+		}
+		if name, value, ok := strings.Cut(l, ":"); ok && strings.EqualFold(name, "Content-Length") {
+			length, _ = strconv.Atoi(strings.TrimSpace(value))
+		}
+	}
+}
+
+// TestFastPathObservesOncePerAllowedRequest: on the fast path, every
+// allowed request reports exactly one outcome to the breaker whatever
+// went wrong — a body cut by the upstream after the head, a 1xx followed
+// by a dead upstream, a client whose body never arrived, an early answer
+// to an upload — and the access log says what the client got (499 for a
+// client gone before the upstream answered).
+func TestFastPathObservesOncePerAllowedRequest(t *testing.T) {
+	up := startScriptedUpstream(t, func(_ int64, c net.Conn, br *bufio.Reader) {
+		for {
+			line, length, err := readHeadLines(br)
+			if err != nil {
+				return
+			}
+			switch strings.Fields(line)[1] {
+			case "/early":
+				_, _ = io.WriteString(c, "HTTP/1.1 413 Content Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+				return
+			case "/cut":
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+				return
+			case "/hints-then-gone":
+				_, _ = io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n")
+				return
+			}
+			if _, err := io.CopyN(io.Discard, br, int64(length)); err != nil {
+				return
+			}
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	var logs syncbuf.Buffer
+	p := parsePolicy(t, strings.Replace(basicPolicyLongTimeout, "timeout: 5s}", "timeout: 5s}\n  limits: {maxBodyBytes: 64MiB}", 1))
+	sc := startSidecar(t, sidecar.Options{Policy: p, Upstream: "http://" + up.addr, Logger: newJSONLogger(&logs)})
+	outcomes := func() int {
+		var br struct{ Breakers []struct{ Requests int } }
+		adminJSON(t, sc, "GET", "/admin/breakers", &br)
+		if len(br.Breakers) != 1 {
+			t.Fatalf("breakers %+v", br)
+		}
+		return br.Breakers[0].Requests
+	}
+	allowed := 0
+	expect := func(what string) {
+		t.Helper()
+		allowed++
+		waitFor(t, 5*time.Second, func() bool { return outcomes() >= allowed })
+		if n := outcomes(); n != allowed {
+			t.Fatalf("after %s: %d outcomes for %d allowed requests", what, n, allowed)
+		}
+	}
+
+	get(t, sc.addr, "/ok", "", nil)
+	expect("a plain answer")
+
+	cl := dialClient(t, sc.addr)
+	cl.write("GET /cut HTTP/1.1\r\nHost: edge.test\r\n\r\n")
+	if resp, err := http.ReadResponse(cl.br, &http.Request{Method: http.MethodGet}); err != nil {
+		t.Fatal(err)
+	} else if _, err := io.ReadAll(resp.Body); err == nil {
+		t.Fatal("a cut body read as complete")
+	}
+	expect("a body cut after the head")
+
+	cl = dialClient(t, sc.addr)
+	cl.write("GET /hints-then-gone HTTP/1.1\r\nHost: edge.test\r\n\r\n")
+	if resp, _ := cl.read(http.MethodGet); resp.StatusCode != 103 {
+		t.Fatalf("hints: %d", resp.StatusCode)
+	}
+	if resp, _ := cl.read(http.MethodGet); resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("after hints, a dead upstream: %d", resp.StatusCode)
+	}
+	expect("1xx then a dead upstream")
+
+	cl = dialClient(t, sc.addr)
+	cl.write("POST /upload HTTP/1.1\r\nHost: edge.test\r\nContent-Length: 100\r\n\r\nonly ten b")
+	_ = cl.c.(*net.TCPConn).CloseWrite() // the body never arrives
+	if _, err := cl.br.ReadByte(); err == nil {
+		t.Fatal("an answer to a request whose body never arrived")
+	}
+	expect("a client body that never arrived")
+
+	cl = dialClient(t, sc.addr)
+	body := strings.Repeat("b", 16<<20)
+	go func() {
+		_, _ = io.WriteString(cl.c, "POST /early HTTP/1.1\r\nHost: edge.test\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
+	}()
+	if resp, _ := cl.read(http.MethodPost); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("early answer: %d", resp.StatusCode)
+	}
+	expect("an early answer to an upload")
+
+	time.Sleep(100 * time.Millisecond) // a late duplicate Observe would show now
+	if n := outcomes(); n != allowed {
+		t.Fatalf("%d outcomes for %d allowed requests", n, allowed)
+	}
+	statuses := map[string]float64{}
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var e struct {
+			Msg, Path, Reason string
+			Status            float64
+		}
+		if json.Unmarshal([]byte(line), &e) == nil && e.Msg == "request" {
+			statuses[e.Path] = e.Status
+			if e.Path == "/upload" && e.Reason != "client_closed" {
+				t.Errorf("the upload whose body never arrived is logged with reason %q", e.Reason)
+			}
+		}
+	}
+	want := map[string]float64{"/ok": 200, "/cut": 200, "/hints-then-gone": 502, "/upload": 499, "/early": 413}
+	for path, status := range want {
+		if statuses[path] != status {
+			t.Errorf("access log status for %s: %v, want %v (all: %v)", path, statuses[path], status, statuses)
+		}
+	}
+}
+
+// TestFastPathLogsBeforeLingeringClose: an answer after which the
+// connection closes with a body still unread (a rejected large upload, a
+// 502 for an upload) lingers before the close so that the client reads it;
+// its access log line is written before that, as for every answer — a
+// client holding the answer finds its line.
+func TestFastPathLogsBeforeLingeringClose(t *testing.T) {
+	var logs syncbuf.Buffer
+	sc := startSidecar(t, sidecar.Options{Policy: parsePolicy(t, fastPolicy), Upstream: "http://" + closedPortAddr(t), Logger: newJSONLogger(&logs)})
+	for _, rq := range []struct {
+		path   string
+		length int
+		status int
+	}{{"/nowhere/upload", 900000, 404}, {"/open/upload", 10, 502}} {
+		cl := dialClient(t, sc.addr)
+		cl.write("POST " + rq.path + " HTTP/1.1\r\nHost: edge.test\r\nContent-Length: " + strconv.Itoa(rq.length) + "\r\n\r\n")
+		resp, _ := cl.read(http.MethodPost)
+		if resp.StatusCode != rq.status || !resp.Close {
+			t.Fatalf("%s: %d close %v, want %d and close", rq.path, resp.StatusCode, resp.Close, rq.status)
+		}
+		if !strings.Contains(logs.String(), `"path":"`+rq.path+`"`) {
+			t.Fatalf("%s: the client has its answer but the access log has no line for it yet", rq.path)
 		}
 	}
 }
