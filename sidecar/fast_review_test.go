@@ -603,3 +603,58 @@ func TestFastPathLogsBeforeLingeringClose(t *testing.T) {
 		}
 	}
 }
+
+// TestGracefulShutdownBothPaths: when Serve is cancelled, in-flight
+// requests on the fast path and on connections handed to net/http finish
+// (their answers say Connection: close), idle keep-alive connections of
+// both kinds are closed at once rather than at the idle timeout, and Serve
+// returns.
+func TestGracefulShutdownBothPaths(t *testing.T) {
+	up := startUpstream(t)
+	sc := startSidecar(t, sidecar.Options{Policy: parsePolicy(t, basicPolicyLongTimeout), Upstream: up.URL, IdleTimeout: time.Minute})
+	chunked := func(path string) string {
+		return "POST " + path + " HTTP/1.1\r\nHost: edge.test\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+	}
+	idleFast := dialClient(t, sc.addr)
+	if resp, _ := idleFast.get("/idle-fast"); resp.StatusCode != 200 {
+		t.Fatalf("fast: %d", resp.StatusCode)
+	}
+	idleHanded := dialClient(t, sc.addr)
+	idleHanded.write(chunked("/idle-handed"))
+	if resp, _ := idleHanded.read(http.MethodPost); resp.StatusCode != 200 {
+		t.Fatalf("handed over: %d", resp.StatusCode)
+	}
+
+	up.script(200, 500*time.Millisecond, false)
+	n := up.count()
+	busyFast, busyHanded := dialClient(t, sc.addr), dialClient(t, sc.addr)
+	busyFast.write("GET /busy-fast HTTP/1.1\r\nHost: edge.test\r\n\r\n")
+	busyHanded.write(chunked("/busy-handed"))
+	waitFor(t, 5*time.Second, func() bool { return up.count() == n+2 })
+	sc.cancel()
+
+	for _, c := range []struct {
+		name   string
+		cl     *client
+		method string
+	}{{"fast", busyFast, http.MethodGet}, {"handed over", busyHanded, http.MethodPost}} {
+		resp, body := c.cl.read(c.method)
+		if resp.StatusCode != 200 || !strings.Contains(body, "upstream says 200") || !resp.Close {
+			t.Fatalf("in-flight %s request during the drain: %d %q close %v", c.name, resp.StatusCode, body, resp.Close)
+		}
+	}
+	for name, cl := range map[string]*client{"fast": idleFast, "handed over": idleHanded} {
+		if _, err := cl.br.ReadByte(); err != io.EOF {
+			t.Fatalf("idle %s connection during the drain: read %v, want EOF", name, err)
+		}
+	}
+	select {
+	case err := <-sc.done:
+		sc.done = nil
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after the drain")
+	}
+}
