@@ -540,12 +540,15 @@ func (fc *fastConn) writeUpstream(uc *leanConn, x *exchange, method string) (cli
 	_, _ = w.WriteString(" HTTP/1.1\r\nHost: ")
 	_, _ = w.WriteString(pl.target.host)
 	_, _ = w.WriteString("\r\n")
+	te := false
 	for _, fd := range req.Fields {
 		if forwardField(fd.Name, d) {
 			writeField(w, fd.Name, fd.Value)
-		} else if h1.EqualFold(fd.Name, "Te") && h1.HasToken(fd.Value, "trailers") {
+		} else if !te && h1.EqualFold(fd.Name, "Te") && h1.HasToken(fd.Value, "trailers") {
 			// As httputil.ReverseProxy: the client's willingness to
-			// accept trailers is end-to-end information.
+			// accept trailers is end-to-end information, said once
+			// however many Te fields said it.
+			te = true
 			_, _ = w.WriteString("Te: trailers\r\n")
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -656,5 +657,77 @@ func TestGracefulShutdownBothPaths(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return after the drain")
+	}
+}
+
+// TestHeaderHandlingParity: what the upstream receives for requests with
+// planted identity and forwarding headers (any case), hop-by-hop fields and
+// repeated fields is the same through both paths, and none of the planted
+// values gets through.
+func TestHeaderHandlingParity(t *testing.T) {
+	up := startUpstream(t)
+	policy := loadPolicy(t, conformancePolicy("standard.yaml"))
+	fast := startSidecar(t, sidecar.Options{Policy: policy, Upstream: up.URL})
+	slow := startSidecar(t, sidecar.Options{Policy: policy, Upstream: up.URL, DisableFastPath: true})
+	planted := http.Header{
+		"X-API-Key":           {"cg-conformance-read-key"},
+		"x-auth-subject":      {"admin"},
+		"X-AUTH-SCOPES":       {"admin"},
+		"x-Auth-Subject":      {"root"},
+		"x-forwarded-for":     {"203.0.113.7"},
+		"X-Forwarded-Host":    {"evil.example"},
+		"x-forwarded-proto":   {"https"},
+		"forwarded":           {"for=203.0.113.7;host=evil.example"},
+		"Accept":              {"a/b", "c/d"},
+		"te":                  {"trailers", "trailers"},
+		"Keep-Alive":          {"timeout=5"},
+		"Proxy-Connection":    {"keep-alive"},
+		"proxy-authorization": {"Basic secret"},
+		"X-Custom":            {"one", "two"},
+	}
+	for _, c := range []struct{ peer, xff, host, proto string }{
+		{"127.0.0.22", "127.0.0.22", "edge.test", "http"},                  // a client: its chain is dropped
+		{"127.0.0.10", "203.0.113.7, 127.0.0.10", "evil.example", "https"}, // the trusted proxy: kept
+	} {
+		rq := rawRequest{Target: "/api/v1/items?q=1", Header: planted, Peer: c.peer}
+		var got [2]http.Header
+		for i, addr := range []string{fast.addr, slow.addr} {
+			if r := send(t, addr, rq); r.Status != 200 {
+				t.Fatalf("from %s via %d: %d %s", c.peer, i, r.Status, r.Body)
+			}
+			rcv := up.take()
+			if len(rcv) != 1 {
+				t.Fatalf("from %s: %d requests forwarded", c.peer, len(rcv))
+			}
+			h := rcv[0].Header
+			for _, name := range []string{"X-Request-Id", "X-Correlation-Id", "Accept-Encoding"} {
+				h.Del(name) // fresh per request; net/http's transport asks for gzip
+			}
+			got[i] = h
+		}
+		h := got[0]
+		want := map[string][]string{
+			"X-Auth-Subject":    {"reader"},
+			"X-Auth-Scopes":     {"read"},
+			"X-Forwarded-For":   {c.xff},
+			"X-Forwarded-Host":  {c.host},
+			"X-Forwarded-Proto": {c.proto},
+			"Accept":            {"a/b", "c/d"},
+			"X-Custom":          {"one", "two"},
+			"Te":                {"trailers"},
+		}
+		for name, values := range want {
+			if fmt.Sprint(h[name]) != fmt.Sprint(values) {
+				t.Errorf("from %s: upstream %s = %q, want %q", c.peer, name, h[name], values)
+			}
+		}
+		for _, name := range []string{"Forwarded", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization"} {
+			if v, ok := h[name]; ok {
+				t.Errorf("from %s: upstream received %s: %q", c.peer, name, v)
+			}
+		}
+		if fmt.Sprint(got[0]) != fmt.Sprint(got[1]) {
+			t.Errorf("from %s: the upstream's header differs\n fast     %v\n net/http %v", c.peer, got[0], got[1])
+		}
 	}
 }
