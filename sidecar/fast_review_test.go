@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -729,5 +730,63 @@ func TestHeaderHandlingParity(t *testing.T) {
 		if fmt.Sprint(got[0]) != fmt.Sprint(got[1]) {
 			t.Errorf("from %s: the upstream's header differs\n fast     %v\n net/http %v", c.peer, got[0], got[1])
 		}
+	}
+}
+
+// TestFastPathTimeoutsEndStuckExchanges: a client that never reads a large
+// answer is cut at the write timeout, and one whose body stops coming at
+// the read timeout; either way the upstream connection is closed, not
+// pooled half-used, the breaker hears once, and no goroutine outlives the
+// exchange.
+func TestFastPathTimeoutsEndStuckExchanges(t *testing.T) {
+	up := startScriptedUpstream(t, func(_ int64, c net.Conn, br *bufio.Reader) {
+		for {
+			line, length, err := readHeadLines(br)
+			if err != nil {
+				return
+			}
+			if _, err := io.CopyN(io.Discard, br, int64(length)); err != nil {
+				return
+			}
+			if strings.Contains(line, "/big") {
+				// Far more than the socket buffers hold, until the sidecar
+				// gives up on its client and closes this connection.
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 1073741824\r\n\r\n")
+				chunk := strings.Repeat("z", 64<<10)
+				for {
+					if _, err := io.WriteString(c, chunk); err != nil {
+						return
+					}
+				}
+			}
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	sc := startSidecar(t, sidecar.Options{Policy: parsePolicy(t, fastPolicy), Upstream: "http://" + up.addr,
+		ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond})
+	if r := get(t, sc.addr, "/open/warm", "", nil); r.Status != 200 {
+		t.Fatalf("warm-up: %d", r.Status)
+	}
+	baseline := runtime.NumGoroutine()
+	closedBefore := up.closed.Load()
+
+	// A client that asks for a large answer and never reads it.
+	deaf := dialClient(t, sc.addr)
+	deaf.write("GET /open/big HTTP/1.1\r\nHost: edge.test\r\n\r\n")
+	// A client whose body stops after ten bytes.
+	mute := dialClient(t, sc.addr)
+	mute.write("POST /open/upload HTTP/1.1\r\nHost: edge.test\r\nContent-Length: 100\r\n\r\nonly ten b")
+
+	// Both upstream connections are closed by the sidecar (the pooled one
+	// took one of the requests; the other was dialled).
+	waitFor(t, 10*time.Second, func() bool { return up.closed.Load() == closedBefore+2 })
+	if _, err := io.ReadAll(mute.br); err != nil {
+		t.Fatalf("the client whose body stalled: %v, want the connection closed", err)
+	}
+	_ = deaf.c.Close()
+	_ = mute.c.Close()
+	waitFor(t, 10*time.Second, func() bool { return runtime.NumGoroutine() <= baseline })
+	if r := get(t, sc.addr, "/open/after", "", nil); r.Status != 200 {
+		t.Fatalf("after the stuck exchanges: %d", r.Status)
 	}
 }
