@@ -790,3 +790,58 @@ func TestFastPathTimeoutsEndStuckExchanges(t *testing.T) {
 		t.Fatalf("after the stuck exchanges: %d", r.Status)
 	}
 }
+
+// TestPipelinedMixStaysInStep: one write carries a fast request with a
+// body, a rejected upload, a HEAD whose upstream answer is chunked, and a
+// chunked upload that is handed to net/http with the GET behind it; every
+// answer comes back in order, and the upstream sees exactly the requests
+// and bodies the client framed.
+func TestPipelinedMixStaysInStep(t *testing.T) {
+	up := startScriptedUpstream(t, func(_ int64, c net.Conn, br *bufio.Reader) {
+		for {
+			req, err := http.ReadRequest(br) // chunked bodies too (from net/http's transport)
+			if err != nil {
+				return
+			}
+			body, err := io.ReadAll(req.Body)
+			if err != nil {
+				return
+			}
+			if req.Method == http.MethodHead {
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+				continue
+			}
+			echo := req.URL.Path + " " + string(body)
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(echo))+"\r\n\r\n"+echo)
+		}
+	})
+	sc := startSidecar(t, sidecar.Options{Policy: parsePolicy(t, fastPolicy), Upstream: "http://" + up.addr})
+	cl := dialClient(t, sc.addr)
+	inner := "GET /open/inner HTTP/1.1\r\nHost: edge.test\r\n\r\n"
+	cl.write("POST /open/a HTTP/1.1\r\nHost: edge.test\r\nContent-Length: " + strconv.Itoa(len(inner)) + "\r\n\r\n" + inner +
+		"POST /nowhere HTTP/1.1\r\nHost: edge.test\r\nContent-Length: " + strconv.Itoa(len(inner)) + "\r\n\r\n" + inner +
+		"HEAD /open/head HTTP/1.1\r\nHost: edge.test\r\n\r\n" +
+		"POST /open/chunked HTTP/1.1\r\nHost: edge.test\r\nTransfer-Encoding: chunked\r\n\r\n" +
+		strconv.FormatInt(int64(len(inner)), 16) + "\r\n" + inner + "\r\n0\r\n\r\n" +
+		"GET /open/last HTTP/1.1\r\nHost: edge.test\r\n\r\n")
+	want := []struct {
+		method string
+		status int
+		body   string
+	}{
+		{http.MethodPost, 200, "/open/a " + inner},
+		{http.MethodPost, 404, ""},
+		{http.MethodHead, 200, ""},
+		{http.MethodPost, 200, "/open/chunked " + inner},
+		{http.MethodGet, 200, "/open/last "},
+	}
+	for i, w := range want {
+		resp, body := cl.read(w.method)
+		if resp.StatusCode != w.status || w.body != "" && body != w.body || w.method == http.MethodHead && body != "" {
+			t.Fatalf("answer %d: %d %q, want %d %q", i, resp.StatusCode, body, w.status, w.body)
+		}
+	}
+	if n := up.conns.Load(); n > 2 {
+		t.Fatalf("%d upstream connections for one client's requests", n)
+	}
+}
