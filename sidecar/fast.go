@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/textproto"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -232,6 +234,7 @@ func newFastConn(f *fastServer, c net.Conn) *fastConn {
 
 func (fc *fastConn) serve() {
 	defer fc.f.forget(fc)
+	defer fc.recoverPanic()
 	for {
 		head, err := fc.readHead()
 		if err == nil {
@@ -250,6 +253,23 @@ func (fc *fastConn) serve() {
 		}
 		_ = fc.c.Close()
 		return
+	}
+}
+
+// recoverPanic ends the connection whose serving panicked (a bug), as
+// net/http's server does for a handler: one connection lost, not the whole
+// sidecar with every request in flight.
+func (fc *fastConn) recoverPanic() {
+	r := recover()
+	if r == nil {
+		return
+	}
+	stack := make([]byte, 16<<10)
+	stack = stack[:runtime.Stack(stack, false)]
+	fc.f.s.log.Error("panic serving a connection", "peer", fc.peerStr, "panic", fmt.Sprint(r), "stack", string(stack))
+	_ = fc.c.Close()
+	if uc := fc.upstream.Load(); uc != nil {
+		_ = uc.conn.Close() // possibly mid-exchange
 	}
 }
 

@@ -2,10 +2,12 @@ package sidecar_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"runtime"
@@ -844,4 +846,41 @@ func TestPipelinedMixStaysInStep(t *testing.T) {
 	if n := up.conns.Load(); n > 2 {
 		t.Fatalf("%d upstream connections for one client's requests", n)
 	}
+}
+
+// panickyHandler is a log handler that panics on access log lines: a bug
+// in the request path, made to order.
+type panickyHandler struct{ slog.Handler }
+
+func (h panickyHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "request" {
+		panic("access log handler failed")
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+// TestFastPathPanicClosesOnlyItsConnection: a panic while serving a
+// request (a bug anywhere in the request path) ends that connection, as
+// net/http's server does for a handler, not the whole sidecar; it is
+// logged, and other connections keep being served.
+func TestFastPathPanicClosesOnlyItsConnection(t *testing.T) {
+	bothPaths(t, func(t *testing.T, netHTTP bool) {
+		up := startUpstream(t)
+		var logs syncbuf.Buffer
+		sc := startSidecar(t, sidecar.Options{Policy: parsePolicy(t, fastPolicy), Upstream: up.URL, DisableFastPath: netHTTP,
+			Logger: slog.New(panickyHandler{slog.NewJSONHandler(&logs, nil)})})
+		for i := 0; i < 2; i++ {
+			cl := dialClient(t, sc.addr)
+			cl.write("GET /open/x HTTP/1.1\r\nHost: edge.test\r\n\r\n")
+			if _, err := cl.br.ReadByte(); err == nil {
+				t.Fatal("an answer from a request whose serving panicked")
+			}
+		}
+		if !netHTTP && !strings.Contains(logs.String(), "access log handler failed") {
+			t.Fatalf("the panic is not logged:\n%s", logs.String())
+		}
+		if r := adminDo(t, sc, "GET", "/healthz"); r.StatusCode != 200 {
+			t.Fatalf("healthz after the panics: %d", r.StatusCode)
+		}
+	})
 }
