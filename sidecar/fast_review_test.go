@@ -918,3 +918,24 @@ func TestHeadsInPiecesHandOverWhole(t *testing.T) {
 		}
 	}
 }
+
+// TestInformationalAnswersOnBothPaths: a 103 Early Hints before the final
+// answer to a GET reaches the client on both paths (the net/http path's
+// lean transport once answered such a GET with 502).
+func TestInformationalAnswersOnBothPaths(t *testing.T) {
+	bothPaths(t, func(t *testing.T, netHTTP bool) {
+		up := startRawUpstream(t, func(string) rawReply {
+			return rawReply{bytes: "HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\n" +
+				"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"}
+		})
+		sc := startSidecar(t, sidecar.Options{Policy: parsePolicy(t, fastPolicy), Upstream: "http://" + up.addr, DisableFastPath: netHTTP})
+		cl := dialClient(t, sc.addr)
+		cl.write("GET /open/hints HTTP/1.1\r\nHost: edge.test\r\n\r\n")
+		if resp, _ := cl.read(http.MethodGet); resp.StatusCode != 103 || resp.Header.Get("Link") != "</app.css>; rel=preload" {
+			t.Fatalf("first: %d %v", resp.StatusCode, resp.Header)
+		}
+		if resp, body := cl.read(http.MethodGet); resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("final: %d %q", resp.StatusCode, body)
+		}
+	})
+}

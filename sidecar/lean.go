@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"sync"
 	"time"
 )
@@ -108,6 +110,18 @@ func (t *leanTransport) exchange(ctx context.Context, c *leanConn, req *http.Req
 	}
 	c.limit.N = t.maxHeader // bound the response head
 	resp, err := http.ReadResponse(c.br, req)
+	// Informational answers (103 Early Hints) go to the client through the
+	// request's client trace, as http.Transport hands them to
+	// httputil.ReverseProxy; the final answer follows on the connection.
+	for n := 0; err == nil && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols && n < max1xx; n++ {
+		if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
+			if err = trace.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
+				break
+			}
+		}
+		c.limit.N = t.maxHeader
+		resp, err = http.ReadResponse(c.br, req)
+	}
 	if err != nil {
 		stop()
 		return nil, err
