@@ -712,7 +712,7 @@ func (fc *fastConn) relay(x *exchange, uc *leanConn, method string) bool {
 		}
 		writeStatusLine(w, resp.Status, resp.Reason)
 		for i, fd := range resp.Fields {
-			if !resp.IsHop(i) {
+			if !resp.IsHop(i) && !h1.EqualFold(fd.Name, "Content-Length") {
 				writeField(w, fd.Name, fd.Value)
 			}
 		}
@@ -735,7 +735,12 @@ func (fc *fastConn) relay(x *exchange, uc *leanConn, method string) bool {
 	writeStatusLine(w, resp.Status, resp.Reason)
 	hasDate := false
 	for i, fd := range resp.Fields {
-		if resp.IsHop(i) || decisionSets(d, fd.Name) {
+		// A Content-Length on a 1xx (above) or a 204 is not framing, and
+		// a server MUST NOT send one (RFC 9110 §8.6): a client or front
+		// proxy that believed it would take the next answer for a body.
+		// net/http's server drops it too.
+		if resp.IsHop(i) || decisionSets(d, fd.Name) ||
+			resp.Status == http.StatusNoContent && h1.EqualFold(fd.Name, "Content-Length") {
 			continue
 		}
 		hasDate = hasDate || h1.EqualFold(fd.Name, "Date")

@@ -939,3 +939,56 @@ func TestInformationalAnswersOnBothPaths(t *testing.T) {
 		}
 	})
 }
+
+// readRawHead reads one response head as it came on the wire.
+func (cl *client) readRawHead() string {
+	cl.t.Helper()
+	var head strings.Builder
+	for {
+		line, err := cl.br.ReadString('\n')
+		if err != nil {
+			cl.t.Fatalf("reading a head: %v (so far %q)", err, head.String())
+		}
+		head.WriteString(line)
+		if line == "\r\n" {
+			return head.String()
+		}
+	}
+}
+
+// TestNoContentLengthOnBodylessStatuses: a Content-Length on a 1xx or 204
+// answer is not framing (RFC 9110 §8.6: a server MUST NOT send one), and a
+// client or front proxy that believed it would read the next answer as a
+// body. Like net/http's server, the sidecar does not pass it on; on a HEAD
+// answer it stays (it describes the GET's body).
+func TestNoContentLengthOnBodylessStatuses(t *testing.T) {
+	bothPaths(t, func(t *testing.T, netHTTP bool) {
+		up := startRawUpstream(t, func(path string) rawReply {
+			switch path {
+			case "/open/hints":
+				return rawReply{bytes: "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\nContent-Length: 7\r\n\r\n" +
+					"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"}
+			case "/open/head":
+				return rawReply{bytes: "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n"}
+			}
+			return rawReply{bytes: "HTTP/1.1 204 No Content\r\nX-Up: 1\r\nContent-Length: 5\r\n\r\n"}
+		})
+		sc := startSidecar(t, sidecar.Options{Policy: parsePolicy(t, fastPolicy), Upstream: "http://" + up.addr, DisableFastPath: netHTTP})
+		cl := dialClient(t, sc.addr)
+		cl.write("GET /open/none HTTP/1.1\r\nHost: edge.test\r\n\r\n")
+		if head := cl.readRawHead(); !strings.HasPrefix(head, "HTTP/1.1 204") || strings.Contains(strings.ToLower(head), "content-length") {
+			t.Fatalf("204 head: %q", head)
+		}
+		cl.write("GET /open/hints HTTP/1.1\r\nHost: edge.test\r\n\r\n")
+		if head := cl.readRawHead(); !strings.HasPrefix(head, "HTTP/1.1 103") || strings.Contains(strings.ToLower(head), "content-length") {
+			t.Fatalf("103 head: %q", head)
+		}
+		if resp, body := cl.read(http.MethodGet); resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("after the 103: %d %q", resp.StatusCode, body)
+		}
+		cl.write("HEAD /open/head HTTP/1.1\r\nHost: edge.test\r\n\r\n")
+		if head := cl.readRawHead(); !strings.Contains(head, "Content-Length: 9\r\n") {
+			t.Fatalf("HEAD head: %q", head)
+		}
+	})
+}
