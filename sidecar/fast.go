@@ -491,6 +491,9 @@ func (fc *fastConn) forward(x *exchange, method string) bool {
 		}
 		if uc != nil {
 			reuse = true
+			// Armed before the peek, which fails on a deadline that a
+			// past request left behind, however alive the connection.
+			uc.rd.arm(x.sent, d.Timeout)
 			if !uc.peek.alive(uc.conn) {
 				_ = uc.conn.Close()
 				continue

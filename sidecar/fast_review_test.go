@@ -992,3 +992,72 @@ func TestNoContentLengthOnBodylessStatuses(t *testing.T) {
 		}
 	})
 }
+
+// TestPooledConnectionReusedAfterIdle: a pooled upstream connection that
+// idled longer than the upstream timeout is still reused. (The liveness
+// peek fails on a connection whose old read deadline has passed; armed
+// first, it sees the connection as it is.)
+func TestPooledConnectionReusedAfterIdle(t *testing.T) {
+	bothPaths(t, func(t *testing.T, netHTTP bool) {
+		up := startRawUpstream(t, func(string) rawReply {
+			return rawReply{bytes: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"}
+		})
+		p := parsePolicy(t, strings.Replace(fastPolicy, "timeout: 2s", "timeout: 100ms", 1))
+		sc := startSidecar(t, sidecar.Options{Policy: p, Upstream: "http://" + up.addr, DisableFastPath: netHTTP})
+		cl := dialClient(t, sc.addr)
+		for i := 0; i < 3; i++ {
+			if resp, _ := cl.get("/open/x"); resp.StatusCode != 200 {
+				t.Fatalf("request %d: %d", i, resp.StatusCode)
+			}
+			cl.write("POST /open/y HTTP/1.1\r\nHost: edge.test\r\nContent-Length: 2\r\n\r\nhi")
+			if resp, _ := cl.read(http.MethodPost); resp.StatusCode != 200 {
+				t.Fatalf("request %d: %d", i, resp.StatusCode)
+			}
+			time.Sleep(300 * time.Millisecond) // idle past the upstream timeout
+		}
+		want := int64(1)
+		if netHTTP {
+			want = 2 // the POSTs go through http.Transport's own pool
+		}
+		if n := up.conns.Load(); n != want {
+			t.Fatalf("%d upstream connections for sequential requests, want %d", n, want)
+		}
+	})
+}
+
+// TestPooledConnectionSharedAcrossPathsAfterIdle: a connection the fast
+// path pooled, idle past its deadline, is reused by the net/http path's
+// lean transport for a connection handed over to net/http.
+func TestPooledConnectionSharedAcrossPathsAfterIdle(t *testing.T) {
+	up := startScriptedUpstream(t, func(_ int64, c net.Conn, br *bufio.Reader) {
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			if _, err := io.Copy(io.Discard, req.Body); err != nil {
+				return
+			}
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	p := parsePolicy(t, strings.Replace(fastPolicy, "timeout: 2s", "timeout: 100ms", 1))
+	sc := startSidecar(t, sidecar.Options{Policy: p, Upstream: "http://" + up.addr})
+	cl := dialClient(t, sc.addr)
+	if resp, _ := cl.get("/open/fast"); resp.StatusCode != 200 {
+		t.Fatalf("fast: %d", resp.StatusCode)
+	}
+	time.Sleep(300 * time.Millisecond) // idle past the upstream timeout
+	// A chunked upload hands the connection to net/http (its own transport
+	// for the upload); the GET behind it takes the lean transport's pool.
+	cl.write("POST /open/up HTTP/1.1\r\nHost: edge.test\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n")
+	if resp, _ := cl.read(http.MethodPost); resp.StatusCode != 200 {
+		t.Fatalf("handed over: %d", resp.StatusCode)
+	}
+	if resp, _ := cl.get("/open/lean"); resp.StatusCode != 200 {
+		t.Fatalf("lean: %d", resp.StatusCode)
+	}
+	if n := up.conns.Load(); n != 2 {
+		t.Fatalf("%d upstream connections, want 2 (the fast path's, reused, and the upload's)", n)
+	}
+}

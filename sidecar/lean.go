@@ -192,7 +192,10 @@ func (t *leanTransport) get(ctx context.Context, host string, fresh bool) (*lean
 			break
 		}
 		// Bytes waiting on an idle connection would be read as this
-		// request's answer (see peeker.alive).
+		// request's answer (see peeker.alive). The peek fails on a read
+		// deadline the fast path left in the past: cleared first (this
+		// path cancels instead).
+		c.rd.clear()
 		if c.peek.alive(c.conn) {
 			return c, true, nil
 		}
