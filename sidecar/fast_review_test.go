@@ -1061,3 +1061,46 @@ func TestPooledConnectionSharedAcrossPathsAfterIdle(t *testing.T) {
 		t.Fatalf("%d upstream connections, want 2 (the fast path's, reused, and the upload's)", n)
 	}
 }
+
+// TestStalledOrResetUpstreamBodyIsCut: a body delimited by the upstream's
+// close (re-chunked for the client) that ends in a reset, and a body that
+// stalls past the write timeout, both reach the client as cut — no final
+// chunk, no complete Content-Length — never as a clean end.
+func TestStalledOrResetUpstreamBodyIsCut(t *testing.T) {
+	release, reset := make(chan struct{}), make(chan struct{})
+	up := startScriptedUpstream(t, func(_ int64, c net.Conn, br *bufio.Reader) {
+		line, _, err := readHeadLines(br)
+		if err != nil {
+			return
+		}
+		if strings.Contains(line, "/reset") {
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nsome of it")
+			<-reset // the client has what came first
+			_ = c.(*net.TCPConn).SetLinger(0)
+			return // a reset, not a close
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nsome of it")
+		<-release
+	})
+	t.Cleanup(func() { close(release) })
+	sc := startSidecar(t, sidecar.Options{Policy: parsePolicy(t, fastPolicy), Upstream: "http://" + up.addr,
+		WriteTimeout: 300 * time.Millisecond})
+	for _, path := range []string{"/open/reset", "/open/stall"} {
+		cl := dialClient(t, sc.addr)
+		cl.write("GET " + path + " HTTP/1.1\r\nHost: edge.test\r\n\r\n")
+		resp, err := http.ReadResponse(cl.br, &http.Request{Method: http.MethodGet})
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		start := make([]byte, len("some of it"))
+		if _, err := io.ReadFull(resp.Body, start); err != nil || string(start) != "some of it" {
+			t.Fatalf("%s: body starts %q (%v)", path, start, err)
+		}
+		if path == "/open/reset" {
+			close(reset)
+		}
+		if rest, err := io.ReadAll(resp.Body); err == nil {
+			t.Fatalf("%s: the body ended cleanly after %q", path, rest)
+		}
+	}
+}
