@@ -18,8 +18,8 @@ type peeker struct {
 // alive reports whether c, a pooled upstream connection, is still open and
 // quiet: a peek that would block. A connection the upstream closed while
 // idle reads EOF; one with unexpected bytes waiting is not trustworthy
-// either. It costs one non-blocking syscall, paid only before sending a
-// request that could not be retried on another connection.
+// either: its bytes would be read as the next request's answer. It costs
+// one non-blocking syscall per reuse.
 func (p *peeker) alive(c net.Conn) bool {
 	if p.raw == nil {
 		sc, ok := c.(syscall.Conn)

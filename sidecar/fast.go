@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/textproto"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -174,6 +176,11 @@ func (f *fastServer) shutdown(ctx context.Context) error {
 		f.mu.Lock()
 		for fc := range f.conns {
 			_ = fc.c.Close()
+			// A request waiting on its upstream (a stalled body) would
+			// not notice its client's close until a timeout minutes away.
+			if uc := fc.upstream.Load(); uc != nil {
+				_ = uc.conn.Close()
+			}
 		}
 		f.mu.Unlock()
 		<-done
@@ -192,6 +199,10 @@ type fastConn struct {
 	idle    atomic.Bool // waiting for a request: shutdown may close it
 	rd, wd  deadline
 	served  int // requests answered on this connection
+
+	// upstream is the upstream connection of the request in progress, for
+	// shutdown to close when the drain times out.
+	upstream atomic.Pointer[leanConn]
 
 	// What the answer leaves to do (afterAnswer): a rejected upload's body
 	// to drop, or an unread one to linger over before closing.
@@ -225,6 +236,7 @@ func newFastConn(f *fastServer, c net.Conn) *fastConn {
 
 func (fc *fastConn) serve() {
 	defer fc.f.forget(fc)
+	defer fc.recoverPanic()
 	for {
 		head, err := fc.readHead()
 		if err == nil {
@@ -243,6 +255,23 @@ func (fc *fastConn) serve() {
 		}
 		_ = fc.c.Close()
 		return
+	}
+}
+
+// recoverPanic ends the connection whose serving panicked (a bug), as
+// net/http's server does for a handler: one connection lost, not the whole
+// sidecar with every request in flight.
+func (fc *fastConn) recoverPanic() {
+	r := recover()
+	if r == nil {
+		return
+	}
+	stack := make([]byte, 16<<10)
+	stack = stack[:runtime.Stack(stack, false)]
+	fc.f.s.log.Error("panic serving a connection", "peer", fc.peerStr, "panic", fmt.Sprint(r), "stack", string(stack))
+	_ = fc.c.Close()
+	if uc := fc.upstream.Load(); uc != nil {
+		_ = uc.conn.Close() // possibly mid-exchange
 	}
 }
 
@@ -325,6 +354,7 @@ func (fc *fastConn) serveRequest(head string) (keep bool, err error) {
 	})
 	if x.d.Allow {
 		keep = fc.forward(x, method)
+		fc.upstream.Store(nil)
 	} else {
 		keep = fc.reject(x, method)
 	}
@@ -443,9 +473,12 @@ func (fc *fastConn) forward(x *exchange, method string) bool {
 	if d.Timeout > 0 {
 		deadline = x.sent.Add(d.Timeout)
 	}
-	// Only a body-less idempotent request may be sent twice: when a pooled
-	// connection turns out closed by the upstream, it is retried once on a
-	// fresh one. Others are sent only on a connection checked alive.
+	// A pooled connection is used only if checked open and quiet: bytes
+	// the upstream sent while it idled would be read as this request's
+	// answer (another client's data, or a response smuggled by a body it
+	// misread). The upstream may still close it between the check and the
+	// write: a body-less idempotent request, which may be sent twice, is
+	// then retried once on a new connection.
 	retriable := req.ContentLength == 0 && idempotent(method)
 	var (
 		uc    *leanConn
@@ -453,9 +486,18 @@ func (fc *fastConn) forward(x *exchange, method string) bool {
 		err   error
 	)
 	for attempt := 0; ; {
-		if uc = f.up.popIdle(t.host); uc != nil {
+		// The retry dials: the next pooled connection may be as stale
+		// as the first (an upstream restart closes them all).
+		uc = nil
+		if attempt == 0 {
+			uc = f.up.popIdle(t.host)
+		}
+		if uc != nil {
 			reuse = true
-			if !retriable && !uc.peek.alive(uc.conn) {
+			// Armed before the peek, which fails on a deadline that a
+			// past request left behind, however alive the connection.
+			uc.rd.arm(x.sent, d.Timeout)
+			if !uc.peek.alive(uc.conn) {
 				_ = uc.conn.Close()
 				continue
 			}
@@ -464,15 +506,29 @@ func (fc *fastConn) forward(x *exchange, method string) bool {
 			dialer := f.up.dialer
 			dialer.Deadline = deadline
 			if uc, err = f.up.dial(context.Background(), dialer, t.host); err != nil {
-				return fc.upstreamFailed(x, method, err, false)
+				// The body is still unread: it must not be taken for
+				// the next request.
+				return fc.upstreamFailed(x, method, err, req.ContentLength > 0)
 			}
 		}
+		fc.upstream.Store(uc)
 		uc.limit.N = 1<<63 - 1
 		uc.rd.arm(x.sent, d.Timeout)
 		uc.wd.arm(x.sent, d.Timeout)
 		var clientErr bool
 		if clientErr, err = fc.writeUpstream(uc, x, method); err == nil {
 			err = readResponse(uc.br, &fc.resp)
+		} else if !clientErr && req.ContentLength > 0 && readResponse(uc.br, &fc.resp) == nil {
+			// The upstream answered before it took the whole body (a 413,
+			// a 401) and closed: that answer is the answer, not a 502
+			// (nor a connection failure for the breaker). The rest of the
+			// body is unread, so neither connection carries another
+			// request.
+			fc.resp.Close = true
+			fc.req.Close = true
+			fc.relay(x, uc, method)
+			fc.linger = true
+			return false
 		}
 		if err == nil {
 			break
@@ -510,12 +566,15 @@ func (fc *fastConn) writeUpstream(uc *leanConn, x *exchange, method string) (cli
 	_, _ = w.WriteString(" HTTP/1.1\r\nHost: ")
 	_, _ = w.WriteString(pl.target.host)
 	_, _ = w.WriteString("\r\n")
+	te := false
 	for _, fd := range req.Fields {
 		if forwardField(fd.Name, d) {
 			writeField(w, fd.Name, fd.Value)
-		} else if h1.EqualFold(fd.Name, "Te") && h1.HasToken(fd.Value, "trailers") {
+		} else if !te && h1.EqualFold(fd.Name, "Te") && h1.HasToken(fd.Value, "trailers") {
 			// As httputil.ReverseProxy: the client's willingness to
-			// accept trailers is end-to-end information.
+			// accept trailers is end-to-end information, said once
+			// however many Te fields said it.
+			te = true
 			_, _ = w.WriteString("Te: trailers\r\n")
 		}
 	}
@@ -623,7 +682,7 @@ func readResponseHead(br *bufio.Reader) (string, error) {
 
 // upstreamFailed answers an allowed request that got no upstream answer:
 // 504 after the decision's timeout, 502 otherwise.
-func (fc *fastConn) upstreamFailed(x *exchange, method string, err error, bodySent bool) bool {
+func (fc *fastConn) upstreamFailed(x *exchange, method string, err error, withBody bool) bool {
 	o := edge.Outcome{Connection: true}
 	if isTimeout(err) {
 		o = edge.Outcome{Timeout: true}
@@ -635,11 +694,12 @@ func (fc *fastConn) upstreamFailed(x *exchange, method string, err error, bodySe
 	x.reason = fd.Reason
 	x.rec.status = fd.Status
 	x.rec.written = int64(len(fd.Body))
-	// A body the upstream did not take may be partly unread: the
-	// connection cannot carry another request.
-	closing := fc.closing() || bodySent
+	// A request body may be unread, whole or in part (the upstream could
+	// not be dialled, or stopped taking it): the connection cannot carry
+	// another request, or the body's bytes would be read as one.
+	closing := fc.closing() || withBody
 	fc.writeDecision(&fd, method, closing)
-	fc.linger = bodySent
+	fc.linger = withBody
 	return !closing
 }
 
@@ -658,7 +718,7 @@ func (fc *fastConn) relay(x *exchange, uc *leanConn, method string) bool {
 		}
 		writeStatusLine(w, resp.Status, resp.Reason)
 		for i, fd := range resp.Fields {
-			if !resp.IsHop(i) {
+			if !resp.IsHop(i) && !h1.EqualFold(fd.Name, "Content-Length") {
 				writeField(w, fd.Name, fd.Value)
 			}
 		}
@@ -681,7 +741,12 @@ func (fc *fastConn) relay(x *exchange, uc *leanConn, method string) bool {
 	writeStatusLine(w, resp.Status, resp.Reason)
 	hasDate := false
 	for i, fd := range resp.Fields {
-		if resp.IsHop(i) || decisionSets(d, fd.Name) {
+		// A Content-Length on a 1xx (above) or a 204 is not framing, and
+		// a server MUST NOT send one (RFC 9110 §8.6): a client or front
+		// proxy that believed it would take the next answer for a body.
+		// net/http's server drops it too.
+		if resp.IsHop(i) || decisionSets(d, fd.Name) ||
+			resp.Status == http.StatusNoContent && h1.EqualFold(fd.Name, "Content-Length") {
 			continue
 		}
 		hasDate = hasDate || h1.EqualFold(fd.Name, "Date")

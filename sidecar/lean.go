@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"sync"
 	"time"
 )
@@ -70,7 +72,7 @@ func (t *leanTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	ctx := req.Context()
 	for attempt := 0; ; attempt++ {
-		c, reused, err := t.get(ctx, req.URL.Host)
+		c, reused, err := t.get(ctx, req.URL.Host, attempt > 0)
 		if err != nil {
 			return nil, err
 		}
@@ -86,7 +88,7 @@ func (t *leanTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 		// A pooled connection the upstream closed while idle: once more,
-		// on a fresh connection (the request is idempotent and body-less).
+		// on a new connection (the request is idempotent and body-less).
 	}
 }
 
@@ -108,6 +110,18 @@ func (t *leanTransport) exchange(ctx context.Context, c *leanConn, req *http.Req
 	}
 	c.limit.N = t.maxHeader // bound the response head
 	resp, err := http.ReadResponse(c.br, req)
+	// Informational answers (103 Early Hints) go to the client through the
+	// request's client trace, as http.Transport hands them to
+	// httputil.ReverseProxy; the final answer follows on the connection.
+	for n := 0; err == nil && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols && n < max1xx; n++ {
+		if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
+			if err = trace.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
+				break
+			}
+		}
+		c.limit.N = t.maxHeader
+		resp, err = http.ReadResponse(c.br, req)
+	}
 	if err != nil {
 		stop()
 		return nil, err
@@ -169,9 +183,23 @@ func (b *leanBody) finish(complete bool) {
 	_ = b.c.conn.Close()
 }
 
-func (t *leanTransport) get(ctx context.Context, host string) (*leanConn, bool, error) {
-	if c := t.popIdle(host); c != nil {
-		return c, true, nil
+// get takes a pooled connection to host, or dials one (always when fresh:
+// a retry must not meet the next stale connection of a restarted upstream).
+func (t *leanTransport) get(ctx context.Context, host string, fresh bool) (*leanConn, bool, error) {
+	for !fresh {
+		c := t.popIdle(host)
+		if c == nil {
+			break
+		}
+		// Bytes waiting on an idle connection would be read as this
+		// request's answer (see peeker.alive). The peek fails on a read
+		// deadline the fast path left in the past: cleared first (this
+		// path cancels instead).
+		c.rd.clear()
+		if c.peek.alive(c.conn) {
+			return c, true, nil
+		}
+		_ = c.conn.Close()
 	}
 	c, err := t.dial(ctx, t.dialer, host)
 	return c, false, err
