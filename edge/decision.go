@@ -114,13 +114,63 @@ func (d *Decision) SetResponseHeaders(h http.Header) {
 }
 
 // SetUpstreamHeaders prepares the headers of the forwarded request: it
-// deletes every header the client may not set (forwarded claims) and sets
+// deletes every header the client may not set (forwarded claims, and any
+// header the decision sets, under any spelling Strips recognises) and sets
 // the request ID and verified claims.
 func (d *Decision) SetUpstreamHeaders(h http.Header) {
-	for i := 0; i < len(d.StripHeaders); i++ {
-		h.Del(d.StripHeaders[i])
+	for name := range h {
+		if d.Strips(name) {
+			delete(h, name)
+		}
 	}
 	for i := 0; i < len(d.UpstreamHeaders); i++ {
 		h.Set(d.UpstreamHeaders[i][0], d.UpstreamHeaders[i][1])
 	}
+}
+
+// Strips reports whether a client's header called name must not reach the
+// upstream: it names a header the decision strips (forwarded claims) or
+// sets (request IDs, claims), compared without regard to ASCII case and
+// with '_' and '-' alike. The underscore spelling matters because CGI-style
+// servers (WSGI, Rack, PHP) see X_Auth_Subject and X-Auth-Subject as the
+// same HTTP_X_AUTH_SUBJECT: a client must not plant a claim that way.
+func (d *Decision) Strips(name string) bool {
+	for i := 0; i < len(d.StripHeaders); i++ {
+		if sameFieldName(name, d.StripHeaders[i]) {
+			return true
+		}
+	}
+	for i := 0; i < len(d.UpstreamHeaders); i++ {
+		if sameFieldName(name, d.UpstreamHeaders[i][0]) {
+			return true
+		}
+	}
+	return false
+}
+
+// sameFieldName compares header names ASCII case-insensitively with '_'
+// and '-' alike.
+func sameFieldName(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x == '_' {
+			x = '-'
+		}
+		if y == '_' {
+			y = '-'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }

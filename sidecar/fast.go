@@ -613,17 +613,7 @@ func forwardField(name string, d *edge.Decision) bool {
 		h1.EqualFold(name, "X-Forwarded-Host") {
 		return false
 	}
-	for _, s := range d.StripHeaders {
-		if h1.EqualFold(name, s) {
-			return false
-		}
-	}
-	for _, kv := range d.UpstreamHeaders {
-		if h1.EqualFold(name, kv[0]) {
-			return false
-		}
-	}
-	return true
+	return !d.Strips(name)
 }
 
 // readResponse reads the next response head from br into resp.

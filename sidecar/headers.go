@@ -81,8 +81,10 @@ func (h headerNames) dropResponseHeaders(src http.Header, d *edge.Decision) {
 // setUpstreamHeaders is edge.Decision.SetUpstreamHeaders with cached
 // canonical names.
 func (h headerNames) setUpstreamHeaders(dst http.Header, d *edge.Decision) {
-	for _, n := range d.StripHeaders {
-		delete(dst, h.canonical(n))
+	for name := range dst {
+		if d.Strips(name) {
+			delete(dst, name)
+		}
 	}
 	for _, kv := range d.UpstreamHeaders {
 		dst[h.canonical(kv[0])] = []string{kv[1]}
