@@ -46,6 +46,11 @@ var (
 // net/http; a response with more is refused.
 const MaxFields = 64
 
+// MaxResponseFields bounds the fields of a response head: upstreams send
+// more than clients do (a Set-Cookie each), and net/http's client takes any
+// number within its byte limit; a response with more is refused (502).
+const MaxResponseFields = 256
+
 // Field is one header field line. Value has its surrounding whitespace
 // removed.
 type Field struct {
@@ -247,7 +252,7 @@ func ParseResponse(head string, r *Response) error {
 		if !ok {
 			return ErrMalformed
 		}
-		if len(r.Fields) == MaxFields {
+		if len(r.Fields) == MaxResponseFields {
 			return ErrTooManyFields
 		}
 		i := len(r.Fields)

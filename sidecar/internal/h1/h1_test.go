@@ -529,7 +529,7 @@ var rejectedResponses = []struct {
 	{"chunked Trailer: Trailer", head("HTTP/1.1 200 OK", "Transfer-Encoding: chunked", "trailer: x", "Trailer:  TRAILER "),
 		ErrMalformed},
 	{"Connection option not a token", head("HTTP/1.1 200 OK", "Connection: a b"), ErrMalformed},
-	{"too many fields", head(append([]string{"HTTP/1.1 200 OK"}, fields(MaxFields+1)...)...), ErrTooManyFields},
+	{"too many fields", head(append([]string{"HTTP/1.1 200 OK"}, fields(MaxResponseFields+1)...)...), ErrTooManyFields},
 }
 
 func TestParseResponseRejects(t *testing.T) {
@@ -1047,5 +1047,14 @@ func TestParseResponseObsText(t *testing.T) {
 	var q Request
 	if err := ParseRequest(head("GET / HTTP/1.1", "Host: a", "X: \xc3\xa9"), &q); err != ErrUnsupported {
 		t.Errorf("obs-text in a request: %v, want ErrUnsupported", err)
+	}
+}
+
+// TestParseResponseManyFields: a response may carry more fields than a
+// request (one Set-Cookie each), up to MaxResponseFields.
+func TestParseResponseManyFields(t *testing.T) {
+	var r Response
+	if err := ParseResponse(head(append([]string{"HTTP/1.1 200 OK"}, fields(MaxResponseFields)...)...), &r); err != nil || len(r.Fields) != MaxResponseFields {
+		t.Fatalf("%d fields: %v", len(r.Fields), err)
 	}
 }
