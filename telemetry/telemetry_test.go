@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -261,8 +264,8 @@ func TestBufferedWriterFlushesOnCloseAndInterval(t *testing.T) {
 	if out.String() != "" {
 		t.Fatal("written through before a flush")
 	}
-	_, _ = w.Write(bytes.Repeat([]byte("x"), 2<<10)) // larger than the buffer: written through
-	if !strings.HasPrefix(out.String(), "one\nxx") {
+	_, _ = w.Write(bytes.Repeat([]byte("x"), 2<<10)) // past the buffer's size: flushed soon, not each hour
+	if !polltest.Until(5*time.Second, func() bool { return strings.HasPrefix(out.String(), "one\nxx") }) {
 		t.Fatalf("a full buffer was not written: %q", out.String()[:min(10, len(out.String()))])
 	}
 	_, _ = w.Write([]byte("last\n"))
@@ -279,6 +282,66 @@ func TestBufferedWriterFlushesOnCloseAndInterval(t *testing.T) {
 	_, _ = tw.Write([]byte("soon\n"))
 	if !polltest.Until(5*time.Second, func() bool { return timed.String() == "soon\n" }) {
 		t.Fatal("the interval flush never came")
+	}
+}
+
+// gate is a writer that blocks until opened, like a stalled stderr pipe.
+type gate struct {
+	open chan struct{}
+	out  syncbuf.Buffer
+}
+
+func (g *gate) Write(p []byte) (int, error) {
+	<-g.open
+	return g.out.Write(p)
+}
+
+// TestBufferedWriterIsBoundedAndKeepsOrder: lines from many goroutines
+// arrive whole, none lost, each goroutine's in order; while the output is
+// stalled, writers block once 4×size bytes wait instead of growing the
+// buffer, and resume when it drains.
+func TestBufferedWriterIsBoundedAndKeepsOrder(t *testing.T) {
+	g := &gate{open: make(chan struct{})}
+	w := NewBufferedWriter(g, 1<<10, time.Millisecond)
+	const writers, lines = 8, 500
+	var wg sync.WaitGroup
+	var written atomic.Int64
+	for i := 0; i < writers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < lines; j++ {
+				n, _ := fmt.Fprintf(w, "w%d %04d %s\n", i, j, strings.Repeat("p", 40))
+				written.Add(int64(n))
+			}
+		}()
+	}
+	// Stalled: the writers must stop near the bound, not run to the end.
+	if !polltest.Until(5*time.Second, func() bool { return written.Load() >= 4<<10 }) {
+		t.Fatalf("writers stopped early: %d bytes", written.Load())
+	}
+	time.Sleep(50 * time.Millisecond) // give them every chance to run past the bound
+	// 4×size waiting, plus the batch stuck in the write, plus a line each.
+	if n := written.Load(); n > 8<<10+writers*64 {
+		t.Fatalf("%d bytes accepted while the output was stalled; bound is about %d", n, 8<<10)
+	}
+	close(g.open)
+	wg.Wait()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	next := make([]int, writers)
+	got := strings.Split(strings.TrimSuffix(g.out.String(), "\n"), "\n")
+	if len(got) != writers*lines {
+		t.Fatalf("%d lines, want %d", len(got), writers*lines)
+	}
+	for _, l := range got {
+		var i, j int
+		var pad string
+		if _, err := fmt.Sscanf(l, "w%d %d %s", &i, &j, &pad); err != nil || len(pad) != 40 || j != next[i] {
+			t.Fatalf("line %q: %v (want w%d line %d)", l, err, i, next[i])
+		}
+		next[i]++
 	}
 }
 
