@@ -17,6 +17,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/contentguard/contentguard/edge"
 	"github.com/contentguard/contentguard/edge/urlpath"
 	"github.com/contentguard/contentguard/sidecar/internal/h1"
@@ -36,8 +41,9 @@ import (
 //
 // It takes only what package h1 accepts (keep-alive HTTP/1.1 in origin
 // form with at most a Content-Length body: what API clients send) and only
-// while the plane forwards over plain HTTP with the default transport and no
-// spans are exported. At the first request it does not take, it hands the
+// while the plane forwards over plain HTTP with the default transport; it
+// starts the same spans as the net/http path. At the first request it does
+// not take, it hands the
 // connection, with that request still unread, to the net/http server and
 // its httputil.ReverseProxy, which serve the connection from then on. Both
 // paths ask the same engine the same question (the same edge.Request), so
@@ -342,25 +348,32 @@ func (fc *fastConn) serveRequest(head string) (keep bool, err error) {
 	method := internMethod(req.Method)
 
 	x := &fc.x
-	*x = exchange{Context: context.Background(), pl: pl, peer: fc.peer}
-	x.d = pl.engine.Check(x.Context, edge.Request{
+	header := fc.fillHeader()
+	ctx := context.Background()
+	var span trace.Span
+	if f.p.traced {
+		ctx = f.p.propagator.Extract(ctx, propagation.HeaderCarrier(header))
+		ctx, span = f.p.tracer.Start(ctx, "edge", trace.WithSpanKind(trace.SpanKindServer))
+	}
+	*x = exchange{Context: ctx, pl: pl, peer: fc.peer}
+	x.d = pl.engine.Check(ctx, edge.Request{
 		Method:        method,
 		Host:          req.Host,
 		Path:          path,
 		RawQuery:      req.RawQuery(),
-		Header:        fc.fillHeader(),
+		Header:        header,
 		Peer:          fc.peer,
 		ContentLength: req.ContentLength,
 	})
 	if x.d.Allow {
-		keep = fc.forward(x, method)
+		keep = fc.forwardTraced(x, method)
 		fc.upstream.Store(nil)
 	} else {
 		keep = fc.reject(x, method)
 	}
 	// Logged and counted before the last bytes go out, as on the net/http
 	// path: whoever has the answer can find its log line and metrics.
-	f.p.finish(x, method, x.Context, nil, start, false)
+	f.p.finish(x, method, ctx, span, start, false)
 	if err := fc.bw.Flush(); err != nil {
 		keep = false
 	}
@@ -460,6 +473,24 @@ func (fc *fastConn) writeDecision(d *edge.Decision, method string, closing bool)
 	if !bodyless && method != http.MethodHead {
 		_, _ = w.Write(d.Body)
 	}
+}
+
+// forwardTraced is forward inside a client span when spans are exported:
+// its context goes upstream in traceparent, as on the net/http path.
+func (fc *fastConn) forwardTraced(x *exchange, method string) bool {
+	p := fc.f.p
+	if !p.traced {
+		return fc.forward(x, method)
+	}
+	var cspan trace.Span
+	x.Context, cspan = p.tracer.Start(x.Context, "upstream "+spanMethod(method), trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("server.address", x.pl.target.host)))
+	keep := fc.forward(x, method)
+	if x.reason != "" {
+		cspan.SetStatus(codes.Error, x.reason)
+	}
+	cspan.End()
+	return keep
 }
 
 // forward sends an allowed request upstream and relays the answer. It
@@ -566,8 +597,19 @@ func (fc *fastConn) writeUpstream(uc *leanConn, x *exchange, method string) (cli
 	_, _ = w.WriteString(" HTTP/1.1\r\nHost: ")
 	_, _ = w.WriteString(pl.target.host)
 	_, _ = w.WriteString("\r\n")
+	// With spans exported, the client span's context replaces the
+	// client's trace headers (propagation.HeaderCarrier.Set, as on the
+	// net/http path).
+	var injected propagation.HeaderCarrier
+	if fc.f.p.traced {
+		injected = propagation.HeaderCarrier{}
+		fc.f.p.propagator.Inject(x.Context, injected)
+	}
 	te := false
 	for _, fd := range req.Fields {
+		if injected != nil && carries(injected, fd.Name) {
+			continue
+		}
 		if forwardField(fd.Name, d) {
 			writeField(w, fd.Name, fd.Value)
 		} else if !te && h1.EqualFold(fd.Name, "Te") && h1.HasToken(fd.Value, "trailers") {
@@ -580,6 +622,11 @@ func (fc *fastConn) writeUpstream(uc *leanConn, x *exchange, method string) (cli
 	}
 	for _, kv := range d.UpstreamHeaders {
 		writeField(w, pl.names.canonical(kv[0]), kv[1])
+	}
+	for name, values := range injected {
+		for _, v := range values {
+			writeField(w, name, v)
+		}
 	}
 	xff, proto, host := forwardedValues(fc.header, req.Host, false, fc.peerStr, x.trusted)
 	if xff != "" {
@@ -600,6 +647,16 @@ func (fc *fastConn) writeUpstream(uc *leanConn, x *exchange, method string) (cli
 		}
 	}
 	return false, w.Flush()
+}
+
+// carries reports whether the propagator's headers include name.
+func carries(h propagation.HeaderCarrier, name string) bool {
+	for k := range h {
+		if h1.EqualFold(k, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // forwardField reports whether a client's field goes upstream: not the

@@ -115,7 +115,7 @@ func (s *Server) Serve(ctx context.Context, public, admin net.Listener) error {
 
 // fastPath reports whether Serve answers on the fast path (see fast.go).
 func (s *Server) fastPath() bool {
-	return !s.opts.DisableFastPath && s.lean != nil && !s.proxy.traced
+	return !s.opts.DisableFastPath && s.lean != nil
 }
 
 func orDefault(d, def time.Duration) time.Duration {

@@ -86,7 +86,7 @@ type Options struct {
 	// DisableFastPath serves every request through net/http and
 	// httputil.ReverseProxy. By default Serve answers plain keep-alive
 	// HTTP/1.1 requests on its own loop (see fast.go) when Transport is the
-	// default and no spans are exported.
+	// default.
 	DisableFastPath bool
 	// Transport is the upstream transport. Default: body-less GET and HEAD
 	// requests to plain-http upstreams take a lean synchronous path over

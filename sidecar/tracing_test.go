@@ -2,6 +2,7 @@ package sidecar_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"testing"
@@ -18,8 +19,18 @@ import (
 // TestOneTraceAcrossSidecarAndBackend: a request through the sidecar to the
 // real backend handler yields one trace: the sidecar's server span, its
 // client span as the child, and the backend's server span under that —
-// carried by the traceparent the sidecar sends upstream.
+// carried by the traceparent the sidecar sends upstream. A client's own
+// traceparent is continued, on the fast path and through net/http alike.
 func TestOneTraceAcrossSidecarAndBackend(t *testing.T) {
+	for _, netHTTP := range []bool{false, true} {
+		for _, incoming := range []bool{false, true} {
+			name := fmt.Sprintf("nethttp=%v/incoming=%v", netHTTP, incoming)
+			t.Run(name, func(t *testing.T) { oneTrace(t, netHTTP, incoming) })
+		}
+	}
+}
+
+func oneTrace(t *testing.T, netHTTP, incoming bool) {
 	recv := otlptest.Start(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", recv.URL)
 	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "")
@@ -55,8 +66,13 @@ spec:
       match: {path: /health}
       auth: none
 `)
-	sc := startSidecar(t, sidecar.Options{Policy: p, Upstream: "http://" + ln.Addr().String(), Tracing: scTracing})
-	r := get(t, sc.addr, "/health", "", nil)
+	sc := startSidecar(t, sidecar.Options{Policy: p, Upstream: "http://" + ln.Addr().String(), Tracing: scTracing, DisableFastPath: netHTTP})
+	const clientTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	var h http.Header
+	if incoming {
+		h = http.Header{"Traceparent": {"00-" + clientTrace + "-00f067aa0ba902b7-01"}}
+	}
+	r := get(t, sc.addr, "/health", "", h)
 	if r.Status != 200 {
 		t.Fatalf("status %d: %s", r.Status, r.Body)
 	}
@@ -84,6 +100,9 @@ spec:
 	}
 	if server.TraceID != client.TraceID || client.TraceID != backend.TraceID {
 		t.Fatalf("three traces, want one: %s %s %s", server.TraceID, client.TraceID, backend.TraceID)
+	}
+	if incoming && (server.TraceID != clientTrace || server.ParentSpanID != "00f067aa0ba902b7") {
+		t.Fatalf("the client's trace was not continued: trace %s parent %s", server.TraceID, server.ParentSpanID)
 	}
 	if client.ParentSpanID != server.SpanID || backend.ParentSpanID != client.SpanID {
 		t.Fatalf("span tree broken: server %s, client parent %s (id %s), backend parent %s",
