@@ -192,6 +192,12 @@ func New(ctx context.Context, p *policy.Policy, opts Options) (*Engine, error) {
 // NewBreakers makes the breaker registry a policy asks for. Data planes that
 // reload policies create it once and pass it in Options.Breakers.
 func NewBreakers(p *policy.Policy, now func() time.Time, obs Observer) *breaker.Registry {
+	return breaker.NewRegistry(BreakerSettings(p, now, obs))
+}
+
+// BreakerSettings are p's circuit-breaker settings, for NewBreakers and for
+// breaker.Registry.Reconfigure when a data plane reloads the policy.
+func BreakerSettings(p *policy.Policy, now func() time.Time, obs Observer) breaker.Settings {
 	cb := p.Spec.CircuitBreaker
 	set := breaker.Settings{
 		ConsecutiveFailures: cb.ConsecutiveFailures,
@@ -207,7 +213,7 @@ func NewBreakers(p *policy.Policy, now func() time.Time, obs Observer) *breaker.
 	if obs != nil {
 		set.OnStateChange = func(name string, from, to breaker.State) { obs.BreakerChanged(name, from, to) }
 	}
-	return breaker.NewRegistry(set)
+	return set
 }
 
 func (e *Engine) buildAuth(ctx context.Context, p *policy.Policy, opts Options) error {

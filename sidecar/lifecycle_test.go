@@ -257,3 +257,44 @@ spec:
       match: {pathPrefix: /}
       auth: none
 `
+
+// TestReloadAppliesBreakerThresholds: the breakers keep their state across a
+// reload and take the new policy's thresholds.
+func TestReloadAppliesBreakerThresholds(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "policy.yaml")
+	doc := func(failures int) string {
+		return fmt.Sprintf(`
+apiVersion: contentguard.dev/v1
+kind: EdgePolicy
+metadata: {name: breaker-%d}
+spec:
+  upstream: {url: http://127.0.0.1:9, timeout: 2s}
+  circuitBreaker: {consecutiveFailures: %d, openFor: 1m, failOn: [502, 503, 504, timeout, connection]}
+  routes:
+    - name: all
+      match: {pathPrefix: /}
+      auth: none
+`, failures, failures)
+	}
+	writeFile(t, file, doc(100))
+	up := startUpstream(t)
+	up.script(http.StatusBadGateway, 0, false)
+	sc := startSidecar(t, sidecar.Options{Policy: loadPolicy(t, file), PolicyFile: file, Upstream: up.URL, WatchInterval: time.Hour})
+	for i := 0; i < 2; i++ {
+		if r := get(t, sc.addr, "/x", "", nil); r.Status != http.StatusBadGateway {
+			t.Fatalf("request %d: %d", i, r.Status)
+		}
+	}
+	writeFile(t, file, doc(3))
+	if err := sc.srv.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	// The two failures before the reload count: the third trips it.
+	if r := get(t, sc.addr, "/x", "", nil); r.Status != http.StatusBadGateway {
+		t.Fatalf("third: %d", r.Status)
+	}
+	if r := get(t, sc.addr, "/x", "", nil); r.Status != http.StatusServiceUnavailable || problemReason(t, r) != "circuit_open" {
+		t.Fatalf("after three failures under a threshold of three: %d %s", r.Status, r.Body)
+	}
+}

@@ -306,6 +306,9 @@ func (s *Server) reloadFrom(data []byte) error {
 		return s.reloadFailed(err)
 	}
 	old := s.state.Swap(pl)
+	// The breakers outlive policies (their state must survive a reload);
+	// their thresholds follow the policy in force.
+	s.breakers.Reconfigure(edge.BreakerSettings(p, s.now, s.metrics))
 	// Requests still running on the old engine keep working: a closed
 	// engine only stops its background JWKS refresh.
 	old.engine.Close()

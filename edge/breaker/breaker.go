@@ -122,6 +122,21 @@ func New(name string, s Settings) *Breaker {
 	return b
 }
 
+// reconfigure replaces the settings, keeping state and counts (see
+// Registry.Reconfigure). A half-open breaker keeps the probes it admitted;
+// an open one stays open until the instant it was given.
+func (b *Breaker) reconfigure(s Settings) {
+	s = s.withDefaults()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s.Window != b.s.Window {
+		b.window.clear()
+		b.window.lastSlot = 0
+		b.window.width = s.Window / windowBuckets
+	}
+	b.s = s
+}
+
 // Name is the breaker's name.
 func (b *Breaker) Name() string { return b.name }
 

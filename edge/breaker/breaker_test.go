@@ -398,3 +398,47 @@ func TestZeroTicketIgnored(t *testing.T) {
 		t.Fatalf("the zero Ticket counted: %+v", b.Status())
 	}
 }
+
+// TestReconfigureKeepsStateTakesThresholds: a reloaded policy's thresholds
+// apply to existing breakers, whose state and counts survive.
+func TestReconfigureKeepsStateTakesThresholds(t *testing.T) {
+	now := time.Unix(1000, 0)
+	clock := func() time.Time { return now }
+	r := breaker.NewRegistry(breaker.Settings{ConsecutiveFailures: 5, OpenFor: time.Minute, Now: clock})
+	b := r.Get("up")
+	fail := func() {
+		tk, ok, _ := b.Allow()
+		if !ok {
+			t.Fatal("refused while closed")
+		}
+		b.Done(tk, false)
+	}
+	fail()
+	fail()
+	r.Reconfigure(breaker.Settings{ConsecutiveFailures: 3, OpenFor: time.Minute, Now: clock})
+	if b.State() != breaker.Closed {
+		t.Fatal("reconfigure changed the state")
+	}
+	fail() // the third in a row: trips under the new threshold, counting the old two
+	if b.State() != breaker.Open {
+		t.Fatalf("state %v after 3 failures with threshold 3", b.State())
+	}
+	r.Reconfigure(breaker.Settings{ConsecutiveFailures: 100, OpenFor: time.Hour, Now: clock})
+	if b.State() != breaker.Open {
+		t.Fatal("reconfigure closed an open breaker")
+	}
+	now = now.Add(61 * time.Second) // the minute it was opened for has passed
+	if _, ok, _ := b.Allow(); !ok || b.State() != breaker.HalfOpen {
+		t.Fatalf("open breaker did not half-open at its original time: %v", b.State())
+	}
+	// A breaker created after Reconfigure has the new settings: 99 failures
+	// in a row do not trip it.
+	nb := r.Get("new")
+	for i := 0; i < 99; i++ {
+		tk, _, _ := nb.Allow()
+		nb.Done(tk, false)
+	}
+	if nb.State() != breaker.Closed {
+		t.Fatal("a breaker created after Reconfigure has the old settings")
+	}
+}

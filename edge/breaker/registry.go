@@ -32,6 +32,19 @@ func (r *Registry) Get(name string) *Breaker {
 	return b
 }
 
+// Reconfigure gives every breaker, and those created later, the settings s
+// (a reloaded policy): each keeps its state and counts, so a reload neither
+// closes an open breaker nor forgets recent failures. A changed Window
+// starts the rolling window afresh.
+func (r *Registry) Reconfigure(s Settings) {
+	r.mu.Lock()
+	r.settings = s
+	r.mu.Unlock()
+	for _, b := range r.sorted() {
+		b.reconfigure(s)
+	}
+}
+
 // Reset closes the breaker called name; false if there is none.
 func (r *Registry) Reset(name string) bool {
 	r.mu.Lock()
