@@ -21,9 +21,11 @@ import (
 	"time"
 
 	"github.com/contentguard/contentguard/conformance"
+	"github.com/contentguard/contentguard/policy"
 	"github.com/contentguard/contentguard/policy/policyfile"
 	"github.com/contentguard/contentguard/sidecar"
 	"github.com/contentguard/contentguard/sidecar/authz"
+	"github.com/contentguard/contentguard/sidecar/authz/nginxconf"
 )
 
 // nginxBinary finds Debian's nginx; a missing one fails the test.
@@ -138,15 +140,34 @@ func freePort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// installSnippets copies deploy/nginx/contentguard into dir/contentguard
+// and replaces its header snippets with those generated for p.
+func installSnippets(t testing.TB, dir string, p *policy.Policy) {
+	t.Helper()
+	target := filepath.Join(dir, "contentguard")
+	if err := os.CopyFS(target, os.DirFS(filepath.Join(deployDir(), "contentguard"))); err != nil {
+		t.Fatal(err)
+	}
+	files, err := nginxconf.Render(p)
+	if err != nil {
+		t.Fatalf("render the NGINX snippets: %v", err)
+	}
+	for name, b := range files.ByName() {
+		if err := os.WriteFile(filepath.Join(target, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // startNGINX runs nginx -p dir -c dir/nginx.conf in the foreground with
-// the deploy/nginx/contentguard snippets, in front of backend, asking authz.
-func startNGINX(t testing.TB, authzAddr, backendAddr string, upstreamTimeout time.Duration) (addr string, dir string) {
+// deploy/nginx/contentguard/server.conf and the header snippets generated
+// for p, in front of backend, asking authz.
+func startNGINX(t testing.TB, p *policy.Policy, authzAddr, backendAddr string) (addr string, dir string) {
 	t.Helper()
 	bin := nginxBinary(t)
 	dir = t.TempDir()
-	if err := os.CopyFS(filepath.Join(dir, "contentguard"), os.DirFS(filepath.Join(deployDir(), "contentguard"))); err != nil {
-		t.Fatal(err)
-	}
+	installSnippets(t, dir, p)
+	upstreamTimeout := p.Spec.Upstream.Timeout
 	for _, d := range []string{"logs", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)
@@ -262,7 +283,7 @@ func (nginxPlane) Start(t testing.TB, policyPath string) conformance.Instance {
 		t.Fatal(err)
 	}
 	up := startUpstream(t)
-	addr, dir := startNGINX(t, serveAuthz(t, h), up.addr, p.Spec.Upstream.Timeout)
+	addr, dir := startNGINX(t, p, serveAuthz(t, h), up.addr)
 	return &nginxInstance{addr: addr, up: up, dir: dir}
 }
 
