@@ -150,10 +150,7 @@ const generatedComment = "# Generated from the policy by 'contentguard policy ng
 func upstreamHeaders(p *policy.Policy) ([]header, error) {
 	s := &p.Spec
 	l := headerList{reserved: append(append([]string(nil), framing...), setUpstream...)}
-	l.add("spec.requestID.header", s.RequestID.Header)
-	for i, n := range s.RequestID.AlsoHeaders {
-		l.add(fmt.Sprintf("spec.requestID.alsoHeaders[%d]", i), n)
-	}
+	l.addRequestIDs(s.RequestID)
 	for _, pr := range s.Auth.JWT.Providers {
 		for _, fc := range pr.ForwardClaims {
 			l.add(fmt.Sprintf("spec.auth.jwt.providers[%s].forwardClaims.%s", pr.Name, fc.Claim), fc.Header)
@@ -169,10 +166,7 @@ func upstreamHeaders(p *policy.Policy) ([]header, error) {
 func responseHeaders(p *policy.Policy) ([]header, error) {
 	s := &p.Spec
 	l := headerList{reserved: framing}
-	l.add("spec.requestID.header", s.RequestID.Header)
-	for i, n := range s.RequestID.AlsoHeaders {
-		l.add(fmt.Sprintf("spec.requestID.alsoHeaders[%d]", i), n)
-	}
+	l.addRequestIDs(s.RequestID)
 	style := s.RateLimit.Headers
 	if style != ratelimit.StyleLegacy && style != ratelimit.StyleNone {
 		l.add("spec.rateLimit.headers", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
@@ -256,6 +250,15 @@ func (l *headerList) add(where string, names ...string) {
 		if !dup {
 			l.headers = append(l.headers, header{name: name, vary: vary})
 		}
+	}
+}
+
+// addRequestIDs adds the request-ID header and its alsoHeaders: the
+// decision sends the ID under each, upstream and on the response.
+func (l *headerList) addRequestIDs(r policy.RequestID) {
+	l.add("spec.requestID.header", r.Header)
+	for i, n := range r.AlsoHeaders {
+		l.add(fmt.Sprintf("spec.requestID.alsoHeaders[%d]", i), n)
 	}
 }
 
