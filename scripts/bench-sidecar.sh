@@ -161,6 +161,7 @@ S1_PID=$!; PIDS+=("$S1_PID")
 AZ_PID=$!; PIDS+=("$AZ_PID")
 mkdir -p "$WORK/nginx-authz/tmp"
 cp -r "$ROOT/deploy/nginx/contentguard" "$WORK/nginx-authz/contentguard"
+"$CG" policy nginx --policy "$WORK/full.yaml" --out "$WORK/nginx-authz/contentguard" >/dev/null
 sed -e "s/@LISTEN@/127.0.0.1:$NA/" -e "s/@UPSTREAM@/127.0.0.1:$BE/" -e "s/@AUTHZ@/127.0.0.1:$AZ/" \
 	"$ROOT/deploy/nginx/bench-authz.conf" >"$WORK/nginx-authz/nginx.conf"
 nginx -p "$WORK/nginx-authz" -c "$WORK/nginx-authz/nginx.conf" 2>"$WORK/nginx-authz/stderr.log" &

@@ -8,11 +8,14 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/contentguard/contentguard/edge"
 	"github.com/contentguard/contentguard/policy/policyfile"
+	"github.com/contentguard/contentguard/sidecar/authz/nginxconf"
 )
 
 const policyHelp = `Usage: contentguard policy <subcommand> [flags]
@@ -20,6 +23,8 @@ const policyHelp = `Usage: contentguard policy <subcommand> [flags]
 Subcommands:
   validate FILE...   check policy files; print positioned errors, exit 1 if any is invalid
   explain FILE       show how the policy decides one request, check by check
+  nginx --policy FILE [--out DIR]
+                     write the NGINX auth_request header snippets for the policy
 
 Run 'contentguard policy <subcommand> --help' for flags.
 `
@@ -28,6 +33,7 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	return sub(ctx, "policy", args, stdout, stderr, map[string]func(context.Context, []string, io.Writer, io.Writer) int{
 		"validate": runPolicyValidate,
 		"explain":  runPolicyExplain,
+		"nginx":    runPolicyNginx,
 	}, policyHelp)
 }
 
@@ -55,6 +61,79 @@ func runPolicyValidate(_ context.Context, args []string, stdout, stderr io.Write
 		fmt.Fprintf(stdout, "%s: ok — %s\n", file, p)
 	}
 	return code
+}
+
+func runPolicyNginx(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("policy nginx", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("policy", "", "policy file (YAML or JSON); required")
+	out := fs.String("out", "", "directory to write "+strings.Join(nginxconf.Names(), ", ")+" into (created if missing); default: print them")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: contentguard policy nginx --policy FILE [--out DIR]\n\nWrites the header snippets deploy/nginx/contentguard/server.conf includes, for the\nheader names this policy uses (NGINX cannot take header names at run time).\nRegenerate them whenever the policy's header names change.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	if *file == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return 2
+	}
+	p, err := policyfile.Load(*file)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	files, err := nginxconf.Render(p)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", *file, err)
+		return 1
+	}
+	byName := files.ByName()
+	if *out == "" {
+		for _, name := range nginxconf.Names() {
+			fmt.Fprintf(stdout, "# ==> %s <==\n%s", name, byName[name])
+		}
+		return 0
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		fmt.Fprintf(stderr, "contentguard policy nginx: %v\n", err)
+		return 1
+	}
+	for _, name := range nginxconf.Names() {
+		path := filepath.Join(*out, name)
+		if err := writeFileAtomic(path, byName[name]); err != nil {
+			fmt.Fprintf(stderr, "contentguard policy nginx: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "wrote %s\n", path)
+	}
+	return 0
+}
+
+// writeFileAtomic replaces path with b through a temporary file in the same
+// directory, so NGINX never reads half a snippet.
+func writeFileAtomic(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }
 
 // headerFlags collects repeated --header 'Name: value' flags.

@@ -21,9 +21,11 @@ import (
 	"time"
 
 	"github.com/contentguard/contentguard/conformance"
+	"github.com/contentguard/contentguard/policy"
 	"github.com/contentguard/contentguard/policy/policyfile"
 	"github.com/contentguard/contentguard/sidecar"
 	"github.com/contentguard/contentguard/sidecar/authz"
+	"github.com/contentguard/contentguard/sidecar/authz/nginxconf"
 )
 
 // nginxBinary finds Debian's nginx; a missing one fails the test.
@@ -138,15 +140,34 @@ func freePort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// installSnippets copies deploy/nginx/contentguard into dir/contentguard
+// and replaces its header snippets with those generated for p.
+func installSnippets(t testing.TB, dir string, p *policy.Policy) {
+	t.Helper()
+	target := filepath.Join(dir, "contentguard")
+	if err := os.CopyFS(target, os.DirFS(filepath.Join(deployDir(), "contentguard"))); err != nil {
+		t.Fatal(err)
+	}
+	files, err := nginxconf.Render(p)
+	if err != nil {
+		t.Fatalf("render the NGINX snippets: %v", err)
+	}
+	for name, b := range files.ByName() {
+		if err := os.WriteFile(filepath.Join(target, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // startNGINX runs nginx -p dir -c dir/nginx.conf in the foreground with
-// the deploy/nginx/contentguard snippets, in front of backend, asking authz.
-func startNGINX(t testing.TB, authzAddr, backendAddr string, upstreamTimeout time.Duration) (addr string, dir string) {
+// deploy/nginx/contentguard/server.conf and the header snippets generated
+// for p, in front of backend, asking authz.
+func startNGINX(t testing.TB, p *policy.Policy, authzAddr, backendAddr string) (addr string, dir string) {
 	t.Helper()
 	bin := nginxBinary(t)
 	dir = t.TempDir()
-	if err := os.CopyFS(filepath.Join(dir, "contentguard"), os.DirFS(filepath.Join(deployDir(), "contentguard"))); err != nil {
-		t.Fatal(err)
-	}
+	installSnippets(t, dir, p)
+	upstreamTimeout := p.Spec.Upstream.Timeout
 	for _, d := range []string{"logs", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)
@@ -262,7 +283,7 @@ func (nginxPlane) Start(t testing.TB, policyPath string) conformance.Instance {
 		t.Fatal(err)
 	}
 	up := startUpstream(t)
-	addr, dir := startNGINX(t, serveAuthz(t, h), up.addr, p.Spec.Upstream.Timeout)
+	addr, dir := startNGINX(t, p, serveAuthz(t, h), up.addr)
 	return &nginxInstance{addr: addr, up: up, dir: dir}
 }
 
@@ -390,5 +411,101 @@ func TestShippedExampleConfigIsValid(t *testing.T) {
 		if name != "as shipped" && !strings.Contains(string(conf), "proxy_pass http://contentguard_sidecar;\n") {
 			t.Errorf("the token block was not uncommented:\n%s", conf)
 		}
+	}
+}
+
+// TestGeneratedSnippetsPassNginxT: nginx -t accepts server.conf with the
+// snippets generated for each conformance policy and for one with its own
+// header names (whose request ID is not X-Request-ID: server.conf's
+// $cg_r_x_request_id must still exist).
+func TestGeneratedSnippetsPassNginxT(t *testing.T) {
+	bin := nginxBinary(t)
+	paths, err := filepath.Glob(filepath.Join(deployDir(), "..", "..", "conformance", "policies", "*.yaml"))
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no conformance policies: %v", err)
+	}
+	paths = append(paths, filepath.Join("nginxconf", "testdata", "custom.yaml"))
+	for _, path := range paths {
+		p, err := policyfile.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		installSnippets(t, dir, p)
+		main := fmt.Sprintf(`pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events {}
+http {
+    upstream contentguard_authz { server 127.0.0.1:9; }
+    upstream contentguard_backend { server 127.0.0.1:9; }
+    server {
+        listen 127.0.0.1:%[2]d;
+        include contentguard/server.conf;
+    }
+}
+`, dir, freePort(t))
+		if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(main), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(bin, "-t", "-p", dir+"/", "-c", filepath.Join(dir, "nginx.conf")).CombinedOutput()
+		if err != nil {
+			t.Errorf("%s: nginx -t: %v\n%s", filepath.Base(path), err, out)
+		}
+	}
+}
+
+// TestCustomHeaderNamesThroughNGINX: with the snippets generated for a
+// policy of its own names, real NGINX sends the request ID as X-Trace-Id
+// both ways, adds the custom security header, replaces a client's forged
+// X-User, and its own 502 problem still carries the request ID.
+func TestCustomHeaderNamesThroughNGINX(t *testing.T) {
+	p, err := policyfile.Load(filepath.Join("nginxconf", "testdata", "custom.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := sidecar.New(context.Background(), sidecar.Options{Policy: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sc.Close() })
+	h, err := authz.New(authz.Options{Engine: sc.Engine, TrustedPeers: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := startUpstream(t)
+	addr, _ := startNGINX(t, p, serveAuthz(t, h), up.addr)
+
+	up.script(conformance.Upstream{})
+	req := conformance.SentRequest{Method: "GET", Path: "/healthz", Header: http.Header{"X-User": {"forged"}, "X-Request-Id": {"client-said"}}}
+	status, header, _, err := sendRaw(addr, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := up.take()
+	if status != http.StatusOK || len(got) != 1 {
+		t.Fatalf("status %d, %d upstream requests", status, len(got))
+	}
+	id := header.Get("X-Trace-Id")
+	if id == "" || got[0].Header.Get("X-Trace-Id") != id {
+		t.Errorf("X-Trace-Id: response %q, upstream %q", id, got[0].Header.Get("X-Trace-Id"))
+	}
+	if header.Get("X-Custom-Guard") != "on" {
+		t.Errorf("X-Custom-Guard = %q, want on", header.Get("X-Custom-Guard"))
+	}
+	if v := got[0].Header.Values("X-User"); len(v) != 0 {
+		t.Errorf("the upstream received the client's X-User %q", v)
+	}
+	if header.Get("X-Frame-Options") != "" {
+		t.Errorf("strict preset header sent for a custom set: X-Frame-Options %q", header.Get("X-Frame-Options"))
+	}
+
+	up.script(conformance.Upstream{Down: true})
+	status, header, body, err := sendRaw(addr, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id = header.Get("X-Trace-Id")
+	if status != http.StatusBadGateway || id == "" || !strings.Contains(string(body), `"request_id":"`+id+`"`) {
+		t.Errorf("502: status %d, X-Trace-Id %q, body %s", status, id, body)
 	}
 }
