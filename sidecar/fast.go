@@ -24,6 +24,7 @@ import (
 	"github.com/contentguard/contentguard/edge"
 	"github.com/contentguard/contentguard/edge/urlpath"
 	"github.com/contentguard/contentguard/sidecar/internal/h1"
+	"github.com/contentguard/contentguard/telemetry"
 )
 
 // The fast path.
@@ -482,7 +483,7 @@ func (fc *fastConn) forwardTraced(x *exchange, method string) bool {
 		return fc.forward(x, method)
 	}
 	var cspan trace.Span
-	x.Context, cspan = p.tracer.Start(x.Context, "upstream "+spanMethod(method), trace.WithSpanKind(trace.SpanKindClient),
+	x.Context, cspan = p.tracer.Start(x.Context, "upstream "+telemetry.BoundedMethod(method), trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("server.address", x.pl.target.host)))
 	keep := fc.forward(x, method)
 	if x.reason != "" {
@@ -835,28 +836,12 @@ func idempotent(method string) bool {
 	return false
 }
 
-// internMethod returns the standard methods as constants, so that nothing
-// downstream (metric labels, logs) keeps a request's head alive.
+// internMethod returns the standard methods as constants (see
+// telemetry.BoundedMethod), so that nothing downstream keeps a request's head
+// alive; other methods stay as they are for the engine to judge.
 func internMethod(m string) string {
-	switch m {
-	case http.MethodGet:
-		return http.MethodGet
-	case http.MethodHead:
-		return http.MethodHead
-	case http.MethodPost:
-		return http.MethodPost
-	case http.MethodPut:
-		return http.MethodPut
-	case http.MethodPatch:
-		return http.MethodPatch
-	case http.MethodDelete:
-		return http.MethodDelete
-	case http.MethodOptions:
-		return http.MethodOptions
-	case http.MethodTrace:
-		return http.MethodTrace
-	case http.MethodConnect:
-		return http.MethodConnect
+	if b := telemetry.BoundedMethod(m); b != telemetry.OtherMethod {
+		return b
 	}
 	return m
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/contentguard/contentguard/edge"
 	"github.com/contentguard/contentguard/edge/problem"
 	"github.com/contentguard/contentguard/edge/urlpath"
+	"github.com/contentguard/contentguard/telemetry"
 )
 
 // reasonClientClosed labels requests whose client went away before the
@@ -198,7 +199,7 @@ func (p *proxy) forward(ctx context.Context, x *exchange, r *http.Request) {
 	x.trusted = trustedPeer(x.pl.trusted, x.peer)
 	var cspan trace.Span
 	if p.traced {
-		ctx, cspan = p.tracer.Start(ctx, "upstream "+spanMethod(r.Method), trace.WithSpanKind(trace.SpanKindClient),
+		ctx, cspan = p.tracer.Start(ctx, "upstream "+telemetry.BoundedMethod(r.Method), trace.WithSpanKind(trace.SpanKindClient),
 			trace.WithAttributes(attribute.String("server.address", x.pl.target.host)))
 	}
 	x.Context, x.cancel = context.WithCancelCause(ctx)
@@ -325,7 +326,7 @@ func (p *proxy) finish(x *exchange, method string, ctx context.Context, span tra
 		}
 	}
 	if span != nil {
-		span.SetName(spanMethod(method) + " " + route)
+		span.SetName(telemetry.BoundedMethod(method) + " " + route)
 		span.SetAttributes(
 			attribute.String("http.route", route),
 			attribute.Int("http.response.status_code", status),
@@ -337,16 +338,6 @@ func (p *proxy) finish(x *exchange, method string, ctx context.Context, span tra
 		}
 		span.End()
 	}
-}
-
-// spanMethod bounds the method in span names: clients choose it.
-func spanMethod(m string) string {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
-		return m
-	}
-	return "OTHER"
 }
 
 func decisionLabel(d *edge.Decision) string {

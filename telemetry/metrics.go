@@ -89,7 +89,7 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 		rec := NewStatusRecorder(w)
 		defer func() {
 			// Deferred so a panic that an outer layer recovers is still counted.
-			method := boundedMethod(r.Method)
+			method := BoundedMethod(r.Method)
 			route := slot.label()
 			m.requests.WithLabelValues(method, route, StatusLabel(rec.Status())).Inc()
 			m.duration.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
@@ -102,7 +102,7 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 // route themselves instead of through Route (the sidecar labels by policy
 // route name). The method is bounded like Middleware's.
 func (m *Metrics) Record(method, route string, status int, elapsed time.Duration) {
-	method = boundedMethod(method)
+	method = BoundedMethod(method)
 	c := m.series.Get(seriesKey{method, route, status}, func() series {
 		return series{
 			requests: m.requests.WithLabelValues(method, route, StatusLabel(status)),
@@ -131,13 +131,36 @@ func StatusLabel(code int) string {
 	return strconv.Itoa(code)
 }
 
-func boundedMethod(m string) string {
+// OtherMethod is BoundedMethod's answer for a method outside the standard
+// nine.
+const OtherMethod = "OTHER"
+
+// BoundedMethod returns a standard method as its constant and any other as
+// OtherMethod: clients choose the method, and it goes into metric labels and
+// span names, which must stay few. The constant (never m itself) also keeps
+// a label or name from holding on to the request it was cut from.
+func BoundedMethod(m string) string {
 	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
-		return m
+	case http.MethodGet:
+		return http.MethodGet
+	case http.MethodHead:
+		return http.MethodHead
+	case http.MethodPost:
+		return http.MethodPost
+	case http.MethodPut:
+		return http.MethodPut
+	case http.MethodPatch:
+		return http.MethodPatch
+	case http.MethodDelete:
+		return http.MethodDelete
+	case http.MethodOptions:
+		return http.MethodOptions
+	case http.MethodConnect:
+		return http.MethodConnect
+	case http.MethodTrace:
+		return http.MethodTrace
 	}
-	return "OTHER"
+	return OtherMethod
 }
 
 // StatusRecorder remembers the status code and body size written through it.
