@@ -39,13 +39,17 @@ type accessEntry struct {
 	span                                                       trace.SpanContext
 }
 
-// log writes e at info level, or error for a 5xx, if the logger's level
-// lets it through.
-func (a *accessLog) log(ctx context.Context, e *accessEntry) {
-	level := slog.LevelInfo
+// level is info, or error for an answer of 500 or more.
+func (e *accessEntry) level() slog.Level {
 	if e.status >= 500 {
-		level = slog.LevelError
+		return slog.LevelError
 	}
+	return slog.LevelInfo
+}
+
+// log writes e at its level, if the logger's level lets it through.
+func (a *accessLog) log(ctx context.Context, e *accessEntry) {
+	level := e.level()
 	if !a.enabled(ctx, level) {
 		return
 	}
@@ -65,11 +69,7 @@ func (a *accessLog) log(ctx context.Context, e *accessEntry) {
 // slog logs e through logger (Options.AccessLog unset): the same line,
 // through the logger's handler.
 func (e *accessEntry) slog(ctx context.Context, logger *slog.Logger) {
-	level := slog.LevelInfo
-	if e.status >= 500 {
-		level = slog.LevelError
-	}
-	logger.LogAttrs(ctx, level, "request",
+	logger.LogAttrs(ctx, e.level(), "request",
 		slog.String("request_id", e.requestID),
 		slog.String("method", e.method),
 		slog.String("path", e.path),

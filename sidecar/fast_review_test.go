@@ -223,15 +223,7 @@ func TestShutdownDoesNotWaitForStalledUpstream(t *testing.T) {
 		t.Fatalf("body start %q %v", b, err)
 	}
 	sc.cancel()
-	select {
-	case err := <-sc.done:
-		sc.done = nil
-		if err != nil {
-			t.Fatalf("Serve: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Serve still waits for a stalled upstream long after the drain timeout")
-	}
+	sc.serveReturns(t, 10*time.Second, "Serve still waits for a stalled upstream long after the drain timeout")
 	// The client's response was cut short: it must not look complete.
 	if _, err := io.ReadAll(resp.Body); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("client reading the cut response: %v, want unexpected EOF", err)
@@ -652,15 +644,7 @@ func TestGracefulShutdownBothPaths(t *testing.T) {
 			t.Fatalf("idle %s connection during the drain: read %v, want EOF", name, err)
 		}
 	}
-	select {
-	case err := <-sc.done:
-		sc.done = nil
-		if err != nil {
-			t.Fatalf("Serve: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Serve did not return after the drain")
-	}
+	sc.serveReturns(t, 10*time.Second, "Serve did not return after the drain")
 }
 
 // TestHeaderHandlingParity: what the upstream receives for requests with

@@ -183,6 +183,21 @@ func startSidecar(t testing.TB, opts sidecar.Options) *running {
 	return r
 }
 
+// serveReturns waits up to limit for Serve to return (after a cancel) and
+// fails with why if it does not, or if it returned an error.
+func (r *running) serveReturns(t testing.TB, limit time.Duration, why string) {
+	t.Helper()
+	select {
+	case err := <-r.done:
+		r.done = nil
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(limit):
+		t.Fatal(why)
+	}
+}
+
 // stop cancels Serve, waits for the drain and closes the server; it may be
 // called more than once.
 func (r *running) stop() {
