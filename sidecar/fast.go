@@ -22,7 +22,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/contentguard/contentguard/edge"
-	"github.com/contentguard/contentguard/edge/urlpath"
 	"github.com/contentguard/contentguard/sidecar/internal/h1"
 	"github.com/contentguard/contentguard/telemetry"
 )
@@ -338,10 +337,8 @@ func (fc *fastConn) serveRequest(head string) (keep bool, err error) {
 		return false, errHandoff
 	}
 	path := req.Path()
-	if len(f.s.locals) > 0 {
-		if np, ok := urlpath.Normalize(path); ok && f.s.locals[np] {
-			return false, errHandoff // in-process handlers are http.Handlers
-		}
+	if f.s.isLocal(path) {
+		return false, errHandoff // in-process handlers are http.Handlers
 	}
 	_, _ = fc.br.Discard(len(head))
 	start := time.Now()

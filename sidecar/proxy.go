@@ -20,7 +20,6 @@ import (
 
 	"github.com/contentguard/contentguard/edge"
 	"github.com/contentguard/contentguard/edge/problem"
-	"github.com/contentguard/contentguard/edge/urlpath"
 	"github.com/contentguard/contentguard/telemetry"
 )
 
@@ -156,15 +155,10 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		TLS:           r.TLS != nil,
 		ContentLength: r.ContentLength,
 	}
-	local := false
-	if len(p.s.locals) > 0 {
-		// Local handlers do not depend on the upstream: its breaker is
-		// neither consulted nor fed.
-		if np, ok := urlpath.Normalize(req.Path); ok && p.s.locals[np] {
-			local = true
-			req.DecideOnly = true
-		}
-	}
+	// Local handlers do not depend on the upstream: its breaker is neither
+	// consulted nor fed.
+	local := p.s.isLocal(req.Path)
+	req.DecideOnly = local
 	ctx := r.Context()
 	var span trace.Span
 	if p.traced {

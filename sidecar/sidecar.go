@@ -36,6 +36,7 @@ import (
 	"github.com/contentguard/contentguard/edge"
 	"github.com/contentguard/contentguard/edge/breaker"
 	"github.com/contentguard/contentguard/edge/ratelimit"
+	"github.com/contentguard/contentguard/edge/urlpath"
 	"github.com/contentguard/contentguard/policy"
 	"github.com/contentguard/contentguard/policy/policyfile"
 	"github.com/contentguard/contentguard/telemetry"
@@ -260,6 +261,16 @@ func (s *Server) build(ctx context.Context, p *policy.Policy) (*plane, error) {
 		maxBody:  eff.Spec.Limits.MaxBodyBytes,
 		names:    newHeaderNames(&eff),
 	}, nil
+}
+
+// isLocal reports whether a request for path (as sent) is for an in-process
+// handler (Options.LocalPaths); it normalises only when there are any.
+func (s *Server) isLocal(path string) bool {
+	if len(s.locals) == 0 {
+		return false
+	}
+	np, ok := urlpath.Normalize(path)
+	return ok && s.locals[np]
 }
 
 // Engine returns the engine in force (for sidecar/authz). It may be replaced
