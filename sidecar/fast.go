@@ -497,16 +497,10 @@ func (fc *fastConn) forward(x *exchange, method string) bool {
 	t := &x.pl.target
 	x.trusted = trustedPeer(x.pl.trusted, fc.peer)
 	x.sent = time.Now()
-	var deadline time.Time
-	if d.Timeout > 0 {
-		deadline = x.sent.Add(d.Timeout)
-	}
-	// A pooled connection is used only if checked open and quiet: bytes
-	// the upstream sent while it idled would be read as this request's
-	// answer (another client's data, or a response smuggled by a body it
-	// misread). The upstream may still close it between the check and the
-	// write: a body-less idempotent request, which may be sent twice, is
-	// then retried once on a new connection.
+	// A pooled connection is used only if checked open and quiet (see
+	// leanTransport.get). The upstream may still close it between the check
+	// and the write: a body-less idempotent request, which may be sent
+	// twice, is then retried once on a new connection.
 	retriable := req.ContentLength == 0 && idempotent(method)
 	var (
 		uc    *leanConn
@@ -514,30 +508,10 @@ func (fc *fastConn) forward(x *exchange, method string) bool {
 		err   error
 	)
 	for attempt := 0; ; {
-		// The retry dials: the next pooled connection may be as stale
-		// as the first (an upstream restart closes them all).
-		uc = nil
-		if attempt == 0 {
-			uc = f.up.popIdle(t.host)
-		}
-		if uc != nil {
-			reuse = true
-			// Armed before the peek, which fails on a deadline that a
-			// past request left behind, however alive the connection.
-			uc.rd.arm(x.sent, d.Timeout)
-			if !uc.peek.alive(uc.conn) {
-				_ = uc.conn.Close()
-				continue
-			}
-		} else {
-			reuse = false
-			dialer := f.up.dialer
-			dialer.Deadline = deadline
-			if uc, err = f.up.dial(context.Background(), dialer, t.host); err != nil {
-				// The body is still unread: it must not be taken for
-				// the next request.
-				return fc.upstreamFailed(x, method, err, req.ContentLength > 0)
-			}
+		if uc, reuse, err = f.up.get(context.Background(), t.host, attempt > 0, x.sent, d.Timeout); err != nil {
+			// The body is still unread: it must not be taken for the
+			// next request.
+			return fc.upstreamFailed(x, method, err, req.ContentLength > 0)
 		}
 		fc.upstream.Store(uc)
 		uc.limit.N = 1<<63 - 1

@@ -72,7 +72,7 @@ func (t *leanTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	ctx := req.Context()
 	for attempt := 0; ; attempt++ {
-		c, reused, err := t.get(ctx, req.URL.Host, attempt > 0)
+		c, reused, err := t.get(ctx, req.URL.Host, attempt > 0, time.Time{}, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -185,23 +185,32 @@ func (b *leanBody) finish(complete bool) {
 
 // get takes a pooled connection to host, or dials one (always when fresh:
 // a retry must not meet the next stale connection of a restarted upstream).
-func (t *leanTransport) get(ctx context.Context, host string, fresh bool) (*leanConn, bool, error) {
+// A pooled connection is used only if checked open and quiet: bytes the
+// upstream sent while it idled would be read as this request's answer
+// (another client's data, or a response smuggled by a body it misread).
+//
+// timeout > 0 (the fast path) bounds the attempt from from: the dial, and
+// the read deadline, armed before the peek (which fails on a deadline a
+// past request left behind, however alive the connection). Without one
+// (this transport, which cancels through ctx instead) any deadline left
+// behind is cleared.
+func (t *leanTransport) get(ctx context.Context, host string, fresh bool, from time.Time, timeout time.Duration) (*leanConn, bool, error) {
 	for !fresh {
 		c := t.popIdle(host)
 		if c == nil {
 			break
 		}
-		// Bytes waiting on an idle connection would be read as this
-		// request's answer (see peeker.alive). The peek fails on a read
-		// deadline the fast path left in the past: cleared first (this
-		// path cancels instead).
-		c.rd.clear()
+		c.rd.arm(from, timeout)
 		if c.peek.alive(c.conn) {
 			return c, true, nil
 		}
 		_ = c.conn.Close()
 	}
-	c, err := t.dial(ctx, t.dialer, host)
+	d := t.dialer
+	if timeout > 0 {
+		d.Deadline = from.Add(timeout)
+	}
+	c, err := t.dial(ctx, d, host)
 	return c, false, err
 }
 
