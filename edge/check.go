@@ -419,12 +419,18 @@ func (d *Decision) step(check, result, detail string) {
 }
 
 // Observe reports what happened upstream to an allowed request: the breaker
-// counts it as a success or failure. Call it exactly once per allowed
-// decision (not for DecideOnly ones).
+// counts it as a success or failure, unless the client caused the failure
+// (Outcome.ClientFault), in which case it only releases the request's slot.
+// Call it exactly once per allowed decision (not for DecideOnly ones).
 func (e *Engine) Observe(d *Decision, o Outcome) {
 	if d.armed {
 		d.armed = false
-		e.breakers.Get(d.Upstream).Done(d.ticket, !e.isFailure(o))
+		b := e.breakers.Get(d.Upstream)
+		if o.ClientFault {
+			b.Release(d.ticket)
+		} else {
+			b.Done(d.ticket, !e.isFailure(o))
+		}
 	}
 	if e.observer != nil {
 		e.observer.Upstream(*d, o)

@@ -95,7 +95,13 @@ type Outcome struct {
 	Status     int  // upstream status; 0 when no response arrived
 	Timeout    bool // no response within Decision.Timeout
 	Connection bool // the upstream could not be reached
-	Duration   time.Duration
+	// ClientFault says the exchange failed because of the client, not the
+	// upstream: its body was malformed, too slow or cut short, or it went
+	// away. Observe then counts nothing against the upstream (a client must
+	// not be able to open the breaker for everyone) and frees a half-open
+	// probe slot. Status may still carry the answer the client was given.
+	ClientFault bool
+	Duration    time.Duration
 }
 
 // Failed reports whether the outcome produced no upstream response.

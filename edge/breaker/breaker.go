@@ -216,6 +216,22 @@ func (b *Breaker) Done(t Ticket, success bool) {
 	}
 }
 
+// Release gives back the slot of a request admitted by Allow whose outcome
+// says nothing about the upstream (the client sent a malformed body, was too
+// slow, or went away). A closed breaker counts nothing; a half-open one frees
+// the probe slot for the next request without moving toward open or closed.
+// Tickets from an older generation are ignored, as in Done.
+func (b *Breaker) Release(t Ticket) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if t.generation != b.generation {
+		return
+	}
+	if b.state == HalfOpen && b.probes > 0 {
+		b.probes--
+	}
+}
+
 // shouldTrip applies the trip rules to the closed breaker's counts, with
 // the window just advanced by add.
 func (b *Breaker) shouldTrip() bool {

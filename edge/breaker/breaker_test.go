@@ -442,3 +442,43 @@ func TestReconfigureKeepsStateTakesThresholds(t *testing.T) {
 		t.Fatal("a breaker created after Reconfigure has the old settings")
 	}
 }
+
+// A released ticket counts nothing when closed and frees its half-open slot
+// without closing or reopening the breaker.
+func TestReleaseCountsNothing(t *testing.T) {
+	c := newClock()
+	var tr transitions
+	b := breaker.New("up", breaker.Settings{ConsecutiveFailures: 2, OpenFor: time.Minute, HalfOpenRequests: 1, Now: c.Now, OnStateChange: tr.record})
+	for i := 0; i < 10; i++ {
+		tk, ok, _ := b.Allow()
+		if !ok {
+			t.Fatal("closed breaker refused")
+		}
+		b.Release(tk)
+	}
+	if st := b.Status(); st.State != breaker.Closed || st.Requests != 0 || st.ConsecutiveFailures != 0 {
+		t.Fatalf("released tickets were counted: %+v", st)
+	}
+	request(b, false)
+	request(b, false)
+	c.Advance(time.Minute)
+	p, ok, _ := b.Allow()
+	if !ok {
+		t.Fatal("no half-open probe")
+	}
+	if _, ok, _ := b.Allow(); ok {
+		t.Fatal("second probe admitted with HalfOpenRequests 1")
+	}
+	b.Release(p)
+	if b.State() != breaker.HalfOpen {
+		t.Fatalf("release moved the breaker to %s", b.State())
+	}
+	p, ok, _ = b.Allow()
+	if !ok {
+		t.Fatal("released slot not given to the next request")
+	}
+	b.Done(p, true)
+	if got := tr.String(); got != "[up:closed>open up:open>half-open up:half-open>closed]" {
+		t.Fatalf("transitions %s", got)
+	}
+}
