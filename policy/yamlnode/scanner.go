@@ -1,6 +1,10 @@
 package yamlnode
 
-import "strings"
+import (
+	"bytes"
+	"strings"
+	"unicode/utf8"
+)
 
 // The scanner turns the characters of a document into tokens, the way
 // libyaml (and so go.yaml.in/yaml/v3) does: indentation becomes
@@ -97,11 +101,22 @@ func newScanner(src []byte, start int) *scanner {
 	}
 }
 
-// peek returns the next token without taking it. After an error it returns
-// STREAM-END, so that the parser unwinds; the first error is the one kept.
+// peek returns the next token without taking it: it scans until the head
+// of the queue is a token the parser may take, one that is not a possible
+// simple key still waiting for its ':'. (A key that can no longer be one is
+// given up by fetchNext, which checks for stale keys before it moves on.)
+// After an error peek returns STREAM-END, so that the parser unwinds; the
+// first error is the one kept.
 func (s *scanner) peek() token {
-	if s.err == nil {
-		s.fetchMore()
+	for s.err == nil && !s.ended {
+		need := s.head == len(s.queue)
+		for i := 0; i < len(s.simpleKeys) && !need; i++ {
+			need = s.simpleKeys[i].possible && s.simpleKeys[i].number == s.taken
+		}
+		if !need {
+			break
+		}
+		s.fetchNext()
 	}
 	if s.err != nil || s.head == len(s.queue) {
 		return token{kind: tokStreamEnd, start: s.m, end: s.m}
@@ -128,27 +143,6 @@ func (s *scanner) take() {
 func (s *scanner) fail(at mark, msg string) {
 	if s.err == nil {
 		s.err = &Error{Line: at.line + 1, Column: at.col + 1, Message: msg}
-	}
-}
-
-// fetchMore scans until the head of the queue is a token the parser may
-// take: one that is not a possible simple key still waiting for its ':'.
-func (s *scanner) fetchMore() {
-	for s.err == nil {
-		need := s.head == len(s.queue)
-		if !need {
-			s.staleSimpleKeys()
-			for i := 0; i < len(s.simpleKeys); i++ {
-				if s.simpleKeys[i].possible && s.simpleKeys[i].number == s.taken {
-					need = true
-					break
-				}
-			}
-		}
-		if !need || s.ended {
-			return
-		}
-		s.fetchNext()
 	}
 }
 
@@ -187,7 +181,11 @@ func width(b byte) int {
 
 // skip steps over one character that is not a line break.
 func (s *scanner) skip() {
-	s.m.pos += width(s.src[s.m.pos])
+	if b := s.src[s.m.pos]; b < 0x80 {
+		s.m.pos++
+	} else {
+		s.m.pos += width(b)
+	}
 	s.m.index++
 	s.m.col++
 }
@@ -205,20 +203,57 @@ func (s *scanner) skipBreak() {
 	s.m.col = 0
 }
 
-// read appends the current character to buf and steps over it.
-func (s *scanner) read(buf []byte) []byte {
-	w := width(s.src[s.m.pos])
-	buf = append(buf, s.src[s.m.pos:s.m.pos+w]...)
-	s.m.pos += w
-	s.m.index++
-	s.m.col++
-	return buf
-}
-
 // readBreak appends a line break, normalised to LF, and steps over it.
 func (s *scanner) readBreak(buf []byte) []byte {
 	s.skipBreak()
 	return append(buf, '\n')
+}
+
+// runEnd returns where the run of characters that starts at the current
+// position ends: at the first byte of stops, or at the end of the input.
+//
+// The scanner moves over text in runs found by compiled standard-library
+// calls rather than a character at a time: under Yaegi every call of an
+// interpreted function costs microseconds, and a policy has thousands of
+// characters.
+func (s *scanner) runEnd(stops string) int {
+	k := bytes.IndexAny(s.src[s.m.pos:], stops)
+	if k < 0 {
+		return len(s.src)
+	}
+	return s.m.pos + k
+}
+
+// advance steps over src[pos:end], which holds no line break.
+func (s *scanner) advance(end int) {
+	n := utf8.RuneCount(s.src[s.m.pos:end])
+	s.m.pos = end
+	s.m.index += n
+	s.m.col += n
+}
+
+// readRun appends src[pos:end], which holds no line break, to buf and
+// steps over it.
+func (s *scanner) readRun(buf []byte, end int) []byte {
+	buf = append(buf, s.src[s.m.pos:end]...)
+	s.advance(end)
+	return buf
+}
+
+// skipSpaces steps over spaces, and over tabs too when tabs is set.
+func (s *scanner) skipSpaces(tabs bool) {
+	src, i := s.src, s.m.pos
+	for i < len(src) && (src[i] == ' ' || tabs && src[i] == '\t') {
+		i++
+	}
+	s.m.index += i - s.m.pos
+	s.m.col += i - s.m.pos
+	s.m.pos = i
+}
+
+// skipComment steps over a comment, to the end of its line.
+func (s *scanner) skipComment() {
+	s.advance(s.runEnd("\r\n"))
 }
 
 // atDocumentIndicator reports a "---" or "..." at the start of a line.
@@ -257,7 +292,9 @@ func (s *scanner) insert(n int, t token) {
 
 func (s *scanner) staleSimpleKeys() {
 	for i := 0; i < len(s.simpleKeys); i++ {
-		s.expire(&s.simpleKeys[i])
+		if s.simpleKeys[i].possible {
+			s.expire(&s.simpleKeys[i])
+		}
 	}
 }
 
@@ -334,17 +371,19 @@ func (s *scanner) fetchNext() {
 	if s.err != nil {
 		return
 	}
-	s.unrollIndent(s.m.col)
-	if s.atEnd() {
+	if s.indent > s.m.col {
+		s.unrollIndent(s.m.col)
+	}
+	if s.m.pos >= len(s.src) {
 		s.fetchStreamEnd()
 		return
 	}
-	c := s.at(0)
+	c := s.src[s.m.pos]
 	if s.m.col == 0 && c == '%' {
 		s.fail(s.m, "YAML directives (%YAML, %TAG) are not allowed in a policy")
 		return
 	}
-	if s.atDocumentIndicator() {
+	if s.m.col == 0 && s.atDocumentIndicator() {
 		if c == '-' {
 			s.fetchDocumentIndicator(tokDocumentStart)
 		} else {
@@ -437,20 +476,14 @@ func quoteChar(c byte) string {
 // the start of a line, after "- ") a tab is left for fetchNext to refuse.
 func (s *scanner) skipToToken() {
 	for {
-		for {
-			c := s.at(0)
-			if c == ' ' || c == '\t' && (s.flowLevel > 0 || !s.simpleKeyAllowed) {
-				s.skip()
-				continue
-			}
-			break
+		s.skipSpaces(s.flowLevel > 0 || !s.simpleKeyAllowed)
+		if s.m.pos == len(s.src) {
+			return
 		}
-		if s.at(0) == '#' {
-			for !s.atEnd() && !isBreak(s.at(0)) {
-				s.skip()
-			}
+		if s.src[s.m.pos] == '#' {
+			s.skipComment()
 		}
-		if !isBreak(s.at(0)) {
+		if c := s.at(0); c != '\n' && c != '\r' {
 			return
 		}
 		s.skipBreak()
@@ -583,24 +616,21 @@ func (s *scanner) fetchBlockScalar(literal bool) {
 func (s *scanner) scanPlainScalar() {
 	start, end := s.m, s.m
 	indent := s.indent + 1
+	stops := " \t\r\n:"
+	if s.flowLevel > 0 {
+		stops = " \t\r\n:,?[]{}"
+	}
 	var value []byte
 	var f folder
 	for s.err == nil {
-		if s.atDocumentIndicator() || s.at(0) == '#' {
+		if s.m.col == 0 && s.atDocumentIndicator() || s.at(0) == '#' {
 			break
 		}
-		for !isBlankOrEnd(s.at(0)) {
-			c := s.at(0)
-			if c == ':' && isBlankOrEnd(s.at(1)) {
-				break
-			}
-			if s.flowLevel > 0 && (c == ',' || c == '?' || c == '[' || c == ']' || c == '{' || c == '}') {
-				break
-			}
+		if run := s.plainRunEnd(stops); run > s.m.pos {
 			if f.broken || len(f.spaces) > 0 {
 				value = f.join(value)
 			}
-			value = s.read(value)
+			value = s.readRun(value, run)
 			end = s.m
 		}
 		if c := s.at(0); !isBlank(c) && !isBreak(c) {
@@ -620,6 +650,25 @@ func (s *scanner) scanPlainScalar() {
 	}
 }
 
+// plainRunEnd returns where a plain scalar's run of text ends: at a blank,
+// a line break or the end, at a ':' followed by one of those, and in flow
+// context at a flow indicator (stops holds what may end it).
+func (s *scanner) plainRunEnd(stops string) int {
+	src := s.src
+	i := s.m.pos
+	for {
+		k := bytes.IndexAny(src[i:], stops)
+		if k < 0 {
+			return len(src)
+		}
+		i += k
+		if src[i] != ':' || i+1 == len(src) || isBlankOrEnd(src[i+1]) {
+			return i
+		}
+		i++
+	}
+}
+
 // A folder holds the blanks between two runs of a plain or quoted
 // scalar's text, to join them as YAML folds lines: spaces within a line are
 // kept, spaces around a line break dropped, one line break becomes a space
@@ -635,21 +684,22 @@ type folder struct {
 // scalar, indent is its continuation lines' least column, before which a
 // tab would be indentation: an error. Quoted scalars pass -1.
 func (s *scanner) blanks(f *folder, indent int) {
-	for {
-		c := s.at(0)
-		if isBlank(c) {
-			if f.broken && c == '\t' && s.m.col < indent {
+	src := s.src
+	for s.m.pos < len(src) {
+		c := src[s.m.pos]
+		if c == ' ' || c == '\t' {
+			if !f.broken {
+				f.spaces = append(f.spaces, c)
+			} else if c == '\t' && s.m.col < indent {
 				s.fail(s.m, "found a tab character that violates indentation; indent YAML with spaces")
 				return
 			}
-			if f.broken {
-				s.skip()
-			} else {
-				f.spaces = s.read(f.spaces)
-			}
+			s.m.pos++
+			s.m.index++
+			s.m.col++
 			continue
 		}
-		if !isBreak(c) {
+		if c != '\n' && c != '\r' {
 			return
 		}
 		if f.broken {
@@ -699,8 +749,16 @@ func (s *scanner) scanQuotedScalar(single bool) {
 			s.fail(start, "quoted string is not closed")
 			return
 		}
-		for !isBlankOrEnd(s.at(0)) {
+		stops := "' \t\r\n"
+		if !single {
+			stops = "\"\\ \t\r\n"
+		}
+		for {
+			value = s.readRun(value, s.runEnd(stops))
 			c := s.at(0)
+			if isBlankOrEnd(c) {
+				break
+			}
 			if single && c == '\'' && s.at(1) == '\'' {
 				value = append(value, '\'')
 				s.skip()
@@ -724,7 +782,6 @@ func (s *scanner) scanQuotedScalar(single bool) {
 				}
 				continue
 			}
-			value = s.read(value)
 		}
 		if c := s.at(0); single && c == '\'' || !single && c == '"' {
 			break
@@ -847,13 +904,9 @@ func (s *scanner) scanBlockScalar(literal bool) {
 		}
 		break
 	}
-	for isBlank(s.at(0)) {
-		s.skip()
-	}
+	s.skipSpaces(true)
 	if s.at(0) == '#' {
-		for !isBreakOrEnd(s.at(0)) {
-			s.skip()
-		}
+		s.skipComment()
 	}
 	if !isBreakOrEnd(s.at(0)) {
 		s.fail(s.m, "did not find expected comment or line break after a block scalar indicator")
@@ -887,9 +940,7 @@ func (s *scanner) scanBlockScalar(literal bool) {
 		value = append(value, trailingBreaks...)
 		trailingBreaks = trailingBreaks[:0]
 		leadingBlank = isBlank(s.at(0))
-		for !isBreakOrEnd(s.at(0)) {
-			value = s.read(value)
-		}
+		value = s.readRun(value, s.runEnd("\r\n"))
 		if s.atEnd() {
 			break
 		}
@@ -919,7 +970,9 @@ func (s *scanner) blockScalarBreaks(indent int, breaks []byte, start mark) (int,
 	maxIndent := 0
 	for {
 		for (indent == 0 || s.m.col < indent) && s.at(0) == ' ' {
-			s.skip()
+			s.m.pos++
+			s.m.index++
+			s.m.col++
 		}
 		if s.m.col > maxIndent {
 			maxIndent = s.m.col
