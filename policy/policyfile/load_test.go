@@ -72,3 +72,28 @@ func TestSyntaxErrorsArePositioned(t *testing.T) {
 		}
 	}
 }
+
+// TestDocsExample: the YAML example of docs/policy.md is a valid policy,
+// and reads as it says.
+func TestDocsExample(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "policy.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "## The YAML of a policy file")
+	_, block, ok2 := strings.Cut(section, "```yaml\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("no YAML example in docs/policy.md's section on YAML")
+	}
+	p, err := Parse("policy.md", []byte(block))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Spec.SecurityHeaders.Custom["Content-Security-Policy"]; got != "default-src 'self'; frame-ancestors 'none'" {
+		t.Errorf("folded header: %q", got)
+	}
+	if len(p.Spec.Routes) != 2 || strings.Join(p.Spec.Routes[1].Match.Methods, ",") != "GET,HEAD" {
+		t.Errorf("routes: %+v", p.Spec.Routes)
+	}
+}
