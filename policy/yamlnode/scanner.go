@@ -261,8 +261,8 @@ func (s *scanner) atDocumentIndicator() bool {
 	if s.m.col != 0 || !isBlankOrEnd(s.at(3)) {
 		return false
 	}
-	a, b, c := s.at(0), s.at(1), s.at(2)
-	return (a == '-' && b == '-' && c == '-') || (a == '.' && b == '.' && c == '.')
+	c := s.at(0)
+	return (c == '-' || c == '.') && s.at(1) == c && s.at(2) == c
 }
 
 // --- the token queue ---
