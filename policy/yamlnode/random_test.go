@@ -32,7 +32,9 @@ func randomDocument(r *rand.Rand) string {
 
 // TestRandomDocumentsMatchYAMLv3 holds the reader to yaml/v3 on documents
 // built at random from YAML's syntax, as FuzzParse does, but quick enough
-// to run every time and reproducible (a fixed seed).
+// to run every time and reproducible (a fixed seed). For a longer search:
+//
+//	YAMLNODE_RANDOM=1000000 YAMLNODE_SEED=2 go test -run RandomDocuments ./policy/yamlnode
 func TestRandomDocumentsMatchYAMLv3(t *testing.T) {
 	count := 20000
 	if v, err := strconv.Atoi(os.Getenv("YAMLNODE_RANDOM")); err == nil {
