@@ -252,3 +252,25 @@ func TestEmptyDocument(t *testing.T) {
 		}
 	}
 }
+
+// TestLongKeys: an implicit key must end within 1024 characters (counted
+// in characters, not bytes); the reader draws the line where yaml/v3 does.
+func TestLongKeys(t *testing.T) {
+	for _, n := range []int{1022, 1023, 1024, 1025} {
+		for _, doc := range []string{
+			strings.Repeat("k", n) + ": v",
+			"a: 1\n" + strings.Repeat("é", n) + ": v",
+			"{" + strings.Repeat("k", n) + ": v}",
+			"- \"" + strings.Repeat("k", n) + "\": v",
+			"[" + strings.Repeat("k", n) + ": v]",
+		} {
+			want, werr := oracle([]byte(doc))
+			got, err := yamlnode.Parse([]byte(doc))
+			if (werr == nil) != (err == nil) {
+				t.Errorf("%d-character key in %.12q…: yaml/v3 %v, yamlnode %v", n, doc, werr, err)
+			} else if err == nil && dump(want) != dump(got) {
+				t.Errorf("%d-character key in %.12q…: trees differ", n, doc)
+			}
+		}
+	}
+}
