@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/contentguard/contentguard/conformance"
-	"github.com/contentguard/contentguard/edge/internal/yaegitest"
+	"github.com/contentguard/contentguard/internal/yaegitest"
 	"github.com/contentguard/contentguard/policy/policyfile"
 )
 

@@ -9,7 +9,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/traefik/yaegi/interp"
 
-	"github.com/contentguard/contentguard/edge/internal/yaegitest"
+	"github.com/contentguard/contentguard/internal/yaegitest"
 )
 
 // yaegiProgram runs inside the interpreter: it builds a Verifier from an

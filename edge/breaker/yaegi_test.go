@@ -3,7 +3,7 @@ package breaker_test
 import (
 	"testing"
 
-	"github.com/contentguard/contentguard/edge/internal/yaegitest"
+	"github.com/contentguard/contentguard/internal/yaegitest"
 )
 
 // TestUnderYaegi runs the package in the Yaegi interpreter, as the Traefik

@@ -4,7 +4,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/contentguard/contentguard/edge/internal/yaegitest"
+	"github.com/contentguard/contentguard/internal/yaegitest"
 )
 
 // TestUnderYaegi runs the package in the Yaegi interpreter, as the Traefik

@@ -13,7 +13,7 @@ import (
 	"github.com/traefik/yaegi/interp"
 
 	"github.com/contentguard/contentguard/edge/internal/yaegiprobe"
-	"github.com/contentguard/contentguard/edge/internal/yaegitest"
+	"github.com/contentguard/contentguard/internal/yaegitest"
 )
 
 // edgePackages are the packages that the Traefik plugin runs under Yaegi,
