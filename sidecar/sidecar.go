@@ -251,7 +251,7 @@ func (s *Server) build(ctx context.Context, p *policy.Policy) (*plane, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sidecar: policy %s: %w", p.Source, err)
 	}
-	s.metrics.breakerSeen(eng.Breakers().Get(target.name))
+	s.metrics.BreakerSeen(eng.Breakers().Get(target.name))
 	return &plane{
 		engine:   eng,
 		policy:   p,
@@ -323,13 +323,13 @@ func (s *Server) reloadFrom(data []byte) error {
 	// Requests still running on the old engine keep working: a closed
 	// engine only stops its background JWKS refresh.
 	old.engine.Close()
-	s.metrics.reloaded(pl)
+	s.metrics.reloaded(pl, old)
 	s.log.Info("policy reloaded", "policy", p.Metadata.Name, "version", p.Metadata.Version, "hash", p.Hash, "source", p.Source)
 	return nil
 }
 
 func (s *Server) reloadFailed(err error) error {
-	s.metrics.reloadErrors.Inc()
+	s.metrics.ReloadFailed()
 	s.log.Error("policy reload failed; keeping the policy in force", "err", err.Error(), "policy", s.opts.PolicyFile)
 	return err
 }
