@@ -192,7 +192,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		tracing: tracing,
 		metrics: m,
 		lean:    lean,
-		redis:   &redisStores{byURL: map[string]*redisStore{}},
+		redis:   &redisStores{},
 		locals:  map[string]bool{},
 	}
 	for _, p := range opts.LocalPaths {
