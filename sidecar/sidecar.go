@@ -24,7 +24,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -289,7 +288,7 @@ func (s *Server) Reload() error {
 	if s.opts.PolicyFile == "" {
 		return errors.New("sidecar: reload: no policy file")
 	}
-	data, err := readPolicyFile(s.opts.PolicyFile)
+	data, err := policyfile.Read(s.opts.PolicyFile)
 	if err != nil {
 		return s.reloadFailed(err)
 	}
@@ -303,14 +302,9 @@ func (s *Server) reloadFrom(data []byte) error {
 	if s.closed.Load() {
 		return errors.New("sidecar: reload: server closed")
 	}
-	p, err := policyfile.Parse(s.opts.PolicyFile, data)
+	p, err := policyfile.ParseFile(s.opts.PolicyFile, data)
 	if err != nil {
 		return s.reloadFailed(err)
-	}
-	if abs, aerr := filepath.Abs(filepath.Dir(s.opts.PolicyFile)); aerr == nil {
-		p.BaseDir = abs
-	} else {
-		p.BaseDir = filepath.Dir(s.opts.PolicyFile)
 	}
 	pl, err := s.build(context.Background(), p)
 	if err != nil {

@@ -7,6 +7,7 @@ package policyfile
 import (
 	_ "embed"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,23 +39,35 @@ func Default(baseDir string) (*policy.Policy, error) {
 
 // Load reads, decodes and validates the policy file at path.
 func Load(path string) (*policy.Policy, error) {
+	data, err := Read(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFile(path, data)
+}
+
+// Read reads the policy document at path, refusing one larger than
+// MaxFileBytes without reading further.
+func Read(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read policy: %w", err)
 	}
 	defer f.Close()
-	data := make([]byte, 0, 8192)
-	buf := make([]byte, 8192)
-	for {
-		n, rerr := f.Read(buf)
-		data = append(data, buf[:n]...)
-		if len(data) > MaxFileBytes {
-			return nil, fmt.Errorf("read policy %s: larger than %d bytes", path, MaxFileBytes)
-		}
-		if rerr != nil {
-			break
-		}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read policy %s: %w", path, err)
 	}
+	if len(data) > MaxFileBytes {
+		return nil, fmt.Errorf("read policy %s: larger than %d bytes", path, MaxFileBytes)
+	}
+	return data, nil
+}
+
+// ParseFile decodes data, read from the file at path, into a policy whose
+// relative references (JWKS files, secrets) resolve against the file's
+// directory.
+func ParseFile(path string, data []byte) (*policy.Policy, error) {
 	p, err := Parse(path, data)
 	if err != nil {
 		return nil, err
