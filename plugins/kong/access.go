@@ -251,5 +251,10 @@ func (c *Config) recoverAccess(kong *pdk.PDK) {
 	stack := make([]byte, 16<<10)
 	stack = stack[:runtime.Stack(stack, false)]
 	c.logger().Error("panic in the access phase", "panic", fmt.Sprint(r), "stack", string(stack))
+	defer func() {
+		if r := recover(); r != nil { // Kong's socket is gone: Kong answers 500 itself
+			c.logger().Error("cannot refuse the request after a panic", "panic", fmt.Sprint(r))
+		}
+	}()
 	c.refuse(kong, "the access phase panicked", fmt.Errorf("panic: %v", r))
 }

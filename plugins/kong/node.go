@@ -126,11 +126,11 @@ func (n *Node) Close() error {
 	sources := n.sources
 	n.listeners, n.sources = nil, nil
 	n.mu.Unlock()
-	n.wg.Wait()
 	var errs []error
 	for _, l := range listeners {
 		errs = append(errs, l.close())
 	}
+	n.wg.Wait() // the watchers and the listeners' Serve
 	for _, s := range sources {
 		s.close()
 	}
