@@ -92,9 +92,18 @@ type session struct {
 	closed atomic.Bool
 }
 
-// Handle answers one PDK call with the harness and records it.
-func (s *session) Handle(method string, args []byte) []byte {
+// Handle answers one PDK call with the harness and records it. The
+// harness reports its own failures (an answer it cannot encode) through
+// the *testing.T of test.New, which this environment has not: they panic,
+// and come back here as the test's errors.
+func (s *session) Handle(method string, args []byte) (out []byte) {
 	x := s.exchange
+	defer func() {
+		if r := recover(); r != nil {
+			x.tb.Errorf("the harness failed to answer %s: %v", method, r)
+			out = nil
+		}
+	}()
 	x.mu.Lock()
 	x.calls[s.phase] = append(x.calls[s.phase], method)
 	if method == "kong.response.exit" {
