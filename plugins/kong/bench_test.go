@@ -63,18 +63,7 @@ func BenchmarkPlugin(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				req := bc.req
-				req.Method = http.MethodGet
-				req.Headers = bc.req.Headers.Clone()
-				if req.Headers == nil {
-					req.Headers = http.Header{}
-				}
-				req.Headers.Set("Host", "edge.test")
-				x, err := newExchange(b, req)
-				if err != nil {
-					b.Fatal(err)
-				}
-				x.do(c, up)
+				x := send(b, c, bc.req, up)
 				if x.exited == bc.allowed {
 					b.Fatalf("exited=%v status %d: %s", x.exited, x.ClientRes.Status, x.ClientRes.Body)
 				}

@@ -58,6 +58,7 @@ func send(t testing.TB, c *Config, req test.Request, up test.Response) *exchange
 	if req.Method == "" {
 		req.Method = http.MethodGet
 	}
+	req.Headers = req.Headers.Clone()
 	if req.Headers == nil {
 		req.Headers = http.Header{}
 	}
