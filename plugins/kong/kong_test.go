@@ -386,3 +386,37 @@ func TestClosedNodeRefuses(t *testing.T) {
 		t.Fatalf("start on a closed node: %v", err)
 	}
 }
+
+// TestClientAddress: the client address is the policy's reading of
+// kong.client.get_ip (the harness's 10.10.10.1) and the forwarded headers:
+// X-Forwarded-For counts only when the policy trusts the peer.
+func TestClientAddress(t *testing.T) {
+	policy := func(trusted string) string {
+		return `apiVersion: contentguard.dev/v1
+kind: EdgePolicy
+metadata: {name: client-ip}
+spec:
+  clientIP: {trustedProxies: [` + trusted + `], headers: [X-Forwarded-For]}
+  routes:
+    - name: per-ip
+      match: {path: /per-ip}
+      auth: none
+      rateLimit: {key: ip, rate: 1, per: 1h}
+`
+	}
+	for _, tc := range []struct {
+		trusted string
+		want    []int
+	}{
+		{harnessPeer + "/32", []int{200, 200, 429}}, // three clients behind the proxy, the first twice
+		{"192.0.2.0/24", []int{200, 429, 429}},      // one client spoofing the header
+	} {
+		_, c := startInstance(t, NodeOptions{}, map[string]any{"policy": policy(tc.trusted)})
+		for i, xff := range []string{"198.51.100.1", "198.51.100.2", "198.51.100.1"} {
+			x := send(t, c, test.Request{Url: "http://edge.test/per-ip", Headers: http.Header{"X-Forwarded-For": {xff}}}, test.Response{})
+			if x.ClientRes.Status != tc.want[i] {
+				t.Errorf("trusting %s, request %d from %s: %d, want %d", tc.trusted, i+1, xff, x.ClientRes.Status, tc.want[i])
+			}
+		}
+	}
+}
