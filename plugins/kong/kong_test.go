@@ -420,3 +420,28 @@ spec:
 		}
 	}
 }
+
+// TestThroughTestNew: the plugin as go-pdk's documentation tests plugins —
+// New's instance on the process's default node, configured by hand, driven
+// by test.New and DoHttps (Access, an echoing service, Log).
+func TestThroughTestNew(t *testing.T) {
+	c := New().(*Config)
+	c.PolicyFile = conformancePolicy("standard.yaml")
+	env, err := test.New(t, test.Request{Method: "GET", Url: "http://example.com/healthz", Headers: http.Header{"X-Auth-Subject": {"root"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.DoHttps(c)
+	if env.ClientRes.Status != http.StatusOK || env.ClientRes.Headers.Get("X-Request-Id") == "" ||
+		env.ClientRes.Headers.Get("X-Frame-Options") != "DENY" || env.ServiceReq.Headers.Get("X-Auth-Subject") != "" {
+		t.Fatalf("allowed: status %d, response %v, upstream %v", env.ClientRes.Status, env.ClientRes.Headers, env.ServiceReq.Headers)
+	}
+	env, err = test.New(t, test.Request{Method: "GET", Url: "http://example.com/api/v1/jobs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.DoHttps(c)
+	if env.ClientRes.Status != http.StatusUnauthorized || !strings.Contains(string(env.ClientRes.Body), `"reason":"credentials_missing"`) {
+		t.Fatalf("refused: status %d body %s", env.ClientRes.Status, env.ClientRes.Body)
+	}
+}
