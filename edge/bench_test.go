@@ -10,6 +10,7 @@ import (
 	"github.com/contentguard/contentguard/conformance"
 	"github.com/contentguard/contentguard/edge"
 	"github.com/contentguard/contentguard/edge/auth"
+	"github.com/contentguard/contentguard/internal/benchcpu"
 	"github.com/contentguard/contentguard/policy/policyfile"
 )
 
@@ -47,7 +48,7 @@ func runCheck(b *testing.B, e *edge.Engine, r edge.Request, wantAllow bool) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
-	defer reportCPU(b)()
+	defer benchcpu.Report(b)()
 	for i := 0; i < b.N; i++ {
 		d := e.Check(ctx, r)
 		if d.Allow != wantAllow {

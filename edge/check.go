@@ -40,6 +40,9 @@ const (
 // rate-limit store, both bounded by their own timeouts.
 func (e *Engine) Check(ctx context.Context, r Request) Decision {
 	d := Decision{ContentType: problem.ContentType, Upstream: e.upstream, Timeout: e.timeout}
+	if r.Upstream != "" {
+		d.Upstream = r.Upstream
+	}
 	// One allocation backs both header lists: 12 response and 6 upstream
 	// headers cover a typical decision without growing.
 	headers := make([][2]string, 0, 18)
@@ -68,6 +71,10 @@ func (e *Engine) Check(ctx context.Context, r Request) Decision {
 		d.step("request-id", id, how)
 	}
 
+	if r.HeadersTruncated {
+		return e.reject(&d, r, http.StatusRequestHeaderFieldsTooLarge, ReasonHeadersTooLarge,
+			"Request Header Fields Too Large", "the request has more header fields than the edge can inspect")
+	}
 	if n := headerBytes(r); int64(n) > e.maxHeader {
 		return e.reject(&d, r, http.StatusRequestHeaderFieldsTooLarge, ReasonHeadersTooLarge,
 			"Request Header Fields Too Large", "the request headers are "+strconv.Itoa(n)+" bytes; the limit is "+strconv.FormatInt(e.maxHeader, 10))
@@ -156,17 +163,17 @@ func (e *Engine) Check(ctx context.Context, r Request) Decision {
 	}
 
 	if !r.DecideOnly {
-		b := e.breakers.Get(e.upstream)
+		b := e.breakers.Get(d.Upstream)
 		t, ok, wait := b.Allow()
 		if !ok {
 			d.ResponseHeaders = append(d.ResponseHeaders, [2]string{"Retry-After", strconv.FormatInt(ratelimit.RetryAfterSeconds(wait), 10)})
 			return e.reject(&d, r, http.StatusServiceUnavailable, ReasonCircuitOpen, "Service Unavailable",
-				"the circuit breaker for "+e.upstream+" is open; retry in "+strconv.FormatInt(ratelimit.RetryAfterSeconds(wait), 10)+"s")
+				"the circuit breaker for "+d.Upstream+" is open; retry in "+strconv.FormatInt(ratelimit.RetryAfterSeconds(wait), 10)+"s")
 		}
 		d.ticket = t
 		d.armed = true
 		if r.Explain {
-			d.step("circuit-breaker", b.State().String(), e.upstream)
+			d.step("circuit-breaker", b.State().String(), d.Upstream)
 		}
 	}
 

@@ -33,6 +33,16 @@ type Request struct {
 	DecideOnly bool
 	// Explain records every check in Decision.Trace (policy explain).
 	Explain bool
+	// Upstream names the upstream, and with it the circuit breaker, of a
+	// data plane that sends one policy's requests to several upstreams (the
+	// Kong plugin on several services); "" is the policy's upstream. Names
+	// must come from configuration: each one is a breaker for good.
+	Upstream string
+	// HeadersTruncated says the data plane saw only part of the request's
+	// header fields because it reached its cap: the engine refuses such a
+	// request, since a field past the cap would escape every check and the
+	// stripping of forwarded-claim headers.
+	HeadersTruncated bool
 }
 
 // Decision is the engine's answer for one request.

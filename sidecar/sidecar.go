@@ -24,7 +24,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -192,7 +191,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		tracing: tracing,
 		metrics: m,
 		lean:    lean,
-		redis:   &redisStores{byURL: map[string]*redisStore{}},
+		redis:   &redisStores{},
 		locals:  map[string]bool{},
 	}
 	for _, p := range opts.LocalPaths {
@@ -251,7 +250,7 @@ func (s *Server) build(ctx context.Context, p *policy.Policy) (*plane, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sidecar: policy %s: %w", p.Source, err)
 	}
-	s.metrics.breakerSeen(eng.Breakers().Get(target.name))
+	s.metrics.BreakerSeen(eng.Breakers().Get(target.name))
 	return &plane{
 		engine:   eng,
 		policy:   p,
@@ -289,7 +288,7 @@ func (s *Server) Reload() error {
 	if s.opts.PolicyFile == "" {
 		return errors.New("sidecar: reload: no policy file")
 	}
-	data, err := readPolicyFile(s.opts.PolicyFile)
+	data, err := policyfile.Read(s.opts.PolicyFile)
 	if err != nil {
 		return s.reloadFailed(err)
 	}
@@ -303,14 +302,9 @@ func (s *Server) reloadFrom(data []byte) error {
 	if s.closed.Load() {
 		return errors.New("sidecar: reload: server closed")
 	}
-	p, err := policyfile.Parse(s.opts.PolicyFile, data)
+	p, err := policyfile.ParseFile(s.opts.PolicyFile, data)
 	if err != nil {
 		return s.reloadFailed(err)
-	}
-	if abs, aerr := filepath.Abs(filepath.Dir(s.opts.PolicyFile)); aerr == nil {
-		p.BaseDir = abs
-	} else {
-		p.BaseDir = filepath.Dir(s.opts.PolicyFile)
 	}
 	pl, err := s.build(context.Background(), p)
 	if err != nil {
@@ -323,13 +317,13 @@ func (s *Server) reloadFrom(data []byte) error {
 	// Requests still running on the old engine keep working: a closed
 	// engine only stops its background JWKS refresh.
 	old.engine.Close()
-	s.metrics.reloaded(pl)
+	s.metrics.reloaded(pl, old)
 	s.log.Info("policy reloaded", "policy", p.Metadata.Name, "version", p.Metadata.Version, "hash", p.Hash, "source", p.Source)
 	return nil
 }
 
 func (s *Server) reloadFailed(err error) error {
-	s.metrics.reloadErrors.Inc()
+	s.metrics.ReloadFailed()
 	s.log.Error("policy reload failed; keeping the policy in force", "err", err.Error(), "policy", s.opts.PolicyFile)
 	return err
 }

@@ -38,15 +38,28 @@ func Default(baseDir string) (*policy.Policy, error) {
 
 // Load reads, decodes and validates the policy file at path.
 func Load(path string) (*policy.Policy, error) {
+	data, err := Read(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFile(path, data)
+}
+
+// Read reads the policy document at path, refusing one larger than
+// MaxFileBytes without reading further.
+func Read(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read policy: %w", err)
 	}
 	defer f.Close()
-	data, err := read(path, f)
-	if err != nil {
-		return nil, err
-	}
+	return read(path, f)
+}
+
+// ParseFile decodes data, read from the file at path, into a policy whose
+// relative references (JWKS files, secrets) resolve against the file's
+// directory.
+func ParseFile(path string, data []byte) (*policy.Policy, error) {
 	p, err := Parse(path, data)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,74 @@
+package edge_test
+
+import (
+	"context"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/contentguard/contentguard/edge"
+	"github.com/contentguard/contentguard/edge/breaker"
+	"github.com/contentguard/contentguard/policy"
+)
+
+func newTestEngine(t *testing.T) *edge.Engine {
+	t.Helper()
+	p, err := policy.DecodeJSON([]byte(`{"apiVersion":"contentguard.dev/v1","kind":"EdgePolicy","metadata":{"name":"t"},
+		"spec":{"upstream":{"url":"http://127.0.0.1:1"},"circuitBreaker":{"consecutiveFailures":2,"openFor":"10s"},
+		"routes":[{"name":"all","match":{"pathPrefix":"/"},"auth":"none"}]}}`), "t.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := edge.New(context.Background(), p, edge.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return e
+}
+
+// TestRequestUpstreamNamesTheBreaker: a data plane in front of several
+// upstreams names each request's upstream, and failures of one upstream open
+// its breaker only.
+func TestRequestUpstreamNamesTheBreaker(t *testing.T) {
+	e := newTestEngine(t)
+	req := func(up string) edge.Request {
+		return edge.Request{Method: "GET", Path: "/x", Peer: netip.MustParseAddr("192.0.2.1"), ContentLength: -1, Upstream: up}
+	}
+	for i := 0; i < 2; i++ {
+		d := e.Check(context.Background(), req("payments"))
+		if !d.Allow || d.Upstream != "payments" {
+			t.Fatalf("request %d: allow=%v upstream %q", i, d.Allow, d.Upstream)
+		}
+		e.Observe(&d, edge.Outcome{Status: 0, Connection: true})
+	}
+	if d := e.Check(context.Background(), req("payments")); d.Allow || d.Reason != edge.ReasonCircuitOpen || !strings.Contains(string(d.Body), "payments") {
+		t.Fatalf("payments after two failures: allow=%v reason %s body %s", d.Allow, d.Reason, d.Body)
+	}
+	for _, up := range []string{"search", ""} {
+		d := e.Check(context.Background(), req(up))
+		if !d.Allow {
+			t.Fatalf("upstream %q refused (%s): another upstream's failures opened its breaker", up, d.Reason)
+		}
+		e.Observe(&d, edge.Outcome{Status: 200})
+	}
+	if got := e.Breakers().Get("127.0.0.1:1").State(); got != breaker.Closed {
+		t.Fatalf("the policy's own upstream is %s", got)
+	}
+}
+
+// TestHeadersTruncatedIsRefused: a request whose header fields the data
+// plane could not all see is refused with 431 before anything else, so no
+// field past the cap reaches the upstream unchecked.
+func TestHeadersTruncatedIsRefused(t *testing.T) {
+	e := newTestEngine(t)
+	d := e.Check(context.Background(), edge.Request{Method: "GET", Path: "/x", Peer: netip.MustParseAddr("192.0.2.1"),
+		ContentLength: -1, HeadersTruncated: true, Header: http.Header{"X-Request-Id": {"abc"}}})
+	if d.Allow || d.Status != http.StatusRequestHeaderFieldsTooLarge || d.Reason != edge.ReasonHeadersTooLarge {
+		t.Fatalf("allow=%v status %d reason %s", d.Allow, d.Status, d.Reason)
+	}
+	if d.RequestID == "" || !strings.Contains(string(d.Body), d.RequestID) {
+		t.Fatalf("problem %s does not carry the request id %q", d.Body, d.RequestID)
+	}
+}

@@ -1,0 +1,100 @@
+package kong
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/Kong/go-pdk"
+	"github.com/Kong/go-pdk/test"
+
+	"github.com/contentguard/contentguard/conformance"
+	"github.com/contentguard/contentguard/internal/benchcpu"
+)
+
+// benchPolicy is the engine benchmarks' policy (the conformance standard
+// policy with limits that never trip) plus a route whose limit is spent
+// after one request, written where its key file resolves.
+func benchPolicy(b *testing.B) string {
+	b.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "edge", "testdata", "bench.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	jwks := filepath.Join(conformance.Dir(), "testdata", "keys", "jwks.json")
+	doc := strings.Replace(string(data), "../../conformance/testdata/keys/jwks.json", jwks, 1) + `    - name: limited
+      match: {path: /limited}
+      auth: none
+      rateLimit: {key: ip, rate: 1, per: 1h}
+`
+	path := filepath.Join(b.TempDir(), "bench.yaml")
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return path
+}
+
+// BenchmarkPlugin runs requests through the plugin's Access and Log phases
+// over go-pdk's test harness, as Kong would, and reports the PDK calls
+// (round trips to Kong) each phase makes beside ns/op, cpu-ns/op (the
+// process's CPU time: wall time on a shared machine includes waiting for a
+// core) and allocs/op. The times include the harness: its socket is an in-process pipe with a
+// goroutine answering each call (see BenchmarkHarnessCall for one call's
+// cost), where Kong's is a Unix socket to NGINX's Lua.
+func BenchmarkPlugin(b *testing.B) {
+	_, c := startInstance(b, NodeOptions{}, map[string]any{"policy_file": benchPolicy(b), "upstream": "content-api"})
+	jwt := mint(b, conformance.Token{Sub: "alice", Scope: "read"})
+	for _, bc := range []struct {
+		name    string
+		req     test.Request
+		allowed bool
+	}{
+		{"no-auth", test.Request{Url: "http://edge.test/healthz"}, true},
+		{"api-key", test.Request{Url: "http://edge.test/api/v1/jobs", Headers: http.Header{"X-Api-Key": {"cg-conformance-read-key"}}}, true},
+		{"cached-jwt", test.Request{Url: "http://edge.test/api/v1/jobs", Headers: http.Header{"Authorization": {jwt}}}, true},
+		{"rate-limited", test.Request{Url: "http://edge.test/limited"}, false},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			// Warm up: the JWT's verification is cached, the limited
+			// route's budget spent.
+			send(b, c, bc.req, test.Response{})
+			up := test.Response{Status: http.StatusOK, Headers: http.Header{"Content-Type": {"application/json"}}}
+			var access, log int
+			b.ReportAllocs()
+			b.ResetTimer()
+			defer benchcpu.Report(b)()
+			for i := 0; i < b.N; i++ {
+				x := send(b, c, bc.req, up)
+				if x.exited == bc.allowed {
+					b.Fatalf("exited=%v status %d: %s", x.exited, x.ClientRes.Status, x.ClientRes.Body)
+				}
+				access += len(x.callsOf("access"))
+				log += len(x.callsOf("log"))
+			}
+			b.ReportMetric(float64(access)/float64(b.N), "access-calls/op")
+			b.ReportMetric(float64(log)/float64(b.N), "log-calls/op")
+		})
+	}
+}
+
+// BenchmarkHarnessCall is one PDK call through the harness's socket
+// (kong.request.get_method), for reading BenchmarkPlugin's times: what the
+// plugin costs itself is about its time less its calls times this.
+func BenchmarkHarnessCall(b *testing.B) {
+	x, err := newExchange(b, test.Request{Method: http.MethodGet, Url: "http://edge.test/", Headers: http.Header{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	x.run("bench", func(kong *pdk.PDK) {
+		b.ResetTimer()
+		defer benchcpu.Report(b)()
+		for i := 0; i < b.N; i++ {
+			if _, err := kong.Request.GetMethod(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
