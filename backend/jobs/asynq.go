@@ -6,13 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/contentguard/contentguard/backend/internal/backoff"
 )
 
 // taskType is the one asynq task type; the kind travels in the payload.
@@ -75,16 +76,25 @@ func (o AsynqOptions) withDefaults() AsynqOptions {
 	return o
 }
 
-// defaultRetryDelay is exponential backoff with full jitter: uniform in
-// [0, min(5m, 1s·2^(n-1))], so retries of many failed jobs spread out.
+// Default job retry backoff: full jitter, the first retry within
+// DefaultRetryBase, the ceiling doubling up to DefaultRetryCap.
+const (
+	DefaultRetryBase = time.Second
+	DefaultRetryCap  = 5 * time.Minute
+)
+
+// defaultRetryDelay waits uniformly in [0, min(5m, 1s·2^(n−1))] before
+// retry n (1-based), so retries of many failed jobs spread out.
 func defaultRetryDelay(n int) time.Duration {
-	ceiling := 5 * time.Minute
-	if n >= 1 && n < 20 {
-		if c := time.Second << (n - 1); c < ceiling {
-			ceiling = c
-		}
-	}
-	return time.Duration(rand.Int64N(int64(ceiling) + 1))
+	return backoff.FullJitter{Base: DefaultRetryBase, Cap: DefaultRetryCap}.Delay(n)
+}
+
+// asynqRetryDelay adapts a 1-based RetryDelay to asynq's RetryDelayFunc,
+// whose n is the number of retries done so far: 0 before the first retry
+// (asynq v0.26 passes TaskMessage.Retried, see processor.go and
+// recoverer.go).
+func asynqRetryDelay(delay func(n int) time.Duration) asynq.RetryDelayFunc {
+	return func(retried int, _ error, _ *asynq.Task) time.Duration { return delay(retried + 1) }
 }
 
 // queueName is the asynq queue of a kind.
@@ -387,7 +397,7 @@ func startWorker(redisOpt asynq.RedisConnOpt, runner Runner, opts AsynqOptions) 
 	w.srv = asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:              opts.Concurrency,
 		Queues:                   queues,
-		RetryDelayFunc:           func(n int, _ error, _ *asynq.Task) time.Duration { return opts.RetryDelay(n) },
+		RetryDelayFunc:           asynqRetryDelay(opts.RetryDelay),
 		TaskCheckInterval:        opts.PollInterval,
 		DelayedTaskCheckInterval: opts.PollInterval,
 		ShutdownTimeout:          10 * time.Second,

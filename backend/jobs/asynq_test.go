@@ -293,3 +293,70 @@ func TestAsynqBacklogBound(t *testing.T) {
 		t.Fatal("NewAsynq without a Redis succeeded")
 	}
 }
+
+// TestAsynqRetryDelayCountsFromOne: asynq v0.26 calls RetryDelayFunc with n
+// = the number of retries so far (0 before the first retry, see its
+// processor.go), and AsynqOptions.RetryDelay is documented as 1-based: the
+// adapter must add one, or the default backoff treats the first retry as
+// "retry 0" and waits up to its 5-minute cap.
+func TestAsynqRetryDelayCountsFromOne(t *testing.T) {
+	addr := redistest.Start(t)
+	var calls atomic.Int32
+	seen := make(chan int, 8)
+	q, err := NewAsynq(asynq.RedisClientOpt{Addr: addr}, func(ctx context.Context, kind string, in json.RawMessage, p func(float64)) (json.RawMessage, error) {
+		if calls.Add(1) < 3 {
+			return nil, errors.New("flaky")
+		}
+		return json.RawMessage(`{}`), nil
+	}, AsynqOptions{
+		Concurrency: 1, PollInterval: 20 * time.Millisecond, WorkerTTL: workerTTL,
+		RetryDelay: func(n int) time.Duration { seen <- n; return 10 * time.Millisecond },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeQueue(t, q)
+	j, err := q.Submit(context.Background(), Spec{Kind: KindBatch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitJob(t, q, j.ID, "completed", func(j Job) bool { return j.Status == StatusCompleted })
+	if first, second := <-seen, <-seen; first != 1 || second != 2 {
+		t.Fatalf("RetryDelay saw n = %d, %d; want 1, 2", first, second)
+	}
+}
+
+// TestAsynqFirstRetryWithinBaseDelay runs the default backoff end to end on
+// real time: a job that fails once is run again within the base delay (1 s)
+// plus 2 s of polling slack. Before the fix it waited 62–299 s.
+func TestAsynqFirstRetryWithinBaseDelay(t *testing.T) {
+	addr := redistest.Start(t)
+	runs := make(chan time.Time, 4)
+	var calls atomic.Int32
+	q, err := NewAsynq(asynq.RedisClientOpt{Addr: addr}, func(ctx context.Context, kind string, in json.RawMessage, p func(float64)) (json.RawMessage, error) {
+		runs <- time.Now()
+		if calls.Add(1) == 1 {
+			return nil, errors.New("first run fails")
+		}
+		return json.RawMessage(`{}`), nil
+	}, AsynqOptions{Concurrency: 1, PollInterval: 20 * time.Millisecond, WorkerTTL: workerTTL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeQueue(t, q)
+	j, err := q.Submit(context.Background(), Spec{Kind: KindBatch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := <-runs
+	var second time.Time
+	select {
+	case second = <-runs:
+	case <-time.After(time.Minute):
+		t.Fatal("no retry within a minute of the first failure")
+	}
+	if wait := second.Sub(first); wait > DefaultRetryBase+2*time.Second {
+		t.Fatalf("first retry after %v, want within the base delay %v + 2s", wait, DefaultRetryBase)
+	}
+	waitJob(t, q, j.ID, "completed", func(j Job) bool { return j.Status == StatusCompleted })
+}

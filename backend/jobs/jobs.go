@@ -157,8 +157,9 @@ type AsynqOptions struct {
 	Concurrency int
 	// MaxRetry is how many times a failed run is retried [3].
 	MaxRetry int
-	// RetryDelay returns the wait before retry n (1-based) [exponential
-	// with full jitter from 1s, capped at 5m].
+	// RetryDelay returns the wait before retry n, counted from 1
+	// [exponential with full jitter: uniform in [0, min(5m, 1s·2^(n−1))],
+	// so the first retry comes within DefaultRetryBase].
 	RetryDelay func(n int) time.Duration
 	// QueuePrefix prefixes the asynq queue names, one per kind
 	// ["contentguard:"].
