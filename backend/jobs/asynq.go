@@ -40,6 +40,7 @@ type Asynq struct {
 	client    *asynq.Client
 	inspector *asynq.Inspector
 	store     store
+	backlog   backlogReader
 	worker    *worker // nil without a runner
 
 	events     *redis.PubSub // job events for the local webhook registry
@@ -123,6 +124,7 @@ func NewAsynq(redisOpt asynq.RedisConnOpt, runner Runner, opts AsynqOptions) (*A
 		inspector: asynq.NewInspectorFromRedisClient(rdb),
 		store:     store{rdb: rdb, prefix: opts.QueuePrefix},
 	}
+	a.backlog = backlogReader{inspector: a.inspector, now: opts.Now}
 	if opts.Webhooks != nil {
 		if err := a.subscribe(ctx); err != nil {
 			_ = rdb.Close()
@@ -197,14 +199,12 @@ func (a *Asynq) Submit(ctx context.Context, spec Spec) (Job, error) {
 		return Job{}, err
 	}
 	queue := a.opts.queueName(spec.Kind)
-	// asynq keeps a queue's pending task ids in the list
-	// asynq:{<queue>}:pending; its length is the backlog we bound.
-	pending, err := a.rdb.LLen(ctx, "asynq:{"+queue+"}:pending").Result()
+	waiting, err := a.backlog.waiting(queue)
 	if err != nil {
-		return Job{}, fmt.Errorf("jobs: reading backlog of %s: %w", queue, err)
+		return Job{}, err
 	}
-	if pending >= int64(a.opts.MaxPending) {
-		return Job{}, fmt.Errorf("%w: %d %s jobs waiting", ErrQueueFull, pending, spec.Kind)
+	if waiting >= a.opts.MaxPending {
+		return Job{}, fmt.Errorf("%w: %d %s jobs waiting", ErrQueueFull, waiting, spec.Kind)
 	}
 	job := Job{
 		ID: newID(), Kind: spec.Kind, Status: StatusQueued,
@@ -221,10 +221,85 @@ func (a *Asynq) Submit(ctx context.Context, spec Spec) (Job, error) {
 		a.store.forget(context.WithoutCancel(ctx), job.ID)
 		return Job{}, fmt.Errorf("jobs: enqueueing %s: %w", job.ID, err)
 	}
+	a.backlog.added(queue)
 	if o := a.opts.Observer; o != nil {
 		o.JobSubmitted(spec.Kind)
 	}
 	return job, nil
+}
+
+// backlogTTL is how long one reading of a queue's backlog serves Submit.
+// Reading it is several Redis commands (asynq's Inspector.GetQueueInfo), so
+// the bound is enforced on a reading at most this old plus the jobs this
+// process submitted since: another replica can overshoot it by what it
+// submits in backlogTTL.
+const backlogTTL = 200 * time.Millisecond
+
+// backlogReader caches each queue's waiting jobs (pending, scheduled and
+// awaiting retry), read through asynq's public Inspector.
+type backlogReader struct {
+	inspector *asynq.Inspector
+	now       func() time.Time
+
+	mu       sync.Mutex
+	readings map[string]backlogReading
+}
+
+type backlogReading struct {
+	n  int
+	at time.Time
+}
+
+func (b *backlogReader) waiting(queue string) (int, error) {
+	now := b.now()
+	b.mu.Lock()
+	r, ok := b.readings[queue]
+	b.mu.Unlock()
+	if ok && now.Sub(r.at) < backlogTTL && now.Sub(r.at) >= 0 {
+		return r.n, nil
+	}
+	n := 0
+	info, err := b.inspector.GetQueueInfo(queue)
+	switch {
+	case err == nil:
+		n = info.Pending + info.Scheduled + info.Retry
+	case !b.known(queue):
+		// No task was ever enqueued there: asynq has no such queue yet.
+	default:
+		return 0, fmt.Errorf("jobs: reading backlog of %s: %w", queue, err)
+	}
+	b.mu.Lock()
+	if b.readings == nil {
+		b.readings = map[string]backlogReading{}
+	}
+	b.readings[queue] = backlogReading{n: n, at: now}
+	b.mu.Unlock()
+	return n, nil
+}
+
+// known reports whether asynq lists queue (GetQueueInfo's not-found error
+// is not exported in v0.26, Queues is).
+func (b *backlogReader) known(queue string) bool {
+	qs, err := b.inspector.Queues()
+	if err != nil {
+		return true // let the caller report the original error
+	}
+	for _, q := range qs {
+		if q == queue {
+			return true
+		}
+	}
+	return false
+}
+
+// added counts a job this process just enqueued into the cached reading.
+func (b *backlogReader) added(queue string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if r, ok := b.readings[queue]; ok {
+		r.n++
+		b.readings[queue] = r
+	}
 }
 
 // metaTTL bounds how long an unfinished job's record can live: a job that

@@ -286,6 +286,16 @@ func TestAsynqBacklogBound(t *testing.T) {
 	if _, err := q.Submit(context.Background(), Spec{Kind: KindAnalyze}); !errors.Is(err, ErrQueueFull) {
 		t.Fatalf("Submit beyond MaxPending = %v, want ErrQueueFull", err)
 	}
+	// Another replica reads the backlog from asynq (Inspector), not from
+	// what it submitted itself.
+	other, err := NewAsynq(asynq.RedisClientOpt{Addr: addr}, nil, AsynqOptions{MaxPending: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeQueue(t, other)
+	if _, err := other.Submit(context.Background(), Spec{Kind: KindAnalyze}); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("Submit through another replica = %v, want ErrQueueFull", err)
+	}
 	if _, err := q.Submit(context.Background(), Spec{Kind: KindBatch}); err != nil {
 		t.Fatalf("other kinds have their own queue: %v", err)
 	}
