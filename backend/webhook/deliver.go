@@ -324,10 +324,12 @@ func (d *Deliverer) attempt(ctx context.Context, target Target, msg Message, sig
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "contentguard-webhook/1")
+	ts := strconv.FormatInt(d.opts.Now().Unix(), 10)
+	req.Header.Set(HeaderTimestamp, ts)
+	req.Header.Set(HeaderSignatureV2, SignTimestamped([]byte(target.Secret), ts, msg.Body))
 	req.Header.Set(HeaderSignature, sig)
 	req.Header.Set(HeaderEvent, msg.Event)
 	req.Header.Set(HeaderID, msg.ID)
-	req.Header.Set(HeaderTimestamp, strconv.FormatInt(d.opts.Now().Unix(), 10))
 	resp, err := d.client.Do(req)
 	if err != nil {
 		return 0, 0, err

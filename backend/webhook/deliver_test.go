@@ -72,7 +72,10 @@ func TestDeliverySignedAndVerifiedByReceiver(t *testing.T) {
 	verdicts := make(chan verdict, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		v := verdict{ok: Verify([]byte(secret), body, r.Header.Get(HeaderSignature)), event: r.Header.Get(HeaderEvent), id: r.Header.Get(HeaderID)}
+		v := verdict{
+			ok:    VerifyRequest([]byte(secret), body, r.Header, time.Now(), DefaultTolerance) == nil && Verify([]byte(secret), body, r.Header.Get(HeaderSignature)),
+			event: r.Header.Get(HeaderEvent), id: r.Header.Get(HeaderID),
+		}
 		v.ts, _ = strconv.ParseInt(r.Header.Get(HeaderTimestamp), 10, 64)
 		_ = json.Unmarshal(body, &v.payload)
 		if !v.ok {

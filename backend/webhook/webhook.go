@@ -62,6 +62,11 @@ func KnownEvent(name string) bool {
 
 // Header names of a delivery.
 const (
+	// HeaderSignatureV2 is SignTimestamped over HeaderTimestamp and the
+	// body: the signature receivers should verify.
+	HeaderSignatureV2 = "X-Webhook-Signature-V2"
+	// HeaderSignature is the body-only Sign, kept for existing receivers
+	// during the deprecation period (docs/jobs-webhooks.md).
 	HeaderSignature = "X-Webhook-Signature"
 	HeaderEvent     = "X-Webhook-Event"
 	HeaderID        = "X-Webhook-Id"
