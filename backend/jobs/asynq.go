@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/contentguard/contentguard/backend/internal/backoff"
+	"github.com/contentguard/contentguard/backend/webhook"
 )
 
 // taskType is the one asynq task type; the kind travels in the payload.
@@ -42,9 +43,6 @@ type Asynq struct {
 	store     store
 	backlog   backlogReader
 	worker    *worker // nil without a runner
-
-	events     *redis.PubSub // job events for the local webhook registry
-	eventsDone chan struct{}
 }
 
 // withDefaults fills zero fields of AsynqOptions.
@@ -125,11 +123,9 @@ func NewAsynq(redisOpt asynq.RedisConnOpt, runner Runner, opts AsynqOptions) (*A
 		store:     store{rdb: rdb, prefix: opts.QueuePrefix},
 	}
 	a.backlog = backlogReader{inspector: a.inspector, now: opts.Now}
-	if opts.Webhooks != nil {
-		if err := a.subscribe(ctx); err != nil {
-			_ = rdb.Close()
-			return nil, err
-		}
+	if err := checkWebhookStore(ctx, rdb, opts); err != nil {
+		_ = rdb.Close()
+		return nil, err
 	}
 	if runner != nil {
 		w, err := startWorker(redisOpt, runner, opts)
@@ -142,60 +138,75 @@ func NewAsynq(redisOpt asynq.RedisConnOpt, runner Runner, opts AsynqOptions) (*A
 	return a, nil
 }
 
-// eventsChannel is the Redis pub/sub channel of finished-job events.
-func (o AsynqOptions) eventsChannel() string { return o.QueuePrefix + "events" }
-
-// jobEvent is a message on eventsChannel.
-type jobEvent struct {
-	Event string `json:"event"`
-	Job   Job    `json:"job"`
+// txStore is a webhook store that can record deliveries inside a Redis
+// transaction of ours (redisstore.Store).
+type txStore interface {
+	EnqueueTx(ctx context.Context, tx redis.Pipeliner, ds []webhook.Delivery, limit int) func() (webhook.EnqueueResult, error)
+	SameRedis(ctx context.Context, c redis.Cmdable) (bool, error)
 }
 
-// announce delivers a finished job's event to its own webhook from this
-// process, and publishes it on Redis so that every API replica passes it to
-// the endpoints registered with it (registries live in API processes, not
-// in workers). A replica that is not subscribed at that moment misses it.
-func announce(ctx context.Context, rdb redis.UniversalClient, o AsynqOptions, job Job, input json.RawMessage, secret string) {
-	event := o.notifyJob(job, input, secret)
-	if event == "" {
-		return
+// checkWebhookStore makes sure job events can be recorded atomically: a
+// Redis webhook store must be the jobs' Redis; any other store is recorded
+// right after the job becomes final, and a kill in between loses the
+// event, which is logged once here.
+func checkWebhookStore(ctx context.Context, rdb redis.UniversalClient, o AsynqOptions) error {
+	if o.Webhooks == nil {
+		return nil
 	}
-	msg, err := json.Marshal(jobEvent{Event: event, Job: job})
-	if err == nil {
-		err = rdb.Publish(context.WithoutCancel(ctx), o.eventsChannel(), msg).Err()
+	txs, ok := o.Webhooks.Store().(txStore)
+	if !ok {
+		o.Logger.Warn("jobs: the webhook store is not in Redis: job events are recorded after the job is final, not with it, and a process killed in between loses them")
+		return nil
 	}
+	same, err := txs.SameRedis(ctx, rdb)
 	if err != nil {
-		o.Logger.Warn("jobs: publishing job event", "job", job.ID, "err", err)
+		return fmt.Errorf("jobs: checking the webhook store: %w", err)
 	}
+	if !same {
+		return errors.New("jobs: the webhook store must be in the jobs' Redis (same server and database)")
+	}
+	return nil
 }
 
-// subscribe forwards job events from Redis to the local webhook registry.
-func (a *Asynq) subscribe(ctx context.Context) error {
-	ps := a.rdb.Subscribe(ctx, a.opts.eventsChannel())
-	if _, err := ps.Receive(ctx); err != nil { // the subscription confirmation
-		_ = ps.Close()
-		return fmt.Errorf("jobs: subscribing to job events: %w", err)
+// recorder returns how a job's final state records its webhook deliveries
+// (nil without webhooks): with a Redis webhook store, in the same
+// transaction.
+func (o AsynqOptions) recorder(input json.RawMessage, secret string) recorder {
+	if o.Webhooks == nil {
+		return nil
 	}
-	a.events, a.eventsDone = ps, make(chan struct{})
-	ch := ps.Channel()
-	go func() {
-		defer close(a.eventsDone)
-		for m := range ch {
-			var ev jobEvent
-			if err := json.Unmarshal([]byte(m.Payload), &ev); err != nil {
-				a.opts.Logger.Warn("jobs: undecodable job event", "err", err)
-				continue
-			}
-			_, _ = a.opts.Webhooks.Publish(ev.Event, ev.Job)
+	return func(ctx context.Context, tx redis.Pipeliner, job Job) (func(), error) {
+		ev, own, ok := o.jobEvent(job, input, secret)
+		if !ok {
+			return nil, nil
 		}
-	}()
-	return nil
+		ds, err := o.Webhooks.Prepare(ctx, ev, own...)
+		if err != nil {
+			return nil, err
+		}
+		txs, ok := o.Webhooks.Store().(txStore)
+		if !ok {
+			return func() { _ = o.Webhooks.Enqueue(ctx, ds) }, nil
+		}
+		read := txs.EnqueueTx(ctx, tx, ds, o.Webhooks.QueueSize())
+		return func() {
+			res, err := read()
+			if err != nil {
+				o.Logger.Error("jobs: recording webhook deliveries", "job", job.ID, "err", err)
+				return
+			}
+			_ = o.Webhooks.Recorded(ctx, res, ds) // logs and counts drops
+		}, nil
+	}
 }
 
 // Submit validates spec, records the job and enqueues its task.
 func (a *Asynq) Submit(ctx context.Context, spec Spec) (Job, error) {
 	spec, err := a.opts.validate(ctx, spec)
 	if err != nil {
+		return Job{}, err
+	}
+	if err := a.opts.saturated(ctx); err != nil {
 		return Job{}, err
 	}
 	queue := a.opts.queueName(spec.Kind)
@@ -354,13 +365,25 @@ func (a *Asynq) Get(ctx context.Context, id string) (Job, error) {
 	return job, nil
 }
 
-// Cancel marks the job cancelled, then deletes its task if still waiting or
-// signals the worker running it. The job is final at once.
+// Cancel marks the job cancelled, together with its webhook deliveries,
+// then deletes its task if still waiting or signals the worker running it.
+// The job is final at once.
 func (a *Asynq) Cancel(ctx context.Context, id string) (Job, error) {
 	if !validID(id) {
 		return Job{}, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
-	rec, changed, err := a.store.cancel(ctx, id, a.opts.Now(), a.opts.Retention)
+	before, err := a.store.load(ctx, id)
+	if err != nil {
+		return Job{}, err
+	}
+	// The task's payload holds the input (for the event's name) and the
+	// job's webhook secret.
+	var payload taskPayload
+	info, infoErr := a.inspector.GetTaskInfo(before.queue, before.taskID)
+	if infoErr == nil {
+		_ = json.Unmarshal(info.Payload, &payload)
+	}
+	rec, changed, err := a.store.cancel(ctx, id, a.opts.Now(), a.opts.Retention, a.opts.recorder(payload.Input, payload.WebhookSecret))
 	if err != nil {
 		return Job{}, err
 	}
@@ -370,10 +393,8 @@ func (a *Asynq) Cancel(ctx context.Context, id string) (Job, error) {
 		}
 		return rec.job, fmt.Errorf("%w: %q is %s", ErrFinished, id, rec.job.Status)
 	}
-	var payload taskPayload
-	info, err := a.inspector.GetTaskInfo(rec.queue, rec.taskID)
-	if err == nil {
-		_ = json.Unmarshal(info.Payload, &payload)
+	err = infoErr
+	if err == nil && rec.taskID == before.taskID {
 		switch info.State {
 		case asynq.TaskStateActive:
 			err = a.inspector.CancelProcessing(rec.taskID)
@@ -388,7 +409,6 @@ func (a *Asynq) Cancel(ctx context.Context, id string) (Job, error) {
 		a.opts.Logger.Warn("jobs: stopping cancelled task", "job", id, "err", err)
 	}
 	a.opts.finished(rec.job)
-	announce(ctx, a.rdb, a.opts, rec.job, payload.Input, payload.WebhookSecret)
 	return rec.job, nil
 }
 
@@ -399,10 +419,6 @@ func (a *Asynq) Close(ctx context.Context) error {
 		if err := a.worker.stop(ctx); err != nil {
 			errs = append(errs, err)
 		}
-	}
-	if a.events != nil {
-		errs = append(errs, a.events.Close())
-		<-a.eventsDone
 	}
 	// The asynq client and inspector share rdb and are closed with it.
 	errs = append(errs, a.rdb.Close())
@@ -479,6 +495,10 @@ func startWorker(redisOpt asynq.RedisConnOpt, runner Runner, opts AsynqOptions) 
 		LogLevel:                 asynq.WarnLevel,
 		Logger:                   asynqLogger{opts.Logger},
 	})
+	if err := checkWebhookStore(ctx, rdb, opts); err != nil {
+		_ = rdb.Close()
+		return nil, err
+	}
 	if err := w.store.beat(ctx, w.id, opts.WorkerTTL); err != nil {
 		_ = rdb.Close()
 		return nil, err
@@ -596,16 +616,15 @@ func (w *worker) handle(ctx context.Context, t *asynq.Task) error {
 	return runErr
 }
 
-// finish records the final state; only the run that owns the job (and
-// finds it unfinished) notifies.
+// finish records the final state with the job's webhook deliveries; only
+// the run that owns the job (and finds it unfinished) does.
 func (w *worker) finish(ctx context.Context, p taskPayload, taskID string, status Status, msg string) error {
-	job, ok, err := w.store.finish(ctx, p.JobID, taskID, status, msg, w.opts.Now(), w.opts.Retention)
+	job, ok, err := w.store.finish(ctx, p.JobID, taskID, status, msg, w.opts.Now(), w.opts.Retention, w.opts.recorder(p.Input, p.WebhookSecret))
 	if err != nil {
 		return err
 	}
 	if ok {
 		w.opts.finished(job)
-		announce(ctx, w.rdb, w.opts, job, p.Input, p.WebhookSecret)
 	}
 	return nil
 }

@@ -17,8 +17,10 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/contentguard/contentguard/backend/webhook"
+	"github.com/contentguard/contentguard/backend/webhook/redisstore"
 	"github.com/contentguard/contentguard/internal/redistest"
 )
 
@@ -188,10 +190,10 @@ func TestAsynqSurvivesWorkerCrash(t *testing.T) {
 }
 
 // TestAsynqWebhooksAcrossReplicas: replica A runs the worker, replica B only
-// serves the API; each has its own registry. A job submitted through B
-// reaches its own webhook (sent by the worker) and the endpoints registered
-// with both replicas (through the Redis event channel). A job cancelled
-// through B announces batch_failed the same way.
+// serves the API; both keep webhooks in the same Redis store, and endpoints
+// are registered through each. A job submitted through B reaches its own
+// webhook and both endpoints, each exactly once, whichever process sends.
+// A job cancelled through B announces batch_failed the same way.
 func TestAsynqWebhooksAcrossReplicas(t *testing.T) {
 	addr := redistest.Start(t)
 	type delivery struct{ path, event string }
@@ -199,7 +201,7 @@ func TestAsynqWebhooksAcrossReplicas(t *testing.T) {
 	const secret = "shared-test-secret-0123"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		if !webhook.Verify([]byte(secret), body, r.Header.Get(webhook.HeaderSignature)) {
+		if webhook.VerifyRequest([]byte(secret), body, r.Header, time.Now(), webhook.DefaultTolerance) != nil {
 			t.Errorf("%s: bad signature", r.URL.Path)
 		}
 		got <- delivery{r.URL.Path, r.Header.Get(webhook.HeaderEvent)}
@@ -207,12 +209,14 @@ func TestAsynqWebhooksAcrossReplicas(t *testing.T) {
 	defer srv.Close()
 
 	replica := func(path string, runner Runner) *Asynq {
+		rdb := redis.NewClient(&redis.Options{Addr: addr})
+		t.Cleanup(func() { _ = rdb.Close() })
 		guard := webhook.Guard{AllowPrivate: true}
-		reg := webhook.NewRegistry(webhook.RegistryOptions{Guard: guard})
+		reg := webhook.NewRegistry(webhook.RegistryOptions{Guard: guard, Store: redisstore.New(rdb, redisstore.Options{})})
 		if _, _, err := reg.Register(context.Background(), srv.URL+path, webhook.Events(), secret); err != nil {
 			t.Fatal(err)
 		}
-		d := webhook.NewDeliverer(reg, webhook.DelivererOptions{Guard: guard})
+		d := webhook.NewDeliverer(reg, webhook.DelivererOptions{Guard: guard, PollInterval: 10 * time.Millisecond})
 		t.Cleanup(func() { _ = d.Close(context.Background()) })
 		q, err := NewAsynq(asynq.RedisClientOpt{Addr: addr}, runner, AsynqOptions{
 			Options: Options{Webhooks: d}, Concurrency: 1, PollInterval: 20 * time.Millisecond, WorkerTTL: workerTTL,
@@ -268,6 +272,25 @@ func TestAsynqWebhooksAcrossReplicas(t *testing.T) {
 	expect(map[delivery]bool{{"/job", ev}: true, {"/a", ev}: true, {"/b", ev}: true})
 	if _, err := insp.GetTaskInfo(b.opts.queueName(KindBatch), j2.ID); !errors.Is(err, asynq.ErrTaskNotFound) {
 		t.Fatalf("cancelled pending task still in asynq: %v", err)
+	}
+	select {
+	case d := <-got:
+		t.Fatalf("a delivery arrived twice: %+v", d)
+	default:
+	}
+}
+
+// TestAsynqRefusesAWebhookStoreInAnotherRedis: job events are recorded in
+// the jobs' transaction, which cannot span two servers.
+func TestAsynqRefusesAWebhookStoreInAnotherRedis(t *testing.T) {
+	jobsRedis, hooksRedis := redistest.Start(t), redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: hooksRedis})
+	defer rdb.Close()
+	reg := webhook.NewRegistry(webhook.RegistryOptions{Store: redisstore.New(rdb, redisstore.Options{})})
+	d := webhook.NewDeliverer(reg, webhook.DelivererOptions{NoDispatch: true})
+	defer d.Close(context.Background())
+	if _, err := NewAsynq(asynq.RedisClientOpt{Addr: jobsRedis}, nil, AsynqOptions{Options: Options{Webhooks: d}}); err == nil {
+		t.Fatal("NewAsynq accepted a webhook store in another Redis")
 	}
 }
 

@@ -79,6 +79,9 @@ func (m *Memory) Submit(ctx context.Context, spec Spec) (Job, error) {
 	if err != nil {
 		return Job{}, err
 	}
+	if err := m.opts.saturated(ctx); err != nil {
+		return Job{}, err
+	}
 	now := m.opts.Now()
 	mj := &memJob{
 		job: Job{
@@ -148,7 +151,7 @@ func (m *Memory) Cancel(_ context.Context, id string) (Job, error) {
 	job := mj.job
 	m.mu.Unlock()
 	m.opts.finished(job)
-	m.opts.notify(job, mj.input, mj.secret)
+	m.opts.notify(context.Background(), job, mj.input, mj.secret)
 	return job, nil
 }
 
@@ -194,7 +197,7 @@ func (m *Memory) run(mj *memJob) {
 		job := mj.job
 		m.mu.Unlock()
 		m.opts.finished(job)
-		m.opts.notify(job, mj.input, mj.secret)
+		m.opts.notify(context.Background(), job, mj.input, mj.secret)
 		return
 	}
 	ctx, cancel := context.WithTimeout(m.ctx, m.opts.JobTimeout)
@@ -231,7 +234,7 @@ func (m *Memory) run(mj *memJob) {
 	job := mj.job
 	m.mu.Unlock()
 	m.opts.finished(job)
-	m.opts.notify(job, mj.input, mj.secret)
+	m.opts.notify(context.Background(), job, mj.input, mj.secret)
 }
 
 // finishLocked moves a job to a final state and schedules its eviction.

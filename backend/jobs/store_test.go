@@ -57,7 +57,7 @@ func TestStoreFencesSupersededRuns(t *testing.T) {
 	if mustBool(s.requeue(ctx, id, id, "old run failed")) {
 		t.Fatal("old run requeued the job")
 	}
-	if _, ok, err := s.finish(ctx, id, id, StatusCompleted, "", now, time.Hour); err != nil || ok {
+	if _, ok, err := s.finish(ctx, id, id, StatusCompleted, "", now, time.Hour, nil); err != nil || ok {
 		t.Fatalf("old run finished the job: %v %v", ok, err)
 	}
 	if mustBool(s.start(ctx, id, id, "w1", now)) {
@@ -71,7 +71,7 @@ func TestStoreFencesSupersededRuns(t *testing.T) {
 	if !mustBool(s.start(ctx, id, id+".t1", "w2", now)) {
 		t.Fatal("new task could not start")
 	}
-	job, ok, err := s.finish(ctx, id, id+".t1", StatusCompleted, "", now.Add(time.Second), time.Minute)
+	job, ok, err := s.finish(ctx, id, id+".t1", StatusCompleted, "", now.Add(time.Second), time.Minute, nil)
 	if err != nil || !ok || job.Status != StatusCompleted || job.Progress != 1 || job.FinishedAt == nil {
 		t.Fatalf("finish = %+v %v %v", job, ok, err)
 	}
@@ -81,7 +81,7 @@ func TestStoreFencesSupersededRuns(t *testing.T) {
 	if n := rdb.SCard(ctx, s.runningKey()).Val(); n != 0 {
 		t.Fatalf("running set has %d members after finish", n)
 	}
-	if _, changed, err := s.cancel(ctx, id, now, time.Minute); err != nil || changed {
+	if _, changed, err := s.cancel(ctx, id, now, time.Minute, nil); err != nil || changed {
 		t.Fatalf("cancel of a completed job changed it: %v %v", changed, err)
 	}
 }
