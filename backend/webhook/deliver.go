@@ -65,7 +65,7 @@ type DelivererOptions struct {
 	Workers int
 	// Lease hides a delivery being attempted from other processes; if
 	// its process dies, another one attempts it again after this long
-	// [Timeout + 20s].
+	// [Timeout + max(Timeout, 5s): 20s].
 	Lease time.Duration
 	// PollInterval is how often the store is asked for due deliveries
 	// when none was recorded by this process meanwhile [200ms].
@@ -138,7 +138,7 @@ func NewDeliverer(reg *Registry, opts DelivererOptions) *Deliverer {
 		opts.Workers = 16
 	}
 	if opts.Lease <= 0 {
-		opts.Lease = opts.Timeout + 20*time.Second
+		opts.Lease = opts.Timeout + max(opts.Timeout, 5*time.Second)
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 200 * time.Millisecond

@@ -63,6 +63,9 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	hookQueue := fs.Int("webhook-queue-size", 10000, "pending webhook deliveries at most (shared by all processes on one Redis); new jobs get 503 from 90 %")
 	hookSenders := fs.Int("webhook-senders", 16, "webhook delivery attempts this process makes at once")
 	bodySig := fs.Bool("webhook-body-signature", true, "also send the deprecated body-only X-Webhook-Signature (see docs/jobs-webhooks.md)")
+	hookTimeout := fs.Duration("webhook-timeout", 10*time.Second, "limit on one webhook delivery attempt; a sender that dies mid-attempt delays that delivery by twice this (at least timeout + 5s)")
+	workerTTL := fs.Duration("worker-ttl", 15*time.Second, "with Redis: a job whose worker has not been heard of for this long is run again by another worker")
+	jobConcurrency := fs.Int("job-concurrency", 2, "with Redis: jobs one worker process runs at once")
 	metricsListen := fs.String("metrics-listen", envOr("METRICS_LISTEN", ":9091"), "with --worker: serve Prometheus /metrics here (empty: off)")
 	logLevel := fs.String("log-level", envOr("LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	fs.Usage = func() {
@@ -120,7 +123,7 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 
 	hooks, deliverer, err := newWebhooks(srv, rdb, webhookFlags{
-		allowPrivate: *allowPrivate, queueSize: *hookQueue, senders: *hookSenders, bodySignature: *bodySig,
+		allowPrivate: *allowPrivate, queueSize: *hookQueue, senders: *hookSenders, bodySignature: *bodySig, timeout: *hookTimeout,
 	}, logger)
 	if err != nil {
 		logger.Error("webhooks", "err", err)
@@ -133,6 +136,7 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 	jobOpts := jobs.Options{Webhooks: deliverer, Observer: observer}
+	asynqOpts := jobs.AsynqOptions{Options: jobOpts, Logger: logger, WorkerTTL: *workerTTL, Concurrency: *jobConcurrency}
 
 	if *worker {
 		if *redisURL == "" {
@@ -150,7 +154,7 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 		defer stopMetrics()
 		logger.Info("starting job worker", "version", ver)
-		if err := jobs.RunWorker(ctx, *redisURL, srv.Runner, jobs.AsynqOptions{Options: jobOpts, Logger: logger}); err != nil {
+		if err := jobs.RunWorker(ctx, *redisURL, srv.Runner, asynqOpts); err != nil {
 			logger.Error("worker stopped", "err", err)
 			return 1
 		}
@@ -169,7 +173,7 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		if *apiWorker {
 			runner = srv.Runner
 		}
-		queue, err = jobs.NewAsynq(redisOpt, runner, jobs.AsynqOptions{Options: jobOpts, Logger: logger})
+		queue, err = jobs.NewAsynq(redisOpt, runner, asynqOpts)
 		if err != nil {
 			logger.Error("job queue on Redis", "err", err)
 			return 1

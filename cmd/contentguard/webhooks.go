@@ -25,6 +25,7 @@ type webhookFlags struct {
 	queueSize     int
 	senders       int
 	bodySignature bool
+	timeout       time.Duration
 }
 
 // newWebhooks builds the webhook registry and the deliverer (sending from
@@ -43,7 +44,7 @@ func newWebhooks(srv *api.Server, rdb *redis.Client, f webhookFlags, logger *slo
 	}
 	reg := webhook.NewRegistry(ropts)
 	d := webhook.NewDeliverer(reg, webhook.DelivererOptions{
-		Guard: guard, QueueSize: f.queueSize, Workers: f.senders, OmitBodySignature: !f.bodySignature,
+		Guard: guard, QueueSize: f.queueSize, Workers: f.senders, OmitBodySignature: !f.bodySignature, Timeout: f.timeout,
 		Observer: obs, Logger: logger,
 	})
 	return reg, d, nil
