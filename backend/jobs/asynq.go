@@ -67,7 +67,7 @@ func (o AsynqOptions) withDefaults() AsynqOptions {
 		o.MaxPending = 10000
 	}
 	if o.PollInterval <= 0 {
-		o.PollInterval = time.Second
+		o.PollInterval = 200 * time.Millisecond
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -686,6 +686,48 @@ func (w *worker) reap(ctx context.Context) {
 		if _, err := w.client.EnqueueContext(ctx, asynq.NewTask(taskType, info.Payload), taskOptions(w.opts, o.queue, newTaskID)...); err != nil {
 			w.opts.Logger.Warn("jobs: requeueing orphaned job", "job", o.jobID, "err", err)
 			w.store.unclaim(ctx, o)
+		}
+	}
+	w.reapStalled(ctx)
+}
+
+// reapStalled takes over jobs whose task a dead worker had taken from the
+// queue but not yet started: our liveness keys cannot see those (the job
+// is not running), asynq can. Its public Inspector marks an active task
+// whose lease expired (30 s without its worker's heartbeat) as orphaned;
+// asynq's own recoverer would requeue it only 30–90 s later. The job moves
+// to a new task, as in reap; the stalled one does nothing when asynq
+// eventually runs it again.
+func (w *worker) reapStalled(ctx context.Context) {
+	for _, kind := range w.opts.Kinds {
+		queue := w.opts.queueName(kind)
+		active, err := w.inspector.ListActiveTasks(queue, asynq.PageSize(1000))
+		if err != nil {
+			if !errors.Is(err, asynq.ErrQueueNotFound) && ctx.Err() == nil {
+				w.opts.Logger.Warn("jobs: listing active tasks", "queue", queue, "err", err)
+			}
+			continue
+		}
+		for _, t := range active {
+			if !t.IsOrphaned {
+				continue
+			}
+			var p taskPayload
+			if json.Unmarshal(t.Payload, &p) != nil || !validID(p.JobID) {
+				continue
+			}
+			rec, err := w.store.load(ctx, p.JobID)
+			if err != nil || rec.taskID != t.ID || rec.job.Status != StatusQueued {
+				continue // running (reap's case), final, or already taken over
+			}
+			newTaskID := p.JobID + ".t" + strconv.Itoa(rec.takeovers+1)
+			if claimed, err := w.store.claimStalled(ctx, p.JobID, t.ID, newTaskID); err != nil || !claimed {
+				continue
+			}
+			if _, err := w.client.EnqueueContext(ctx, asynq.NewTask(taskType, t.Payload), taskOptions(w.opts, queue, newTaskID)...); err != nil {
+				w.opts.Logger.Warn("jobs: requeueing stalled job", "job", p.JobID, "err", err)
+				w.store.unclaimStalled(ctx, p.JobID, t.ID)
+			}
 		}
 	}
 }

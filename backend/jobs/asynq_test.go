@@ -21,22 +21,49 @@ import (
 
 	"github.com/contentguard/contentguard/backend/webhook"
 	"github.com/contentguard/contentguard/backend/webhook/redisstore"
+	"github.com/contentguard/contentguard/internal/polltest"
 	"github.com/contentguard/contentguard/internal/redistest"
 )
 
-// Environment of the worker child process (see TestMain).
+// Environment of the worker child processes (see TestMain).
 const (
 	envWorkerRedis = "CONTENTGUARD_JOBS_TEST_WORKER_REDIS"
+	envStallRedis  = "CONTENTGUARD_JOBS_TEST_STALL_REDIS"
 	workerTTL      = time.Second
 )
 
-// TestMain doubles as a worker process: the crash test starts this test
-// binary again with envWorkerRedis set, and kills it with SIGKILL.
+// TestMain doubles as a worker process: the crash tests start this test
+// binary again with envWorkerRedis (a worker) or envStallRedis (a bare
+// asynq server that takes one task and hangs before running it) set, and
+// kill it with SIGKILL.
 func TestMain(m *testing.M) {
 	if url := os.Getenv(envWorkerRedis); url != "" {
 		os.Exit(runTestWorker(url))
 	}
+	if addr := os.Getenv(envStallRedis); addr != "" {
+		os.Exit(runStallingServer(addr))
+	}
 	os.Exit(m.Run())
+}
+
+// runStallingServer takes tasks from the batch queue like a worker, says
+// "taken" on stdout and hangs: a worker that dies between taking a task
+// and starting its job.
+func runStallingServer(addr string) int {
+	srv := asynq.NewServer(asynq.RedisClientOpt{Addr: addr}, asynq.Config{
+		Concurrency: 1, Queues: map[string]int{"contentguard:" + KindBatch: 1},
+		TaskCheckInterval: 20 * time.Millisecond, LogLevel: asynq.ErrorLevel,
+	})
+	err := srv.Run(asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		fmt.Println("taken")
+		<-ctx.Done()
+		return ctx.Err()
+	}))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stalling server:", err)
+		return 1
+	}
+	return 0
 }
 
 // slowSum is the work of the crash test: it adds up input.numbers, one
@@ -392,4 +419,56 @@ func TestAsynqFirstRetryWithinBaseDelay(t *testing.T) {
 		t.Fatalf("first retry after %v, want within the base delay %v + 2s", wait, DefaultRetryBase)
 	}
 	waitJob(t, q, j.ID, "completed", func(j Job) bool { return j.Status == StatusCompleted })
+}
+
+// TestAsynqTakesOverAStalledTask: a worker takes a job's task and is
+// SIGKILLed before starting the job (so no liveness key covers it). Once
+// asynq's Inspector reports the task orphaned (its 30 s lease expired), a
+// live worker moves the job to a new task and runs it, sooner than asynq's
+// own recoverer (60–120 s after the kill).
+func TestAsynqTakesOverAStalledTask(t *testing.T) {
+	addr := redistest.Start(t)
+	api, err := NewAsynq(asynq.RedisClientOpt{Addr: addr}, nil, AsynqOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeQueue(t, api)
+	j, err := api.Submit(context.Background(), Spec{Kind: KindBatch, Input: json.RawMessage(`{"numbers":[1,2,3],"step_ms":1}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stall := exec.Command(os.Args[0], "-test.run=^$")
+	stall.Env = append(os.Environ(), envStallRedis+"="+addr)
+	out, err := stall.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stall.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line := make([]byte, len("taken\n"))
+	if _, err := io.ReadFull(out, line); err != nil || string(line) != "taken\n" {
+		t.Fatalf("stalling server said %q, %v", line, err)
+	}
+	killed := time.Now()
+	_ = stall.Process.Signal(syscall.SIGKILL)
+	_ = stall.Wait()
+
+	worker, err := NewAsynq(asynq.RedisClientOpt{Addr: addr}, slowSum, AsynqOptions{Concurrency: 1, PollInterval: 20 * time.Millisecond, WorkerTTL: workerTTL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeQueue(t, worker)
+	var done Job
+	if !polltest.Until(2*time.Minute, func() bool {
+		done, err = api.Get(context.Background(), j.ID)
+		return err == nil && done.Status.Finished()
+	}) {
+		t.Fatalf("job never finished: %+v, %v", done, err)
+	}
+	rec, err := api.store.load(context.Background(), j.ID)
+	if err != nil || done.Status != StatusCompleted || string(done.Result) != `{"count":3,"sum":6}` || rec.taskID != j.ID+".t1" || rec.takeovers != 1 {
+		t.Fatalf("job %+v (record %+v, %v): want completed on the taken-over task %s.t1", done, rec, err, j.ID)
+	}
+	t.Logf("recovered %v after the kill", time.Since(killed).Round(time.Second))
 }

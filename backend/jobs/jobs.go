@@ -172,8 +172,9 @@ type AsynqOptions struct {
 	// MaxPending bounds queued jobs per kind; beyond it Submit returns
 	// ErrQueueFull [10000].
 	MaxPending int
-	// PollInterval is how often an idle worker looks for new tasks and
-	// moves due retries to their queue [1s].
+	// PollInterval is how often an idle worker looks for new tasks (asynq
+	// sleeps 0.5–1.5 times it when its queues are empty) and moves due
+	// retries to their queue [200ms].
 	PollInterval time.Duration
 	// Logger receives worker warnings (and asynq's) [discarded].
 	Logger *slog.Logger

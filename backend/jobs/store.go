@@ -313,3 +313,33 @@ func (s store) unclaim(ctx context.Context, o orphan) {
 		return nil
 	})
 }
+
+// claimStalledScript: KEYS meta; ARGV old task id, new task id.
+var claimStalledScript = redis.NewScript(`
+local m = redis.call('HMGET', KEYS[1], 'status', 'task_id')
+if m[1] ~= 'queued' or m[2] ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'task_id', ARGV[2], 'error', 'worker lost before starting the job; requeued')
+redis.call('HINCRBY', KEYS[1], 'takeovers', 1)
+return 1`)
+
+// claimStalled moves a queued job whose task oldTask stalled (taken by a
+// worker that died before starting it) to newTask, if it still waits on
+// oldTask.
+func (s store) claimStalled(ctx context.Context, id, oldTask, newTask string) (bool, error) {
+	n, err := claimStalledScript.Run(ctx, s.rdb, []string{s.jobKey(id)}, oldTask, newTask).Int()
+	if err != nil {
+		return false, fmt.Errorf("jobs: claiming stalled %s: %w", id, err)
+	}
+	return n == 1, nil
+}
+
+// unclaimStalled undoes claimStalled when its new task could not be
+// enqueued, so the next round tries again.
+func (s store) unclaimStalled(ctx context.Context, id, oldTask string) {
+	key := s.jobKey(id)
+	_, _ = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, key, "task_id", oldTask)
+		p.HIncrBy(ctx, key, "takeovers", -1)
+		return nil
+	})
+}
