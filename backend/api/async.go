@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/contentguard/contentguard/backend/jobs"
 	"github.com/contentguard/contentguard/backend/jobs/jobsmetrics"
@@ -61,13 +62,17 @@ func (s *Server) Runner(ctx context.Context, kind string, input json.RawMessage,
 }
 
 // MountJobs serves the jobs API of q (POST /jobs, GET and DELETE
-// /jobs/{id}, at the root and under /api/v1) with this server's envelope.
+// /jobs/{id}, and with webhooks the dead letters of a job's own webhook at
+// /jobs/{id}/deliveries, at the root and under /api/v1) with this server's
+// envelope.
 func (s *Server) MountJobs(q jobs.Queue) {
 	h := jobs.NewHandler(q, s.resp, jobs.HandlerOptions{MaxBodyBytes: DefaultJobBodyBytes, Logger: s.log})
-	for _, p := range []string{"", "/api/v1"} {
-		s.handleLimit("POST "+p+"/jobs", h, DefaultJobBodyBytes)
-		s.Handle("GET "+p+"/jobs/{id}", h)
-		s.Handle("DELETE "+p+"/jobs/{id}", h)
+	for _, pattern := range jobs.Routes(q) {
+		if strings.HasPrefix(pattern, "POST ") && strings.HasSuffix(pattern, "/jobs") {
+			s.handleLimit(pattern, h, DefaultJobBodyBytes)
+			continue
+		}
+		s.Handle(pattern, h)
 	}
 }
 

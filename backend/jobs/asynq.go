@@ -412,6 +412,9 @@ func (a *Asynq) Cancel(ctx context.Context, id string) (Job, error) {
 	return rec.job, nil
 }
 
+// Webhooks returns the deliverer of job events (nil without webhooks).
+func (a *Asynq) Webhooks() *webhook.Deliverer { return a.opts.Webhooks }
+
 // Close stops the in-process worker, if any, and closes the connections.
 func (a *Asynq) Close(ctx context.Context) error {
 	var errs []error

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/contentguard/contentguard/backend/webhook"
 )
 
 // Memory is the in-process Queue: a bounded channel of queued jobs, a fixed
@@ -154,6 +156,9 @@ func (m *Memory) Cancel(_ context.Context, id string) (Job, error) {
 	m.opts.notify(context.Background(), job, mj.input, mj.secret)
 	return job, nil
 }
+
+// Webhooks returns the deliverer of job events (nil without webhooks).
+func (m *Memory) Webhooks() *webhook.Deliverer { return m.opts.Webhooks }
 
 // Close stops accepting jobs, cancels running ones and waits for the
 // workers, or for ctx.

@@ -169,44 +169,58 @@ const (
 
 func (h *handler) deadLetters(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	if _, err := h.reg.Get(r.Context(), id); err != nil {
+		h.notFoundOr(w, r, err)
+		return
+	}
+	ServeDeadLetters(w, r, h.d, h.resp, id)
+}
+
+func (h *handler) redeliver(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, err := h.reg.Get(r.Context(), id); err != nil {
+		h.notFoundOr(w, r, err)
+		return
+	}
+	ServeRedeliver(w, r, h.d, h.resp, id, r.PathValue("delivery"))
+}
+
+// ServeDeadLetters answers with owner's dead letters, newest first:
+// {"deliveries": [...]}, at most the "limit" query parameter (1..1000,
+// default 100). The caller has checked that owner (an endpoint or a job)
+// exists and may be shown.
+func ServeDeadLetters(w http.ResponseWriter, r *http.Request, d *Deliverer, resp Responder, owner string) {
 	limit := defaultDeadLetterPage
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxDeadLetterPage {
-			h.resp.Problem(w, r, http.StatusBadRequest, "Invalid limit", fmt.Sprintf("limit must be an integer in 1..%d", maxDeadLetterPage))
+			resp.Problem(w, r, http.StatusBadRequest, "Invalid limit", fmt.Sprintf("limit must be an integer in 1..%d", maxDeadLetterPage))
 			return
 		}
 		limit = n
 	}
-	if _, err := h.reg.Get(r.Context(), id); err != nil {
-		h.notFoundOr(w, r, err)
-		return
-	}
-	ds, err := h.d.DeadLetters(r.Context(), id, limit)
+	ds, err := d.DeadLetters(r.Context(), owner, limit)
 	if err != nil {
-		h.storeFailed(w, r, err)
+		storeFailed(w, r, d, resp, err)
 		return
 	}
-	h.resp.Data(w, r, http.StatusOK, map[string]any{"deliveries": ds})
+	resp.Data(w, r, http.StatusOK, map[string]any{"deliveries": ds})
 }
 
-func (h *handler) redeliver(w http.ResponseWriter, r *http.Request) {
-	id, did := r.PathValue("id"), r.PathValue("delivery")
-	if _, err := h.reg.Get(r.Context(), id); err != nil {
-		h.notFoundOr(w, r, err)
-		return
-	}
-	del, err := h.d.Redeliver(r.Context(), id, did)
+// ServeRedeliver schedules owner's dead letter id again and answers 202
+// with it; 404 if owner has no such dead letter, 503 if the queue is full.
+func ServeRedeliver(w http.ResponseWriter, r *http.Request, d *Deliverer, resp Responder, owner, id string) {
+	del, err := d.Redeliver(r.Context(), owner, id)
 	switch {
 	case err == nil:
-		h.resp.Data(w, r, http.StatusAccepted, del)
+		resp.Data(w, r, http.StatusAccepted, del)
 	case errors.Is(err, ErrDeliveryNotFound):
-		h.resp.Problem(w, r, http.StatusNotFound, "Delivery not found", fmt.Sprintf("no failed delivery %q for webhook %q", did, id))
+		resp.Problem(w, r, http.StatusNotFound, "Delivery not found", fmt.Sprintf("no failed delivery %q for %q", id, owner))
 	case errors.Is(err, ErrQueueFull):
 		w.Header().Set("Retry-After", "5")
-		h.resp.Problem(w, r, http.StatusServiceUnavailable, "Delivery queue full", "the delivery queue is full; retry later")
+		resp.Problem(w, r, http.StatusServiceUnavailable, "Delivery queue full", "the delivery queue is full; retry later")
 	default:
-		h.storeFailed(w, r, err)
+		storeFailed(w, r, d, resp, err)
 	}
 }
 
@@ -222,8 +236,12 @@ func (h *handler) notFoundOr(w http.ResponseWriter, r *http.Request, err error) 
 // storeFailed answers 500 without the store's error, which can name
 // internal addresses.
 func (h *handler) storeFailed(w http.ResponseWriter, r *http.Request, err error) {
-	if h.d != nil {
-		h.d.opts.Logger.ErrorContext(r.Context(), "webhook store failure", "method", r.Method, "path", r.URL.Path, "err", err)
+	storeFailed(w, r, h.d, h.resp, err)
+}
+
+func storeFailed(w http.ResponseWriter, r *http.Request, d *Deliverer, resp Responder, err error) {
+	if d != nil {
+		d.opts.Logger.ErrorContext(r.Context(), "webhook store failure", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	h.resp.Problem(w, r, http.StatusInternalServerError, "Webhook store error", "the webhook store failed; the server log has the details")
+	resp.Problem(w, r, http.StatusInternalServerError, "Webhook store error", "the webhook store failed; the server log has the details")
 }
