@@ -458,6 +458,7 @@ type worker struct {
 	client    *asynq.Client
 	inspector *asynq.Inspector
 	store     store
+	backlog   backlogReader
 	srv       *asynq.Server
 
 	cancel context.CancelFunc
@@ -484,6 +485,7 @@ func startWorker(redisOpt asynq.RedisConnOpt, runner Runner, opts AsynqOptions) 
 		inspector: asynq.NewInspectorFromRedisClient(rdb),
 		store:     store{rdb: rdb, prefix: opts.QueuePrefix},
 	}
+	w.backlog = backlogReader{inspector: w.inspector, now: opts.Now}
 	queues := make(map[string]int, len(opts.Kinds))
 	for _, k := range opts.Kinds {
 		queues[opts.queueName(k)] = 1
@@ -537,8 +539,26 @@ func (w *worker) loop(ctx context.Context) {
 			}
 		case <-reap.C:
 			w.reap(ctx)
+			w.reportBacklog()
 		}
 	}
+}
+
+// reportBacklog gives the observer the jobs waiting in all queues (every
+// worker reports the same number: read it with max()).
+func (w *worker) reportBacklog() {
+	if w.opts.Observer == nil {
+		return
+	}
+	total := 0
+	for _, kind := range w.opts.Kinds {
+		n, err := w.backlog.waiting(w.opts.queueName(kind))
+		if err != nil {
+			return
+		}
+		total += n
+	}
+	w.opts.Observer.QueueDepth(total)
 }
 
 func (w *worker) stop(ctx context.Context) error {

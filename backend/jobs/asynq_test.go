@@ -29,6 +29,7 @@ import (
 const (
 	envWorkerRedis = "CONTENTGUARD_JOBS_TEST_WORKER_REDIS"
 	envStallRedis  = "CONTENTGUARD_JOBS_TEST_STALL_REDIS"
+	envWorkerTTL   = "CONTENTGUARD_JOBS_TEST_WORKER_TTL" // the worker's WorkerTTL [workerTTL]
 	workerTTL      = time.Second
 )
 
@@ -44,6 +45,29 @@ func TestMain(m *testing.M) {
 		os.Exit(runStallingServer(addr))
 	}
 	os.Exit(m.Run())
+}
+
+// stallOneTask runs a stalling server (runStallingServer) until it has
+// taken a task, SIGKILLs it and returns the time of the kill.
+func stallOneTask(tb testing.TB, addr string) time.Time {
+	tb.Helper()
+	stall := exec.Command(os.Args[0], "-test.run=^$")
+	stall.Env = append(os.Environ(), envStallRedis+"="+addr)
+	out, err := stall.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := stall.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	line := make([]byte, len("taken\n"))
+	if _, err := io.ReadFull(out, line); err != nil || string(line) != "taken\n" {
+		tb.Fatalf("stalling server said %q, %v", line, err)
+	}
+	killed := time.Now()
+	_ = stall.Process.Signal(syscall.SIGKILL)
+	_ = stall.Wait()
+	return killed
 }
 
 // runStallingServer takes tasks from the batch queue like a worker, says
@@ -92,7 +116,11 @@ func slowSum(ctx context.Context, kind string, input json.RawMessage, progress f
 func runTestWorker(redisURL string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	err := RunWorker(ctx, redisURL, slowSum, AsynqOptions{Concurrency: 1, WorkerTTL: workerTTL, PollInterval: 20 * time.Millisecond})
+	ttl := workerTTL
+	if v := os.Getenv(envWorkerTTL); v != "" {
+		ttl, _ = time.ParseDuration(v)
+	}
+	err := RunWorker(ctx, redisURL, slowSum, AsynqOptions{Concurrency: 1, WorkerTTL: ttl, PollInterval: 20 * time.Millisecond})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "worker:", err)
 		return 1
@@ -437,22 +465,7 @@ func TestAsynqTakesOverAStalledTask(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stall := exec.Command(os.Args[0], "-test.run=^$")
-	stall.Env = append(os.Environ(), envStallRedis+"="+addr)
-	out, err := stall.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := stall.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line := make([]byte, len("taken\n"))
-	if _, err := io.ReadFull(out, line); err != nil || string(line) != "taken\n" {
-		t.Fatalf("stalling server said %q, %v", line, err)
-	}
-	killed := time.Now()
-	_ = stall.Process.Signal(syscall.SIGKILL)
-	_ = stall.Wait()
+	killed := stallOneTask(t, addr)
 
 	worker, err := NewAsynq(asynq.RedisClientOpt{Addr: addr}, slowSum, AsynqOptions{Concurrency: 1, PollInterval: 20 * time.Millisecond, WorkerTTL: workerTTL})
 	if err != nil {
@@ -471,4 +484,43 @@ func TestAsynqTakesOverAStalledTask(t *testing.T) {
 		t.Fatalf("job %+v (record %+v, %v): want completed on the taken-over task %s.t1", done, rec, err, j.ID)
 	}
 	t.Logf("recovered %v after the kill", time.Since(killed).Round(time.Second))
+}
+
+// TestAsynqWorkerReportsBacklog: workers report the jobs waiting in all
+// queues (read through asynq's Inspector) as QueueDepth.
+func TestAsynqWorkerReportsBacklog(t *testing.T) {
+	addr := redistest.Start(t)
+	api, err := NewAsynq(asynq.RedisClientOpt{Addr: addr}, nil, AsynqOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeQueue(t, api)
+	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: addr})
+	defer insp.Close()
+	for _, k := range []string{KindBatch, KindDedup} {
+		if _, err := api.Submit(context.Background(), Spec{Kind: k}); err != nil {
+			t.Fatal(err)
+		}
+		if err := insp.PauseQueue(api.opts.queueName(k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := api.Submit(context.Background(), Spec{Kind: KindBatch}); err != nil {
+		t.Fatal(err)
+	}
+	obs := newCountingObserver()
+	w, err := NewAsynq(asynq.RedisClientOpt{Addr: addr}, newGateRunner().run, AsynqOptions{
+		Options: Options{Observer: obs}, Concurrency: 1, PollInterval: 20 * time.Millisecond, WorkerTTL: workerTTL,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeQueue(t, w)
+	if !polltest.Until(20*time.Second, func() bool {
+		obs.mu.Lock()
+		defer obs.mu.Unlock()
+		return len(obs.depth) > 0 && obs.depth[len(obs.depth)-1] == 3
+	}) {
+		t.Fatalf("reported depths %v, want 3 jobs waiting", obs.depth)
+	}
 }

@@ -115,8 +115,9 @@ func DefaultKinds() []string { return []string{KindBatch, KindDedup, KindAnalyze
 // jobs_submitted_total{kind}, jobs_completed_total{kind,status},
 // job_duration_seconds{kind} (histogram, from start to finish) and
 // jobs_queue_depth (gauge). Methods must be cheap and safe for concurrent
-// use. In Redis mode JobFinished is called in the worker process and
-// QueueDepth is not called (read asynq's own queue metrics instead).
+// use. In Redis mode JobFinished is called in the process that finished
+// the job (usually a worker), and QueueDepth by every worker, with the jobs
+// waiting in all queues (read through asynq's Inspector every WorkerTTL/2).
 type Observer interface {
 	JobSubmitted(kind string)
 	JobFinished(kind string, status Status, d time.Duration)
