@@ -271,13 +271,16 @@ func (b *backlogReader) waiting(queue string) (int, error) {
 	}
 	n := 0
 	info, err := b.inspector.GetQueueInfo(queue)
-	switch {
-	case err == nil:
+	if err != nil && b.known(queue) {
+		// The queue exists now: it may not have a moment ago, when the
+		// first task of its kind was being enqueued. Read again.
+		info, err = b.inspector.GetQueueInfo(queue)
+		if err != nil {
+			return 0, fmt.Errorf("jobs: reading backlog of %s: %w", queue, err)
+		}
+	}
+	if err == nil { // else no task was ever enqueued there: no such queue yet
 		n = info.Pending + info.Scheduled + info.Retry
-	case !b.known(queue):
-		// No task was ever enqueued there: asynq has no such queue yet.
-	default:
-		return 0, fmt.Errorf("jobs: reading backlog of %s: %w", queue, err)
 	}
 	b.mu.Lock()
 	if b.readings == nil {

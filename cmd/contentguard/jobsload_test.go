@@ -409,8 +409,9 @@ func TestJobWebhooksSurviveWorkerKills(t *testing.T) {
 
 // BenchmarkJobWebhooksLoad is the full load test: CG_LOAD_JOBS jobs
 // (default 10,000), two workers with the default worker TTL and webhook
-// timeout, three SIGKILLs (after a quarter, half and three quarters of the
-// deliveries). Run it once:
+// timeout (CG_LOAD_FLAGS adds backend flags, e.g. a smaller
+// --webhook-queue-size to see the 503s), three SIGKILLs (after a quarter,
+// half and three quarters of the deliveries). Run it once:
 //
 //	go test -run '^$' -bench JobWebhooksLoad -benchtime 1x -timeout 60m ./cmd/contentguard/
 func BenchmarkJobWebhooksLoad(b *testing.B) {
@@ -422,10 +423,10 @@ func BenchmarkJobWebhooksLoad(b *testing.B) {
 		}
 		jobs = n
 	}
+	extra := append([]string{"--job-concurrency", "4"}, strings.Fields(os.Getenv("CG_LOAD_FLAGS"))...)
 	for range b.N {
 		res := runJobsLoad(b, loadSpec{
-			jobs: jobs, workers: 2, kills: []float64{0.25, 0.5, 0.75}, deadline: 20 * time.Minute,
-			extra: []string{"--job-concurrency", "4"},
+			jobs: jobs, workers: 2, kills: []float64{0.25, 0.5, 0.75}, deadline: 20 * time.Minute, extra: extra,
 		})
 		b.Log(res)
 		b.ReportMetric(float64(res.jobs)/res.elapsed.Seconds(), "jobs/s")
