@@ -263,6 +263,7 @@ func TestAsynqWebhooksAcrossReplicas(t *testing.T) {
 	}))
 	defer srv.Close()
 
+	var regs []*webhook.Registry
 	replica := func(path string, runner Runner) *Asynq {
 		rdb := redis.NewClient(&redis.Options{Addr: addr})
 		t.Cleanup(func() { _ = rdb.Close() })
@@ -271,6 +272,7 @@ func TestAsynqWebhooksAcrossReplicas(t *testing.T) {
 		if _, _, err := reg.Register(context.Background(), srv.URL+path, webhook.Events(), secret); err != nil {
 			t.Fatal(err)
 		}
+		regs = append(regs, reg)
 		d := webhook.NewDeliverer(reg, webhook.DelivererOptions{Guard: guard, PollInterval: 10 * time.Millisecond})
 		t.Cleanup(func() { _ = d.Close(context.Background()) })
 		q, err := NewAsynq(asynq.RedisClientOpt{Addr: addr}, runner, AsynqOptions{
@@ -285,6 +287,11 @@ func TestAsynqWebhooksAcrossReplicas(t *testing.T) {
 	g := newGateRunner()
 	replica("/a", g.run)
 	b := replica("/b", nil)
+	for i, reg := range regs {
+		if eps, err := reg.List(context.Background()); err != nil || len(eps) != 2 {
+			t.Fatalf("replica %d lists %d endpoints (%v), want both replicas' registrations", i, len(eps), err)
+		}
+	}
 
 	expect := func(want map[delivery]bool) {
 		t.Helper()

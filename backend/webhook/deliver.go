@@ -324,7 +324,8 @@ func (d *Deliverer) QueueStats(ctx context.Context) (QueueStats, error) {
 // logged and counted as dropped ("shutdown").
 func (d *Deliverer) Close(ctx context.Context) error {
 	d.mu.Lock()
-	if !d.closed {
+	first := !d.closed
+	if first {
 		d.closed = true
 		close(d.stop)
 	}
@@ -337,7 +338,7 @@ func (d *Deliverer) Close(ctx context.Context) error {
 	}
 	d.cancel()
 	<-d.loopDone
-	if _, mem := d.store.(*MemoryStore); mem && !d.opts.NoDispatch {
+	if _, mem := d.store.(*MemoryStore); mem && first && !d.opts.NoDispatch {
 		if st, _ := d.store.QueueStats(context.Background()); st.Pending > 0 {
 			d.opts.Logger.Warn("webhook deliveries lost at shutdown: the memory store does not outlive the process",
 				"reason", DropShutdown, "dropped", st.Pending)
@@ -362,13 +363,15 @@ func (d *Deliverer) dispatch() {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	stopping := false
+	var errLogged time.Time // the store's errors are logged every 10 s at most
 	for {
 		claimed := 0
 		if free > 0 && (!stopping || drain) {
 			ctx, cancel := context.WithTimeout(d.sendCtx, d.opts.Timeout)
 			ds, dropped, err := d.store.Claim(ctx, d.opts.Now(), free, d.opts.Lease)
 			cancel()
-			if err != nil && d.sendCtx.Err() == nil {
+			if err != nil && d.sendCtx.Err() == nil && time.Since(errLogged) >= 10*time.Second {
+				errLogged = time.Now()
 				d.opts.Logger.Warn("webhook: claiming due deliveries", "err", err)
 			}
 			d.reportEndpointDrops(dropped)

@@ -536,4 +536,7 @@ func TestCloseDrainsDueDeliveriesOfAMemoryStore(t *testing.T) {
 	if !strings.Contains(h.obs.snapshot(), "shutdown:1") || !strings.Contains(h.log.String(), "lost at shutdown") {
 		t.Fatalf("the lost retry was not counted and logged: %s / %s", h.obs.snapshot(), h.log.String())
 	}
+	if err := h.d.Close(ctx); err != nil || !strings.Contains(h.obs.snapshot(), "shutdown:1]") {
+		t.Fatalf("closing again: %v, observer %s: the loss is counted once", err, h.obs.snapshot())
+	}
 }
