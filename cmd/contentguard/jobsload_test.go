@@ -55,6 +55,7 @@ type loadResult struct {
 	p50, p99, max                                 time.Duration // job accepted → first delivery, per target
 	stats                                         webhook.Totals
 	deadLetters                                   int
+	workerMetrics                                 []string // the live workers' /metrics at the end
 }
 
 func (r loadResult) String() string {
@@ -209,10 +210,15 @@ func runJobsLoad(tb testing.TB, spec loadSpec) loadResult {
 	}) {
 		tb.Fatalf("the API never answered:\n%s", api.log.String())
 	}
-	workerArgs := append([]string{"--worker", "--metrics-listen", "127.0.0.1:0"}, common...)
+	// Each worker serves its metrics on a port of its own.
+	metricsAddrs := make([]string, spec.workers)
+	startWorker := func(i int) *backendProc {
+		metricsAddrs[i] = fmt.Sprintf("127.0.0.1:%d", freePort(tb))
+		return startBackend(tb, append([]string{"--worker", "--metrics-listen", metricsAddrs[i]}, common...)...)
+	}
 	var workers []*backendProc
-	for range spec.workers {
-		workers = append(workers, startBackend(tb, workerArgs...))
+	for i := range spec.workers {
+		workers = append(workers, startWorker(i))
 	}
 	logs := func() string {
 		var b strings.Builder
@@ -267,7 +273,7 @@ func runJobsLoad(tb testing.TB, spec loadSpec) loadResult {
 			tb.Fatalf("only %d of %d deliveries before kill %d\n%s", rc.received.Load(), want, killed+1, logs())
 		}
 		workers[killed%len(workers)].kill()
-		workers[killed%len(workers)] = startBackend(tb, workerArgs...)
+		workers[killed%len(workers)] = startWorker(killed % len(workers))
 		killed++
 	}
 	gen.Wait()
@@ -275,6 +281,19 @@ func runJobsLoad(tb testing.TB, spec loadSpec) loadResult {
 		tb.Fatalf("generator: %v\n%s", err, logs())
 	}
 	all := polltest.Until(spec.deadline, func() bool { return rc.received.Load() >= int64(res.expected) })
+	// A sender killed after sending but before recording it leaves a
+	// delivery pending until its lease runs out; it is then sent again (a
+	// duplicate). Wait for the queue to drain, so duplicates are counted
+	// and the metrics read below are final.
+	drained := all && polltest.Until(spec.deadline, func() bool {
+		resp, err := client.Get(base + "/metrics")
+		if err != nil {
+			return false
+		}
+		text, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return strings.Contains(string(text), "\nwebhook_delivery_queue_depth 0\n")
+	})
 
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
@@ -316,11 +335,23 @@ func runJobsLoad(tb testing.TB, spec loadSpec) loadResult {
 		res.p50, res.p99, res.max = lat[n/2], lat[min(n-1, n*99/100)], lat[n-1]
 	}
 	res.stats, res.deadLetters = apiStats(tb, client, base, reg.Data.ID)
+	for _, addr := range metricsAddrs {
+		resp, err := client.Get("http://" + addr + "/metrics")
+		if err != nil {
+			tb.Fatalf("worker metrics at %s: %v", addr, err)
+		}
+		text, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		res.workerMetrics = append(res.workerMetrics, string(text))
+	}
 	if len(rc.bad) > 0 {
 		tb.Errorf("%d bad deliveries, e.g. %s", len(rc.bad), rc.bad[0])
 	}
 	if !all || res.missing > 0 {
 		tb.Fatalf("deliveries missing: %s\n%s", res, logs())
+	}
+	if !drained {
+		tb.Fatalf("the delivery queue never drained: %s\n%s", res, logs())
 	}
 	return res
 }
@@ -404,6 +435,18 @@ func TestJobWebhooksSurviveWorkerKills(t *testing.T) {
 	}
 	if res.retried503 == 0 {
 		t.Fatalf("the receiver failed no first attempt, so no retry was tested: %s", res)
+	}
+	// Workers serve their metrics: the jobs they finished, the deliveries
+	// they sent and retried, and the shared queue, now empty.
+	for i, m := range res.workerMetrics {
+		for _, want := range []string{
+			`jobs_completed_total{kind="analyze",status="completed"}`, "webhook_deliveries_succeeded_total",
+			`webhook_deliveries_retried_total`, "webhook_delivery_queue_depth 0", `webhook_deliveries_dropped_total{reason="queue_full"} 0`,
+		} {
+			if !strings.Contains(m, want) {
+				t.Errorf("worker %d's /metrics lacks %q", i, want)
+			}
+		}
 	}
 }
 

@@ -50,6 +50,14 @@ func New(reg prometheus.Registerer) (*Observer, error) {
 			return nil, fmt.Errorf("jobsmetrics: registering: %w", err)
 		}
 	}
+	// Export zeros for the standard kinds, so a process that has not
+	// finished a job yet (a fresh worker) still shows the series.
+	for _, k := range jobs.DefaultKinds() {
+		o.submitted.WithLabelValues(k)
+		for _, st := range []jobs.Status{jobs.StatusCompleted, jobs.StatusFailed, jobs.StatusCancelled} {
+			o.completed.WithLabelValues(k, string(st))
+		}
+	}
 	return o, nil
 }
 
