@@ -350,9 +350,6 @@ func (d *Deliverer) Close(ctx context.Context) error {
 	return err
 }
 
-// DropShutdown: pending in a MemoryStore when its process shut down.
-const DropShutdown = "shutdown"
-
 // dispatch claims due deliveries whenever a worker slot is free and
 // attempts them, until Close.
 func (d *Deliverer) dispatch() {

@@ -39,6 +39,7 @@ const (
 const (
 	DropQueueFull       = "queue_full"       // the store held QueueSize pending deliveries
 	DropEndpointDeleted = "endpoint_deleted" // its endpoint was deleted before it was sent
+	DropShutdown        = "shutdown"         // pending in a MemoryStore when its process stopped
 )
 
 // Delivery is one event on its way to one target: a record in the Store
