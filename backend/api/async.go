@@ -89,6 +89,11 @@ func (s *Server) MountWebhooks(reg *webhook.Registry, d *webhook.Deliverer) erro
 	}
 	s.deliverer = d
 	if d != nil {
+		obs, err := s.WebhooksObserver()
+		if err != nil {
+			return err
+		}
+		d.Observe(obs) // unless it was built with one
 		if err := webhookmetrics.RegisterQueue(s.cfg.Registry, d, reg); err != nil {
 			return fmt.Errorf("api: %w", err)
 		}
@@ -96,15 +101,21 @@ func (s *Server) MountWebhooks(reg *webhook.Registry, d *webhook.Deliverer) erro
 	return nil
 }
 
-// WebhooksObserver registers the webhook delivery counters (package
-// webhookmetrics) on the server's registry and returns their Observer, for
-// webhook.DelivererOptions.
+// WebhooksObserver returns the Observer of the webhook delivery counters
+// (package webhookmetrics) on the server's registry, for
+// webhook.DelivererOptions; they are registered on the first call.
+// MountWebhooks gives it to a deliverer built without an observer.
 func (s *Server) WebhooksObserver() (webhook.Observer, error) {
-	o, err := webhookmetrics.New(s.cfg.Registry)
-	if err != nil {
-		return nil, fmt.Errorf("api: %w", err)
+	s.hookObsMu.Lock()
+	defer s.hookObsMu.Unlock()
+	if s.hookObs == nil {
+		o, err := webhookmetrics.New(s.cfg.Registry)
+		if err != nil {
+			return nil, fmt.Errorf("api: %w", err)
+		}
+		s.hookObs = o
 	}
-	return o, nil
+	return s.hookObs, nil
 }
 
 // syncEvents names the webhook event of each synchronous route.

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -103,6 +104,8 @@ type Deliverer struct {
 	mu     sync.RWMutex
 	closed bool
 
+	observer atomic.Pointer[observerBox] // opts.Observer, or the one given to Observe
+
 	pendingMu   sync.Mutex
 	pendingRead QueueStats // the last reading for Saturated
 	pendingAt   time.Time
@@ -156,6 +159,7 @@ func NewDeliverer(reg *Registry, opts DelivererOptions) *Deliverer {
 		stop:     make(chan struct{}),
 		loopDone: make(chan struct{}),
 	}
+	d.Observe(opts.Observer)
 	d.client = &http.Client{
 		Transport: d.transport(),
 		Timeout:   opts.Timeout,
@@ -170,6 +174,26 @@ func NewDeliverer(reg *Registry, opts DelivererOptions) *Deliverer {
 		go d.dispatch()
 	}
 	return d
+}
+
+// Observe makes o the deliverer's observer unless it has one already
+// (api.Server.MountWebhooks gives its metrics to a deliverer built
+// without).
+func (d *Deliverer) Observe(o Observer) {
+	if o != nil {
+		d.observer.CompareAndSwap(nil, &observerBox{o})
+	}
+}
+
+// observerBox holds an Observer for atomic.Pointer.
+type observerBox struct{ Observer }
+
+// observerNow returns the observer, or nil.
+func (d *Deliverer) observerNow() Observer {
+	if b := d.observer.Load(); b != nil {
+		return b.Observer
+	}
+	return nil
 }
 
 // Store returns the store deliveries are recorded in.
@@ -231,7 +255,7 @@ func (d *Deliverer) Recorded(ctx context.Context, res EnqueueResult, ds []Delive
 	if res.Dropped == 0 {
 		return nil
 	}
-	if o := d.opts.Observer; o != nil {
+	if o := d.observerNow(); o != nil {
 		o.Dropped(DropQueueFull, res.Dropped)
 	}
 	event := ""
@@ -342,7 +366,7 @@ func (d *Deliverer) Close(ctx context.Context) error {
 		if st, _ := d.store.QueueStats(context.Background()); st.Pending > 0 {
 			d.opts.Logger.Warn("webhook deliveries lost at shutdown: the memory store does not outlive the process",
 				"reason", DropShutdown, "dropped", st.Pending)
-			if o := d.opts.Observer; o != nil {
+			if o := d.observerNow(); o != nil {
 				o.Dropped(DropShutdown, st.Pending)
 			}
 		}
@@ -417,7 +441,7 @@ func (d *Deliverer) reportEndpointDrops(n int) {
 	if n == 0 {
 		return
 	}
-	if o := d.opts.Observer; o != nil {
+	if o := d.observerNow(); o != nil {
 		o.Dropped(DropEndpointDeleted, n)
 	}
 	d.opts.Logger.Info("webhook deliveries dropped: endpoint deleted", "reason", DropEndpointDeleted, "dropped", n)
@@ -445,7 +469,7 @@ func (d *Deliverer) attempt(del Delivery) {
 		}
 		return
 	}
-	obs := d.opts.Observer
+	obs := d.observerNow()
 	if obs != nil {
 		obs.Attempted(status)
 	}
