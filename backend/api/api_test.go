@@ -382,7 +382,13 @@ func TestMetricsPassPromtool(t *testing.T) {
 		`cache_hits_total 1`,
 		`cache_misses_total 1`,
 		`go_goroutines`,
-		`webhook_delivery_attempts_total 0`,
+		`webhook_delivery_attempts_total{code="5xx"} 0`,
+		`webhook_deliveries_dropped_total{reason="queue_full"} 0`,
+		`webhook_delivery_queue_depth 0`,
+		`webhook_delivery_queue_lag_seconds 0`,
+		`webhook_dead_letters 0`,
+		`webhook_endpoints 0`,
+		`webhook_delivery_latency_seconds_count 0`,
 		`jobs_queue_depth`,
 	} {
 		if !strings.Contains(text, want) {

@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-
-	"github.com/prometheus/client_golang/prometheus"
+	"strings"
 
 	"github.com/contentguard/contentguard/backend/jobs"
 	"github.com/contentguard/contentguard/backend/jobs/jobsmetrics"
 	"github.com/contentguard/contentguard/backend/webhook"
+	"github.com/contentguard/contentguard/backend/webhook/webhookmetrics"
 )
 
 // DefaultJobBodyBytes bounds POST /jobs bodies: asynchronous jobs exist for
@@ -62,33 +62,60 @@ func (s *Server) Runner(ctx context.Context, kind string, input json.RawMessage,
 }
 
 // MountJobs serves the jobs API of q (POST /jobs, GET and DELETE
-// /jobs/{id}, at the root and under /api/v1) with this server's envelope.
+// /jobs/{id}, and with webhooks the dead letters of a job's own webhook at
+// /jobs/{id}/deliveries, at the root and under /api/v1) with this server's
+// envelope.
 func (s *Server) MountJobs(q jobs.Queue) {
 	h := jobs.NewHandler(q, s.resp, jobs.HandlerOptions{MaxBodyBytes: DefaultJobBodyBytes, Logger: s.log})
-	for _, p := range []string{"", "/api/v1"} {
-		s.handleLimit("POST "+p+"/jobs", h, DefaultJobBodyBytes)
-		s.Handle("GET "+p+"/jobs/{id}", h)
-		s.Handle("DELETE "+p+"/jobs/{id}", h)
+	for _, pattern := range jobs.Routes(q) {
+		if strings.HasPrefix(pattern, "POST ") && strings.HasSuffix(pattern, "/jobs") {
+			s.handleLimit(pattern, h, DefaultJobBodyBytes)
+			continue
+		}
+		s.Handle(pattern, h)
 	}
 }
 
-// MountWebhooks serves the webhook registry API (register, list, stats,
-// delete, at the root and under /api/v1), exports delivery metrics, and
-// publishes analysis_completed, similarity_completed, quality_completed and
+// MountWebhooks serves the webhook API (register, list, stats, delete,
+// dead letters and redelivery, at the root and under /api/v1), exports the
+// delivery queue's gauges (package webhookmetrics; the counters come from
+// the deliverer's Observer, see WebhooksObserver), and publishes
+// analysis_completed, similarity_completed, quality_completed and
 // batch_completed after successful synchronous requests.
 func (s *Server) MountWebhooks(reg *webhook.Registry, d *webhook.Deliverer) error {
 	h := webhook.NewHandler(reg, d, s.resp)
-	for _, p := range []string{"", "/api/v1"} {
-		s.Handle("POST "+p+"/webhooks/register", h)
-		s.Handle("GET "+p+"/webhooks", h)
-		s.Handle("GET "+p+"/webhooks/stats", h)
-		s.Handle("DELETE "+p+"/webhooks/{id}", h)
+	for _, pattern := range webhook.Routes(d != nil) {
+		s.Handle(pattern, h)
 	}
 	s.deliverer = d
-	if err := s.cfg.Registry.Register(webhookCollector{reg}); err != nil {
-		return fmt.Errorf("api: register webhook metrics: %w", err)
+	if d != nil {
+		obs, err := s.WebhooksObserver()
+		if err != nil {
+			return err
+		}
+		d.Observe(obs) // unless it was built with one
+		if err := webhookmetrics.RegisterQueue(s.cfg.Registry, d, reg); err != nil {
+			return fmt.Errorf("api: %w", err)
+		}
 	}
 	return nil
+}
+
+// WebhooksObserver returns the Observer of the webhook delivery counters
+// (package webhookmetrics) on the server's registry, for
+// webhook.DelivererOptions; they are registered on the first call.
+// MountWebhooks gives it to a deliverer built without an observer.
+func (s *Server) WebhooksObserver() (webhook.Observer, error) {
+	s.hookObsMu.Lock()
+	defer s.hookObsMu.Unlock()
+	if s.hookObs == nil {
+		o, err := webhookmetrics.New(s.cfg.Registry)
+		if err != nil {
+			return nil, fmt.Errorf("api: %w", err)
+		}
+		s.hookObs = o
+	}
+	return s.hookObs, nil
 }
 
 // syncEvents names the webhook event of each synchronous route.
@@ -99,14 +126,15 @@ var syncEvents = map[string]string{
 	KindBatch:      webhook.EventBatchCompleted,
 }
 
-// publish queues the event for registered endpoints; a full delivery queue
-// drops it (counted by the registry) rather than slowing the request.
+// publish records the event's deliveries to registered endpoints; a full
+// delivery queue drops them (logged and counted by the deliverer) rather
+// than failing the request.
 func (s *Server) publish(ctx context.Context, kind string, data any) {
 	if s.deliverer == nil {
 		return
 	}
 	if ev, ok := syncEvents[kind]; ok {
-		if _, err := s.deliverer.Publish(ev, data); err != nil {
+		if _, err := s.deliverer.Publish(ctx, ev, data); err != nil {
 			s.log.WarnContext(ctx, "webhook publish", "event", ev, "err", err)
 		}
 	}
@@ -121,32 +149,6 @@ func (s *Server) JobsObserver() (jobs.Observer, error) {
 		return nil, fmt.Errorf("api: %w", err)
 	}
 	return o, nil
-}
-
-// webhookCollector reads the registry's delivery counters at scrape time.
-type webhookCollector struct{ reg *webhook.Registry }
-
-var (
-	whAttempts  = prometheus.NewDesc("webhook_delivery_attempts_total", "Webhook delivery attempts (retries included).", nil, nil)
-	whSucceeded = prometheus.NewDesc("webhook_deliveries_succeeded_total", "Webhook deliveries acknowledged with 2xx.", nil, nil)
-	whFailed    = prometheus.NewDesc("webhook_deliveries_failed_total", "Webhook deliveries abandoned after all attempts.", nil, nil)
-	whDropped   = prometheus.NewDesc("webhook_deliveries_dropped_total", "Webhook deliveries refused because the delivery queue was full.", nil, nil)
-	whEndpoints = prometheus.NewDesc("webhook_endpoints", "Registered webhook endpoints.", nil, nil)
-)
-
-func (c webhookCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{whAttempts, whSucceeded, whFailed, whDropped, whEndpoints} {
-		ch <- d
-	}
-}
-
-func (c webhookCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.reg.Stats()
-	ch <- prometheus.MustNewConstMetric(whAttempts, prometheus.CounterValue, float64(st.Totals.Attempts))
-	ch <- prometheus.MustNewConstMetric(whSucceeded, prometheus.CounterValue, float64(st.Totals.Succeeded))
-	ch <- prometheus.MustNewConstMetric(whFailed, prometheus.CounterValue, float64(st.Totals.Failed))
-	ch <- prometheus.MustNewConstMetric(whDropped, prometheus.CounterValue, float64(st.Totals.Dropped))
-	ch <- prometheus.MustNewConstMetric(whEndpoints, prometheus.GaugeValue, float64(len(st.Endpoints)))
 }
 
 // The server's responder serves both mounted packages.

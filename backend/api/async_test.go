@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/contentguard/contentguard/backend/webhook"
 	"github.com/contentguard/contentguard/internal/polltest"
 )
 
@@ -121,5 +123,29 @@ func TestSyncAnalysisPublishesSignedWebhook(t *testing.T) {
 	stats := ts.do(t, "GET", "/webhooks/stats", "").data(t)
 	if stats["totals"] == nil {
 		t.Fatalf("stats %v", stats)
+	}
+}
+
+// TestWebhookCountersWithoutAnObserver: a deliverer built without an
+// observer still gets the server's delivery counters when mounted.
+func TestWebhookCountersWithoutAnObserver(t *testing.T) {
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer recv.Close()
+	ts := newTestServer(t, Config{})
+	guard := webhook.Guard{AllowPrivate: true}
+	reg := webhook.NewRegistry(webhook.RegistryOptions{Guard: guard})
+	d := webhook.NewDeliverer(reg, webhook.DelivererOptions{Guard: guard, PollInterval: 10 * time.Millisecond})
+	t.Cleanup(func() { _ = d.Close(context.Background()) })
+	if err := ts.MountWebhooks(reg, d); err != nil {
+		t.Fatal(err)
+	}
+	if a := ts.do(t, "POST", "/api/v1/webhooks/register", `{"url":"`+recv.URL+`","events":["analysis_completed"]}`); a.Status != http.StatusCreated {
+		t.Fatalf("register: %d %s", a.Status, a.Raw)
+	}
+	ts.do(t, "POST", "/analyze", `{"content":"count me"}`)
+	if !polltest.Until(10*time.Second, func() bool {
+		return strings.Contains(string(ts.do(t, "GET", "/metrics", "").Raw), "\nwebhook_deliveries_succeeded_total 1\n")
+	}) {
+		t.Fatalf("metrics:\n%s", ts.do(t, "GET", "/metrics", "").Raw)
 	}
 }

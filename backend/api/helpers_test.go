@@ -86,7 +86,11 @@ func mountAsync(t testing.TB, ts *testServer) (*webhook.Registry, *webhook.Deliv
 	t.Helper()
 	guard := webhook.Guard{AllowPrivate: true}
 	reg := webhook.NewRegistry(webhook.RegistryOptions{Guard: guard})
-	d := webhook.NewDeliverer(reg, webhook.DelivererOptions{Guard: guard, BaseDelay: time.Millisecond})
+	hooksObs, err := ts.WebhooksObserver()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := webhook.NewDeliverer(reg, webhook.DelivererOptions{Guard: guard, BaseDelay: time.Millisecond, PollInterval: 10 * time.Millisecond, Observer: hooksObs})
 	obs, err := ts.JobsObserver()
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -69,6 +70,8 @@ type Server struct {
 	cacheMisses      prometheus.Counter
 
 	deliverer *webhook.Deliverer // nil: no webhook events for synchronous routes
+	hookObsMu sync.Mutex
+	hookObs   webhook.Observer // the webhook delivery counters, once registered
 
 	mux      *http.ServeMux
 	patterns []string // every registered pattern, for the OpenAPI check

@@ -6,13 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/contentguard/contentguard/backend/internal/backoff"
+	"github.com/contentguard/contentguard/backend/webhook"
 )
 
 // taskType is the one asynq task type; the kind travels in the payload.
@@ -39,10 +41,8 @@ type Asynq struct {
 	client    *asynq.Client
 	inspector *asynq.Inspector
 	store     store
+	backlog   backlogReader
 	worker    *worker // nil without a runner
-
-	events     *redis.PubSub // job events for the local webhook registry
-	eventsDone chan struct{}
 }
 
 // withDefaults fills zero fields of AsynqOptions.
@@ -67,7 +67,7 @@ func (o AsynqOptions) withDefaults() AsynqOptions {
 		o.MaxPending = 10000
 	}
 	if o.PollInterval <= 0 {
-		o.PollInterval = time.Second
+		o.PollInterval = 200 * time.Millisecond
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -75,16 +75,25 @@ func (o AsynqOptions) withDefaults() AsynqOptions {
 	return o
 }
 
-// defaultRetryDelay is exponential backoff with full jitter: uniform in
-// [0, min(5m, 1s·2^(n-1))], so retries of many failed jobs spread out.
+// Default job retry backoff: full jitter, the first retry within
+// DefaultRetryBase, the ceiling doubling up to DefaultRetryCap.
+const (
+	DefaultRetryBase = time.Second
+	DefaultRetryCap  = 5 * time.Minute
+)
+
+// defaultRetryDelay waits uniformly in [0, min(5m, 1s·2^(n−1))] before
+// retry n (1-based), so retries of many failed jobs spread out.
 func defaultRetryDelay(n int) time.Duration {
-	ceiling := 5 * time.Minute
-	if n >= 1 && n < 20 {
-		if c := time.Second << (n - 1); c < ceiling {
-			ceiling = c
-		}
-	}
-	return time.Duration(rand.Int64N(int64(ceiling) + 1))
+	return backoff.FullJitter{Base: DefaultRetryBase, Cap: DefaultRetryCap}.Delay(n)
+}
+
+// asynqRetryDelay adapts a 1-based RetryDelay to asynq's RetryDelayFunc,
+// whose n is the number of retries done so far: 0 before the first retry
+// (asynq v0.26 passes TaskMessage.Retried, see processor.go and
+// recoverer.go).
+func asynqRetryDelay(delay func(n int) time.Duration) asynq.RetryDelayFunc {
+	return func(retried int, _ error, _ *asynq.Task) time.Duration { return delay(retried + 1) }
 }
 
 // queueName is the asynq queue of a kind.
@@ -113,11 +122,10 @@ func NewAsynq(redisOpt asynq.RedisConnOpt, runner Runner, opts AsynqOptions) (*A
 		inspector: asynq.NewInspectorFromRedisClient(rdb),
 		store:     store{rdb: rdb, prefix: opts.QueuePrefix},
 	}
-	if opts.Webhooks != nil {
-		if err := a.subscribe(ctx); err != nil {
-			_ = rdb.Close()
-			return nil, err
-		}
+	a.backlog = backlogReader{inspector: a.inspector, now: opts.Now}
+	if err := checkWebhookStore(ctx, rdb, opts); err != nil {
+		_ = rdb.Close()
+		return nil, err
 	}
 	if runner != nil {
 		w, err := startWorker(redisOpt, runner, opts)
@@ -130,54 +138,66 @@ func NewAsynq(redisOpt asynq.RedisConnOpt, runner Runner, opts AsynqOptions) (*A
 	return a, nil
 }
 
-// eventsChannel is the Redis pub/sub channel of finished-job events.
-func (o AsynqOptions) eventsChannel() string { return o.QueuePrefix + "events" }
-
-// jobEvent is a message on eventsChannel.
-type jobEvent struct {
-	Event string `json:"event"`
-	Job   Job    `json:"job"`
+// txStore is a webhook store that can record deliveries inside a Redis
+// transaction of ours (redisstore.Store).
+type txStore interface {
+	EnqueueTx(ctx context.Context, tx redis.Pipeliner, ds []webhook.Delivery, limit int) func() (webhook.EnqueueResult, error)
+	SameRedis(ctx context.Context, c redis.Cmdable) (bool, error)
 }
 
-// announce delivers a finished job's event to its own webhook from this
-// process, and publishes it on Redis so that every API replica passes it to
-// the endpoints registered with it (registries live in API processes, not
-// in workers). A replica that is not subscribed at that moment misses it.
-func announce(ctx context.Context, rdb redis.UniversalClient, o AsynqOptions, job Job, input json.RawMessage, secret string) {
-	event := o.notifyJob(job, input, secret)
-	if event == "" {
-		return
+// checkWebhookStore makes sure job events can be recorded atomically: a
+// Redis webhook store must be the jobs' Redis; any other store is recorded
+// right after the job becomes final, and a kill in between loses the
+// event, which is logged once here.
+func checkWebhookStore(ctx context.Context, rdb redis.UniversalClient, o AsynqOptions) error {
+	if o.Webhooks == nil {
+		return nil
 	}
-	msg, err := json.Marshal(jobEvent{Event: event, Job: job})
-	if err == nil {
-		err = rdb.Publish(context.WithoutCancel(ctx), o.eventsChannel(), msg).Err()
+	txs, ok := o.Webhooks.Store().(txStore)
+	if !ok {
+		o.Logger.Warn("jobs: the webhook store is not in Redis: job events are recorded after the job is final, not with it, and a process killed in between loses them")
+		return nil
 	}
+	same, err := txs.SameRedis(ctx, rdb)
 	if err != nil {
-		o.Logger.Warn("jobs: publishing job event", "job", job.ID, "err", err)
+		return fmt.Errorf("jobs: checking the webhook store: %w", err)
 	}
+	if !same {
+		return errors.New("jobs: the webhook store must be in the jobs' Redis (same server and database)")
+	}
+	return nil
 }
 
-// subscribe forwards job events from Redis to the local webhook registry.
-func (a *Asynq) subscribe(ctx context.Context) error {
-	ps := a.rdb.Subscribe(ctx, a.opts.eventsChannel())
-	if _, err := ps.Receive(ctx); err != nil { // the subscription confirmation
-		_ = ps.Close()
-		return fmt.Errorf("jobs: subscribing to job events: %w", err)
+// recorder returns how a job's final state records its webhook deliveries
+// (nil without webhooks): with a Redis webhook store, in the same
+// transaction.
+func (o AsynqOptions) recorder(input json.RawMessage, secret string) recorder {
+	if o.Webhooks == nil {
+		return nil
 	}
-	a.events, a.eventsDone = ps, make(chan struct{})
-	ch := ps.Channel()
-	go func() {
-		defer close(a.eventsDone)
-		for m := range ch {
-			var ev jobEvent
-			if err := json.Unmarshal([]byte(m.Payload), &ev); err != nil {
-				a.opts.Logger.Warn("jobs: undecodable job event", "err", err)
-				continue
-			}
-			_, _ = a.opts.Webhooks.Publish(ev.Event, ev.Job)
+	return func(ctx context.Context, tx redis.Pipeliner, job Job) (func(), error) {
+		ev, own, ok := o.jobEvent(job, input, secret)
+		if !ok {
+			return nil, nil
 		}
-	}()
-	return nil
+		ds, err := o.Webhooks.Prepare(ctx, ev, own...)
+		if err != nil {
+			return nil, err
+		}
+		txs, ok := o.Webhooks.Store().(txStore)
+		if !ok {
+			return func() { _ = o.Webhooks.Enqueue(ctx, ds) }, nil
+		}
+		read := txs.EnqueueTx(ctx, tx, ds, o.Webhooks.QueueSize())
+		return func() {
+			res, err := read()
+			if err != nil {
+				o.Logger.Error("jobs: recording webhook deliveries", "job", job.ID, "err", err)
+				return
+			}
+			_ = o.Webhooks.Recorded(ctx, res, ds) // logs and counts drops
+		}, nil
+	}
 }
 
 // Submit validates spec, records the job and enqueues its task.
@@ -186,15 +206,16 @@ func (a *Asynq) Submit(ctx context.Context, spec Spec) (Job, error) {
 	if err != nil {
 		return Job{}, err
 	}
-	queue := a.opts.queueName(spec.Kind)
-	// asynq keeps a queue's pending task ids in the list
-	// asynq:{<queue>}:pending; its length is the backlog we bound.
-	pending, err := a.rdb.LLen(ctx, "asynq:{"+queue+"}:pending").Result()
-	if err != nil {
-		return Job{}, fmt.Errorf("jobs: reading backlog of %s: %w", queue, err)
+	if err := a.opts.saturated(ctx); err != nil {
+		return Job{}, err
 	}
-	if pending >= int64(a.opts.MaxPending) {
-		return Job{}, fmt.Errorf("%w: %d %s jobs waiting", ErrQueueFull, pending, spec.Kind)
+	queue := a.opts.queueName(spec.Kind)
+	waiting, err := a.backlog.waiting(queue)
+	if err != nil {
+		return Job{}, err
+	}
+	if waiting >= a.opts.MaxPending {
+		return Job{}, fmt.Errorf("%w: %d %s jobs waiting", ErrQueueFull, waiting, spec.Kind)
 	}
 	job := Job{
 		ID: newID(), Kind: spec.Kind, Status: StatusQueued,
@@ -211,10 +232,88 @@ func (a *Asynq) Submit(ctx context.Context, spec Spec) (Job, error) {
 		a.store.forget(context.WithoutCancel(ctx), job.ID)
 		return Job{}, fmt.Errorf("jobs: enqueueing %s: %w", job.ID, err)
 	}
+	a.backlog.added(queue)
 	if o := a.opts.Observer; o != nil {
 		o.JobSubmitted(spec.Kind)
 	}
 	return job, nil
+}
+
+// backlogTTL is how long one reading of a queue's backlog serves Submit.
+// Reading it is several Redis commands (asynq's Inspector.GetQueueInfo), so
+// the bound is enforced on a reading at most this old plus the jobs this
+// process submitted since: another replica can overshoot it by what it
+// submits in backlogTTL.
+const backlogTTL = 200 * time.Millisecond
+
+// backlogReader caches each queue's waiting jobs (pending, scheduled and
+// awaiting retry), read through asynq's public Inspector.
+type backlogReader struct {
+	inspector *asynq.Inspector
+	now       func() time.Time
+
+	mu       sync.Mutex
+	readings map[string]backlogReading
+}
+
+type backlogReading struct {
+	n  int
+	at time.Time
+}
+
+func (b *backlogReader) waiting(queue string) (int, error) {
+	now := b.now()
+	b.mu.Lock()
+	r, ok := b.readings[queue]
+	b.mu.Unlock()
+	if ok && now.Sub(r.at) < backlogTTL && now.Sub(r.at) >= 0 {
+		return r.n, nil
+	}
+	n := 0
+	info, err := b.inspector.GetQueueInfo(queue)
+	if err != nil && b.known(queue) {
+		// The queue exists now: it may not have a moment ago, when the
+		// first task of its kind was being enqueued. Read again.
+		info, err = b.inspector.GetQueueInfo(queue)
+		if err != nil {
+			return 0, fmt.Errorf("jobs: reading backlog of %s: %w", queue, err)
+		}
+	}
+	if err == nil { // else no task was ever enqueued there: no such queue yet
+		n = info.Pending + info.Scheduled + info.Retry
+	}
+	b.mu.Lock()
+	if b.readings == nil {
+		b.readings = map[string]backlogReading{}
+	}
+	b.readings[queue] = backlogReading{n: n, at: now}
+	b.mu.Unlock()
+	return n, nil
+}
+
+// known reports whether asynq lists queue (GetQueueInfo's not-found error
+// is not exported in v0.26, Queues is).
+func (b *backlogReader) known(queue string) bool {
+	qs, err := b.inspector.Queues()
+	if err != nil {
+		return true // let the caller report the original error
+	}
+	for _, q := range qs {
+		if q == queue {
+			return true
+		}
+	}
+	return false
+}
+
+// added counts a job this process just enqueued into the cached reading.
+func (b *backlogReader) added(queue string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if r, ok := b.readings[queue]; ok {
+		r.n++
+		b.readings[queue] = r
+	}
 }
 
 // metaTTL bounds how long an unfinished job's record can live: a job that
@@ -269,13 +368,25 @@ func (a *Asynq) Get(ctx context.Context, id string) (Job, error) {
 	return job, nil
 }
 
-// Cancel marks the job cancelled, then deletes its task if still waiting or
-// signals the worker running it. The job is final at once.
+// Cancel marks the job cancelled, together with its webhook deliveries,
+// then deletes its task if still waiting or signals the worker running it.
+// The job is final at once.
 func (a *Asynq) Cancel(ctx context.Context, id string) (Job, error) {
 	if !validID(id) {
 		return Job{}, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
-	rec, changed, err := a.store.cancel(ctx, id, a.opts.Now(), a.opts.Retention)
+	before, err := a.store.load(ctx, id)
+	if err != nil {
+		return Job{}, err
+	}
+	// The task's payload holds the input (for the event's name) and the
+	// job's webhook secret.
+	var payload taskPayload
+	info, infoErr := a.inspector.GetTaskInfo(before.queue, before.taskID)
+	if infoErr == nil {
+		_ = json.Unmarshal(info.Payload, &payload)
+	}
+	rec, changed, err := a.store.cancel(ctx, id, a.opts.Now(), a.opts.Retention, a.opts.recorder(payload.Input, payload.WebhookSecret))
 	if err != nil {
 		return Job{}, err
 	}
@@ -285,10 +396,8 @@ func (a *Asynq) Cancel(ctx context.Context, id string) (Job, error) {
 		}
 		return rec.job, fmt.Errorf("%w: %q is %s", ErrFinished, id, rec.job.Status)
 	}
-	var payload taskPayload
-	info, err := a.inspector.GetTaskInfo(rec.queue, rec.taskID)
-	if err == nil {
-		_ = json.Unmarshal(info.Payload, &payload)
+	err = infoErr
+	if err == nil && rec.taskID == before.taskID {
 		switch info.State {
 		case asynq.TaskStateActive:
 			err = a.inspector.CancelProcessing(rec.taskID)
@@ -303,9 +412,11 @@ func (a *Asynq) Cancel(ctx context.Context, id string) (Job, error) {
 		a.opts.Logger.Warn("jobs: stopping cancelled task", "job", id, "err", err)
 	}
 	a.opts.finished(rec.job)
-	announce(ctx, a.rdb, a.opts, rec.job, payload.Input, payload.WebhookSecret)
 	return rec.job, nil
 }
+
+// Webhooks returns the deliverer of job events (nil without webhooks).
+func (a *Asynq) Webhooks() *webhook.Deliverer { return a.opts.Webhooks }
 
 // Close stops the in-process worker, if any, and closes the connections.
 func (a *Asynq) Close(ctx context.Context) error {
@@ -314,10 +425,6 @@ func (a *Asynq) Close(ctx context.Context) error {
 		if err := a.worker.stop(ctx); err != nil {
 			errs = append(errs, err)
 		}
-	}
-	if a.events != nil {
-		errs = append(errs, a.events.Close())
-		<-a.eventsDone
 	}
 	// The asynq client and inspector share rdb and are closed with it.
 	errs = append(errs, a.rdb.Close())
@@ -354,6 +461,7 @@ type worker struct {
 	client    *asynq.Client
 	inspector *asynq.Inspector
 	store     store
+	backlog   backlogReader
 	srv       *asynq.Server
 
 	cancel context.CancelFunc
@@ -380,6 +488,7 @@ func startWorker(redisOpt asynq.RedisConnOpt, runner Runner, opts AsynqOptions) 
 		inspector: asynq.NewInspectorFromRedisClient(rdb),
 		store:     store{rdb: rdb, prefix: opts.QueuePrefix},
 	}
+	w.backlog = backlogReader{inspector: w.inspector, now: opts.Now}
 	queues := make(map[string]int, len(opts.Kinds))
 	for _, k := range opts.Kinds {
 		queues[opts.queueName(k)] = 1
@@ -387,13 +496,17 @@ func startWorker(redisOpt asynq.RedisConnOpt, runner Runner, opts AsynqOptions) 
 	w.srv = asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:              opts.Concurrency,
 		Queues:                   queues,
-		RetryDelayFunc:           func(n int, _ error, _ *asynq.Task) time.Duration { return opts.RetryDelay(n) },
+		RetryDelayFunc:           asynqRetryDelay(opts.RetryDelay),
 		TaskCheckInterval:        opts.PollInterval,
 		DelayedTaskCheckInterval: opts.PollInterval,
 		ShutdownTimeout:          10 * time.Second,
 		LogLevel:                 asynq.WarnLevel,
 		Logger:                   asynqLogger{opts.Logger},
 	})
+	if err := checkWebhookStore(ctx, rdb, opts); err != nil {
+		_ = rdb.Close()
+		return nil, err
+	}
 	if err := w.store.beat(ctx, w.id, opts.WorkerTTL); err != nil {
 		_ = rdb.Close()
 		return nil, err
@@ -429,8 +542,26 @@ func (w *worker) loop(ctx context.Context) {
 			}
 		case <-reap.C:
 			w.reap(ctx)
+			w.reportBacklog()
 		}
 	}
+}
+
+// reportBacklog gives the observer the jobs waiting in all queues (every
+// worker reports the same number: read it with max()).
+func (w *worker) reportBacklog() {
+	if w.opts.Observer == nil {
+		return
+	}
+	total := 0
+	for _, kind := range w.opts.Kinds {
+		n, err := w.backlog.waiting(w.opts.queueName(kind))
+		if err != nil {
+			return
+		}
+		total += n
+	}
+	w.opts.Observer.QueueDepth(total)
 }
 
 func (w *worker) stop(ctx context.Context) error {
@@ -511,16 +642,15 @@ func (w *worker) handle(ctx context.Context, t *asynq.Task) error {
 	return runErr
 }
 
-// finish records the final state; only the run that owns the job (and
-// finds it unfinished) notifies.
+// finish records the final state with the job's webhook deliveries; only
+// the run that owns the job (and finds it unfinished) does.
 func (w *worker) finish(ctx context.Context, p taskPayload, taskID string, status Status, msg string) error {
-	job, ok, err := w.store.finish(ctx, p.JobID, taskID, status, msg, w.opts.Now(), w.opts.Retention)
+	job, ok, err := w.store.finish(ctx, p.JobID, taskID, status, msg, w.opts.Now(), w.opts.Retention, w.opts.recorder(p.Input, p.WebhookSecret))
 	if err != nil {
 		return err
 	}
 	if ok {
 		w.opts.finished(job)
-		announce(ctx, w.rdb, w.opts, job, p.Input, p.WebhookSecret)
 	}
 	return nil
 }
@@ -582,6 +712,48 @@ func (w *worker) reap(ctx context.Context) {
 		if _, err := w.client.EnqueueContext(ctx, asynq.NewTask(taskType, info.Payload), taskOptions(w.opts, o.queue, newTaskID)...); err != nil {
 			w.opts.Logger.Warn("jobs: requeueing orphaned job", "job", o.jobID, "err", err)
 			w.store.unclaim(ctx, o)
+		}
+	}
+	w.reapStalled(ctx)
+}
+
+// reapStalled takes over jobs whose task a dead worker had taken from the
+// queue but not yet started: our liveness keys cannot see those (the job
+// is not running), asynq can. Its public Inspector marks an active task
+// whose lease expired (30 s without its worker's heartbeat) as orphaned;
+// asynq's own recoverer would requeue it only 30–90 s later. The job moves
+// to a new task, as in reap; the stalled one does nothing when asynq
+// eventually runs it again.
+func (w *worker) reapStalled(ctx context.Context) {
+	for _, kind := range w.opts.Kinds {
+		queue := w.opts.queueName(kind)
+		active, err := w.inspector.ListActiveTasks(queue, asynq.PageSize(1000))
+		if err != nil {
+			if !errors.Is(err, asynq.ErrQueueNotFound) && ctx.Err() == nil {
+				w.opts.Logger.Warn("jobs: listing active tasks", "queue", queue, "err", err)
+			}
+			continue
+		}
+		for _, t := range active {
+			if !t.IsOrphaned {
+				continue
+			}
+			var p taskPayload
+			if json.Unmarshal(t.Payload, &p) != nil || !validID(p.JobID) {
+				continue
+			}
+			rec, err := w.store.load(ctx, p.JobID)
+			if err != nil || rec.taskID != t.ID || rec.job.Status != StatusQueued {
+				continue // running (reap's case), final, or already taken over
+			}
+			newTaskID := p.JobID + ".t" + strconv.Itoa(rec.takeovers+1)
+			if claimed, err := w.store.claimStalled(ctx, p.JobID, t.ID, newTaskID); err != nil || !claimed {
+				continue
+			}
+			if _, err := w.client.EnqueueContext(ctx, asynq.NewTask(taskType, t.Payload), taskOptions(w.opts, queue, newTaskID)...); err != nil {
+				w.opts.Logger.Warn("jobs: requeueing stalled job", "job", p.JobID, "err", err)
+				w.store.unclaimStalled(ctx, p.JobID, t.ID)
+			}
 		}
 	}
 }

@@ -6,7 +6,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/contentguard/contentguard/backend/webhook"
@@ -115,26 +117,52 @@ func (o Options) validate(ctx context.Context, spec Spec) (Spec, error) {
 	return spec, nil
 }
 
-// notify sends the finished job's event to its own webhook and to the
-// registered endpoints subscribed to the event. Delivery is asynchronous
-// and best effort; failures show in the webhook statistics.
-func (o Options) notify(job Job, input json.RawMessage, secret string) {
-	if event := o.notifyJob(job, input, secret); event != "" && o.Webhooks != nil {
-		_, _ = o.Webhooks.Publish(event, job)
+// saturated refuses new jobs while the webhook delivery queue is nearly
+// full: their events would be dropped.
+func (o Options) saturated(ctx context.Context) error {
+	if o.Webhooks == nil {
+		return nil
 	}
+	if err := o.Webhooks.Saturated(ctx); err != nil {
+		if errors.Is(err, webhook.ErrQueueFull) {
+			return fmt.Errorf("%w: %w", ErrQueueFull, err)
+		}
+		return err
+	}
+	return nil
 }
 
-// notifyJob sends the event to the job's own webhook only and returns the
-// event name ("" when the job has none).
-func (o Options) notifyJob(job Job, input json.RawMessage, secret string) string {
-	event := o.EventFor(job.Kind, job.Status, input)
-	if event == "" {
-		return ""
+// jobEvent is the webhook event of a finished job, and the job's own
+// webhook target; ok is false when the job announces nothing. The event's
+// ID comes from the job's, so its deliveries' IDs are stable.
+func (o Options) jobEvent(job Job, input json.RawMessage, secret string) (ev webhook.Event, own []webhook.Target, ok bool) {
+	name := o.EventFor(job.Kind, job.Status, input)
+	if name == "" || o.Webhooks == nil {
+		return webhook.Event{}, nil, false
 	}
-	if o.Webhooks != nil && job.WebhookURL != "" {
-		_, _ = o.Webhooks.Send(webhook.Target{URL: job.WebhookURL, Secret: secret}, event, job)
+	ev = webhook.Event{ID: "evt_" + strings.TrimPrefix(job.ID, "job_"), Name: name, Data: job}
+	if job.FinishedAt != nil {
+		ev.At = *job.FinishedAt
 	}
-	return event
+	if job.WebhookURL != "" && secret != "" { // without its secret it cannot be signed
+		own = []webhook.Target{{URL: job.WebhookURL, Secret: secret, JobID: job.ID}}
+	}
+	return ev, own, true
+}
+
+// notify records the finished job's deliveries: to its own webhook and to
+// the registered endpoints subscribed to its event. A full delivery queue
+// is logged and counted by the deliverer.
+func (o Options) notify(ctx context.Context, job Job, input json.RawMessage, secret string) {
+	ev, own, ok := o.jobEvent(job, input, secret)
+	if !ok {
+		return
+	}
+	ds, err := o.Webhooks.Prepare(ctx, ev, own...)
+	if err == nil {
+		err = o.Webhooks.Enqueue(ctx, ds)
+	}
+	_ = err // the deliverer logged and counted what it could not record
 }
 
 // finished reports a finished job to the observer.

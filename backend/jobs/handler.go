@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/contentguard/contentguard/backend/webhook"
 )
 
 // HandlerOptions configure NewHandler. Zero values take the defaults in
@@ -35,6 +37,11 @@ type submitRequest struct {
 //	POST   /api/v1/jobs       {"kind","input","webhook_url","webhook_secret"} → 202 + Location + job
 //	GET    /api/v1/jobs/{id}  → 200 job, 404
 //	DELETE /api/v1/jobs/{id}  → 200 cancelled job, 404, 409 if already finished
+//
+// and, when q sends webhooks, the dead letters of a job's own webhook:
+//
+//	GET    /api/v1/jobs/{id}/deliveries                          → 200 {"deliveries": [...]}
+//	POST   /api/v1/jobs/{id}/deliveries/{delivery}/redeliver     → 202 delivery
 func NewHandler(q Queue, resp Responder, opts HandlerOptions) http.Handler {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 8<<20 + 64<<10
@@ -45,7 +52,7 @@ func NewHandler(q Queue, resp Responder, opts HandlerOptions) http.Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &handler{q: q, resp: resp, opts: opts}
+	h := &handler{q: q, resp: resp, opts: opts, hooks: webhooksOf(q)}
 	mux := http.NewServeMux()
 	for _, p := range []string{"", "/api/v1"} {
 		mux.HandleFunc("POST "+p+"/jobs", h.submit)
@@ -55,8 +62,63 @@ func NewHandler(q Queue, resp Responder, opts HandlerOptions) http.Handler {
 		// methods, so a wrong method gets a problem, not a text/plain 405.
 		mux.HandleFunc(p+"/jobs", h.methodNotAllowed("POST"))
 		mux.HandleFunc(p+"/jobs/{id}", h.methodNotAllowed("GET, DELETE"))
+		if h.hooks != nil {
+			mux.HandleFunc("GET "+p+"/jobs/{id}/deliveries", h.deadLetters)
+			mux.HandleFunc("POST "+p+"/jobs/{id}/deliveries/{delivery}/redeliver", h.redeliver)
+			mux.HandleFunc(p+"/jobs/{id}/deliveries", h.methodNotAllowed("GET"))
+			mux.HandleFunc(p+"/jobs/{id}/deliveries/{delivery}/redeliver", h.methodNotAllowed("POST"))
+		}
 	}
 	return mux
+}
+
+// Routes lists the method patterns NewHandler(q, ...) serves, for servers
+// that mount it route by route.
+func Routes(q Queue) []string {
+	var out []string
+	for _, p := range []string{"", "/api/v1"} {
+		out = append(out, "POST "+p+"/jobs", "GET "+p+"/jobs/{id}", "DELETE "+p+"/jobs/{id}")
+		if webhooksOf(q) != nil {
+			out = append(out, "GET "+p+"/jobs/{id}/deliveries", "POST "+p+"/jobs/{id}/deliveries/{delivery}/redeliver")
+		}
+	}
+	return out
+}
+
+// webhooksOf returns the deliverer of q's job events, if any.
+func webhooksOf(q Queue) *webhook.Deliverer {
+	if w, ok := q.(interface{ Webhooks() *webhook.Deliverer }); ok {
+		return w.Webhooks()
+	}
+	return nil
+}
+
+// deadLetters lists the failed deliveries to the job's own webhook URL.
+func (h *handler) deadLetters(w http.ResponseWriter, r *http.Request) {
+	if id, ok := h.existing(w, r); ok {
+		webhook.ServeDeadLetters(w, r, h.hooks, h.resp, id)
+	}
+}
+
+// redeliver schedules one of them again.
+func (h *handler) redeliver(w http.ResponseWriter, r *http.Request) {
+	if id, ok := h.existing(w, r); ok {
+		webhook.ServeRedeliver(w, r, h.hooks, h.resp, id, r.PathValue("delivery"))
+	}
+}
+
+// existing answers 404 unless the path's job exists.
+func (h *handler) existing(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id := r.PathValue("id")
+	if !validID(id) {
+		h.fail(w, r, fmt.Errorf("%w: %q", ErrNotFound, id))
+		return "", false
+	}
+	if _, err := h.q.Get(r.Context(), id); err != nil {
+		h.fail(w, r, err)
+		return "", false
+	}
+	return id, true
 }
 
 func (h *handler) methodNotAllowed(allow string) http.HandlerFunc {
@@ -67,9 +129,10 @@ func (h *handler) methodNotAllowed(allow string) http.HandlerFunc {
 }
 
 type handler struct {
-	q    Queue
-	resp Responder
-	opts HandlerOptions
+	q     Queue
+	resp  Responder
+	opts  HandlerOptions
+	hooks *webhook.Deliverer // nil: the queue sends no webhooks
 }
 
 func (h *handler) submit(w http.ResponseWriter, r *http.Request) {

@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/contentguard/contentguard/backend/webhook"
+	"github.com/contentguard/contentguard/internal/polltest"
 )
 
 func serve(t *testing.T, h http.Handler, method, path, body string) (*httptest.ResponseRecorder, map[string]any) {
@@ -197,5 +199,70 @@ func TestDefaultEventFor(t *testing.T) {
 		if got := DefaultEventFor(c.kind, c.status, json.RawMessage(c.input)); got != c.want {
 			t.Errorf("DefaultEventFor(%s, %s, %s) = %q, want %q", c.kind, c.status, c.input, got, c.want)
 		}
+	}
+}
+
+// TestJobDeadLettersReadableAndRedeliverable: a job's own webhook answering
+// 400 leaves a dead letter listed at /jobs/{id}/deliveries; redelivering it
+// sends the same delivery again. A delivery id that is not the job's is 404.
+func TestJobDeadLettersReadableAndRedeliverable(t *testing.T) {
+	var calls atomic.Int32
+	ids := make(chan string, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ids <- r.Header.Get(webhook.HeaderID)
+		if calls.Add(1) == 1 {
+			w.WriteHeader(http.StatusBadRequest)
+		}
+	}))
+	defer srv.Close()
+	guard := webhook.Guard{AllowPrivate: true}
+	d := webhook.NewDeliverer(nil, webhook.DelivererOptions{Guard: guard, PollInterval: 5 * time.Millisecond})
+	t.Cleanup(func() { _ = d.Close(context.Background()) })
+	q := newMemoryQueue(t, func(ctx context.Context, kind string, in json.RawMessage, p func(float64)) (json.RawMessage, error) {
+		return json.RawMessage(`{}`), nil
+	}, Options{Webhooks: d})
+	h := NewHandler(q, testResponder{}, HandlerOptions{})
+	j, err := q.Submit(context.Background(), Spec{Kind: KindBatch, WebhookURL: srv.URL + "/own", WebhookSecret: "job-secret-0123456789"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := <-ids
+	path := "/api/v1/jobs/" + j.ID + "/deliveries"
+	var list []any
+	if !polltest.Until(10*time.Second, func() bool {
+		_, out := serve(t, h, "GET", path, "")
+		data, _ := out["data"].(map[string]any)
+		list, _ = data["deliveries"].([]any)
+		return len(list) == 1
+	}) {
+		t.Fatalf("no dead letter at %s", path)
+	}
+	dl := list[0].(map[string]any)
+	if dl["id"] != first || dl["job_id"] != j.ID || dl["last_status"] != 400.0 || dl["status"] != "failed" {
+		t.Fatalf("dead letter %v", dl)
+	}
+	for _, c := range []struct {
+		method, path string
+		status       int
+	}{
+		{"GET", "/api/v1/jobs/job_000000000000000000000000/deliveries", 404},
+		{"GET", "/jobs/nope/deliveries", 404},
+		{"POST", path + "/dlv_nope/redeliver", 404},
+		{"DELETE", path, 405},
+	} {
+		if rec, _ := serve(t, h, c.method, c.path, ""); rec.Code != c.status {
+			t.Errorf("%s %s = %d, want %d", c.method, c.path, rec.Code, c.status)
+		}
+	}
+	if rec, out := serve(t, h, "POST", "/jobs/"+j.ID+"/deliveries/"+first+"/redeliver", ""); rec.Code != http.StatusAccepted {
+		t.Fatalf("redeliver = %d %v", rec.Code, out)
+	}
+	select {
+	case again := <-ids:
+		if again != first {
+			t.Fatalf("redelivered as %q, want %q", again, first)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no redelivery")
 	}
 }

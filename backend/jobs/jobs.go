@@ -115,8 +115,9 @@ func DefaultKinds() []string { return []string{KindBatch, KindDedup, KindAnalyze
 // jobs_submitted_total{kind}, jobs_completed_total{kind,status},
 // job_duration_seconds{kind} (histogram, from start to finish) and
 // jobs_queue_depth (gauge). Methods must be cheap and safe for concurrent
-// use. In Redis mode JobFinished is called in the worker process and
-// QueueDepth is not called (read asynq's own queue metrics instead).
+// use. In Redis mode JobFinished is called in the process that finished
+// the job (usually a worker), and QueueDepth by every worker, with the jobs
+// waiting in all queues (read through asynq's Inspector every WorkerTTL/2).
 type Observer interface {
 	JobSubmitted(kind string)
 	JobFinished(kind string, status Status, d time.Duration)
@@ -157,8 +158,9 @@ type AsynqOptions struct {
 	Concurrency int
 	// MaxRetry is how many times a failed run is retried [3].
 	MaxRetry int
-	// RetryDelay returns the wait before retry n (1-based) [exponential
-	// with full jitter from 1s, capped at 5m].
+	// RetryDelay returns the wait before retry n, counted from 1
+	// [exponential with full jitter: uniform in [0, min(5m, 1s·2^(n−1))],
+	// so the first retry comes within DefaultRetryBase].
 	RetryDelay func(n int) time.Duration
 	// QueuePrefix prefixes the asynq queue names, one per kind
 	// ["contentguard:"].
@@ -171,8 +173,9 @@ type AsynqOptions struct {
 	// MaxPending bounds queued jobs per kind; beyond it Submit returns
 	// ErrQueueFull [10000].
 	MaxPending int
-	// PollInterval is how often an idle worker looks for new tasks and
-	// moves due retries to their queue [1s].
+	// PollInterval is how often an idle worker looks for new tasks (asynq
+	// sleeps 0.5–1.5 times it when its queues are empty) and moves due
+	// retries to their queue [200ms].
 	PollInterval time.Duration
 	// Logger receives worker warnings (and asynq's) [discarded].
 	Logger *slog.Logger

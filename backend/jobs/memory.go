@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/contentguard/contentguard/backend/webhook"
 )
 
 // Memory is the in-process Queue: a bounded channel of queued jobs, a fixed
@@ -79,6 +81,9 @@ func (m *Memory) Submit(ctx context.Context, spec Spec) (Job, error) {
 	if err != nil {
 		return Job{}, err
 	}
+	if err := m.opts.saturated(ctx); err != nil {
+		return Job{}, err
+	}
 	now := m.opts.Now()
 	mj := &memJob{
 		job: Job{
@@ -148,9 +153,12 @@ func (m *Memory) Cancel(_ context.Context, id string) (Job, error) {
 	job := mj.job
 	m.mu.Unlock()
 	m.opts.finished(job)
-	m.opts.notify(job, mj.input, mj.secret)
+	m.opts.notify(context.Background(), job, mj.input, mj.secret)
 	return job, nil
 }
+
+// Webhooks returns the deliverer of job events (nil without webhooks).
+func (m *Memory) Webhooks() *webhook.Deliverer { return m.opts.Webhooks }
 
 // Close stops accepting jobs, cancels running ones and waits for the
 // workers, or for ctx.
@@ -194,7 +202,7 @@ func (m *Memory) run(mj *memJob) {
 		job := mj.job
 		m.mu.Unlock()
 		m.opts.finished(job)
-		m.opts.notify(job, mj.input, mj.secret)
+		m.opts.notify(context.Background(), job, mj.input, mj.secret)
 		return
 	}
 	ctx, cancel := context.WithTimeout(m.ctx, m.opts.JobTimeout)
@@ -231,7 +239,7 @@ func (m *Memory) run(mj *memJob) {
 	job := mj.job
 	m.mu.Unlock()
 	m.opts.finished(job)
-	m.opts.notify(job, mj.input, mj.secret)
+	m.opts.notify(context.Background(), job, mj.input, mj.secret)
 }
 
 // finishLocked moves a job to a final state and schedules its eviction.

@@ -20,10 +20,12 @@ import (
 //	takeovers                       how often a dead worker's job was requeued
 //
 // plus the set <prefix>running of jobs that are running and the liveness
-// keys <prefix>worker:<id>. Every state change is a Lua script conditioned
-// on task_id, so a run that lost its job to a takeover (its worker was
-// presumed dead) cannot overwrite the new run's state. The scripts build
-// keys from the prefix, so this needs a single Redis, not a cluster.
+// keys <prefix>worker:<id>. Every state change is conditioned on task_id,
+// so a run that lost its job to a takeover (its worker was presumed dead)
+// cannot overwrite the new run's state: a Lua script, or for the final
+// state a WATCHed MULTI/EXEC that also records the job's webhook
+// deliveries. The scripts build keys from the prefix, so this needs a
+// single Redis, not a cluster.
 type store struct {
 	rdb    redis.UniversalClient
 	prefix string
@@ -65,7 +67,12 @@ func (s store) forget(ctx context.Context, id string) { s.rdb.Del(ctx, s.jobKey(
 
 // load reads a record; ErrNotFound when there is none.
 func (s store) load(ctx context.Context, id string) (record, error) {
-	m, err := s.rdb.HGetAll(ctx, s.jobKey(id)).Result()
+	return s.loadFrom(ctx, s.rdb, id)
+}
+
+// loadFrom is load through c (a transaction's connection).
+func (s store) loadFrom(ctx context.Context, c redis.Cmdable, id string) (record, error) {
+	m, err := c.HGetAll(ctx, s.jobKey(id)).Result()
 	if err != nil {
 		return record{}, fmt.Errorf("jobs: reading %s: %w", id, err)
 	}
@@ -150,54 +157,83 @@ func (s store) requeue(ctx context.Context, id, taskID, msg string) (bool, error
 	return n == 1, nil
 }
 
-// finishScript: KEYS meta, running; ARGV task_id, status, error,
-// finished_at, ttl ms, job id.
-var finishScript = redis.NewScript(finishedLua + `
-local m = redis.call('HMGET', KEYS[1], 'task_id', 'status')
-if m[1] ~= ARGV[1] or final(m[2]) then return 0 end
-redis.call('HSET', KEYS[1], 'status', ARGV[2], 'error', ARGV[3], 'finished_at', ARGV[4], 'worker', '')
-if ARGV[2] == 'completed' then redis.call('HSET', KEYS[1], 'progress', '1') end
-redis.call('SREM', KEYS[2], ARGV[6])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return 1`)
+// recorder records the deliveries of a job that became final inside the
+// transaction that makes it final (tx), and returns what to do once the
+// transaction ran. nil records nothing.
+type recorder func(ctx context.Context, tx redis.Pipeliner, job Job) (after func(), err error)
+
+// finalizeTries bounds the optimistic retries of finalize; only writes to
+// the job's own record (progress, a cancel) make it retry.
+const finalizeTries = 16
+
+// finalize makes job id final with status and msg if may accepts its
+// current record, and records its deliveries (rec) in the same MULTI/EXEC:
+// a job is never final without its deliveries recorded. The record is
+// WATCHed, so a concurrent change (a cancel, a takeover) makes it read and
+// decide again. It returns the record as it is after the call and whether
+// this call made it final.
+func (s store) finalize(ctx context.Context, id string, may func(record) bool, status Status, msg string, now time.Time, retention time.Duration, rec recorder) (record, bool, error) {
+	key := s.jobKey(id)
+	for range finalizeTries {
+		var r record
+		var after func()
+		applied := false
+		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			var err error
+			if r, err = s.loadFrom(ctx, tx, id); err != nil {
+				return err
+			}
+			if !may(r) {
+				return nil
+			}
+			r.job.Status, r.job.Error, r.job.FinishedAt, r.worker = status, msg, ptr(now), ""
+			if status == StatusCompleted {
+				r.job.Progress = 1
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.HSet(ctx, key, "status", string(status), "error", msg, "finished_at", formatTime(now), "worker", "")
+				if status == StatusCompleted {
+					p.HSet(ctx, key, "progress", "1")
+				}
+				p.SRem(ctx, s.runningKey(), id)
+				p.PExpire(ctx, key, retention)
+				if rec == nil {
+					return nil
+				}
+				var err error
+				after, err = rec(ctx, p, r.job)
+				return err
+			})
+			applied = err == nil
+			return err
+		}, key)
+		if errors.Is(err, redis.TxFailedErr) {
+			continue // the record changed under us: decide again
+		}
+		if err != nil {
+			return record{}, false, fmt.Errorf("jobs: finishing %s: %w", id, err)
+		}
+		if applied && after != nil {
+			after()
+		}
+		return r, applied, nil
+	}
+	return record{}, false, fmt.Errorf("jobs: finishing %s: record kept changing", id)
+}
 
 // finish makes the job final; ok is false (and nothing changes) when taskID
 // is not the job's task or the job was already final.
-func (s store) finish(ctx context.Context, id, taskID string, status Status, msg string, now time.Time, retention time.Duration) (Job, bool, error) {
-	n, err := finishScript.Run(ctx, s.rdb, []string{s.jobKey(id), s.runningKey()},
-		taskID, string(status), msg, formatTime(now), ttlMillis(retention), id).Int()
-	if err != nil {
-		return Job{}, false, fmt.Errorf("jobs: finishing %s: %w", id, err)
-	}
-	if n == 0 {
-		return Job{}, false, nil
-	}
-	r, err := s.load(ctx, id)
-	return r.job, err == nil, err
+func (s store) finish(ctx context.Context, id, taskID string, status Status, msg string, now time.Time, retention time.Duration, rec recorder) (Job, bool, error) {
+	r, ok, err := s.finalize(ctx, id, func(r record) bool { return r.taskID == taskID && !r.job.Status.Finished() },
+		status, msg, now, retention, rec)
+	return r.job, ok, err
 }
-
-// cancelScript: KEYS meta, running; ARGV finished_at, ttl ms, job id.
-var cancelScript = redis.NewScript(finishedLua + `
-local st = redis.call('HGET', KEYS[1], 'status')
-if not st then return -1 end
-if final(st) then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'cancelled', 'error', 'cancelled by request', 'finished_at', ARGV[1], 'worker', '')
-redis.call('SREM', KEYS[2], ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1`)
 
 // cancel makes an unfinished job cancelled; changed is false when it was
 // already final (the record is returned either way).
-func (s store) cancel(ctx context.Context, id string, now time.Time, retention time.Duration) (record, bool, error) {
-	n, err := cancelScript.Run(ctx, s.rdb, []string{s.jobKey(id), s.runningKey()}, formatTime(now), ttlMillis(retention), id).Int()
-	if err != nil {
-		return record{}, false, fmt.Errorf("jobs: cancelling %s: %w", id, err)
-	}
-	if n == -1 {
-		return record{}, false, fmt.Errorf("%w: %q", ErrNotFound, id)
-	}
-	r, err := s.load(ctx, id)
-	return r, n == 1, err
+func (s store) cancel(ctx context.Context, id string, now time.Time, retention time.Duration, rec recorder) (record, bool, error) {
+	return s.finalize(ctx, id, func(r record) bool { return !r.job.Status.Finished() },
+		StatusCancelled, "cancelled by request", now, retention, rec)
 }
 
 // beat refreshes a worker's liveness key.
@@ -274,6 +310,36 @@ func (s store) unclaim(ctx context.Context, o orphan) {
 		p.HSet(ctx, key, "status", string(StatusRunning), "worker", o.worker, "task_id", o.taskID)
 		p.HIncrBy(ctx, key, "takeovers", -1)
 		p.SAdd(ctx, s.runningKey(), o.jobID)
+		return nil
+	})
+}
+
+// claimStalledScript: KEYS meta; ARGV old task id, new task id.
+var claimStalledScript = redis.NewScript(`
+local m = redis.call('HMGET', KEYS[1], 'status', 'task_id')
+if m[1] ~= 'queued' or m[2] ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'task_id', ARGV[2], 'error', 'worker lost before starting the job; requeued')
+redis.call('HINCRBY', KEYS[1], 'takeovers', 1)
+return 1`)
+
+// claimStalled moves a queued job whose task oldTask stalled (taken by a
+// worker that died before starting it) to newTask, if it still waits on
+// oldTask.
+func (s store) claimStalled(ctx context.Context, id, oldTask, newTask string) (bool, error) {
+	n, err := claimStalledScript.Run(ctx, s.rdb, []string{s.jobKey(id)}, oldTask, newTask).Int()
+	if err != nil {
+		return false, fmt.Errorf("jobs: claiming stalled %s: %w", id, err)
+	}
+	return n == 1, nil
+}
+
+// unclaimStalled undoes claimStalled when its new task could not be
+// enqueued, so the next round tries again.
+func (s store) unclaimStalled(ctx context.Context, id, oldTask string) {
+	key := s.jobKey(id)
+	_, _ = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, key, "task_id", oldTask)
+		p.HIncrBy(ctx, key, "takeovers", -1)
 		return nil
 	})
 }

@@ -3,63 +3,51 @@ package webhook
 import (
 	"bytes"
 	"context"
-	"encoding/json"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
+
+	"github.com/contentguard/contentguard/backend/internal/backoff"
 )
-
-// ErrQueueFull is returned by Send and Publish when the delivery queue is
-// full; the delivery is dropped and counted.
-var ErrQueueFull = errors.New("webhook: delivery queue full")
-
-// ErrClosed is returned by Send and Publish after Close.
-var ErrClosed = errors.New("webhook: deliverer closed")
 
 // Target is where one delivery goes.
 type Target struct {
 	URL    string
 	Secret string
-	// EndpointID names the registered endpoint, for statistics; empty for
-	// a per-job webhook URL.
+	// EndpointID names the registered endpoint; its URL and secret are
+	// read from the store when the delivery is sent. Empty for a per-job
+	// webhook URL, which carries its own URL and Secret.
 	EndpointID string
+	// JobID names the job whose own webhook URL this is, if any: the
+	// job's dead letters are listed under it.
+	JobID string
 }
 
-// Message is one event ready to deliver: its body is fixed, so every retry
-// sends (and signs) the same bytes under the same ID.
-type Message struct {
-	ID        string
-	Event     string
-	CreatedAt time.Time
-	Body      []byte
-}
-
-// envelope is the JSON body of a delivery.
-type envelope struct {
-	ID        string    `json:"id"`
-	Event     string    `json:"event"`
-	CreatedAt time.Time `json:"created_at"`
-	Data      any       `json:"data"`
-}
-
-// NewMessage builds the body {"id","event","created_at","data"} with a fresh
-// delivery ID. created_at is inside the signed body, so receivers can
-// reject replays of old deliveries.
-func NewMessage(event string, data any, now time.Time) (Message, error) {
-	m := Message{ID: "evt_" + randomHex(16), Event: event, CreatedAt: now.UTC()}
-	body, err := json.Marshal(envelope{ID: m.ID, Event: event, CreatedAt: m.CreatedAt, Data: data})
-	if err != nil {
-		return Message{}, fmt.Errorf("webhook: encoding %s event: %w", event, err)
-	}
-	m.Body = body
-	return m, nil
+// Observer receives delivery metrics events (package webhookmetrics turns
+// them into Prometheus metrics). Methods must be cheap and safe for
+// concurrent use.
+type Observer interface {
+	// Attempted counts one HTTP attempt; status is 0 without an answer.
+	Attempted(status int)
+	// Delivered counts a delivery acknowledged with 2xx, latency after its
+	// event was recorded.
+	Delivered(latency time.Duration)
+	// Retried counts a failed attempt rescheduled for later.
+	Retried()
+	// Failed counts a delivery failed for good (a new dead letter).
+	Failed()
+	// Dropped counts n deliveries never sent, for reason (Drop*).
+	Dropped(reason string, n int)
 }
 
 // DelivererOptions configure a Deliverer. Zero values take the defaults in
@@ -67,42 +55,69 @@ func NewMessage(event string, data any, now time.Time) (Message, error) {
 type DelivererOptions struct {
 	Guard       Guard         // SSRF policy enforced at connect time
 	MaxAttempts int           // attempts per delivery, first included [5]
-	BaseDelay   time.Duration // backoff before the 2nd attempt, doubling [500ms]
+	BaseDelay   time.Duration // backoff ceiling before the 2nd attempt, doubling [500ms]
 	MaxDelay    time.Duration // backoff cap, also caps Retry-After [30s]
 	Timeout     time.Duration // per attempt, connect to body read [10s]
-	QueueSize   int           // pending deliveries [1000]
-	Workers     int           // concurrent deliveries [4]
-	Now         func() time.Time
+	// QueueSize bounds the pending deliveries in the store, over every
+	// process sharing it; beyond it new deliveries are dropped, logged
+	// and counted [10000].
+	QueueSize int
+	// Workers is how many attempts this process makes at once [16].
+	Workers int
+	// Lease hides a delivery being attempted from other processes; if
+	// its process dies, another one attempts it again after this long
+	// [Timeout + max(Timeout, 5s): 20s].
+	Lease time.Duration
+	// PollInterval is how often the store is asked for due deliveries
+	// when none was recorded by this process meanwhile [200ms].
+	PollInterval time.Duration
+	// NoDispatch records deliveries without sending any from this process
+	// (other processes sharing the store send them).
+	NoDispatch bool
+	// OmitBodySignature stops sending the deprecated body-only
+	// X-Webhook-Signature; X-Webhook-Signature-V2 is always sent.
+	OmitBodySignature bool
+	Observer          Observer     // metrics; nil means none
+	Logger            *slog.Logger // drops and dead letters [discarded]
+	Now               func() time.Time
 }
 
-// Deliverer sends webhook messages from a bounded queue with a fixed number
-// of workers. Safe for concurrent use.
+// Deliverer records webhook deliveries in the registry's Store and sends
+// them: a dispatcher claims due deliveries, attempts each once with a
+// bounded number of workers, and records the outcome; a failed attempt is
+// rescheduled in the store (exponential backoff, full jitter), never slept
+// on. With a shared store, any process may send any delivery, and one that
+// dies mid-attempt only delays it by the Lease. Safe for concurrent use.
 type Deliverer struct {
-	reg    *Registry
-	opts   DelivererOptions
-	client *http.Client
+	reg     *Registry
+	store   Store
+	opts    DelivererOptions
+	client  *http.Client
+	backoff backoff.FullJitter
 
-	baseCtx context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	wake     chan struct{} // a delivery was recorded or a slot freed
+	stop     chan struct{} // closed by Close: claim no more
+	loopDone chan struct{}
+	sendCtx  context.Context // cancelled when Close gives up on attempts
+	cancel   context.CancelFunc
 
-	mu     sync.RWMutex // guards closed against sends on queue
+	mu     sync.RWMutex
 	closed bool
-	queue  chan job
-}
 
-// job is one queued delivery.
-type job struct {
-	target Target
-	msg    Message
+	observer atomic.Pointer[observerBox] // opts.Observer, or the one given to Observe
+
+	pendingMu   sync.Mutex
+	pendingRead QueueStats // the last reading for Saturated
+	pendingAt   time.Time
 }
 
 // maxResponseBytes bounds how much of a receiver's answer is read (to reuse
 // the connection) before it is closed.
 const maxResponseBytes = 64 << 10
 
-// NewDeliverer starts the delivery workers. Statistics are recorded in reg;
-// a nil reg gets a private empty registry. Call Close to stop.
+// NewDeliverer starts sending the deliveries recorded in reg's store (unless
+// opts.NoDispatch); a nil reg gets a private registry with a MemoryStore.
+// Call Close to stop.
 func NewDeliverer(reg *Registry, opts DelivererOptions) *Deliverer {
 	if reg == nil {
 		reg = NewRegistry(RegistryOptions{Guard: opts.Guard})
@@ -113,22 +128,38 @@ func NewDeliverer(reg *Registry, opts DelivererOptions) *Deliverer {
 	if opts.BaseDelay <= 0 {
 		opts.BaseDelay = 500 * time.Millisecond
 	}
-	if opts.MaxDelay <= 0 {
-		opts.MaxDelay = 30 * time.Second
+	if opts.MaxDelay < opts.BaseDelay {
+		opts.MaxDelay = max(30*time.Second, opts.BaseDelay)
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Second
 	}
 	if opts.QueueSize <= 0 {
-		opts.QueueSize = 1000
+		opts.QueueSize = 10000
 	}
 	if opts.Workers <= 0 {
-		opts.Workers = 4
+		opts.Workers = 16
+	}
+	if opts.Lease <= 0 {
+		opts.Lease = opts.Timeout + max(opts.Timeout, 5*time.Second)
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 200 * time.Millisecond
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	d := &Deliverer{reg: reg, opts: opts, queue: make(chan job, opts.QueueSize)}
+	d := &Deliverer{
+		reg: reg, store: reg.store, opts: opts,
+		backoff:  backoff.FullJitter{Base: opts.BaseDelay, Cap: opts.MaxDelay},
+		wake:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		loopDone: make(chan struct{}),
+	}
+	d.Observe(opts.Observer)
 	d.client = &http.Client{
 		Transport: d.transport(),
 		Timeout:   opts.Timeout,
@@ -136,12 +167,398 @@ func NewDeliverer(reg *Registry, opts DelivererOptions) *Deliverer {
 		// targets, but receivers have no reason to redirect, so don't.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	d.baseCtx, d.cancel = context.WithCancel(context.Background())
-	for i := 0; i < opts.Workers; i++ {
-		d.wg.Add(1)
-		go d.work()
+	d.sendCtx, d.cancel = context.WithCancel(context.Background())
+	if opts.NoDispatch {
+		close(d.loopDone)
+	} else {
+		go d.dispatch()
 	}
 	return d
+}
+
+// Observe makes o the deliverer's observer unless it has one already
+// (api.Server.MountWebhooks gives its metrics to a deliverer built
+// without).
+func (d *Deliverer) Observe(o Observer) {
+	if o != nil {
+		d.observer.CompareAndSwap(nil, &observerBox{o})
+	}
+}
+
+// observerBox holds an Observer for atomic.Pointer.
+type observerBox struct{ Observer }
+
+// observerNow returns the observer, or nil.
+func (d *Deliverer) observerNow() Observer {
+	if b := d.observer.Load(); b != nil {
+		return b.Observer
+	}
+	return nil
+}
+
+// Store returns the store deliveries are recorded in.
+func (d *Deliverer) Store() Store { return d.store }
+
+// QueueSize returns the bound on pending deliveries.
+func (d *Deliverer) QueueSize() int { return d.opts.QueueSize }
+
+// CheckURL applies the deliverer's SSRF policy to a URL (used to validate a
+// per-job webhook URL when the job is submitted).
+func (d *Deliverer) CheckURL(ctx context.Context, raw string) error {
+	_, err := d.opts.Guard.CheckURL(ctx, raw)
+	return err
+}
+
+// Prepare builds the deliveries of ev: one to each of own (a job's own
+// webhook URL) and one to each registered endpoint subscribed to ev.Name.
+// Record them with Enqueue, or inside a store transaction followed by
+// Recorded.
+func (d *Deliverer) Prepare(ctx context.Context, ev Event, own ...Target) ([]Delivery, error) {
+	subs, err := d.reg.subscribers(ctx, ev.Name)
+	if err != nil {
+		return nil, err
+	}
+	if ev.At.IsZero() {
+		ev.At = d.opts.Now()
+	}
+	return newDeliveries(ev, append(own, subs...))
+}
+
+// Enqueue records deliveries in the store. Those beyond QueueSize are
+// dropped (logged, counted) and ErrQueueFull is returned.
+func (d *Deliverer) Enqueue(ctx context.Context, ds []Delivery) error {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.closed {
+		return ErrClosed
+	}
+	if len(ds) == 0 {
+		return nil
+	}
+	res, err := d.store.Enqueue(ctx, ds, d.opts.QueueSize)
+	if err != nil {
+		return fmt.Errorf("webhook: recording %d %s deliveries: %w", len(ds), ds[0].Event, err)
+	}
+	return d.Recorded(ctx, res, ds)
+}
+
+// Recorded reports deliveries that were recorded (by Enqueue or by a
+// caller's store transaction): it logs and counts drops, returning
+// ErrQueueFull if there were any, and wakes the dispatcher.
+func (d *Deliverer) Recorded(ctx context.Context, res EnqueueResult, ds []Delivery) error {
+	if res.Added > 0 {
+		select {
+		case d.wake <- struct{}{}:
+		default:
+		}
+	}
+	if res.Dropped == 0 {
+		return nil
+	}
+	if o := d.observerNow(); o != nil {
+		o.Dropped(DropQueueFull, res.Dropped)
+	}
+	event := ""
+	if len(ds) > 0 {
+		event = ds[0].Event
+	}
+	d.opts.Logger.WarnContext(ctx, "webhook deliveries dropped: queue full",
+		"reason", DropQueueFull, "event", event, "dropped", res.Dropped, "queue_size", d.opts.QueueSize)
+	return fmt.Errorf("%w: %d of %d deliveries dropped (%d pending at most)", ErrQueueFull, res.Dropped, len(ds), d.opts.QueueSize)
+}
+
+// Publish records a delivery of event with data to every registered
+// endpoint subscribed to it and returns how many were recorded.
+func (d *Deliverer) Publish(ctx context.Context, event string, data any) (int, error) {
+	ds, err := d.Prepare(ctx, Event{ID: NewEventID(), Name: event, Data: data})
+	if err != nil {
+		return 0, err
+	}
+	if err := d.Enqueue(ctx, ds); err != nil {
+		return 0, err
+	}
+	return len(ds), nil
+}
+
+// Send records one delivery of event with data to target and returns its
+// ID.
+func (d *Deliverer) Send(ctx context.Context, target Target, event string, data any) (string, error) {
+	ds, err := newDeliveries(Event{ID: NewEventID(), Name: event, At: d.opts.Now(), Data: data}, []Target{target})
+	if err != nil {
+		return "", err
+	}
+	return ds[0].ID, d.Enqueue(ctx, ds)
+}
+
+// DeadLetters lists the deliveries to owner (an endpoint or job ID) that
+// failed for good, newest first, at most limit.
+func (d *Deliverer) DeadLetters(ctx context.Context, owner string, limit int) ([]Delivery, error) {
+	return d.store.DeadLetters(ctx, owner, limit)
+}
+
+// Redeliver schedules owner's dead letter id again, now, with a fresh set
+// of attempts and the same delivery ID and body.
+func (d *Deliverer) Redeliver(ctx context.Context, owner, id string) (Delivery, error) {
+	del, err := d.store.Redeliver(ctx, owner, id, d.opts.Now(), d.opts.QueueSize)
+	if err == nil {
+		_ = d.Recorded(ctx, EnqueueResult{Added: 1}, nil)
+	}
+	return del, err
+}
+
+// saturation is the share of QueueSize from which Saturated refuses new
+// work: the rest is headroom for events of work already accepted.
+const saturation = 0.9
+
+// saturatedTTL is how long one reading of the queue serves Saturated.
+const saturatedTTL = 100 * time.Millisecond
+
+// Saturated returns an error wrapping ErrQueueFull when the pending
+// deliveries reach 90 % of QueueSize, so that a producer (the job API)
+// refuses new work with 503 and Retry-After before deliveries of work it
+// already accepted would be dropped. It reads the store at most every
+// 100 ms.
+func (d *Deliverer) Saturated(ctx context.Context) error {
+	now := time.Now()
+	d.pendingMu.Lock()
+	defer d.pendingMu.Unlock()
+	if d.pendingAt.IsZero() || now.Sub(d.pendingAt) >= saturatedTTL || now.Before(d.pendingAt) {
+		st, err := d.store.QueueStats(ctx)
+		if err != nil {
+			return fmt.Errorf("webhook: reading the delivery queue: %w", err)
+		}
+		d.pendingRead, d.pendingAt = st, now
+	}
+	if limit := int(float64(d.opts.QueueSize) * saturation); d.pendingRead.Pending >= limit {
+		return fmt.Errorf("%w: %d deliveries pending, new work refused from %d", ErrQueueFull, d.pendingRead.Pending, limit)
+	}
+	return nil
+}
+
+// QueueStats reports the store's delivery queue.
+func (d *Deliverer) QueueStats(ctx context.Context) (QueueStats, error) {
+	return d.store.QueueStats(ctx)
+}
+
+// Close stops recording and claiming deliveries and waits for the attempts
+// in flight; when ctx ends first they are abandoned (their leases run out
+// and another process, or this one restarted, attempts them again) and
+// ctx's error is returned. With a MemoryStore, deliveries already due are
+// attempted once first, and those still pending after that are lost:
+// logged and counted as dropped ("shutdown").
+func (d *Deliverer) Close(ctx context.Context) error {
+	d.mu.Lock()
+	first := !d.closed
+	if first {
+		d.closed = true
+		close(d.stop)
+	}
+	d.mu.Unlock()
+	var err error
+	select {
+	case <-d.loopDone:
+	case <-ctx.Done():
+		err = fmt.Errorf("webhook: closing deliverer: %w", ctx.Err())
+	}
+	d.cancel()
+	<-d.loopDone
+	if _, mem := d.store.(*MemoryStore); mem && first && !d.opts.NoDispatch {
+		if st, _ := d.store.QueueStats(context.Background()); st.Pending > 0 {
+			d.opts.Logger.Warn("webhook deliveries lost at shutdown: the memory store does not outlive the process",
+				"reason", DropShutdown, "dropped", st.Pending)
+			if o := d.observerNow(); o != nil {
+				o.Dropped(DropShutdown, st.Pending)
+			}
+		}
+	}
+	return err
+}
+
+// dispatch claims due deliveries whenever a worker slot is free and
+// attempts them, until Close.
+func (d *Deliverer) dispatch() {
+	defer close(d.loopDone)
+	_, drain := d.store.(*MemoryStore)
+	free := d.opts.Workers
+	done := make(chan struct{}, d.opts.Workers)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	stopping := false
+	var errLogged time.Time // the store's errors are logged every 10 s at most
+	for {
+		claimed := 0
+		if free > 0 && (!stopping || drain) {
+			ctx, cancel := context.WithTimeout(d.sendCtx, d.opts.Timeout)
+			ds, dropped, err := d.store.Claim(ctx, d.opts.Now(), free, d.opts.Lease)
+			cancel()
+			if err != nil && d.sendCtx.Err() == nil && time.Since(errLogged) >= 10*time.Second {
+				errLogged = time.Now()
+				d.opts.Logger.Warn("webhook: claiming due deliveries", "err", err)
+			}
+			d.reportEndpointDrops(dropped)
+			for _, del := range ds {
+				free--
+				go func() {
+					d.attempt(del)
+					done <- struct{}{}
+				}()
+			}
+			claimed = len(ds)
+		}
+		if stopping && free == d.opts.Workers && (claimed == 0 || !drain) {
+			return
+		}
+		if claimed > 0 && free > 0 {
+			continue // more may be due
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(d.opts.PollInterval)
+		select {
+		case <-done:
+			free++
+		case <-d.wake:
+		case <-timer.C:
+		case <-d.stopCh(stopping):
+			stopping = true
+		}
+	}
+}
+
+// stopCh returns the stop channel until it has been seen, then nil.
+func (d *Deliverer) stopCh(seen bool) <-chan struct{} {
+	if seen {
+		return nil
+	}
+	return d.stop
+}
+
+func (d *Deliverer) reportEndpointDrops(n int) {
+	if n == 0 {
+		return
+	}
+	if o := d.observerNow(); o != nil {
+		o.Dropped(DropEndpointDeleted, n)
+	}
+	d.opts.Logger.Info("webhook deliveries dropped: endpoint deleted", "reason", DropEndpointDeleted, "dropped", n)
+}
+
+// attempt makes one attempt of a claimed delivery and records its outcome.
+func (d *Deliverer) attempt(del Delivery) {
+	status, retryAfter, err := d.post(d.sendCtx, del)
+	if d.sendCtx.Err() != nil {
+		return // abandoned by Close: the lease will run out
+	}
+	now := d.opts.Now()
+	o := Outcome{At: now, Status: status, Delivered: err == nil && status >= 200 && status < 300}
+	if !o.Delivered {
+		o.Error = describeFailure(status, err)
+		if retryable(status, err) && del.Attempts < d.opts.MaxAttempts {
+			o.RetryAt = now.Add(d.retryDelay(del.Attempts, retryAfter))
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := d.store.Settle(ctx, del, o); err != nil {
+		if !errors.Is(err, ErrLeaseLost) {
+			d.opts.Logger.Warn("webhook: recording a delivery attempt", "delivery", del.ID, "err", err)
+		}
+		return
+	}
+	obs := d.observerNow()
+	if obs != nil {
+		obs.Attempted(status)
+	}
+	switch {
+	case o.Delivered:
+		if obs != nil {
+			obs.Delivered(now.Sub(del.CreatedAt))
+		}
+	case !o.RetryAt.IsZero():
+		if obs != nil {
+			obs.Retried()
+		}
+	default:
+		if obs != nil {
+			obs.Failed()
+		}
+		d.opts.Logger.Warn("webhook delivery failed for good", "delivery", del.ID, "event", del.Event,
+			"endpoint", del.EndpointID, "job", del.JobID, "attempts", del.Attempts, "error", o.Error)
+	}
+}
+
+// retryDelay is the wait after the n-th failed attempt: full jitter,
+// uniform in [0, min(MaxDelay, BaseDelay·2^(n−1))], raised to a receiver's
+// Retry-After, capped at MaxDelay.
+func (d *Deliverer) retryDelay(n int, retryAfter time.Duration) time.Duration {
+	wait := d.backoff.Delay(n)
+	if retryAfter > wait {
+		wait = min(retryAfter, d.opts.MaxDelay)
+	}
+	return wait
+}
+
+// post makes one POST and returns the status (0 on transport error) and
+// any Retry-After the receiver asked for.
+func (d *Deliverer) post(ctx context.Context, del Delivery) (int, time.Duration, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, del.URL, bytes.NewReader(del.Body))
+	if err != nil {
+		return 0, 0, fmt.Errorf("building request: %w", err)
+	}
+	secret := []byte(del.Secret)
+	ts := strconv.FormatInt(d.opts.Now().Unix(), 10)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "contentguard-webhook/1")
+	req.Header.Set(HeaderTimestamp, ts)
+	req.Header.Set(HeaderSignatureV2, SignTimestamped(secret, ts, del.Body))
+	if !d.opts.OmitBodySignature {
+		req.Header.Set(HeaderSignature, Sign(secret, del.Body))
+	}
+	req.Header.Set(HeaderEvent, del.Event)
+	req.Header.Set(HeaderID, del.ID)
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseBytes))
+	_ = resp.Body.Close()
+	return resp.StatusCode, parseRetryAfter(resp.Header.Get("Retry-After")), nil
+}
+
+// describeFailure says why an attempt failed in words fit for the
+// endpoint's owner: an HTTP status, or the kind of network failure, never
+// an address (the resolver's, or one the name resolved to, are ours).
+func describeFailure(status int, err error) string {
+	if err == nil {
+		return "HTTP " + strconv.Itoa(status)
+	}
+	var dnsErr *net.DNSError
+	var netErr net.Error
+	var certErr *tls.CertificateVerificationError
+	var recordErr tls.RecordHeaderError
+	switch {
+	case errors.Is(err, ErrForbiddenAddress):
+		return "refused: the host resolves to an address the SSRF policy forbids"
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		return "could not resolve the host: no such host"
+	case errors.As(err, &dnsErr):
+		return "could not resolve the host"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return "timed out"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed before an answer"
+	case errors.As(err, &certErr), errors.As(err, &recordErr):
+		return "TLS handshake failed"
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return "host unreachable"
+	}
+	return "connection failed"
 }
 
 // transport dials through the guard: names are resolved here, and every
@@ -189,154 +606,6 @@ func (d *Deliverer) transport() *http.Transport {
 	}
 }
 
-// CheckURL applies the deliverer's SSRF policy to a URL (used to validate a
-// per-job webhook URL when the job is submitted).
-func (d *Deliverer) CheckURL(ctx context.Context, raw string) error {
-	_, err := d.opts.Guard.CheckURL(ctx, raw)
-	return err
-}
-
-// Send queues one delivery of event with data to target without blocking.
-// It returns the delivery ID.
-func (d *Deliverer) Send(target Target, event string, data any) (string, error) {
-	if _, err := parseWebhookURL(target.URL); err != nil {
-		return "", err
-	}
-	msg, err := NewMessage(event, data, d.opts.Now())
-	if err != nil {
-		return "", err
-	}
-	return msg.ID, d.enqueue(job{target: target, msg: msg})
-}
-
-// Publish queues a delivery of event to every registered endpoint subscribed
-// to it and returns how many were queued. Each endpoint gets its own
-// delivery ID.
-func (d *Deliverer) Publish(event string, data any) (int, error) {
-	n := 0
-	for _, t := range d.reg.subscribers(event) {
-		if _, err := d.Send(t, event, data); err != nil {
-			return n, err
-		}
-		n++
-	}
-	return n, nil
-}
-
-func (d *Deliverer) enqueue(j job) error {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	if d.closed {
-		return ErrClosed
-	}
-	select {
-	case d.queue <- j:
-		return nil
-	default:
-		d.reg.recordDropped()
-		return fmt.Errorf("%w: %d pending", ErrQueueFull, cap(d.queue))
-	}
-}
-
-func (d *Deliverer) work() {
-	defer d.wg.Done()
-	for j := range d.queue {
-		_ = d.Deliver(d.baseCtx, j.target, j.msg)
-	}
-}
-
-// Close stops accepting deliveries and waits for queued ones to finish.
-// When ctx ends first, in-flight deliveries are abandoned and ctx's error
-// is returned.
-func (d *Deliverer) Close(ctx context.Context) error {
-	d.mu.Lock()
-	if !d.closed {
-		d.closed = true
-		close(d.queue)
-	}
-	d.mu.Unlock()
-	done := make(chan struct{})
-	go func() { d.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		d.cancel()
-		return nil
-	case <-ctx.Done():
-		d.cancel()
-		<-done
-		return fmt.Errorf("webhook: closing deliverer: %w", ctx.Err())
-	}
-}
-
-// AttemptError describes why a delivery failed for good.
-type AttemptError struct {
-	Attempts int
-	Status   int   // last HTTP status, 0 if none
-	Err      error // last transport error, nil if an HTTP answer came
-}
-
-func (e *AttemptError) Error() string {
-	if e.Err != nil {
-		return fmt.Sprintf("webhook: delivery failed after %d attempt(s): %v", e.Attempts, e.Err)
-	}
-	return fmt.Sprintf("webhook: delivery failed after %d attempt(s): HTTP %d", e.Attempts, e.Status)
-}
-
-func (e *AttemptError) Unwrap() error { return e.Err }
-
-// Deliver sends msg to target now, retrying with backoff, and returns nil
-// once a 2xx answer came. It records statistics in the registry.
-func (d *Deliverer) Deliver(ctx context.Context, target Target, msg Message) error {
-	sig := Sign([]byte(target.Secret), msg.Body)
-	var last AttemptError
-	for attempt := 1; attempt <= d.opts.MaxAttempts; attempt++ {
-		status, retryAfter, err := d.attempt(ctx, target, msg, sig)
-		d.reg.recordAttempt(target.EndpointID, status, err, d.opts.Now())
-		last = AttemptError{Attempts: attempt, Status: status, Err: err}
-		if err == nil && status >= 200 && status < 300 {
-			d.reg.recordOutcome(target.EndpointID, true)
-			return nil
-		}
-		if !retryable(status, err) || attempt == d.opts.MaxAttempts {
-			break
-		}
-		wait := d.backoff(attempt, retryAfter)
-		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			last.Err = fmt.Errorf("giving up while waiting to retry: %w", ctx.Err())
-			d.reg.recordOutcome(target.EndpointID, false)
-			return &last
-		case <-timer.C:
-		}
-	}
-	d.reg.recordOutcome(target.EndpointID, false)
-	return &last
-}
-
-// attempt makes one POST and returns the status (0 on transport error) and
-// any Retry-After the receiver asked for.
-func (d *Deliverer) attempt(ctx context.Context, target Target, msg Message, sig string) (int, time.Duration, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target.URL, bytes.NewReader(msg.Body))
-	if err != nil {
-		return 0, 0, fmt.Errorf("building request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "contentguard-webhook/1")
-	req.Header.Set(HeaderSignature, sig)
-	req.Header.Set(HeaderEvent, msg.Event)
-	req.Header.Set(HeaderID, msg.ID)
-	req.Header.Set(HeaderTimestamp, strconv.FormatInt(d.opts.Now().Unix(), 10))
-	resp, err := d.client.Do(req)
-	if err != nil {
-		return 0, 0, err
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseBytes))
-	_ = resp.Body.Close()
-	return resp.StatusCode, parseRetryAfter(resp.Header.Get("Retry-After")), nil
-}
-
 // retryable: transport errors (except an SSRF refusal, which will not
 // change), 408 Request Timeout, 429 Too Many Requests and 5xx.
 func retryable(status int, err error) bool {
@@ -344,27 +613,6 @@ func retryable(status int, err error) bool {
 		return !errors.Is(err, ErrForbiddenAddress)
 	}
 	return status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500
-}
-
-// backoff returns the wait after the n-th failed attempt: "full jitter",
-// uniform in [0, min(MaxDelay, BaseDelay·2^(n-1))], which spreads retries of
-// many failed deliveries instead of synchronising them. A Retry-After from
-// the receiver raises the wait to at least that, capped at MaxDelay.
-func (d *Deliverer) backoff(n int, retryAfter time.Duration) time.Duration {
-	ceiling := d.opts.MaxDelay
-	if shift := n - 1; shift < 32 {
-		if c := d.opts.BaseDelay << shift; c > 0 && c < ceiling {
-			ceiling = c
-		}
-	}
-	wait := time.Duration(rand.Int64N(int64(ceiling) + 1))
-	if retryAfter > wait {
-		wait = retryAfter
-		if wait > d.opts.MaxDelay {
-			wait = d.opts.MaxDelay
-		}
-	}
-	return wait
 }
 
 // parseRetryAfter reads delay-seconds; the HTTP-date form is ignored.

@@ -8,6 +8,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/contentguard/contentguard/internal/polltest"
 )
 
 // call serves one request and decodes the JSON answer.
@@ -83,7 +86,8 @@ func TestHandlerLifecycleAtBothPrefixes(t *testing.T) {
 			if code, _, out = call(t, h, "DELETE", prefix+"/webhooks/"+id, ""); code != 404 || out["success"] != false {
 				t.Fatalf("second delete = %d %v, want 404 problem", code, out)
 			}
-			if n := len(reg.List()); n != 1 {
+			if eps, err := reg.List(context.Background()); err != nil || len(eps) != 1 {
+				n := len(eps)
 				t.Fatalf("%d endpoints after delete, want 1", n)
 			}
 		})
@@ -138,11 +142,79 @@ func TestHandlerWrongMethodIsAProblem(t *testing.T) {
 
 func TestRegistryErrors(t *testing.T) {
 	reg := NewRegistry(RegistryOptions{Guard: Guard{AllowPrivate: true}})
-	if err := reg.Delete("wh_nope"); !errors.Is(err, ErrNotFound) {
+	if err := reg.Delete(context.Background(), "wh_nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Delete unknown = %v", err)
 	}
 	_, _, err := reg.Register(context.Background(), "http://127.0.0.1:1/", []string{EventBatchCompleted}, strings.Repeat("k", MaxSecretLength+1))
 	if !errors.Is(err, ErrInvalidSecret) {
 		t.Errorf("oversized secret = %v", err)
+	}
+}
+
+// TestDeadLettersReadableAndRedeliverable: a delivery refused with 400
+// becomes a dead letter listed at /webhooks/{id}/deliveries; redelivering
+// it sends the same delivery (id and body) again.
+func TestDeadLettersReadableAndRedeliverable(t *testing.T) {
+	rc := newReceiver(t, 400)
+	h := newHarness(t, DelivererOptions{})
+	api := NewHandler(h.reg, h.d, testResponder{})
+	ep, _, err := h.reg.Register(context.Background(), rc.srv.URL+"/hook", []string{EventBatchFailed}, "0123456789abcdef")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.d.Publish(context.Background(), EventBatchFailed, map[string]string{"job": "job_1"}); err != nil {
+		t.Fatal(err)
+	}
+	path := "/api/v1/webhooks/" + ep.ID + "/deliveries"
+	var list []any
+	if !polltest.Until(10*time.Second, func() bool {
+		_, _, out := call(t, api, "GET", path, "")
+		data, _ := out["data"].(map[string]any)
+		list, _ = data["deliveries"].([]any)
+		return len(list) == 1
+	}) {
+		t.Fatalf("no dead letter listed at %s", path)
+	}
+	dl := list[0].(map[string]any)
+	payload, _ := dl["payload"].(map[string]any)
+	if dl["status"] != "failed" || dl["last_status"] != 400.0 || dl["attempts"] != 1.0 || dl["last_error"] != "HTTP 400" ||
+		dl["endpoint_id"] != ep.ID || payload["id"] != dl["id"] || dl["secret"] != nil {
+		t.Fatalf("dead letter %v", dl)
+	}
+	id := dl["id"].(string)
+
+	for _, c := range []struct {
+		method, path string
+		status       int
+	}{
+		{"GET", "/api/v1/webhooks/wh_nope/deliveries", 404},
+		{"GET", path + "?limit=0", 400},
+		{"GET", path + "?limit=x", 400},
+		{"POST", path + "/dlv_nope/redeliver", 404},
+		{"POST", "/webhooks/wh_nope/deliveries/" + id + "/redeliver", 404},
+		{"PUT", path, 405},
+		{"GET", path + "/" + id + "/redeliver", 405},
+	} {
+		if code, _, out := call(t, api, c.method, c.path, ""); code != c.status || out["success"] != false {
+			t.Errorf("%s %s = %d %v, want %d problem", c.method, c.path, code, out, c.status)
+		}
+	}
+
+	code, _, out := call(t, api, "POST", "/webhooks/"+ep.ID+"/deliveries/"+id+"/redeliver", "")
+	if code != http.StatusAccepted || out["data"].(map[string]any)["status"] != "pending" {
+		t.Fatalf("redeliver = %d %v", code, out)
+	}
+	got := rc.waitRequests(t, 2)
+	if got[1].header.Get(HeaderID) != id || string(got[1].body) != string(got[0].body) {
+		t.Fatalf("redelivery sent id %q, want %q with the same body", got[1].header.Get(HeaderID), id)
+	}
+	if !polltest.Until(10*time.Second, func() bool {
+		st, _ := h.reg.Stats(context.Background())
+		return st.Totals.Succeeded == 1
+	}) {
+		t.Fatal("redelivery not counted as delivered")
+	}
+	if _, _, out := call(t, api, "GET", path, ""); len(out["data"].(map[string]any)["deliveries"].([]any)) != 0 {
+		t.Fatalf("dead letters after a successful redelivery: %v", out)
 	}
 }

@@ -6,8 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
-	"sync"
 	"time"
 )
 
@@ -52,19 +52,19 @@ type EndpointStats struct {
 	LastAttemptAt *time.Time `json:"last_attempt_at"`
 }
 
-// Stats are the registry's delivery counters. Totals include deliveries to
+// Stats are the store's delivery counters. Totals include deliveries to
 // per-job webhook URLs that are not registered endpoints.
 type Stats struct {
 	Endpoints []EndpointStats `json:"endpoints"`
 	Totals    Totals          `json:"totals"`
 }
 
-// Totals are delivery counters over all targets since start.
+// Totals are delivery counters over all targets, since the store began.
 type Totals struct {
 	Attempts  int64 `json:"attempts"`
 	Succeeded int64 `json:"succeeded"`
-	Failed    int64 `json:"failed"`
-	Dropped   int64 `json:"dropped"` // refused because the delivery queue was full
+	Failed    int64 `json:"failed"`  // failed for good: dead letters
+	Dropped   int64 `json:"dropped"` // never sent: queue full, or endpoint deleted first
 }
 
 // RegistryOptions configure a Registry.
@@ -73,28 +73,22 @@ type RegistryOptions struct {
 	MaxEndpoints int
 	// Guard is the SSRF policy applied at registration.
 	Guard Guard
+	// Store keeps the endpoints, their statistics and the delivery queue;
+	// nil means a fresh MemoryStore (one process, forgotten on exit). Give
+	// every replica the same redisstore to share them.
+	Store Store
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }
 
-// Registry is an in-memory, bounded set of webhook endpoints and their
-// delivery statistics. It is safe for concurrent use.
+// Registry registers webhook endpoints in a Store and reads their delivery
+// statistics. It is safe for concurrent use.
 type Registry struct {
-	opts RegistryOptions
-
-	mu        sync.Mutex
-	endpoints map[string]*entry
-	totals    Totals
+	opts  RegistryOptions
+	store Store
 }
 
-// entry is an endpoint with its secret and counters.
-type entry struct {
-	Endpoint
-	secret []byte
-	stats  EndpointStats
-}
-
-// NewRegistry returns an empty registry.
+// NewRegistry returns a registry over opts.Store.
 func NewRegistry(opts RegistryOptions) *Registry {
 	if opts.MaxEndpoints <= 0 {
 		opts.MaxEndpoints = 1000
@@ -102,8 +96,14 @@ func NewRegistry(opts RegistryOptions) *Registry {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Registry{opts: opts, endpoints: make(map[string]*entry)}
+	if opts.Store == nil {
+		opts.Store = NewMemoryStore(MemoryStoreOptions{})
+	}
+	return &Registry{opts: opts, store: opts.Store}
 }
+
+// Store returns the store the registry keeps its endpoints in.
+func (r *Registry) Store() Store { return r.store }
 
 // Register validates and stores an endpoint. An empty secret is replaced by
 // a generated one; the secret is returned so it can be shown exactly once.
@@ -123,18 +123,14 @@ func (r *Registry) Register(ctx context.Context, rawURL string, events []string,
 	if len(secret) < MinSecretLength || len(secret) > MaxSecretLength {
 		return Endpoint{}, "", fmt.Errorf("%w: length must be %d..%d bytes", ErrInvalidSecret, MinSecretLength, MaxSecretLength)
 	}
-	e := &entry{
+	e := EndpointRecord{
 		Endpoint: Endpoint{ID: "wh_" + randomHex(12), URL: u.String(), Events: evs, CreatedAt: r.opts.Now().UTC()},
-		secret:   []byte(secret),
+		Secret:   secret,
 	}
-	e.stats = EndpointStats{ID: e.ID, URL: e.URL}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.endpoints) >= r.opts.MaxEndpoints {
-		return Endpoint{}, "", fmt.Errorf("%w: %d endpoints", ErrRegistryFull, r.opts.MaxEndpoints)
+	if err := r.store.AddEndpoint(ctx, e, r.opts.MaxEndpoints); err != nil {
+		return Endpoint{}, "", err
 	}
-	r.endpoints[e.ID] = e
-	return e.public(), secret, nil
+	return e.Endpoint, secret, nil
 }
 
 // normalizeEvents checks names and returns them sorted without duplicates.
@@ -157,121 +153,63 @@ func normalizeEvents(events []string) ([]string, error) {
 	return out, nil
 }
 
-// public copies the endpoint without sharing its slice.
-func (e *entry) public() Endpoint {
-	p := e.Endpoint
-	p.Events = append([]string(nil), e.Events...)
-	return p
+// List returns all endpoints, oldest first, without secrets.
+func (r *Registry) List(ctx context.Context) ([]Endpoint, error) {
+	recs, err := r.store.Endpoints(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("webhook: listing endpoints: %w", err)
+	}
+	out := make([]Endpoint, len(recs))
+	for i, e := range recs {
+		out[i] = e.Endpoint
+	}
+	return out, nil
 }
 
-// List returns all endpoints, oldest first, without secrets.
-func (r *Registry) List() []Endpoint {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make([]Endpoint, 0, len(r.endpoints))
-	for _, e := range r.endpoints {
-		out = append(out, e.public())
+// Get returns one endpoint without its secret (ErrNotFound if unknown).
+func (r *Registry) Get(ctx context.Context, id string) (Endpoint, error) {
+	eps, err := r.List(ctx)
+	if err != nil {
+		return Endpoint{}, err
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
-			return out[i].CreatedAt.Before(out[j].CreatedAt)
+	for _, e := range eps {
+		if e.ID == id {
+			return e, nil
 		}
-		return out[i].ID < out[j].ID
-	})
-	return out
+	}
+	return Endpoint{}, fmt.Errorf("%w: %q", ErrNotFound, id)
 }
 
 // Delete removes an endpoint; it reports ErrNotFound for an unknown id.
-func (r *Registry) Delete(id string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, ok := r.endpoints[id]; !ok {
-		return fmt.Errorf("%w: %q", ErrNotFound, id)
-	}
-	delete(r.endpoints, id)
-	return nil
+func (r *Registry) Delete(ctx context.Context, id string) error {
+	return r.store.DeleteEndpoint(ctx, id)
 }
 
-// Stats returns per-endpoint counters (oldest endpoint first) and totals.
-func (r *Registry) Stats() Stats {
-	list := r.List()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	s := Stats{Endpoints: make([]EndpointStats, 0, len(list)), Totals: r.totals}
-	for _, ep := range list {
-		if e, ok := r.endpoints[ep.ID]; ok {
-			st := e.stats
-			if st.LastAttemptAt != nil {
-				t := *st.LastAttemptAt
-				st.LastAttemptAt = &t
-			}
-			s.Endpoints = append(s.Endpoints, st)
-		}
+// Stats returns per-endpoint counters (oldest endpoint first) and totals,
+// over every process sharing the store.
+func (r *Registry) Stats(ctx context.Context) (Stats, error) {
+	st, err := r.store.Stats(ctx)
+	if err != nil {
+		return Stats{}, fmt.Errorf("webhook: reading statistics: %w", err)
 	}
-	return s
+	return st, nil
 }
 
-// subscribers returns delivery targets for every endpoint subscribed to event.
-func (r *Registry) subscribers(event string) []Target {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// subscribers returns delivery targets for every endpoint subscribed to
+// event, by endpoint ID. The secret is read when a delivery is claimed.
+func (r *Registry) subscribers(ctx context.Context, event string) ([]Target, error) {
+	recs, err := r.store.Endpoints(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("webhook: listing endpoints: %w", err)
+	}
 	var out []Target
-	for _, e := range r.endpoints {
-		for _, ev := range e.Events {
-			if ev == event {
-				out = append(out, Target{URL: e.URL, Secret: string(e.secret), EndpointID: e.ID})
-				break
-			}
+	for _, e := range recs {
+		if slices.Contains(e.Events, event) {
+			out = append(out, Target{URL: e.URL, EndpointID: e.ID})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].EndpointID < out[j].EndpointID })
-	return out
-}
-
-// recordAttempt counts one HTTP attempt; status 0 means no answer.
-func (r *Registry) recordAttempt(endpointID string, status int, err error, at time.Time) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.totals.Attempts++
-	e, ok := r.endpoints[endpointID]
-	if !ok {
-		return
-	}
-	e.stats.Attempts++
-	e.stats.LastStatus = status
-	e.stats.LastError = ""
-	if err != nil {
-		e.stats.LastError = err.Error()
-	}
-	t := at.UTC()
-	e.stats.LastAttemptAt = &t
-}
-
-// recordOutcome counts one finished delivery.
-func (r *Registry) recordOutcome(endpointID string, ok bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if ok {
-		r.totals.Succeeded++
-	} else {
-		r.totals.Failed++
-	}
-	e, found := r.endpoints[endpointID]
-	if !found {
-		return
-	}
-	if ok {
-		e.stats.Succeeded++
-	} else {
-		e.stats.Failed++
-	}
-}
-
-// recordDropped counts a delivery refused by a full queue.
-func (r *Registry) recordDropped() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.totals.Dropped++
+	return out, nil
 }
 
 // randomHex returns n random bytes as hex. crypto/rand.Read never fails on

@@ -2,9 +2,13 @@ package webhook
 
 import (
 	"bytes"
+	"errors"
+	"net/http"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSignVerify(t *testing.T) {
@@ -58,5 +62,97 @@ func TestSignMatchesOpenSSL(t *testing.T) {
 	hexMAC, _, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
 	if got := Sign([]byte(secret), body); got != "sha256="+hexMAC {
 		t.Fatalf("Sign = %s, openssl says sha256=%s", got, hexMAC)
+	}
+}
+
+func TestSignTimestampedBindsTheTimestamp(t *testing.T) {
+	secret := []byte("s3cret-s3cret-s3cret")
+	body := []byte(`{"id":"dlv_1","event":"batch_completed"}`)
+	sig := SignTimestamped(secret, "1795780800", body)
+	if !strings.HasPrefix(sig, "sha256=") || len(sig) != len("sha256=")+64 {
+		t.Fatalf("SignTimestamped = %q", sig)
+	}
+	if sig == Sign(secret, body) {
+		t.Fatal("the timestamped signature equals the body-only one")
+	}
+	cases := []struct {
+		name, ts string
+		body     []byte
+		sig      string
+		ok       bool
+	}{
+		{"valid", "1795780800", body, sig, true},
+		{"other timestamp", "1795780801", body, sig, false},
+		{"timestamp moved into the body", "", append([]byte("1795780800."), body...), sig, false},
+		{"tampered body", "1795780800", []byte(`{"id":"dlv_2"}`), sig, false},
+		{"body-only signature", "1795780800", body, Sign(secret, body), false},
+	}
+	for _, c := range cases {
+		if got := VerifyTimestamped(secret, c.ts, c.body, c.sig); got != c.ok {
+			t.Errorf("%s: VerifyTimestamped = %v, want %v", c.name, got, c.ok)
+		}
+	}
+	if VerifyTimestamped(nil, "1", body, SignTimestamped(nil, "1", body)) {
+		t.Error("an empty secret verified")
+	}
+}
+
+// TestSignTimestampedMatchesOpenSSL: what a shell receiver computes,
+// printf '%s.' "$TS" | cat - body | openssl dgst -sha256 -hmac "$SECRET".
+func TestSignTimestampedMatchesOpenSSL(t *testing.T) {
+	openssl, err := exec.LookPath("openssl")
+	if err != nil {
+		t.Fatalf("openssl is needed for this test: %v", err)
+	}
+	secret, ts := "whsec-0123456789abcdef", "1795780800"
+	body := []byte(`{"id":"dlv_x","event":"analysis_completed","data":{"n":1}}`)
+	cmd := exec.Command(openssl, "dgst", "-sha256", "-hmac", secret, "-r")
+	cmd.Stdin = bytes.NewReader(append([]byte(ts+"."), body...))
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("openssl: %v", err)
+	}
+	hexMAC, _, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
+	if got := SignTimestamped([]byte(secret), ts, body); got != "sha256="+hexMAC {
+		t.Fatalf("SignTimestamped = %s, openssl says sha256=%s", got, hexMAC)
+	}
+}
+
+func TestVerifyRequestEnforcesTheReplayWindow(t *testing.T) {
+	secret := []byte("s3cret-s3cret-s3cret")
+	body := []byte(`{"id":"dlv_1"}`)
+	now := time.Unix(1795780800, 0)
+	signed := func(at time.Time) http.Header {
+		ts := strconv.FormatInt(at.Unix(), 10)
+		h := http.Header{}
+		h.Set(HeaderTimestamp, ts)
+		h.Set(HeaderSignatureV2, SignTimestamped(secret, ts, body))
+		return h
+	}
+	for _, c := range []struct {
+		name string
+		h    http.Header
+		want error
+	}{
+		{"fresh", signed(now.Add(-30 * time.Second)), nil},
+		{"at the edge", signed(now.Add(-DefaultTolerance)), nil},
+		{"too old", signed(now.Add(-DefaultTolerance - time.Second)), ErrStaleTimestamp},
+		{"from the future", signed(now.Add(DefaultTolerance + time.Second)), ErrStaleTimestamp},
+		{"timestamp replaced", func() http.Header {
+			h := signed(now.Add(-time.Hour))
+			h.Set(HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+			return h
+		}(), ErrBadSignature},
+		{"no signature", http.Header{HeaderTimestamp: {"1795780800"}}, ErrBadSignature},
+		{"not a number", func() http.Header {
+			h := http.Header{}
+			h.Set(HeaderTimestamp, "soon")
+			h.Set(HeaderSignatureV2, SignTimestamped(secret, "soon", body))
+			return h
+		}(), ErrStaleTimestamp},
+	} {
+		if err := VerifyRequest(secret, body, c.h, now, DefaultTolerance); !errors.Is(err, c.want) || (c.want == nil) != (err == nil) {
+			t.Errorf("%s: VerifyRequest = %v, want %v", c.name, err, c.want)
+		}
 	}
 }

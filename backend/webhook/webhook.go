@@ -1,15 +1,24 @@
 // Package webhook registers webhook endpoints and delivers signed event
-// notifications to them.
+// notifications to them through a durable queue.
 //
 // A delivery is an HTTP POST of a JSON body
 //
-//	{"id": "...", "event": "batch_completed", "created_at": "...", "data": {...}}
+//	{"id": "dlv_...", "event": "batch_completed", "created_at": "...", "data": {...}}
 //
-// with the headers X-Webhook-Signature ("sha256=" + hex HMAC-SHA256 of the
-// body under the endpoint's secret), X-Webhook-Event, X-Webhook-Id (unique per
-// delivery, the same on every retry of it) and X-Webhook-Timestamp (Unix
-// seconds of the attempt). Failed attempts (network errors, 408, 429, 5xx) are
-// retried with exponential backoff and full jitter; other answers are final.
+// with the headers X-Webhook-Timestamp (Unix seconds of the attempt),
+// X-Webhook-Signature-V2 ("sha256=" + hex HMAC-SHA256 of timestamp + "." +
+// body under the endpoint's secret), the deprecated body-only
+// X-Webhook-Signature, X-Webhook-Event and X-Webhook-Id (the delivery's id,
+// derived from the event and the target: the same on every retry).
+//
+// Every delivery is a record in a Store (MemoryStore in one process, the
+// redisstore package shared by replicas and workers) with its attempts and
+// the time of the next one. A Deliverer claims due records, attempts each
+// once, and records the outcome: 2xx removes it; network errors, 408, 429
+// and 5xx reschedule it with exponential backoff and full jitter; other
+// answers, or the last attempt, make it a dead letter, listed per endpoint
+// and redeliverable. A full queue refuses new deliveries, and logs and
+// counts them.
 //
 // Every URL passes an SSRF guard twice: when it is registered and, through a
 // net.Dialer Control function, on every connection, so a name that resolves to
@@ -62,6 +71,11 @@ func KnownEvent(name string) bool {
 
 // Header names of a delivery.
 const (
+	// HeaderSignatureV2 is SignTimestamped over HeaderTimestamp and the
+	// body: the signature receivers should verify.
+	HeaderSignatureV2 = "X-Webhook-Signature-V2"
+	// HeaderSignature is the body-only Sign, kept for existing receivers
+	// during the deprecation period (docs/jobs-webhooks.md).
 	HeaderSignature = "X-Webhook-Signature"
 	HeaderEvent     = "X-Webhook-Event"
 	HeaderID        = "X-Webhook-Id"

@@ -10,12 +10,13 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/contentguard/contentguard/backend/api"
 	"github.com/contentguard/contentguard/backend/cache"
 	"github.com/contentguard/contentguard/backend/host"
 	"github.com/contentguard/contentguard/backend/jobs"
-	"github.com/contentguard/contentguard/backend/webhook"
+	"github.com/contentguard/contentguard/backend/webhook/webhookmetrics"
 	"github.com/contentguard/contentguard/telemetry"
 )
 
@@ -33,9 +34,12 @@ Where it listens (first match wins):
   PORT                              :<port> (Cloud Run, Knative)
   otherwise                         ` + host.DefaultListen + `
 
-Asynchronous jobs run in process by default; with REDIS_URL they go to Redis
-(asynq) and this process also works them unless --api-worker=false;
---worker runs only a job worker (needs REDIS_URL or --redis).
+Asynchronous jobs and webhook deliveries run in process by default; with
+REDIS_URL they go to Redis (asynq for jobs; endpoints and the delivery
+queue too, shared by every replica and worker) and this process also works
+them unless --api-worker=false; --worker runs only a job worker and webhook
+sender (needs REDIS_URL or --redis), with Prometheus metrics on
+--metrics-listen.
 
 Environment: REDIS_URL (result cache and job queue in Redis), SERVICE_NAME, SERVICE_VERSION,
 LOG_LEVEL (debug|info|warn|error), OTEL_EXPORTER_OTLP_ENDPOINT and the other
@@ -56,6 +60,13 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	redisURL := fs.String("redis", os.Getenv("REDIS_URL"), "Redis URL for the result cache and the job queue (default $REDIS_URL)")
 	apiWorker := fs.Bool("api-worker", true, "with Redis, also run jobs in the API process")
 	allowPrivate := fs.Bool("webhook-allow-private", os.Getenv("WEBHOOK_ALLOW_PRIVATE") == "true", "allow webhook URLs on private or loopback addresses (SSRF guard off)")
+	hookQueue := fs.Int("webhook-queue-size", 10000, "pending webhook deliveries at most (shared by all processes on one Redis); new jobs get 503 from 90 %")
+	hookSenders := fs.Int("webhook-senders", 16, "webhook delivery attempts this process makes at once")
+	bodySig := fs.Bool("webhook-body-signature", true, "also send the deprecated body-only X-Webhook-Signature (see docs/jobs-webhooks.md)")
+	hookTimeout := fs.Duration("webhook-timeout", 10*time.Second, "limit on one webhook delivery attempt; a sender that dies mid-attempt delays that delivery by twice this (at least timeout + 5s)")
+	workerTTL := fs.Duration("worker-ttl", 15*time.Second, "with Redis: a job whose worker has not been heard of for this long is run again by another worker")
+	jobConcurrency := fs.Int("job-concurrency", 2, "with Redis: jobs one worker process runs at once")
+	metricsListen := fs.String("metrics-listen", envOr("METRICS_LISTEN", ":9091"), "with --worker: serve Prometheus /metrics here (empty: off)")
 	logLevel := fs.String("log-level", envOr("LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	fs.Usage = func() {
 		fmt.Fprint(stdout, backendHelp)
@@ -89,6 +100,7 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	defer flush()
 
 	cfg := api.Config{Service: service, Version: ver, Logger: logger, Tracing: tracing, MaxBodyBytes: *maxBody}
+	var rdb *redis.Client // the result cache and webhooks; asynq has its own
 	if url := *redisURL; url != "" {
 		client, err := cache.NewRedisFromURL(url)
 		if err != nil {
@@ -96,6 +108,7 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			return 1
 		}
 		defer client.Close()
+		rdb = client
 		cfg.Cache, cfg.CacheKind = cache.NewRedis(client, "contentguard:cache:", *cacheTTL), "redis"
 		cfg.HealthChecks = map[string]func(context.Context) error{
 			"redis": func(ctx context.Context) error { return client.Ping(ctx).Err() },
@@ -109,9 +122,13 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 
-	guard := webhook.Guard{AllowPrivate: *allowPrivate}
-	hooks := webhook.NewRegistry(webhook.RegistryOptions{Guard: guard})
-	deliverer := webhook.NewDeliverer(hooks, webhook.DelivererOptions{Guard: guard})
+	hooks, deliverer, err := newWebhooks(srv, rdb, webhookFlags{
+		allowPrivate: *allowPrivate, queueSize: *hookQueue, senders: *hookSenders, bodySignature: *bodySig, timeout: *hookTimeout,
+	}, logger)
+	if err != nil {
+		logger.Error("webhooks", "err", err)
+		return 1
+	}
 	defer closeWithin(logger, "webhook deliverer", deliverer.Close)
 	observer, err := srv.JobsObserver()
 	if err != nil {
@@ -119,14 +136,25 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 	jobOpts := jobs.Options{Webhooks: deliverer, Observer: observer}
+	asynqOpts := jobs.AsynqOptions{Options: jobOpts, Logger: logger, WorkerTTL: *workerTTL, Concurrency: *jobConcurrency}
 
 	if *worker {
 		if *redisURL == "" {
 			logger.Error("--worker needs REDIS_URL or --redis")
 			return 2
 		}
+		if err := webhookmetrics.RegisterQueue(srv.Registry(), deliverer, hooks); err != nil {
+			logger.Error("webhook metrics", "err", err)
+			return 1
+		}
+		stopMetrics, err := serveMetrics(ctx, *metricsListen, srv.Registry(), logger)
+		if err != nil {
+			logger.Error("metrics listener", "err", err)
+			return 1
+		}
+		defer stopMetrics()
 		logger.Info("starting job worker", "version", ver)
-		if err := jobs.RunWorker(ctx, *redisURL, srv.Runner, jobs.AsynqOptions{Options: jobOpts, Logger: logger}); err != nil {
+		if err := jobs.RunWorker(ctx, *redisURL, srv.Runner, asynqOpts); err != nil {
 			logger.Error("worker stopped", "err", err)
 			return 1
 		}
@@ -145,7 +173,7 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		if *apiWorker {
 			runner = srv.Runner
 		}
-		queue, err = jobs.NewAsynq(redisOpt, runner, jobs.AsynqOptions{Options: jobOpts, Logger: logger})
+		queue, err = jobs.NewAsynq(redisOpt, runner, asynqOpts)
 		if err != nil {
 			logger.Error("job queue on Redis", "err", err)
 			return 1

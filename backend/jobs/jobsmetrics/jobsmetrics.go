@@ -4,7 +4,8 @@
 //	jobs_submitted_total{kind}             counter
 //	jobs_completed_total{kind,status}      counter; status completed|failed|cancelled
 //	job_duration_seconds{kind}             histogram, start to finish
-//	jobs_queue_depth                       gauge, jobs waiting (memory queue)
+//	jobs_queue_depth                       gauge, jobs waiting (memory queue; in Redis mode
+//	                                       every worker reports all queues: use max())
 package jobsmetrics
 
 import (
@@ -41,12 +42,20 @@ func New(reg prometheus.Registerer) (*Observer, error) {
 			Buckets: []float64{0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 600},
 		}, []string{"kind"}),
 		depth: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "jobs_queue_depth", Help: "Jobs waiting for a worker (memory queue).",
+			Name: "jobs_queue_depth", Help: "Jobs waiting for a worker (in Redis mode: in all queues, as one worker reads it).",
 		}),
 	}
 	for _, c := range []prometheus.Collector{o.submitted, o.completed, o.duration, o.depth} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("jobsmetrics: registering: %w", err)
+		}
+	}
+	// Export zeros for the standard kinds, so a process that has not
+	// finished a job yet (a fresh worker) still shows the series.
+	for _, k := range jobs.DefaultKinds() {
+		o.submitted.WithLabelValues(k)
+		for _, st := range []jobs.Status{jobs.StatusCompleted, jobs.StatusFailed, jobs.StatusCancelled} {
+			o.completed.WithLabelValues(k, string(st))
 		}
 	}
 	return o, nil
