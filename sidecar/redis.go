@@ -11,13 +11,12 @@ import (
 	"github.com/contentguard/contentguard/edge/ratelimit/redisstore"
 )
 
-// Redis client timeouts: a rate-limit decision is on the request path, so a
-// slow or dead Redis must fail fast into the policy's onError behaviour
-// rather than hold requests.
-const (
-	redisDialTimeout = 500 * time.Millisecond
-	redisIOTimeout   = 250 * time.Millisecond
-)
+// redisTimeout bounds one rate-limit decision in Redis (pool wait, write
+// and read together): a decision is on the request path, so a slow or dead
+// Redis must fail fast into the policy's onError behaviour rather than hold
+// requests. After the first such failure ratelimit.WithFallback stops asking
+// Redis for every request at once (see there).
+const redisTimeout = 250 * time.Millisecond
 
 // redisStores keeps one client per Redis URL across reloads, so a reload
 // neither reconnects nor leaks connections.
@@ -41,14 +40,9 @@ func (r *redisStores) get(url string) (ratelimit.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sidecar: rate-limit store: %w", err)
 	}
-	opts.DialTimeout = redisDialTimeout
-	opts.ReadTimeout = redisIOTimeout
-	opts.WriteTimeout = redisIOTimeout
-	opts.MaxRetries = -1 // no retries: fall back at once
-	opts.DialerRetries = 1
-	opts.PoolTimeout = redisIOTimeout
+	redisstore.FailFast(opts, redisTimeout)
 	client := redis.NewClient(opts)
-	s := &redisStore{client: client, store: redisstore.New(client, redisstore.Options{})}
+	s := &redisStore{client: client, store: redisstore.New(client, redisstore.Options{Timeout: redisTimeout})}
 	r.byURL[url] = s
 	return s.store, nil
 }
