@@ -57,7 +57,8 @@ type Options struct {
 	RateStore ratelimit.Store
 	// LocalRateStore keeps per-process buckets: the fallback for RateStore
 	// and the store for memory policies. Passing the previous engine's store
-	// keeps budgets across policy reloads. Default: a new memory store.
+	// keeps budgets across policy reloads. Default: a new memory store that
+	// sweeps idle keys every ratelimit.DefaultSweepInterval.
 	LocalRateStore *ratelimit.Memory
 	// Breakers keeps breaker state across policy reloads. Default: new.
 	Breakers *breaker.Registry
@@ -170,7 +171,7 @@ func New(ctx context.Context, p *policy.Policy, opts Options) (*Engine, error) {
 	}
 	e.local = opts.LocalRateStore
 	if e.local == nil {
-		e.local = ratelimit.NewMemory(ratelimit.MemoryOptions{})
+		e.local = ratelimit.NewMemory(ratelimit.MemoryOptions{SweepInterval: ratelimit.DefaultSweepInterval, Now: opts.Now})
 		e.ownLocal = true
 	}
 	e.rates = e.local

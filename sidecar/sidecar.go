@@ -200,7 +200,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	// Stores that outlive policies: budgets and breaker state survive a
 	// reload because every engine shares these two.
-	s.local = ratelimit.NewMemory(ratelimit.MemoryOptions{})
+	s.local = ratelimit.NewMemory(ratelimit.MemoryOptions{SweepInterval: ratelimit.DefaultSweepInterval, Now: opts.Now})
 	s.breakers = edge.NewBreakers(opts.Policy, opts.Now, m)
 	pl, err := s.build(ctx, opts.Policy)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/contentguard/contentguard/edge/ratelimit"
@@ -49,14 +50,20 @@ func run() string {
 	fallbacks := 0
 	s := ratelimit.WithFallback(failing{}, m, ratelimit.OnErrorDeny, func(err error) { fallbacks++ })
 	r, err := s.Allow(context.Background(), "x", l, t0)
-	out += fmt.Sprintf("%v/%s/%d/%v", r.Allowed, r.RetryAfter, fallbacks, err)
+	out += fmt.Sprintf("%v/%s/%d/%v/%v", r.Allowed, r.RetryAfter, fallbacks, err, r.StoreDown)
+	long := strings.Repeat("z", ratelimit.MaxKeyBytes+1)
+	hour := ratelimit.Limit{Rate: 1, Per: time.Hour}
+	first, _ := m.Allow(context.Background(), long, hour, t0)
+	second, _ := m.Allow(context.Background(), long, hour, t0)
+	other, _ := m.Allow(context.Background(), long+"x", hour, t0)
+	out += fmt.Sprintf(" long:%v/%v/%v", first.Allowed, second.Allowed, other.Allowed)
 	return out
 }
 `)
 	v := yaegitest.Eval(t, i, "run()")
 	want := "true/2/0s true/1/0s true/0/0s false/0/20m0s false/0/1m0s true/0/0s false/0/20m0s " +
 		"[[RateLimit-Limit 3] [RateLimit-Remaining 0] [RateLimit-Reset 3600] [X-RateLimit-Limit 3] [X-RateLimit-Remaining 0] [X-RateLimit-Reset 3600] [Retry-After 1200]] " +
-		"2001:db8:1:2::/64 false/1s/1/<nil>"
+		"2001:db8:1:2::/64 false/1s/1/<nil>/true long:true/false/true"
 	if got := v.String(); got != want {
 		t.Fatalf("under Yaegi:\n got %s\nwant %s", got, want)
 	}
