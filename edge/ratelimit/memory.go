@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/contentguard/contentguard/edge/internal/alarm"
 )
 
 // Store keeps one GCRA state per key and decides requests against it.
@@ -83,10 +85,9 @@ type Memory struct {
 	seed     maphash.Seed // picks a key's shard
 	now      func() time.Time
 
-	closeOnce sync.Once
-	stop      chan struct{}
-	stopped   chan struct{}
-	sweeps    atomic.Int64 // periodic sweeps done (tests wait on it)
+	alarm   *alarm.Alarm // the sweeper's sleep; Close stops it
+	stopped chan struct{}
+	sweeps  atomic.Int64 // periodic sweeps done (tests wait on it)
 }
 
 type memoryShard struct {
@@ -115,7 +116,7 @@ func NewMemory(opts MemoryOptions) *Memory {
 		perShard: (maxKeys + shards - 1) / shards,
 		seed:     maphash.MakeSeed(),
 		now:      opts.Now,
-		stop:     make(chan struct{}),
+		alarm:    alarm.New(nil),
 		stopped:  make(chan struct{}),
 	}
 	if m.now == nil {
@@ -136,7 +137,7 @@ func NewMemory(opts MemoryOptions) *Memory {
 // Close stops the periodic sweeper, if any, and waits for it to exit. The
 // store keeps working after Close, sweeping on insert only.
 func (m *Memory) Close() {
-	m.closeOnce.Do(func() { close(m.stop) })
+	m.alarm.Stop()
 	<-m.stopped
 }
 
@@ -240,19 +241,13 @@ func (s *memoryShard) sweep(now int64) {
 	}
 }
 
-// sweepEvery sweeps all shards with the wall clock until Close.
+// sweepEvery sweeps all shards by the store's clock every interval until
+// Close.
 func (m *Memory) sweepEvery(every time.Duration) {
 	defer close(m.stopped)
-	ticker := time.NewTicker(every)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-m.stop:
-			return
-		case <-ticker.C:
-			m.sweepAll(m.now())
-			m.sweeps.Add(1)
-		}
+	for m.alarm.Sleep(every) {
+		m.sweepAll(m.now())
+		m.sweeps.Add(1)
 	}
 }
 
