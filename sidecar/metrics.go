@@ -25,6 +25,7 @@ const (
 	MetricPolicyReloads     = "policy_reloads_total"
 	MetricPolicyReloadError = "policy_reload_errors_total"
 	MetricPolicyInfo        = "policy_info"
+	MetricJWKSFetches       = "jwks_fetches_total"
 )
 
 // metrics is the sidecar's Prometheus instrumentation and the engine's
@@ -42,7 +43,8 @@ type metrics struct {
 	upstreamDuration *prometheus.HistogramVec // upstream
 	reloads          prometheus.Counter
 	reloadErrors     prometheus.Counter
-	policyInfo       *prometheus.GaugeVec // name, version, hash
+	policyInfo       *prometheus.GaugeVec   // name, version, hash
+	jwksFetches      *prometheus.CounterVec // provider, result
 
 	lastFallbackLog atomic.Int64 // unix nanos: fallback warnings at most once a second
 
@@ -52,7 +54,10 @@ type metrics struct {
 
 type decisionKey struct{ route, decision, reason string }
 
-var _ edge.Observer = (*metrics)(nil)
+var (
+	_ edge.Observer     = (*metrics)(nil)
+	_ edge.KeysObserver = (*metrics)(nil)
+)
 
 func newMetrics(reg *prometheus.Registry, log *slog.Logger) (*metrics, error) {
 	h, err := telemetry.NewMetrics(reg)
@@ -86,14 +91,17 @@ func newMetrics(reg *prometheus.Registry, log *slog.Logger) (*metrics, error) {
 			Name: MetricPolicyReloads, Help: "Policy reloads applied.",
 		}),
 		reloadErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: MetricPolicyReloadError, Help: "Policy reloads refused (the policy in force stayed).",
+			Name: MetricPolicyReloadError, Help: "Policy documents refused on reload, each counted once however often it is tried again (the policy in force stayed).",
 		}),
 		policyInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: MetricPolicyInfo, Help: "The policy in force (value 1), by name, version and hash.",
 		}, []string{"name", "version", "hash"}),
 	}
+	m.jwksFetches = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: MetricJWKSFetches, Help: "JWKS fetches of JWT providers with a key URL, by provider and result (ok, error).",
+	}, []string{"provider", "result"})
 	for _, c := range []prometheus.Collector{m.decisions, m.authFailures, m.rateRejections, m.rateFallbacks,
-		m.breakerState, m.upstreamDuration, m.reloads, m.reloadErrors, m.policyInfo} {
+		m.breakerState, m.upstreamDuration, m.reloads, m.reloadErrors, m.policyInfo, m.jwksFetches} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("sidecar: register metrics: %w", err)
 		}
@@ -144,6 +152,18 @@ func (m *metrics) RateLimitFallback(err error) {
 	if now-last >= int64(time.Second) && m.lastFallbackLog.CompareAndSwap(last, now) {
 		m.log.Warn("rate-limit store failed; onError fallback decides", "err", fmt.Sprint(err))
 	}
+}
+
+// KeysFetched counts a JWKS fetch; a failed one is logged at WARN with the
+// URL and the error (the verifier keeps the last good keys and retries
+// from 1s, backing off).
+func (m *metrics) KeysFetched(provider, url string, err error) {
+	if err == nil {
+		m.jwksFetches.WithLabelValues(provider, "ok").Inc()
+		return
+	}
+	m.jwksFetches.WithLabelValues(provider, "error").Inc()
+	m.log.Warn("JWKS fetch failed", "provider", provider, "url", url, "err", err.Error())
 }
 
 // breakerSeen exports a breaker's current state, so the gauge exists before

@@ -2,7 +2,6 @@ package sidecar
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
@@ -14,8 +13,9 @@ import (
 // watch polls PolicyFile: a change of modification time or size makes it
 // read and hash the file, and a new hash reloads it. Polling needs no
 // dependency and sees every way a file is replaced (in place, rename, a
-// Kubernetes ConfigMap's symlink swap). A document that failed once is not
-// retried until it changes again, so a broken file is logged once.
+// Kubernetes ConfigMap's symlink swap). A document a reload already tried
+// last (here or by Reload, on SIGHUP) is not tried again until it changes,
+// so a broken file is logged and counted once.
 func (s *Server) watch(ctx context.Context) {
 	t := time.NewTicker(s.opts.WatchInterval)
 	defer t.Stop()
@@ -23,7 +23,6 @@ func (s *Server) watch(ctx context.Context) {
 	// the caller loading it and this goroutine starting.
 	var lastMod time.Time
 	var lastSize int64 = -1
-	lastHash := s.state.Load().policy.Hash
 	for {
 		select {
 		case <-ctx.Done():
@@ -39,12 +38,10 @@ func (s *Server) watch(ctx context.Context) {
 		if err != nil {
 			continue
 		}
-		sum := sha256.Sum256(data)
-		hash := fmt.Sprintf("%x", sum[:])
-		if hash == lastHash || hash == s.state.Load().policy.Hash {
+		hash := documentHash(data)
+		if s.tried(hash) || hash == s.state.Load().policy.Hash {
 			continue
 		}
-		lastHash = hash
 		_ = s.reloadFrom(data) // logged and counted inside
 	}
 }

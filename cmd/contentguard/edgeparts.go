@@ -56,6 +56,10 @@ func withIssuer(opts *sidecar.Options, iss *issuer.Issuer) {
 	}
 	opts.Local = iss.Handler()
 	opts.LocalPaths = iss.Paths()
+	// Its keys reach the verifier in process: its tokens are accepted from
+	// the first request, even with an ephemeral key and a provider whose
+	// jwks.url names this sidecar.
+	opts.InProcessJWKS = iss.InProcessJWKS()
 }
 
 // authzHandler is the NGINX auth_request endpoint over the sidecar's
