@@ -118,7 +118,7 @@ func New(opts Options) (*Handler, error) {
 	if opts.TTL <= 0 {
 		opts.TTL = DefaultTTL
 	}
-	h := &Handler{opts: opts, now: opts.Now, log: opts.Logger, keys: sealer{secret: opts.Secret}}
+	h := &Handler{opts: opts, now: opts.Now, log: opts.Logger}
 	if h.now == nil {
 		h.now = time.Now
 	}
