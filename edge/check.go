@@ -30,6 +30,9 @@ const (
 	ReasonInsufficientScope  = "insufficient_scope"
 	ReasonRateLimited        = "rate_limited"
 	ReasonRateLimitError     = "rate_limit_unavailable"
+	// ReasonRateLimitStoreDown: refused by onError: deny because the shared
+	// rate-limit store is down, not because the client spent its budget.
+	ReasonRateLimitStoreDown = "rate_limit_store_down"
 	ReasonCircuitOpen        = "circuit_open"
 	ReasonUpstreamTimeout    = "upstream_timeout"
 	ReasonUpstreamError      = "upstream_unreachable"
@@ -154,8 +157,13 @@ func (e *Engine) Check(ctx context.Context, r Request) Decision {
 				// Retry-After goes on every 429, whatever the header style.
 				d.ResponseHeaders = append(d.ResponseHeaders, [2]string{"Retry-After", strconv.FormatInt(ratelimit.RetryAfterSeconds(res.RetryAfter), 10)})
 			}
+			retry := strconv.FormatInt(ratelimit.RetryAfterSeconds(res.RetryAfter), 10)
+			if res.StoreDown {
+				return e.reject(&d, r, http.StatusTooManyRequests, ReasonRateLimitStoreDown, "Too Many Requests",
+					"the shared rate-limit store is unavailable and the policy refuses without it (onError: deny); retry in "+retry+"s")
+			}
 			return e.reject(&d, r, http.StatusTooManyRequests, ReasonRateLimited, "Too Many Requests",
-				"rate limit of route "+rt.name+" exceeded; retry in "+strconv.FormatInt(ratelimit.RetryAfterSeconds(res.RetryAfter), 10)+"s")
+				"rate limit of route "+rt.name+" exceeded; retry in "+retry+"s")
 		}
 		if r.Explain {
 			d.step("rate-limit", "ok", "bucket "+key+": "+strconv.Itoa(res.Remaining)+" of "+strconv.Itoa(res.Limit)+" left")

@@ -47,6 +47,15 @@ type Observer interface {
 	RateLimitFallback(err error)
 }
 
+// KeysObserver is an Observer that also hears about key fetches: when the
+// engine's Observer implements it, KeysFetched is called after every fetch
+// of a JWT provider's JWKS URL, with err nil on success (a data plane logs
+// the failures at WARN with the URL and counts them). An Observer without it
+// is not told.
+type KeysObserver interface {
+	KeysFetched(provider, url string, err error)
+}
+
 // Options are the parts of an engine that do not come from the policy.
 type Options struct {
 	// Now is the clock; default time.Now.
@@ -57,11 +66,14 @@ type Options struct {
 	RateStore ratelimit.Store
 	// LocalRateStore keeps per-process buckets: the fallback for RateStore
 	// and the store for memory policies. Passing the previous engine's store
-	// keeps budgets across policy reloads. Default: a new memory store.
+	// keeps budgets across policy reloads. Default: a new memory store that
+	// sweeps idle keys every ratelimit.DefaultSweepInterval.
 	LocalRateStore *ratelimit.Memory
 	// Breakers keeps breaker state across policy reloads. Default: new.
 	Breakers *breaker.Registry
-	// Verifier options (HTTP client for JWKS URLs, cache size).
+	// Verifier options (HTTP client for JWKS URLs, cache size, the key sets
+	// of issuers signing in this process). Auth.OnFetch defaults to the
+	// Observer's KeysFetched.
 	Auth auth.Options
 	// Observer, if set, sees every decision.
 	Observer Observer
@@ -87,6 +99,7 @@ type Engine struct {
 	securityTLS  [][2]string
 	rateHeaders  string
 	verifier     *auth.Verifier
+	keysOptional map[string]bool // providers that may be ready without keys
 	keyring      *auth.Keyring
 	apiKeyHeader string // canonical form
 	strip        []string
@@ -170,7 +183,7 @@ func New(ctx context.Context, p *policy.Policy, opts Options) (*Engine, error) {
 	}
 	e.local = opts.LocalRateStore
 	if e.local == nil {
-		e.local = ratelimit.NewMemory(ratelimit.MemoryOptions{})
+		e.local = ratelimit.NewMemory(ratelimit.MemoryOptions{SweepInterval: ratelimit.DefaultSweepInterval, Now: opts.Now})
 		e.ownLocal = true
 	}
 	e.rates = e.local
@@ -241,6 +254,12 @@ func (e *Engine) buildAuth(ctx context.Context, p *policy.Policy, opts Options) 
 				if pp.JWKS.File != "" {
 					ap.JWKSFile = resolve(p.BaseDir, pp.JWKS.File)
 				}
+				if pp.JWKS.ReadyWithoutKeys {
+					if e.keysOptional == nil {
+						e.keysOptional = map[string]bool{}
+					}
+					e.keysOptional[pp.Name] = true
+				}
 			}
 			if pp.Secret != nil {
 				secret, err := readSecret(p.BaseDir, pp.Secret, lookup)
@@ -264,6 +283,12 @@ func (e *Engine) buildAuth(ctx context.Context, p *policy.Policy, opts Options) 
 		ao := opts.Auth
 		if ao.Now == nil {
 			ao.Now = opts.Now
+		}
+		// (Yaegi panics asserting on a nil interface: test it first.)
+		if opts.Observer != nil && ao.OnFetch == nil {
+			if ko, ok := opts.Observer.(KeysObserver); ok {
+				ao.OnFetch = ko.KeysFetched
+			}
 		}
 		v, err := auth.NewVerifier(ctx, providers, ao)
 		if err != nil {
@@ -332,6 +357,24 @@ func upstreamName(u string) string {
 		s = s[:i]
 	}
 	return s
+}
+
+// AwaitingKeys lists the JWT providers whose keys have not arrived yet
+// (their tokens are refused with no_keys), except those the policy lets be
+// ready without them (jwks.readyWithoutKeys). A data plane is not ready
+// while it is not empty.
+func (e *Engine) AwaitingKeys() []string {
+	if e.verifier == nil {
+		return nil
+	}
+	var names []string
+	missing := e.verifier.WithoutKeys()
+	for i := 0; i < len(missing); i++ {
+		if !e.keysOptional[missing[i]] {
+			names = append(names, missing[i])
+		}
+	}
+	return names
 }
 
 // Policy returns the policy the engine applies.

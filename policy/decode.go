@@ -603,7 +603,7 @@ func knownAlgorithm(a string) bool {
 func (d *decoder) keySource(n *Node, path string, refresh bool) *KeySource {
 	known := []string{"file", "url", "inline"}
 	if refresh {
-		known = append(known, "refresh")
+		known = append(known, "refresh", "readyWithoutKeys")
 	}
 	if !d.mapping(n, path, known...) {
 		return nil
@@ -621,6 +621,12 @@ func (d *decoder) keySource(n *Node, path string, refresh bool) *KeySource {
 	}
 	if r := n.Get("refresh"); r != nil {
 		k.Refresh = d.duration(r, join(path, "refresh"))
+	}
+	if r := n.Get("readyWithoutKeys"); r != nil {
+		k.ReadyWithoutKeys = d.boolean(r, join(path, "readyWithoutKeys"))
+		if k.URL == "" {
+			d.errorf(r, join(path, "readyWithoutKeys"), "applies to url key sets only (file and inline keys are loaded at start)")
+		}
 	}
 	set := 0
 	for _, v := range []string{k.File, k.URL, k.Inline} {

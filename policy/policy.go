@@ -117,6 +117,10 @@ type KeySource struct {
 	URL     string
 	Inline  string // JSON text
 	Refresh time.Duration
+	// ReadyWithoutKeys lets the data plane report ready before a URL key
+	// set has arrived (its tokens are refused with no_keys until then);
+	// by default readiness waits for every provider's keys.
+	ReadyWithoutKeys bool
 }
 
 // SecretRef is a secret read from a file, an environment variable or inline.

@@ -15,7 +15,8 @@ import (
 // (Serve never puts it on the public one):
 //
 //	GET  /healthz                 200 while the process runs
-//	GET  /readyz                  200 with a policy loaded and not draining, else 503
+//	GET  /readyz                  200 with a policy loaded, every JWT provider's keys in (unless
+//	                              jwks.readyWithoutKeys) and not draining, else 503
 //	GET  /metrics                 Prometheus exposition of Options.Registry
 //	GET  /admin/breakers          the circuit breakers, as JSON
 //	POST /admin/breakers/reset    close every breaker, or ?name=X only (404 if unknown)
@@ -26,11 +27,18 @@ func (s *Server) AdminHandler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		var awaiting []string
+		if pl := s.state.Load(); pl != nil {
+			awaiting = pl.engine.AwaitingKeys()
+		}
 		switch {
 		case s.draining.Load():
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
 		case s.closed.Load() || s.state.Load() == nil:
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
+		case len(awaiting) > 0:
+			// Tokens of these providers would be refused with no_keys.
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "awaiting keys", "providers": awaiting})
 		default:
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 		}

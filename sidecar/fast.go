@@ -88,6 +88,7 @@ type fastServer struct {
 	mu       sync.Mutex
 	conns    map[*fastConn]struct{}
 	draining atomic.Bool
+	lastCall atomic.Bool // the drain delay: every answer says Connection: close (see drain.go)
 	wg       sync.WaitGroup
 
 	date atomic.Pointer[dateLine]
@@ -205,6 +206,10 @@ type fastConn struct {
 	rd, wd  deadline
 	served  int // requests answered on this connection
 
+	// since is when it last started waiting for a request (unix ns): the
+	// drain closes connections idle for a while (drain.go).
+	since atomic.Int64
+
 	// upstream is the upstream connection of the request in progress, for
 	// shutdown to close when the drain times out.
 	upstream atomic.Pointer[leanConn]
@@ -295,7 +300,9 @@ func (fc *fastConn) readHead() (string, error) {
 		if fc.served == 0 {
 			wait = f.readHeaderTimeout
 		}
-		fc.rd.arm(time.Now(), wait)
+		now := time.Now()
+		fc.since.Store(now.UnixNano())
+		fc.rd.arm(now, wait)
 		_, err := br.Peek(1)
 		fc.idle.Store(false)
 		if err != nil {
@@ -443,7 +450,7 @@ func (fc *fastConn) afterAnswer(keep bool) bool {
 
 // closing reports whether this response is the connection's last.
 func (fc *fastConn) closing() bool {
-	return fc.req.Close || fc.f.draining.Load()
+	return fc.req.Close || fc.f.draining.Load() || fc.f.lastCall.Load()
 }
 
 // writeDecision writes a locally made answer (rejection, preflight, 502,

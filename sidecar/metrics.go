@@ -21,6 +21,7 @@ const (
 	MetricPolicyReloads     = edgemetrics.MetricPolicyReloads
 	MetricPolicyReloadError = edgemetrics.MetricPolicyReloadError
 	MetricPolicyInfo        = edgemetrics.MetricPolicyInfo
+	MetricJWKSFetches       = edgemetrics.MetricJWKSFetches
 )
 
 // metrics is the sidecar's Prometheus instrumentation: the edge metrics

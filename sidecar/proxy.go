@@ -167,6 +167,9 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	defer func() { p.finish(x, r.Method, ctx, span, start, local) }()
+	if p.s.draining.Load() {
+		w.Header().Set("Connection", "close") // see drain.go
+	}
 
 	x.d = pl.engine.Check(ctx, req)
 	if x.d.Allow && r.ContentLength < 0 && pl.maxBody > 0 {

@@ -13,7 +13,9 @@ import (
 
 // TestRedisKilledMidTest: with a Redis rate-limit store, a shared budget
 // holds while Redis runs; when it dies, onError decides (local: per-process
-// buckets, counted as fallbacks; deny: 429; allow: admitted), and when it
+// buckets, counted as fallbacks; deny: 429 with its own reason, not
+// rate_limited and not counted as a rate-limit rejection; allow: admitted),
+// and when it
 // comes back, Redis decides again.
 func TestRedisKilledMidTest(t *testing.T) {
 	for _, mode := range []string{"local", "deny", "allow"} {
@@ -61,8 +63,14 @@ spec:
 			}
 			if mode == "deny" {
 				r := get(t, a.addr, "/x", "", nil)
-				if r.Header.Get("Retry-After") == "" || problemReason(t, r) != "rate_limited" {
+				if r.Header.Get("Retry-After") == "" || problemReason(t, r) != "rate_limit_store_down" {
 					t.Fatalf("deny answer: %d %v %s", r.Status, r.Header, r.Body)
+				}
+				if n := labelledValue(t, a, sidecar.MetricDecisions, "reason", "rate_limit_store_down"); n != 4 {
+					t.Fatalf("edge_decisions_total{reason=rate_limit_store_down} = %v, want 4", n)
+				}
+				if n := labelledValue(t, a, sidecar.MetricRateRejections, "route", "limited"); n != 0 {
+					t.Fatalf("ratelimit_rejections_total counted %v refusals of a dead store as rate limiting", n)
 				}
 			}
 
@@ -79,4 +87,28 @@ spec:
 			}
 		})
 	}
+}
+
+// labelledValue sums the counter name over the series whose label has value
+// (0 when there is none).
+func labelledValue(t testing.TB, sc *running, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := sc.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == label && lp.GetValue() == value {
+					sum += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return sum
 }

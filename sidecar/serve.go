@@ -17,9 +17,10 @@ const headerSlack = 16 << 10
 
 // Serve runs the public handler on public and the admin handler on admin
 // (nil: no admin listener) with hardened http.Servers until ctx ends or a
-// listener fails. Then it turns /readyz to 503, keeps serving for
-// DrainDelay, stops accepting, lets in-flight requests finish for up to
-// DrainTimeout (then cuts them), and returns.
+// listener fails. Then it turns /readyz to 503 and keeps serving for
+// DrainDelay — every answer saying Connection: close, connections idle for
+// a second closed (see drain.go) — then stops accepting, lets in-flight
+// requests finish for up to DrainTimeout (then cuts them), and returns.
 func (s *Server) Serve(ctx context.Context, public, admin net.Listener) error {
 	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
 	maxHeader := int(s.state.Load().policy.Spec.Limits.MaxHeaderBytes) + headerSlack
@@ -32,6 +33,8 @@ func (s *Server) Serve(ctx context.Context, public, admin net.Listener) error {
 		MaxHeaderBytes:    maxHeader,
 		ErrorLog:          errLog,
 	}
+	idle := newIdleConns()
+	pub.ConnState = idle.track
 	servers := []*http.Server{pub}
 	listeners := []net.Listener{public}
 	var fast *fastServer
@@ -79,8 +82,7 @@ func (s *Server) Serve(ctx context.Context, public, admin net.Listener) error {
 	s.draining.Store(true)
 	s.log.Info("draining", "delay", s.opts.DrainDelay.String(), "timeout", s.opts.DrainTimeout.String())
 	if s.opts.DrainDelay > 0 && serveErr == nil {
-		t := time.NewTimer(s.opts.DrainDelay)
-		<-t.C
+		s.drainDelay(s.opts.DrainDelay, fast, idle)
 	}
 	dctx, cancel := context.WithTimeout(context.Background(), s.opts.DrainTimeout)
 	defer cancel()

@@ -18,6 +18,8 @@ package sidecar
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +35,7 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/contentguard/contentguard/edge"
+	"github.com/contentguard/contentguard/edge/auth"
 	"github.com/contentguard/contentguard/edge/breaker"
 	"github.com/contentguard/contentguard/edge/ratelimit"
 	"github.com/contentguard/contentguard/edge/urlpath"
@@ -61,6 +64,11 @@ type Options struct {
 	Local http.Handler
 	// LocalPaths are exact normalised paths answered by Local.
 	LocalPaths []string
+	// InProcessJWKS holds, by issuer, the key sets of token issuers served
+	// in this process (Local): JWT providers of those issuers verify with
+	// them from the first request instead of fetching their JWKS URL (see
+	// auth.Options.InProcessJWKS).
+	InProcessJWKS map[string][]byte
 	// Logger receives the access log and operational messages; default
 	// discards.
 	Logger *slog.Logger
@@ -124,11 +132,17 @@ type Server struct {
 	redis    *redisStores
 	locals   map[string]bool
 
-	reloadMu sync.Mutex // one Reload at a time
-	draining atomic.Bool
-	closed   atomic.Bool
-	stop     context.CancelFunc
-	wg       sync.WaitGroup
+	reloadMu sync.Mutex // one Reload at a time; guards the two below
+	// lastTried is the SHA-256 (hex) of the last policy document a reload
+	// tried, from the watcher or Reload, and lastFailed whether it was
+	// refused: a refused document is counted once, however often it is
+	// tried again, and the watcher does not retry it.
+	lastTried  string
+	lastFailed bool
+	draining   atomic.Bool
+	closed     atomic.Bool
+	stop       context.CancelFunc
+	wg         sync.WaitGroup
 }
 
 // plane is everything that changes with a policy: the engine and what the
@@ -199,7 +213,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	// Stores that outlive policies: budgets and breaker state survive a
 	// reload because every engine shares these two.
-	s.local = ratelimit.NewMemory(ratelimit.MemoryOptions{})
+	s.local = ratelimit.NewMemory(ratelimit.MemoryOptions{SweepInterval: ratelimit.DefaultSweepInterval, Now: opts.Now})
 	s.breakers = edge.NewBreakers(opts.Policy, opts.Now, m)
 	pl, err := s.build(ctx, opts.Policy)
 	if err != nil {
@@ -246,6 +260,7 @@ func (s *Server) build(ctx context.Context, p *policy.Policy) (*plane, error) {
 		LocalRateStore: s.local,
 		Breakers:       s.breakers,
 		Observer:       s.metrics,
+		Auth:           auth.Options{InProcessJWKS: s.opts.InProcessJWKS, Logf: s.authWarning},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sidecar: policy %s: %w", p.Source, err)
@@ -260,6 +275,13 @@ func (s *Server) build(ctx context.Context, p *policy.Policy) (*plane, error) {
 		maxBody:  eff.Spec.Limits.MaxBodyBytes,
 		names:    newHeaderNames(&eff),
 	}, nil
+}
+
+// authWarning logs what the JWT verifier warns about (a JWKS over plain
+// http, keys given in process); failed key fetches come through the
+// Observer instead (metrics.KeysFetched).
+func (s *Server) authWarning(format string, args ...any) {
+	s.log.Warn(fmt.Sprintf(format, args...))
 }
 
 // isLocal reports whether a request for path (as sent) is for an in-process
@@ -302,14 +324,18 @@ func (s *Server) reloadFrom(data []byte) error {
 	if s.closed.Load() {
 		return errors.New("sidecar: reload: server closed")
 	}
+	sum := documentHash(data)
+	counted := sum == s.lastTried && s.lastFailed
+	s.lastTried, s.lastFailed = sum, true
 	p, err := policyfile.ParseFile(s.opts.PolicyFile, data)
 	if err != nil {
-		return s.reloadFailed(err)
+		return s.reloadRefused(err, counted)
 	}
 	pl, err := s.build(context.Background(), p)
 	if err != nil {
-		return s.reloadFailed(err)
+		return s.reloadRefused(err, counted)
 	}
+	s.lastFailed = false
 	old := s.state.Swap(pl)
 	// The breakers outlive policies (their state must survive a reload);
 	// their thresholds follow the policy in force.
@@ -323,9 +349,23 @@ func (s *Server) reloadFrom(data []byte) error {
 }
 
 func (s *Server) reloadFailed(err error) error {
-	s.metrics.ReloadFailed()
+	return s.reloadRefused(err, false)
+}
+
+// reloadRefused logs a refused reload and counts it, unless the same
+// document was refused (and counted) before.
+func (s *Server) reloadRefused(err error, counted bool) error {
+	if !counted {
+		s.metrics.ReloadFailed()
+	}
 	s.log.Error("policy reload failed; keeping the policy in force", "err", err.Error(), "policy", s.opts.PolicyFile)
 	return err
+}
+
+// documentHash is the SHA-256 of a policy document, hex: policy.Hash.
+func documentHash(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
 }
 
 // Handler returns the public data-plane handler.

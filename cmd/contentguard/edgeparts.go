@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
 	"time"
 
@@ -56,12 +58,17 @@ func withIssuer(opts *sidecar.Options, iss *issuer.Issuer) {
 	}
 	opts.Local = iss.Handler()
 	opts.LocalPaths = iss.Paths()
+	// Its keys reach the verifier in process: its tokens are accepted from
+	// the first request, even with an ephemeral key and a provider whose
+	// jwks.url names this sidecar.
+	opts.InProcessJWKS = iss.InProcessJWKS()
 }
 
 // authzHandler is the NGINX auth_request endpoint over the sidecar's
 // current engine; trusted is a comma-separated list of CIDRs ("" = the
-// policy's clientIP.trustedProxies).
-func authzHandler(srv *sidecar.Server, trusted string, logger *slog.Logger) (http.Handler, error) {
+// policy's clientIP.trustedProxies), secretFile holds the secret that seals
+// rejections ("" = a random one of this process).
+func authzHandler(srv *sidecar.Server, trusted, secretFile string, logger *slog.Logger) (http.Handler, error) {
 	var prefixes []netip.Prefix
 	for _, s := range strings.Split(trusted, ",") {
 		if s = strings.TrimSpace(s); s == "" {
@@ -73,7 +80,18 @@ func authzHandler(srv *sidecar.Server, trusted string, logger *slog.Logger) (htt
 		}
 		prefixes = append(prefixes, p)
 	}
-	return authz.New(authz.Options{Engine: srv.Engine, TrustedPeers: prefixes, Logger: logger})
+	var secret []byte
+	if secretFile != "" {
+		b, err := os.ReadFile(secretFile)
+		if err != nil {
+			return nil, fmt.Errorf("--authz-secret-file: %w", err)
+		}
+		secret = bytes.TrimSpace(b)
+		if len(secret) == 0 {
+			return nil, fmt.Errorf("--authz-secret-file: %s is empty", secretFile)
+		}
+	}
+	return authz.New(authz.Options{Engine: srv.Engine, TrustedPeers: prefixes, Secret: secret, Logger: logger})
 }
 
 // serveAuthz serves the authz endpoint on addr until the returned stop.

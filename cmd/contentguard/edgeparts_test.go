@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -11,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/contentguard/contentguard/edge"
 	"github.com/contentguard/contentguard/policy/policyfile"
+	"github.com/contentguard/contentguard/sidecar/authz"
 )
 
 // TestSidecarServesIssuerAndAuthz: `contentguard sidecar` on a policy with
@@ -26,12 +29,16 @@ func TestSidecarServesIssuerAndAuthz(t *testing.T) {
 	if err := os.WriteFile(file, policyfile.DefaultYAML(), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	secret := filepath.Join(dir, "authz.secret")
+	if err := os.WriteFile(secret, []byte(strings.Repeat("k", 40)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	listen, admin, authzAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"sidecar", "--policy", file, "--listen", listen, "--admin", admin,
-			"--authz", authzAddr, "--authz-trusted", "127.0.0.1/32", "--log-level", "error"}, os.Stdout, os.Stderr)
+			"--authz", authzAddr, "--authz-trusted", "127.0.0.1/32", "--authz-secret-file", secret, "--log-level", "error"}, os.Stdout, os.Stderr)
 	}()
 	defer func() {
 		cancel()
@@ -65,8 +72,22 @@ func TestSidecarServesIssuerAndAuthz(t *testing.T) {
 	if r := subrequest("GET", "/health", "198.51.100.1", nil); r.StatusCode != 200 || r.Header.Get("X-CG-Path") != "/health" {
 		t.Fatalf("public route: %d %v", r.StatusCode, r.Header)
 	}
-	if r := subrequest("POST", "/api/v1/analyze", "198.51.100.1", nil); r.StatusCode != 401 || r.Header.Get("X-CG-Key") == "" {
+	r := subrequest("POST", "/api/v1/analyze", "198.51.100.1", nil)
+	if r.StatusCode != 401 || r.Header.Get("X-CG-Key") == "" {
 		t.Fatalf("no credentials: %d %v", r.StatusCode, r.Header)
+	}
+	// The key is sealed with the secret of --authz-secret-file: a handler
+	// with that secret (another instance) renders it.
+	other, err := authz.New(authz.Options{Engine: func() *edge.Engine { return nil }, Secret: []byte(strings.Repeat("k", 40))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	render := httptest.NewRequest("GET", authz.RenderPath, nil)
+	render.Header.Set(authz.HeaderKey, r.Header.Get("X-CG-Key"))
+	rec := httptest.NewRecorder()
+	other.ServeHTTP(rec, render)
+	if rec.Code != 401 || !strings.Contains(rec.Body.String(), "credentials_missing") {
+		t.Fatalf("rendered by an instance with the same secret: %d %s", rec.Code, rec.Body)
 	}
 
 	// The token endpoint through the sidecar's public listener.

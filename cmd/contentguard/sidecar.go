@@ -48,6 +48,7 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	adminAddr := fs.String("admin", "127.0.0.1:9901", "admin listen address (keep it private)")
 	authzAddr := fs.String("authz", "", "serve the NGINX auth_request endpoint (/authz, /authz/render) on this address; keep it private (docs/nginx.md)")
 	authzTrusted := fs.String("authz-trusted", "", "comma-separated CIDRs NGINX connects from, trusted for X-Real-IP (default: the policy's clientIP.trustedProxies)")
+	authzSecretFile := fs.String("authz-secret-file", "", "file holding the secret (at least 32 bytes) that seals rejections for /authz/render; every authz instance behind one NGINX needs the same (default: a random one per process)")
 	upstream := fs.String("upstream", "", "upstream URL; overrides spec.upstream.url")
 	drainTimeout := fs.Duration("drain-timeout", 20*time.Second, "grace period for in-flight requests on shutdown")
 	drainDelay := fs.Duration("drain-delay", 0, "keep serving this long after /readyz turns 503, before closing the listener")
@@ -146,7 +147,7 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 
 	if *authzAddr != "" {
-		h, err := authzHandler(srv, *authzTrusted, logger)
+		h, err := authzHandler(srv, *authzTrusted, *authzSecretFile, logger)
 		if err != nil {
 			fmt.Fprintf(stderr, "contentguard sidecar: %v\n", err)
 			return 2

@@ -34,7 +34,15 @@
 //     traffic amplifier against the identity provider.
 //   - Fail closed. A URL provider whose keys have not arrived refuses with
 //     no_keys; a fetch that fails or returns garbage keeps the last good set.
-//     Fetches have a timeout and a 1 MiB body cap.
+//     Fetches have a timeout and a 1 MiB body cap. After a failed fetch the
+//     background loop retries after 1 s (Envoy's failed_refetch_duration),
+//     doubling with each failure in a row up to the refresh period, so an
+//     identity provider that was briefly down costs seconds of no_keys, not
+//     minutes, and one that stays down is asked once per refresh period.
+//     Options.OnFetch hears of every fetch, to log and count failures.
+//   - Issuers in this process (Options.InProcessJWKS: the sidecar's token
+//     issuer) give their keys directly, so their tokens verify from the
+//     first request instead of after a fetch from a listener not yet up.
 //   - Registered claims are checked here, from jwt.MapClaims (typed claim
 //     structs decode empty under Yaegi, which would silently skip expiry):
 //     "exp" is required, "nbf" is honoured, both with Provider.ClockSkew;

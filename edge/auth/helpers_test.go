@@ -143,6 +143,11 @@ func newVerifier(tb testing.TB, providers []auth.Provider, opts auth.Options) *a
 	if opts.Now == nil {
 		opts.Now = newClock().Now
 	}
+	if opts.NewTimer == nil {
+		// Background refreshes wait for ever unless a test drives them:
+		// nothing fetches behind a test's back.
+		opts.NewTimer = func(func()) auth.Timer { return idleTimer{} }
+	}
 	v, err := auth.NewVerifier(context.Background(), providers, opts)
 	if err != nil {
 		tb.Fatalf("NewVerifier: %v", err)
@@ -150,6 +155,12 @@ func newVerifier(tb testing.TB, providers []auth.Provider, opts auth.Options) *a
 	tb.Cleanup(v.Close)
 	return v
 }
+
+// idleTimer never fires.
+type idleTimer struct{}
+
+func (idleTimer) Reset(time.Duration) bool { return false }
+func (idleTimer) Stop() bool               { return false }
 
 // claims returns valid claims for the main provider at t0; overrides are
 // applied on top (a nil value deletes the claim).

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/contentguard/contentguard/edge/internal/alarm"
 )
 
 // provider is one configured issuer with its current key set.
@@ -30,11 +32,17 @@ type provider struct {
 	// verified under, so a rotation invalidates them without a flush.
 	gen atomic.Int64
 
-	// Refetch coordination: one fetch at a time, rate-limited.
+	// Refetch coordination: one fetch at a time, rate-limited. Waiting is
+	// on a sync.Cond, not a select: under Yaegi v0.16.1 concurrent runs of
+	// one select statement share its cases (see package alarm).
 	fetchMu     sync.Mutex
+	fetched     *sync.Cond // on fetchMu: a fetch ended, or the verifier closed
 	lastAttempt time.Time
-	inflight    chan struct{} // closed when the running fetch ends; nil when idle
-	closed      bool          // set by Verifier.Close: start no more fetches
+	fetching    bool         // a fetch is running
+	fetches     uint64       // fetches ended
+	closed      bool         // set by Verifier.Close: start no more fetches
+	failures    int          // fetches failed in a row: the retry backs off
+	alarm       *alarm.Alarm // the background refresh's sleep (URL providers)
 }
 
 // install makes keys the provider's key set, bumping gen when it changed.
@@ -133,93 +141,121 @@ func (p *provider) lookup(alg, kid string, hasKid bool) (int64, any, Reason) {
 func (v *Verifier) refetch(ctx context.Context, p *provider) bool {
 	now := v.now()
 	p.fetchMu.Lock()
-	done := p.inflight
-	if done == nil {
-		if !p.lastAttempt.IsZero() && now.Sub(p.lastAttempt) < v.minRefetch {
+	if !p.fetching {
+		if p.closed || !p.lastAttempt.IsZero() && now.Sub(p.lastAttempt) < v.minRefetch {
 			p.fetchMu.Unlock()
 			return false
 		}
-		done = v.startFetchLocked(p, now)
+		v.startFetchLocked(p, now)
 	}
+	ended := v.waitFetchLocked(ctx, p)
 	p.fetchMu.Unlock()
-	if done == nil {
-		return false
+	return ended
+}
+
+// waitFetchLocked waits (p.fetchMu held) until the running fetch ends, ctx
+// ends or the verifier closes, and reports whether the fetch ended.
+func (v *Verifier) waitFetchLocked(ctx context.Context, p *provider) bool {
+	seen := p.fetches
+	if done := ctx.Done(); done != nil {
+		// A plain goroutine, not context.AfterFunc: under Yaegi, request
+		// goroutines handing the same interpreted func to the host for the
+		// first time at once race inside the interpreter. It ends with the
+		// caller's context.
+		go func() {
+			<-done
+			p.wake()
+		}()
 	}
-	select {
-	case <-done:
-		return true
-	case <-ctx.Done():
-		return false
-	case <-v.ctx.Done():
-		return false
+	for p.fetches == seen && !p.closed && ctx.Err() == nil {
+		p.fetched.Wait()
 	}
+	return p.fetches != seen
+}
+
+// wake wakes the callers waiting for a fetch, to look at their contexts.
+func (p *provider) wake() {
+	p.fetchMu.Lock()
+	p.fetched.Broadcast()
+	p.fetchMu.Unlock()
 }
 
 // startFetchLocked starts a fetch in the background (bounded by the fetch
-// timeout and the verifier's lifetime, not by any one request) and returns
-// the channel closed when it ends, or nil once the verifier is closed.
-// p.fetchMu must be held.
-func (v *Verifier) startFetchLocked(p *provider, now time.Time) chan struct{} {
-	if p.closed {
-		return nil
-	}
-	done := make(chan struct{})
-	p.inflight = done
+// timeout and the verifier's lifetime, not by any one request). p.fetchMu
+// must be held and no fetch running.
+func (v *Verifier) startFetchLocked(p *provider, now time.Time) {
+	p.fetching = true
 	p.lastAttempt = now
 	v.wg.Add(1)
-	go v.runFetch(p, done)
-	return done
+	go v.runFetch(p)
 }
 
-func (v *Verifier) runFetch(p *provider, done chan struct{}) {
+func (v *Verifier) runFetch(p *provider) {
 	defer v.wg.Done()
-	if err := v.fetchNow(v.ctx, p); err != nil {
-		v.warnf("auth: provider %q: key refresh failed, keeping the last good keys: %v", p.name, err)
+	if err := v.fetch(v.ctx, p); err != nil && v.onFetch == nil {
+		v.warnf("auth: provider %q: key refresh failed, keeping the last good keys (retry in %s): %v", p.name, p.retryWait(), err)
 	}
 	p.fetchMu.Lock()
-	p.inflight = nil
+	p.fetching = false
+	p.fetches++
+	p.fetched.Broadcast()
 	p.fetchMu.Unlock()
-	close(done)
 }
 
-// minRetryWait floors the background retry period of a provider with no keys.
-const minRetryWait = time.Second
+// fetch is fetchNow, counted: a failure backs the next background attempt
+// off, a success resets it, and OnFetch hears of either.
+func (v *Verifier) fetch(ctx context.Context, p *provider) error {
+	err := v.fetchNow(ctx, p)
+	p.fetchMu.Lock()
+	if err != nil {
+		p.failures++
+	} else {
+		p.failures = 0
+	}
+	p.fetchMu.Unlock()
+	if v.onFetch != nil {
+		v.onFetch(p.name, p.url, err)
+	}
+	return err
+}
 
-// refreshLoop refreshes a URL provider's keys every refresh period, or every
-// minRefetch while it has none. Periodic refreshes join a running fetch
-// rather than starting a second one.
+// retryWait is how long the background loop waits before its next fetch:
+// the refresh period after a success; after n failures in a row,
+// firstRetry·2^(n−1), at most the refresh period.
+func (p *provider) retryWait() time.Duration {
+	p.fetchMu.Lock()
+	n := p.failures
+	p.fetchMu.Unlock()
+	if n == 0 {
+		return p.refresh
+	}
+	wait := firstRetry
+	for i := 1; i < n && wait < p.refresh; i++ {
+		wait *= 2
+	}
+	if wait > p.refresh {
+		wait = p.refresh
+	}
+	return wait
+}
+
+// refreshLoop refreshes a URL provider's keys every refresh period, and
+// after a failed fetch retries with backoff (retryWait), until Close.
+// Periodic refreshes join a running fetch rather than starting a second
+// one.
 func (v *Verifier) refreshLoop(p *provider) {
 	defer v.wg.Done()
-	for {
-		wait := p.refresh
-		if !p.hasKeys() && v.minRefetch < wait {
-			// Retry sooner while failing closed, but never spin.
-			wait = v.minRefetch
-			if wait < minRetryWait {
-				wait = minRetryWait
-			}
-		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-v.ctx.Done():
-			timer.Stop()
-			return
-		case <-timer.C:
-		}
+	for p.alarm.Sleep(p.retryWait()) {
 		p.fetchMu.Lock()
-		done := p.inflight
-		if done == nil {
-			done = v.startFetchLocked(p, v.now())
+		if p.closed {
+			p.fetchMu.Unlock()
+			return
 		}
+		if !p.fetching {
+			v.startFetchLocked(p, v.now())
+		}
+		v.waitFetchLocked(context.Background(), p)
 		p.fetchMu.Unlock()
-		if done == nil {
-			return
-		}
-		select {
-		case <-done:
-		case <-v.ctx.Done():
-			return
-		}
 	}
 }
 

@@ -3,6 +3,7 @@ package auth_test
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -296,4 +297,154 @@ type countingTransport struct {
 func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.calls.Add(1)
 	return c.next.RoundTrip(r)
+}
+
+// timers is an Options.NewTimer the test drives: each time the verifier
+// arms its timer, the wait arrives on asked, and fire makes it go off.
+type timers struct {
+	asked chan time.Duration
+	mu    sync.Mutex
+	f     func()
+}
+
+func newTimers() *timers { return &timers{asked: make(chan time.Duration, 1)} }
+
+func (tm *timers) NewTimer(f func()) auth.Timer {
+	tm.mu.Lock()
+	tm.f = f
+	tm.mu.Unlock()
+	return tm
+}
+
+func (tm *timers) Reset(d time.Duration) bool { tm.asked <- d; return false }
+func (tm *timers) Stop() bool                 { return false }
+
+func (tm *timers) fire() {
+	tm.mu.Lock()
+	f := tm.f
+	tm.mu.Unlock()
+	f()
+}
+
+// fetchLog is an Options.OnFetch that passes each report to the test as
+// "provider url ok" or "provider url error: ...".
+type fetchLog chan string
+
+func (f fetchLog) record(provider, url string, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error: " + err.Error()
+	}
+	f <- provider + " " + url + " " + result
+}
+
+// TestJWKSRetryBacksOffFromOneSecond: after a failed fetch the background
+// loop retries after 1s, doubling up to the refresh period; a success goes
+// back to the refresh period, and the next failure starts again at 1s.
+// Every fetch is reported to OnFetch with the URL and the error.
+func TestJWKSRetryBacksOffFromOneSecond(t *testing.T) {
+	k := fixtureKeys(t)
+	srv := newJWKSServer(t, "")
+	srv.set(http.StatusServiceUnavailable, "down")
+	tm := newTimers()
+	fetches := make(fetchLog, 1)
+	var logs strings.Builder
+	var logMu sync.Mutex
+	p := urlProvider(srv.URL)
+	p.Refresh = 10 * time.Second
+	v := newVerifier(t, []auth.Provider{p}, auth.Options{NewTimer: tm.NewTimer, OnFetch: fetches.record,
+		Logf: func(format string, args ...any) {
+			logMu.Lock()
+			fmt.Fprintf(&logs, format+"\n", args...)
+			logMu.Unlock()
+		}})
+	tok := sign(t, jwt.SigningMethodES256, k.ec256, "A", claims(nil))
+	if _, reason := v.Verify(context.Background(), tok); reason != auth.ReasonNoKeys {
+		t.Fatalf("before any key: %q", reason)
+	}
+	if got := v.WithoutKeys(); len(got) != 1 || got[0] != "remote" {
+		t.Fatalf("WithoutKeys = %v", got)
+	}
+	failed := "remote " + srv.URL + " error: jwks fetch " + srv.URL + ": status 503"
+	step := func(wantWait time.Duration, wantFetch string) {
+		t.Helper()
+		if d := <-tm.asked; d != wantWait {
+			t.Fatalf("the loop waits %v, want %v", d, wantWait)
+		}
+		tm.fire()
+		if got := <-fetches; got != wantFetch {
+			t.Fatalf("after waiting %v: fetch %q, want %q", wantWait, got, wantFetch)
+		}
+	}
+	if got := <-fetches; got != failed {
+		t.Fatalf("first fetch: %q", got)
+	}
+	for _, wait := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second} {
+		step(wait, failed)
+	}
+	srv.set(http.StatusOK, jwksFor(t, map[string]crypto.PublicKey{"A": &k.ec256.PublicKey}, nil))
+	step(10*time.Second, "remote "+srv.URL+" ok")
+	if _, reason := v.Verify(context.Background(), tok); reason != auth.ReasonOK {
+		t.Fatalf("after the keys arrived: %q", reason)
+	}
+	if got := v.WithoutKeys(); len(got) != 0 {
+		t.Fatalf("WithoutKeys = %v after a good fetch", got)
+	}
+	// Refreshing every 10s now; a failure starts the backoff at 1s again,
+	// and the last good keys stay.
+	srv.set(http.StatusServiceUnavailable, "down")
+	step(10*time.Second, failed)
+	step(time.Second, failed)
+	if _, reason := v.Verify(context.Background(), tok); reason != auth.ReasonOK {
+		t.Fatalf("with the last good keys: %q", reason)
+	}
+	// OnFetch took the failures: Logf is not told them a second time.
+	logMu.Lock()
+	defer logMu.Unlock()
+	if strings.Contains(logs.String(), "status 503") {
+		t.Fatalf("failed fetches went to Logf as well as OnFetch:\n%s", logs.String())
+	}
+}
+
+// TestInProcessKeys: a provider whose issuer signs in this process verifies
+// with that issuer's keys from the first token, never fetching its URL (the
+// URL would name this process, which may not listen yet); a provider with
+// its own file or inline keys keeps them beside the in-process ones.
+func TestInProcessKeys(t *testing.T) {
+	k := fixtureKeys(t)
+	own := jwksFor(t, map[string]crypto.PublicKey{"own": &k.ec256.PublicKey}, nil)
+	srv := newJWKSServer(t, "")
+	srv.set(http.StatusServiceUnavailable, "not listening yet")
+	var logs strings.Builder
+	v := newVerifier(t, []auth.Provider{urlProvider(srv.URL)}, auth.Options{
+		InProcessJWKS: map[string][]byte{testIssuer: []byte(own)},
+		Logf:          func(format string, args ...any) { fmt.Fprintf(&logs, format+"\n", args...) },
+	})
+	if _, reason := v.Verify(context.Background(), sign(t, jwt.SigningMethodES256, k.ec256, "own", claims(nil))); reason != auth.ReasonOK {
+		t.Fatalf("the first token of the in-process issuer: %q", reason)
+	}
+	if _, reason := v.Verify(context.Background(), sign(t, jwt.SigningMethodES256, k.ec256b, "other", claims(nil))); reason != auth.ReasonUnknownKey {
+		t.Fatalf("a key the issuer does not have: %q", reason)
+	}
+	if n := srv.fetches.Load(); n != 0 {
+		t.Fatalf("the URL of an in-process issuer was fetched %d times", n)
+	}
+	if len(v.WithoutKeys()) != 0 || !strings.Contains(logs.String(), "is not fetched") {
+		t.Fatalf("WithoutKeys %v, log %q", v.WithoutKeys(), logs.String())
+	}
+
+	inline := urlProvider("")
+	inline.JWKSURL, inline.JWKSInline = "", jwksFor(t, map[string]crypto.PublicKey{"file": &k.ec256b.PublicKey}, nil)
+	v = newVerifier(t, []auth.Provider{inline}, auth.Options{InProcessJWKS: map[string][]byte{testIssuer: []byte(own)}})
+	for kid, key := range map[string]*ecdsa.PrivateKey{"own": k.ec256, "file": k.ec256b} {
+		if _, reason := v.Verify(context.Background(), sign(t, jwt.SigningMethodES256, key, kid, claims(nil))); reason != auth.ReasonOK {
+			t.Fatalf("kid %s beside in-process keys: %q", kid, reason)
+		}
+	}
+	// Another issuer's provider is not given the in-process keys.
+	other := mainProvider(t)
+	v = newVerifier(t, []auth.Provider{other}, auth.Options{InProcessJWKS: map[string][]byte{"https://elsewhere": []byte(own)}})
+	if _, reason := v.Verify(context.Background(), sign(t, jwt.SigningMethodES256, k.ec256b, "own", claims(nil))); reason != auth.ReasonUnknownKey {
+		t.Fatalf("keys of another issuer: %q", reason)
+	}
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/contentguard/contentguard/edge/internal/alarm"
 )
 
 // Provider configures one JWT issuer (from the policy's auth.jwt.providers[]).
@@ -55,15 +57,33 @@ type Options struct {
 	// negative value disables the cache).
 	CacheSize int
 	// MinRefetchInterval rate-limits JWKS refetches triggered by unknown key
-	// ids, per provider (default 30s). Also the retry period while a URL
-	// provider has no keys.
+	// ids, per provider (default 30s).
 	MinRefetchInterval time.Duration
 	// MaxTokenBytes bounds token length (default 8192); longer tokens are
 	// refused as malformed before any parsing.
 	MaxTokenBytes int
 	// Logf, if set, receives key-refresh failures and warnings.
 	Logf func(format string, args ...any)
+	// OnFetch, if set, is called after every JWKS fetch of a URL provider
+	// with the provider's name, the URL and the error (nil on success), and
+	// failed fetches are then reported there instead of to Logf: the engine
+	// passes them to its Observer to log and count.
+	OnFetch func(provider, url string, err error)
+	// NewTimer, if set, makes the timer of each URL provider's background
+	// refresh: a stopped timer that calls f when it fires after Reset
+	// (default: a *time.Timer from time.AfterFunc). Tests fire their own.
+	NewTimer func(f func()) Timer
+	// InProcessJWKS holds, by issuer, the key sets of issuers that sign in
+	// this process (the sidecar's token issuer). A provider of such an
+	// issuer verifies with these keys from the start, besides the keys of
+	// its file or inline set; its JWKS URL, if any, is not fetched (it would
+	// name this process, whose listener may not be up yet).
+	InProcessJWKS map[string][]byte
 }
+
+// Timer is the part of *time.Timer a Verifier's background refresh uses
+// (Options.NewTimer): Reset(d time.Duration) bool and Stop() bool.
+type Timer = alarm.Timer
 
 // Identity is the verified caller. It is shared read-only with the cache: do
 // not modify Scopes or Claims.
@@ -95,10 +115,14 @@ const (
 )
 
 const (
-	defaultRefresh       = 5 * time.Minute
-	defaultFetchTimeout  = 5 * time.Second
-	defaultCacheSize     = 10000
-	defaultMinRefetch    = 30 * time.Second
+	defaultRefresh      = 5 * time.Minute
+	defaultFetchTimeout = 5 * time.Second
+	defaultCacheSize    = 10000
+	defaultMinRefetch   = 30 * time.Second
+	// firstRetry is the wait after a failed JWKS fetch (Envoy's
+	// failed_refetch_duration); it doubles with each failure in a row, up
+	// to the provider's refresh period.
+	firstRetry           = time.Second
 	defaultMaxTokenBytes = 8192
 	defaultScopeClaim    = "scope"
 	maxJWKSBytes         = 1 << 20
@@ -125,6 +149,8 @@ type Verifier struct {
 	minRefetch    time.Duration
 	maxTokenBytes int
 	logf          func(format string, args ...any)
+	onFetch       func(provider, url string, err error)
+	newTimer      alarm.NewTimer
 
 	ctx       context.Context // lives until Close; parent of every fetch
 	cancel    context.CancelFunc
@@ -148,6 +174,10 @@ func NewVerifier(ctx context.Context, providers []Provider, opts Options) (*Veri
 		minRefetch:    opts.MinRefetchInterval,
 		maxTokenBytes: opts.MaxTokenBytes,
 		logf:          opts.Logf,
+		onFetch:       opts.OnFetch,
+	}
+	if opts.NewTimer != nil {
+		v.newTimer = alarm.NewTimer(opts.NewTimer)
 	}
 	if v.client == nil {
 		v.client = &http.Client{Timeout: defaultFetchTimeout}
@@ -200,31 +230,12 @@ func NewVerifier(ctx context.Context, providers []Provider, opts Options) (*Veri
 	}
 	v.parser = jwt.NewParser(jwt.WithValidMethods(methods), jwt.WithoutClaimsValidation(), jwt.WithStrictDecoding())
 
-	// Static key sets: loaded now, an error stops startup.
+	// Static key sets, and those of issuers in this process: loaded now, an
+	// error stops startup.
 	for i := 0; i < len(v.providers); i++ {
-		p := v.providers[i]
-		src := providers[i]
-		var data []byte
-		switch {
-		case src.JWKSFile != "":
-			b, err := readBounded(src.JWKSFile)
-			if err != nil {
-				return nil, fmt.Errorf("auth: provider %q: %w", p.name, err)
-			}
-			data = b
-		case src.JWKSInline != "":
-			data = []byte(src.JWKSInline)
-		default:
-			continue
+		if err := v.loadStatic(v.providers[i], providers[i], opts.InProcessJWKS); err != nil {
+			return nil, fmt.Errorf("auth: provider %q: %w", v.providers[i].name, err)
 		}
-		keys, err := ParseJWKS(data)
-		if err != nil {
-			return nil, fmt.Errorf("auth: provider %q: %w", p.name, err)
-		}
-		if err := p.checkKeysUsable(keys); err != nil {
-			return nil, fmt.Errorf("auth: provider %q: %w", p.name, err)
-		}
-		p.install(keys)
 	}
 
 	v.ctx, v.cancel = context.WithCancel(context.Background())
@@ -237,9 +248,10 @@ func NewVerifier(ctx context.Context, providers []Provider, opts Options) (*Veri
 			v.warnf("auth: provider %q fetches keys over plain http (%s); use https outside a trusted network", p.name, p.url)
 		}
 		p.lastAttempt = v.now()
-		if err := v.fetchNow(ctx, p); err != nil {
-			v.warnf("auth: provider %q: first key fetch failed, refusing its tokens until keys arrive: %v", p.name, err)
+		if err := v.fetch(ctx, p); err != nil && v.onFetch == nil {
+			v.warnf("auth: provider %q: first key fetch failed, refusing its tokens until keys arrive (retry in %s): %v", p.name, firstRetry, err)
 		}
+		p.alarm = alarm.New(v.newTimer)
 		v.wg.Add(1)
 		go v.refreshLoop(p)
 	}
@@ -247,6 +259,68 @@ func NewVerifier(ctx context.Context, providers []Provider, opts Options) (*Veri
 }
 
 func discardLogf(format string, args ...any) {}
+
+// loadStatic installs a provider's file or inline key set and the key set
+// of its issuer when that issuer signs in this process; a URL provider of
+// such an issuer stops being one.
+func (v *Verifier) loadStatic(p *provider, src Provider, inProcess map[string][]byte) error {
+	var keys map[string]JWK
+	switch {
+	case src.JWKSFile != "":
+		b, err := readBounded(src.JWKSFile)
+		if err != nil {
+			return err
+		}
+		if keys, err = ParseJWKS(b); err != nil {
+			return err
+		}
+	case src.JWKSInline != "":
+		var err error
+		if keys, err = ParseJWKS([]byte(src.JWKSInline)); err != nil {
+			return err
+		}
+	}
+	if doc, ok := inProcess[p.issuer]; ok && p.secret == nil {
+		own, err := ParseJWKS(doc)
+		if err != nil {
+			return fmt.Errorf("keys of the in-process issuer %q: %w", p.issuer, err)
+		}
+		if keys == nil {
+			keys = make(map[string]JWK, len(own))
+		}
+		for kid, k := range own {
+			if _, dup := keys[kid]; !dup {
+				keys[kid] = k
+			}
+		}
+		if p.url != "" {
+			v.warnf("auth: provider %q: keys of issuer %q come from this process; %s is not fetched", p.name, p.issuer, p.url)
+			p.url = ""
+		}
+	}
+	if keys == nil {
+		return nil
+	}
+	if err := p.checkKeysUsable(keys); err != nil {
+		return err
+	}
+	p.install(keys)
+	return nil
+}
+
+// WithoutKeys lists the providers that have no key set yet (URL providers
+// whose first fetch has not succeeded): they refuse every token with
+// ReasonNoKeys until one does.
+func (v *Verifier) WithoutKeys() []string {
+	var names []string
+	for i := 0; i < len(v.providers); i++ {
+		p := v.providers[i]
+		if p.secret == nil && !p.hasKeys() {
+			names = append(names, p.name)
+		}
+	}
+	return names
+}
 
 // warnf formats before calling Logf so Logf always receives exactly one
 // argument: Yaegi v0.16.1 panics when an interpreted call passes two or more
@@ -279,7 +353,11 @@ func (v *Verifier) stop() {
 		p := v.providers[i]
 		p.fetchMu.Lock()
 		p.closed = true
+		p.fetched.Broadcast() // callers waiting for a fetch give up
 		p.fetchMu.Unlock()
+		if p.alarm != nil {
+			p.alarm.Stop()
+		}
 	}
 	v.wg.Wait()
 }
@@ -436,6 +514,7 @@ func newProvider(cfg Provider) (*provider, error) {
 		skew:       cfg.ClockSkew,
 		scopeClaim: cfg.ScopeClaim,
 	}
+	p.fetched = sync.NewCond(&p.fetchMu)
 	if p.name == "" {
 		return nil, fmt.Errorf("name is required")
 	}

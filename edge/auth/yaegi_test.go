@@ -19,6 +19,7 @@ const yaegiProgram = `package main
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,16 +49,23 @@ func Run(jwks string, tokens []string, clock []int64) []string {
 	return out
 }
 
-// RunURL verifies tokens against a JWKS URL with real time and a 1ns
-// refetch interval, so an unknown kid always triggers a refetch.
-func RunURL(url string, tokens []string) []string {
-	v, err := auth.NewVerifier(context.Background(), []auth.Provider{{
+// remote is the provider of the URL programs.
+func remote(url string, refresh time.Duration) auth.Provider {
+	return auth.Provider{
 		Name:       "remote",
 		Issuer:     "https://auth.contentguard.local",
 		Audiences:  []string{"content-api"},
 		Algorithms: []string{"ES256"},
 		JWKSURL:    url,
-	}}, auth.Options{MinRefetchInterval: time.Nanosecond, Logf: func(format string, args ...any) {}})
+		Refresh:    refresh,
+	}
+}
+
+// RunURL verifies tokens against a JWKS URL with real time and a 1ns
+// refetch interval, so an unknown kid always triggers a refetch.
+func RunURL(url string, tokens []string) []string {
+	v, err := auth.NewVerifier(context.Background(), []auth.Provider{remote(url, 0)},
+		auth.Options{MinRefetchInterval: time.Nanosecond, Logf: func(format string, args ...any) {}})
 	if err != nil {
 		return []string{"error: " + err.Error()}
 	}
@@ -71,6 +79,47 @@ func RunURL(url string, tokens []string) []string {
 	// Logf literal created in this frame — which needs the same lock.
 	v.Close()
 	return out
+}
+
+// manualTimer is an auth.Timer the program fires itself; each Reset is
+// reported on asked.
+type manualTimer struct {
+	f     func()
+	asked chan time.Duration
+}
+
+func (m *manualTimer) Reset(d time.Duration) bool { m.asked <- d; return false }
+func (m *manualTimer) Stop() bool                 { return false }
+
+// RunBackoff drives the background loop against a failing URL with its own
+// timer, returning the waits the loop asked for, the providers without keys
+// and the number of failed fetches OnFetch reported.
+func RunBackoff(url string) string {
+	tm := &manualTimer{asked: make(chan time.Duration, 1)}
+	failed := make(chan string, 10)
+	v, err := auth.NewVerifier(context.Background(), []auth.Provider{remote(url, 5*time.Second)}, auth.Options{
+		Logf:     func(format string, args ...any) {},
+		NewTimer: func(f func()) auth.Timer { tm.f = f; return tm },
+		OnFetch:  func(provider, u string, err error) { if err != nil { failed <- provider } },
+	})
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	out := ""
+	for i := 0; i < 5; i++ {
+		out += (<-tm.asked).String() + " "
+		if i < 4 {
+			tm.f()
+		}
+	}
+	out += strings.Join(v.WithoutKeys(), ",")
+	v.Close()
+	close(failed)
+	n := 0
+	for range failed {
+		n++
+	}
+	return out + " " + strconv.Itoa(n)
 }
 
 // NewBench returns a Verify loop over one token for benchmarks.
@@ -126,6 +175,7 @@ func newYaegi(tb testing.TB) *interp.Interpreter {
 	tb.Helper()
 	i := yaegitest.New(tb,
 		yaegitest.Package("github.com/contentguard/contentguard/edge/auth", "."),
+		yaegitest.Package("github.com/contentguard/contentguard/edge/internal/alarm", "../internal/alarm"),
 		yaegitest.Module("github.com/golang-jwt/jwt/v5"))
 	yaegitest.Eval(tb, i, yaegiProgram)
 	return i
@@ -228,6 +278,13 @@ func TestUnderYaegi(t *testing.T) {
 	srv.set(500, "down")
 	if got := runURL(srv.URL, []string{tokA}); strings.Join(got, " ") != "no_keys|" {
 		t.Errorf("interpreted URL provider, server down from the start: %q", got)
+	}
+
+	// The background retry backs off from 1s to the refresh period, and
+	// every failed fetch reaches OnFetch.
+	runBackoff := yaegitest.Eval(t, i, "main.RunBackoff").Interface().(func(string) string)
+	if got := runBackoff(srv.URL); got != "1s 2s 4s 5s 5s remote 5" {
+		t.Errorf("interpreted backoff: %q", got)
 	}
 
 	keyringValue := yaegitest.Eval(t, i, "main.Keyring")

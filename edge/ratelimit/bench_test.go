@@ -81,6 +81,20 @@ func BenchmarkMemoryHeap1M(b *testing.B) {
 	}
 }
 
+// BenchmarkMemoryHeapPerKey reports the heap per key of one million keys
+// of each shape (see keyShapes): the numbers in docs/benchmarks-ratelimit.md.
+func BenchmarkMemoryHeapPerKey(b *testing.B) {
+	for _, shape := range keyShapes {
+		b.Run(shape.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				const n = 1_000_000
+				heap := keysHeap(b, n, shape.key)
+				b.ReportMetric(float64(heap)/n, "B/key")
+			}
+		})
+	}
+}
+
 func BenchmarkAppendHeaders(b *testing.B) {
 	dst := make([][2]string, 0, 8)
 	r := ratelimit.Result{Limit: 600, Remaining: 431, Reset: 17 * time.Second}

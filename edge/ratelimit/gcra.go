@@ -135,6 +135,10 @@ type Result struct {
 	Remaining  int           // requests admissible right now after this one
 	Reset      time.Duration // until the bucket is full again (RateLimit-Reset)
 	RetryAfter time.Duration // > 0 only when !Allowed: until a request would be admitted
+	// StoreDown marks a decision no bucket took: the shared store was
+	// unavailable and [WithFallback]'s OnErrorDeny refused (or OnErrorAllow
+	// admitted) without evaluating the limit.
+	StoreDown bool
 }
 
 // denyInvalid is the answer for a limit that does not validate: refuse (fail

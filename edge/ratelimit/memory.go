@@ -2,10 +2,14 @@ package ratelimit
 
 import (
 	"context"
+	"crypto/sha256"
 	"hash/maphash"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/contentguard/contentguard/edge/internal/alarm"
 )
 
 // Store keeps one GCRA state per key and decides requests against it.
@@ -23,10 +27,26 @@ type MemoryOptions struct {
 	// Shards is the number of independently locked maps (default 64).
 	Shards int
 	// SweepInterval, when > 0, starts one goroutine that removes expired
-	// keys (TAT ≤ time.Now()) every SweepInterval until [Memory.Close]. Without
-	// it expired keys are still removed, on insert (see [Memory]).
+	// keys (TAT ≤ Now()) every SweepInterval until [Memory.Close], so that
+	// the keys of clients gone idle are dropped even when no new client
+	// comes. Without it expired keys are removed only on insert (see
+	// [Memory]). DefaultSweepInterval suits a gateway.
 	SweepInterval time.Duration
+	// Now is the periodic sweep's clock (default time.Now); Allow takes its
+	// own now.
+	Now func() time.Time
 }
+
+// DefaultSweepInterval is the periodic sweep the data planes run: an idle
+// client's key lives at most its bucket's refill time plus this.
+const DefaultSweepInterval = 10 * time.Second
+
+// MaxKeyBytes is the longest key stored as it is. A longer key — a header
+// or claim value the client chose — is stored as a 17-byte digest (a marker
+// byte and 128 bits of its SHA-256), so that no client can make a key cost
+// more memory than a short one: keys are never compared other than for
+// equality, and a collision of 128-bit digests is out of reach.
+const MaxKeyBytes = 64
 
 const (
 	defaultMaxKeys = 1 << 21
@@ -46,20 +66,28 @@ const (
 //     sweep, the shard drops every expired key (amortised O(1) per insert),
 //     and rebuilds its map when it has shrunk to a quarter (Go maps never give
 //     memory back on delete);
+//   - with SweepInterval set, a goroutine sweeps every shard that often (the
+//     same sweep, map rebuild included), so that the keys of clients gone
+//     idle go even when no new client comes — a flood of distinct clients
+//     leaves nothing behind once their buckets have refilled;
 //   - when a shard is at its share of MaxKeys, an insert samples a few keys
 //     and evicts the one with the smallest TAT — an expired key if sampled,
 //     otherwise the key with the least debt, whose loss gives its owner the
 //     fewest extra requests.
 //
-// Refused requests never insert a key.
+// Refused requests never insert a key, and no key takes more than
+// MaxKeyBytes (longer ones are stored as digests), so the store's memory is
+// bounded by MaxKeys times the cost of one key: docs/benchmarks-ratelimit.md
+// measures it (about 80 bytes for an IPv4 key, at most 125 for any).
 type Memory struct {
 	shards   []memoryShard
 	perShard int
 	seed     maphash.Seed // picks a key's shard
+	now      func() time.Time
 
-	closeOnce sync.Once
-	stop      chan struct{}
-	stopped   chan struct{}
+	alarm   *alarm.Alarm // the sweeper's sleep; Close stops it
+	stopped chan struct{}
+	sweeps  atomic.Int64 // periodic sweeps done (tests wait on it)
 }
 
 type memoryShard struct {
@@ -87,8 +115,12 @@ func NewMemory(opts MemoryOptions) *Memory {
 		shards:   make([]memoryShard, shards),
 		perShard: (maxKeys + shards - 1) / shards,
 		seed:     maphash.MakeSeed(),
-		stop:     make(chan struct{}),
+		now:      opts.Now,
+		alarm:    alarm.New(nil),
 		stopped:  make(chan struct{}),
+	}
+	if m.now == nil {
+		m.now = time.Now
 	}
 	for i := 0; i < len(m.shards); i++ {
 		m.shards[i].tats = make(map[string]int64)
@@ -105,7 +137,7 @@ func NewMemory(opts MemoryOptions) *Memory {
 // Close stops the periodic sweeper, if any, and waits for it to exit. The
 // store keeps working after Close, sweeping on insert only.
 func (m *Memory) Close() {
-	m.closeOnce.Do(func() { close(m.stop) })
+	m.alarm.Stop()
 	<-m.stopped
 }
 
@@ -129,6 +161,9 @@ func (m *Memory) Allow(ctx context.Context, key string, l Limit, now time.Time) 
 	if problem != "" || nowMicros < 0 || nowMicros > maxNowMicros {
 		return denyInvalid, badInput(l, now, problem)
 	}
+	if len(key) > MaxKeyBytes {
+		key = digestKey(key)
+	}
 	// maphash, one native call, costs far less under Yaegi than a hash loop.
 	s := &m.shards[maphash.String(m.seed, key)%uint64(len(m.shards))]
 	s.mu.Lock()
@@ -143,6 +178,16 @@ func (m *Memory) Allow(ctx context.Context, key string, l Limit, now time.Time) 
 	}
 	s.mu.Unlock()
 	return r, nil
+}
+
+// digestKey is what a key longer than MaxKeyBytes is stored as: a NUL byte
+// (which no header value, claim or address key starts with) and the first
+// 16 bytes of its SHA-256.
+func digestKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	var b [17]byte
+	copy(b[1:], sum[:16])
+	return string(b[:])
 }
 
 // makeRoom runs before a new key is inserted into s (locked): it sweeps when
@@ -196,18 +241,13 @@ func (s *memoryShard) sweep(now int64) {
 	}
 }
 
-// sweepEvery sweeps all shards with the wall clock until Close.
+// sweepEvery sweeps all shards by the store's clock every interval until
+// Close.
 func (m *Memory) sweepEvery(every time.Duration) {
 	defer close(m.stopped)
-	ticker := time.NewTicker(every)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-m.stop:
-			return
-		case now := <-ticker.C:
-			m.sweepAll(now)
-		}
+	for m.alarm.Sleep(every) {
+		m.sweepAll(m.now())
+		m.sweeps.Add(1)
 	}
 }
 

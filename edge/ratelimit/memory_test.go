@@ -4,11 +4,13 @@ import (
 	"context"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/contentguard/contentguard/edge/ratelimit"
 	"github.com/contentguard/contentguard/edge/ratelimit/internal/storetest"
+	"github.com/contentguard/contentguard/internal/clocktest"
 	"github.com/contentguard/contentguard/internal/polltest"
 )
 
@@ -126,25 +128,55 @@ func TestMemoryBoundedEvictsSmallestTAT(t *testing.T) {
 	}
 }
 
-// The periodic sweeper removes expired keys by the wall clock and exits on
-// Close.
+// The periodic sweeper removes the keys expired by its clock, keeps the
+// others, and is gone once Close returns. Nothing here depends on timing:
+// the clock is the test's, and the test waits for sweeps to have happened.
 func TestMemoryPeriodicSweepAndClose(t *testing.T) {
-	before := runtime.NumGoroutine()
-	m := ratelimit.NewMemory(ratelimit.MemoryOptions{SweepInterval: time.Millisecond})
-	past := time.Now().Add(-time.Hour)
+	clk := clocktest.New(t0)
+	m := ratelimit.NewMemory(ratelimit.MemoryOptions{SweepInterval: time.Millisecond, Now: clk.Now})
+	second := ratelimit.Limit{Rate: 1, Per: time.Second}
 	for i := 0; i < 100; i++ {
-		if _, err := m.Allow(context.Background(), strconv.Itoa(i), ratelimit.Limit{Rate: 1, Per: time.Second}, past); err != nil {
+		if _, err := m.Allow(context.Background(), strconv.Itoa(i), second, t0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if !polltest.Until(10*time.Second, func() bool { return m.Len() == 0 }) {
-		t.Fatalf("sweeper left %d expired keys", m.Len())
+	if _, err := m.Allow(context.Background(), "busy", ratelimit.Limit{Rate: 1, Per: time.Hour}, t0); err != nil {
+		t.Fatal(err)
+	}
+	// Sweeps at t0 find nothing expired.
+	swept := ratelimit.Sweeps(m)
+	if !polltest.Until(10*time.Second, func() bool { return ratelimit.Sweeps(m) >= swept+2 }) {
+		t.Fatal("the sweeper did not run")
+	}
+	if n := m.Len(); n != 101 {
+		t.Fatalf("Len %d after sweeps with nothing expired, want 101", n)
+	}
+	// A minute later the 100 one-second buckets are full again: swept; the
+	// one-hour bucket is not.
+	clk.Advance(time.Minute)
+	if !polltest.Until(10*time.Second, func() bool { return m.Len() == 1 }) {
+		t.Fatalf("sweeper left %d keys, want 1", m.Len())
+	}
+	if r, _ := m.Allow(context.Background(), "busy", ratelimit.Limit{Rate: 1, Per: time.Hour}, t0.Add(time.Minute)); r.Allowed {
+		t.Fatal("the sweeper dropped a key that had not expired")
+	}
+	if n := goroutinesIn("ratelimit.(*Memory).sweepEvery"); n != 1 {
+		t.Fatalf("%d sweeper goroutines before Close, want 1", n)
 	}
 	m.Close()
 	m.Close() // idempotent
-	if after := runtime.NumGoroutine(); after > before {
-		t.Fatalf("goroutines: %d before, %d after Close", before, after)
+	// Close waited for the sweeper: its goroutine ends (it may take a moment
+	// to leave the scheduler's list after it signalled).
+	if !polltest.Until(10*time.Second, func() bool { return goroutinesIn("ratelimit.(*Memory).sweepEvery") == 0 }) {
+		t.Fatal("the sweeper goroutine outlived Close")
 	}
+}
+
+// goroutinesIn counts the goroutines whose stack contains fn.
+func goroutinesIn(fn string) int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return strings.Count(string(buf), fn+"(")
 }
 
 // One million distinct keys fit in well under 200 MB of heap.
@@ -158,16 +190,24 @@ func TestMemoryMillionKeysHeap(t *testing.T) {
 
 func millionKeysHeap(tb testing.TB) (heap uint64, keys int) {
 	const n = 1_000_000
+	buf := make([]byte, 0, 32)
+	return keysHeap(tb, n, func(i int) string {
+		buf = append(append(buf[:0], "ip:10."...), strconv.Itoa(i)...) // like "ip:10.123456"
+		return string(buf)
+	}), n
+}
+
+// keysHeap is the heap n distinct keys (key(i) for i < n) take in a memory
+// store with the default options, measured after a GC.
+func keysHeap(tb testing.TB, n int, key func(i int) string) uint64 {
 	var ms runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
 	before := ms.HeapAlloc
 	m := ratelimit.NewMemory(ratelimit.MemoryOptions{})
 	l := ratelimit.Limit{Rate: 100, Per: time.Minute, Burst: 20}
-	buf := make([]byte, 0, 32)
 	for i := 0; i < n; i++ {
-		buf = append(append(buf[:0], "ip:10."...), strconv.Itoa(i)...) // like "ip:10.123456"
-		if _, err := m.Allow(context.Background(), string(buf), l, t0); err != nil {
+		if _, err := m.Allow(context.Background(), key(i), l, t0); err != nil {
 			tb.Fatal(err)
 		}
 	}
@@ -176,7 +216,52 @@ func millionKeysHeap(tb testing.TB) (heap uint64, keys int) {
 	if m.Len() != n {
 		tb.Fatalf("Len %d, want %d", m.Len(), n)
 	}
-	heap = ms.HeapAlloc - before
+	heap := ms.HeapAlloc - before
 	runtime.KeepAlive(m)
-	return heap, n
+	return heap
+}
+
+// keyShapes are the bucket keys the engine makes (route name, "|", kind,
+// value), the longest key stored as it is, and client-chosen header values
+// far longer, which the store keeps as digests.
+var keyShapes = []struct {
+	name string
+	key  func(i int) string
+}{
+	{"ipv4", func(i int) string {
+		return "api|ip:10." + strconv.Itoa(i>>16&255) + "." + strconv.Itoa(i>>8&255) + "." + strconv.Itoa(i&255)
+	}},
+	{"ipv6", func(i int) string { return "api|ip:2001:db8:" + strconv.FormatInt(int64(i), 16) + "::/64" }},
+	{"64B", func(i int) string {
+		k := "api|hdr:" + strconv.Itoa(i)
+		return k + strings.Repeat("x", ratelimit.MaxKeyBytes-len(k))
+	}},
+	{"header-1KiB", func(i int) string { return "api|hdr:" + strconv.Itoa(i) + strings.Repeat("x", 1024) }},
+}
+
+// Whatever the client sends, a key costs at most as much as a MaxKeyBytes
+// key: a thousand 1 KiB header values take less heap than a thousand
+// 64-byte ones, not sixteen times more.
+func TestMemoryLongKeysAreBounded(t *testing.T) {
+	const n = 100_000
+	per := map[string]float64{}
+	for _, shape := range keyShapes[2:] {
+		per[shape.name] = float64(keysHeap(t, n, shape.key)) / n
+	}
+	t.Logf("bytes/key: %v", per)
+	if per["header-1KiB"] > per["64B"] {
+		t.Fatalf("1 KiB keys take %.0f bytes each, more than 64-byte keys (%.0f)", per["header-1KiB"], per["64B"])
+	}
+	// Distinct long keys stay distinct: each has its own bucket.
+	m := ratelimit.NewMemory(ratelimit.MemoryOptions{})
+	l := ratelimit.Limit{Rate: 1, Per: time.Hour}
+	long := strings.Repeat("y", 500)
+	for _, k := range []string{long + "a", long + "b"} {
+		if r, _ := m.Allow(context.Background(), k, l, t0); !r.Allowed {
+			t.Fatalf("%q...: refused on its first request", k[len(k)-3:])
+		}
+	}
+	if r, _ := m.Allow(context.Background(), long+"a", l, t0); r.Allowed {
+		t.Fatal("a long key's bucket was not kept")
+	}
 }

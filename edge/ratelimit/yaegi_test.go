@@ -11,13 +11,15 @@ import (
 // plugin does, and checks real outcomes: the 3-per-hour example through the
 // memory store, a refusal's headers, IPv6 grouping and the fallback.
 func TestUnderYaegi(t *testing.T) {
-	i := yaegitest.New(t, yaegitest.Package("github.com/contentguard/contentguard/edge/ratelimit", "."))
+	i := yaegitest.New(t, yaegitest.Package("github.com/contentguard/contentguard/edge/ratelimit", "."),
+		yaegitest.Package("github.com/contentguard/contentguard/edge/internal/alarm", "../internal/alarm"))
 	yaegitest.Eval(t, i, `
 import (
 	"context"
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/contentguard/contentguard/edge/ratelimit"
@@ -49,14 +51,35 @@ func run() string {
 	fallbacks := 0
 	s := ratelimit.WithFallback(failing{}, m, ratelimit.OnErrorDeny, func(err error) { fallbacks++ })
 	r, err := s.Allow(context.Background(), "x", l, t0)
-	out += fmt.Sprintf("%v/%s/%d/%v", r.Allowed, r.RetryAfter, fallbacks, err)
+	out += fmt.Sprintf("%v/%s/%d/%v/%v", r.Allowed, r.RetryAfter, fallbacks, err, r.StoreDown)
+	long := strings.Repeat("z", ratelimit.MaxKeyBytes+1)
+	hour := ratelimit.Limit{Rate: 1, Per: time.Hour}
+	first, _ := m.Allow(context.Background(), long, hour, t0)
+	second, _ := m.Allow(context.Background(), long, hour, t0)
+	other, _ := m.Allow(context.Background(), long+"x", hour, t0)
+	out += fmt.Sprintf(" long:%v/%v/%v", first.Allowed, second.Allowed, other.Allowed)
+
+	// Two stores sweeping at once, by their own clocks, then closed.
+	later := func() time.Time { return t0.Add(time.Hour) }
+	a := ratelimit.NewMemory(ratelimit.MemoryOptions{SweepInterval: time.Millisecond, Now: later})
+	b := ratelimit.NewMemory(ratelimit.MemoryOptions{SweepInterval: time.Millisecond, Now: later})
+	second1 := ratelimit.Limit{Rate: 1, Per: time.Second}
+	a.Allow(context.Background(), "gone", second1, t0)
+	b.Allow(context.Background(), "gone", second1, t0)
+	deadline := time.Now().Add(10 * time.Second)
+	for (a.Len() != 0 || b.Len() != 0) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	out += fmt.Sprintf(" swept:%d/%d", a.Len(), b.Len())
+	a.Close()
+	b.Close()
 	return out
 }
 `)
 	v := yaegitest.Eval(t, i, "run()")
 	want := "true/2/0s true/1/0s true/0/0s false/0/20m0s false/0/1m0s true/0/0s false/0/20m0s " +
 		"[[RateLimit-Limit 3] [RateLimit-Remaining 0] [RateLimit-Reset 3600] [X-RateLimit-Limit 3] [X-RateLimit-Remaining 0] [X-RateLimit-Reset 3600] [Retry-After 1200]] " +
-		"2001:db8:1:2::/64 false/1s/1/<nil>"
+		"2001:db8:1:2::/64 false/1s/1/<nil>/true long:true/false/true swept:0/0"
 	if got := v.String(); got != want {
 		t.Fatalf("under Yaegi:\n got %s\nwant %s", got, want)
 	}
@@ -65,7 +88,8 @@ func run() string {
 // BenchmarkUnderYaegi measures one interpreted memory-store decision plus
 // its headers, as the Traefik plugin would run them (1 key, 1000 keys).
 func BenchmarkUnderYaegi(b *testing.B) {
-	i := yaegitest.New(b, yaegitest.Package("github.com/contentguard/contentguard/edge/ratelimit", "."))
+	i := yaegitest.New(b, yaegitest.Package("github.com/contentguard/contentguard/edge/ratelimit", "."),
+		yaegitest.Package("github.com/contentguard/contentguard/edge/internal/alarm", "../internal/alarm"))
 	yaegitest.Eval(b, i, `
 import (
 	"context"

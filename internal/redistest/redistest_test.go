@@ -23,3 +23,17 @@ func TestStopAndRestart(t *testing.T) {
 		t.Fatalf("after Restart: %v", err)
 	}
 }
+
+// A paused server accepts connections but answers nothing; resumed, it
+// answers again with its data intact.
+func TestPauseAndResume(t *testing.T) {
+	s := New(t)
+	s.Pause()
+	if err := ping(s.Addr()); err == nil {
+		t.Fatal("a paused server answered PING")
+	}
+	s.Resume()
+	if err := ping(s.Addr()); err != nil {
+		t.Fatalf("after Resume: %v", err)
+	}
+}

@@ -87,6 +87,8 @@ func TestInvalidPolicies(t *testing.T) {
 		{"skew too large", "jwks: {file: k.json}", "jwks: {file: k.json}\n          clockSkew: 1h", `at most 5m0s`},
 		{"no audience", "audiences: [api]", "audiences: []", `at least one audience is required`},
 		{"two key sources", "jwks: {file: k.json}", "jwks: {file: k.json, url: https://x/jwks}", `exactly one of file, url or inline`},
+		{"readyWithoutKeys on a file", "jwks: {file: k.json}", "jwks: {file: k.json, readyWithoutKeys: true}", `readyWithoutKeys: applies to url key sets only`},
+		{"readyWithoutKeys not a bool", "jwks: {file: k.json}", "jwks: {url: https://x/jwks, readyWithoutKeys: yes please}", `expected true or false`},
 		{"CORS null", "  routes:", "  cors: {allowOrigins: [\"null\"]}\n  routes:", `"null" is never an allowed origin`},
 		{"CORS star with credentials", "  routes:", "  cors: {allowOrigins: [\"*\"], allowCredentials: true}\n  routes:", `cannot be combined with allowCredentials`},
 		{"CORS bad origin", "  routes:", "  cors: {allowOrigins: [\"https://a.com/path\"]}\n  routes:", `invalid origin`},

@@ -14,11 +14,12 @@
 //     auth_request_set, proxy_set_header and add_header.
 //   - anything else the engine answers itself (401, 403, 404, 413, 429, 431,
 //     503, 400, and 204 CORS preflights): 401 when the decision is 401, else
-//     403, with X-CG-Status (the real status) and X-CG-Key. The full answer
-//     (status, headers, problem+json body) is kept for a few seconds under
-//     that random key, and NGINX's error_page sends the client through a
-//     named location that proxies to RenderPath with X-CG-Key, which replays
-//     it exactly, once.
+//     403, with X-CG-Status (the real status) and X-CG-Key. The key is the
+//     full answer (status, headers, problem+json body) sealed with
+//     Options.Secret for a few seconds (see seal.go), and NGINX's error_page
+//     sends the client through a named location that proxies to RenderPath
+//     with X-CG-Key: whichever instance NGINX asks renders it exactly, and
+//     each instance at most once.
 //
 // deploy/nginx/ holds the configuration; docs/nginx.md explains it.
 //
@@ -27,17 +28,14 @@
 package authz
 
 import (
-	"container/list"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/contentguard/contentguard/edge"
@@ -84,10 +82,16 @@ type Options struct {
 	// the policy's clientIP.trustedProxies. From any other peer the peer
 	// itself is the client.
 	TrustedPeers []netip.Prefix
-	// MaxPending bounds the rejections kept for rendering; TTL is how long
-	// each is kept. Defaults DefaultMaxPending, DefaultTTL.
+	// MaxPending bounds the rejection keys an instance remembers (issued,
+	// or rendered: each renders once); TTL is how long a key is good.
+	// Defaults DefaultMaxPending, DefaultTTL.
 	MaxPending int
 	TTL        time.Duration
+	// Secret authenticates the rejection keys (HMAC-SHA256, at least 32
+	// bytes). Every authz instance behind one NGINX must have the same one,
+	// so that any of them renders a rejection another decided. Default: a
+	// random secret of this process (one instance only).
+	Secret []byte
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Logger; default discards.
@@ -99,7 +103,8 @@ type Handler struct {
 	opts    Options
 	now     func() time.Time
 	log     *slog.Logger
-	pending *pending
+	keys    sealer
+	pending *ledger
 }
 
 // New returns a handler; it fails without Options.Engine.
@@ -120,7 +125,19 @@ func New(opts Options) (*Handler, error) {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
-	h.pending = newPending(opts.MaxPending, opts.TTL)
+	switch {
+	case len(opts.Secret) == 0:
+		secret, err := newSecret()
+		if err != nil {
+			return nil, fmt.Errorf("authz: no randomness for a secret: %w", err)
+		}
+		h.keys.secret = secret
+	case len(opts.Secret) < minSecret:
+		return nil, fmt.Errorf("authz: Options.Secret of %d bytes, want at least %d", len(opts.Secret), minSecret)
+	default:
+		h.keys.secret = append([]byte(nil), opts.Secret...)
+	}
+	h.pending = newLedger(opts.MaxPending)
 	return h, nil
 }
 
@@ -136,8 +153,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// Pending reports how many rejections wait to be rendered.
-func (h *Handler) Pending() int { return h.pending.len() }
+// Pending reports how many rejections this instance decided that have not
+// been rendered here (they may have been by another instance) and have not
+// expired or been forgotten.
+func (h *Handler) Pending() int { return h.pending.issuedCount(h.now()) }
 
 func (h *Handler) decide(w http.ResponseWriter, r *http.Request) {
 	e := h.opts.Engine()
@@ -173,12 +192,11 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	key, err := newKey()
+	key, err := h.issue(rejection{status: d.Status, body: d.Body, contentType: d.ContentType, header: responseHeader(d)})
 	if err != nil {
-		h.fail(w, http.StatusInternalServerError, "no randomness for a decision key")
+		h.fail(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	h.pending.put(key, rejection{status: d.Status, body: d.Body, contentType: d.ContentType, header: responseHeader(d)}, h.now())
 	out.Set(HeaderKey, key)
 	status := http.StatusForbidden
 	if d.Status == http.StatusUnauthorized {
@@ -189,11 +207,23 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(status)
 }
 
-// render replays a stored rejection once.
+// issue seals a rejection into its key and remembers the key's nonce.
+func (h *Handler) issue(rej rejection) (string, error) {
+	now := h.now()
+	key, nonce, err := h.keys.seal(rej, now.Add(h.opts.TTL))
+	if err != nil {
+		return "", err
+	}
+	h.pending.issue(nonce, now.Add(h.opts.TTL), now)
+	return key, nil
+}
+
+// render replays the rejection sealed in the key, once per instance.
 func (h *Handler) render(w http.ResponseWriter, r *http.Request) {
-	rej, ok := h.pending.take(r.Header.Get(HeaderKey), h.now())
-	if !ok {
-		// Expired or replayed key: fail closed, never allow.
+	now := h.now()
+	rej, nonce, err := h.keys.open(r.Header.Get(HeaderKey), now)
+	if err != nil || !h.pending.render(nonce, now.Add(h.opts.TTL), now) {
+		// Forged, expired or replayed key: fail closed, never allow.
 		writeProblem(w, http.StatusForbidden, "decision-unavailable", "Forbidden", "the edge decision for this request is no longer available", "")
 		return
 	}
@@ -321,8 +351,7 @@ func (h *Handler) fail(w http.ResponseWriter, status int, detail string) {
 	h.log.Warn("authz: cannot decide", "status", status, "detail", detail)
 	p := problem.New(status, "authz-error", http.StatusText(status), detail)
 	rej := rejection{status: status, body: p.JSON(), contentType: problem.ContentType, header: http.Header{}}
-	if key, err := newKey(); err == nil {
-		h.pending.put(key, rej, h.now())
+	if key, err := h.issue(rej); err == nil {
 		w.Header().Set(HeaderKey, key)
 	}
 	w.Header().Set(HeaderStatus, strconv.Itoa(status))
@@ -337,73 +366,10 @@ func writeProblem(w http.ResponseWriter, status int, typ, title, detail, rid str
 	_, _ = w.Write(p.JSON())
 }
 
-func newKey() (string, error) {
-	b := make([]byte, 18)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
-}
-
 // rejection is a decision NGINX will ask to render.
 type rejection struct {
 	status      int
 	header      http.Header
 	body        []byte
 	contentType string
-}
-
-// pending is a bounded map of rejections with a time to live; the oldest
-// go first when it is full.
-type pending struct {
-	mu    sync.Mutex
-	max   int
-	ttl   time.Duration
-	byKey map[string]*list.Element
-	order *list.List
-}
-
-type pendingEntry struct {
-	key     string
-	expires time.Time
-	rej     rejection
-}
-
-func newPending(max int, ttl time.Duration) *pending {
-	return &pending{max: max, ttl: ttl, byKey: map[string]*list.Element{}, order: list.New()}
-}
-
-func (p *pending) put(key string, rej rejection, now time.Time) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for e := p.order.Front(); e != nil; e = p.order.Front() {
-		if now.Before(e.Value.(*pendingEntry).expires) && len(p.byKey) < p.max {
-			break
-		}
-		p.order.Remove(e)
-		delete(p.byKey, e.Value.(*pendingEntry).key)
-	}
-	p.byKey[key] = p.order.PushBack(&pendingEntry{key: key, expires: now.Add(p.ttl), rej: rej})
-}
-
-func (p *pending) take(key string, now time.Time) (rejection, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	e, ok := p.byKey[key]
-	if !ok {
-		return rejection{}, false
-	}
-	p.order.Remove(e)
-	delete(p.byKey, key)
-	pe := e.Value.(*pendingEntry)
-	if !now.Before(pe.expires) {
-		return rejection{}, false
-	}
-	return pe.rej, true
-}
-
-func (p *pending) len() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.byKey)
 }

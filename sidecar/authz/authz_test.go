@@ -130,13 +130,103 @@ func TestPendingRejectionsAreBoundedAndExpire(t *testing.T) {
 		h.ServeHTTP(w, r)
 		return w.Code
 	}
-	if render(keys[0]) != 403 || render(keys[4]) != 404 {
-		t.Error("the oldest must be evicted, the newest kept")
+	// Forgetting an issued key loses nothing: the key holds the answer.
+	if render(keys[0]) != 404 || render(keys[4]) != 404 {
+		t.Error("every unexpired key must render")
+	}
+	// Bounded: keys 1 and 2 were forgotten to make room, key 4 rendered.
+	if h.Pending() != 1 {
+		t.Errorf("%d pending, want 1 (key 3)", h.Pending())
 	}
 	now = now.Add(2 * time.Second)
-	if render(keys[3]) != 403 {
+	if render(keys[3]) != 403 || h.Pending() != 0 {
 		t.Error("an expired decision must not render")
 	}
+}
+
+// render asks h to render key.
+func render(h *authz.Handler, key string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest("GET", authz.RenderPath, nil)
+	r.Header.Set(authz.HeaderKey, key)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+// TestRejectionRendersOnAnyInstance: the key carries the rejection sealed
+// with the shared secret, so an instance that did not decide renders it
+// exactly as the one that did would; an instance with another secret, a
+// tampered key or a key past its TTL renders nothing but 403.
+func TestRejectionRendersOnAnyInstance(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	a := newHandler(t, "standard.yaml", authz.Options{Secret: secret})
+	b := newHandler(t, "standard.yaml", authz.Options{Secret: secret})
+	stranger := newHandler(t, "standard.yaml", authz.Options{})
+	decide := func(h *authz.Handler) string {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, subrequest("GET", "/api/v1/x", "198.51.100.4", "127.0.0.1", map[string]string{"X-Request-ID": "rid-1"}))
+		if w.Code != 401 {
+			t.Fatalf("decide: %d", w.Code)
+		}
+		return w.Header().Get(authz.HeaderKey)
+	}
+	here := render(a, decide(a))
+	there := render(b, decide(a))
+	if there.Code != 401 || there.Body.String() != here.Body.String() || there.Header().Get("WWW-Authenticate") != here.Header().Get("WWW-Authenticate") ||
+		there.Header().Get("X-Request-ID") != "rid-1" || there.Header().Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("rendered by the other instance: %d %v %s\nby the deciding one: %d %v %s",
+			there.Code, there.Header(), there.Body, here.Code, here.Header(), here.Body)
+	}
+	key := decide(a)
+	if w := render(stranger, key); w.Code != 403 || !strings.Contains(w.Body.String(), "decision-unavailable") {
+		t.Fatalf("another secret: %d %s", w.Code, w.Body)
+	}
+	tampered := []byte(key)
+	tampered[len(tampered)/2] ^= 1
+	if w := render(b, string(tampered)); w.Code != 403 {
+		t.Fatalf("tampered key: %d %s", w.Code, w.Body)
+	}
+	if w := render(b, key); w.Code != 401 {
+		t.Fatalf("the genuine key after a tampered one: %d", w.Code)
+	}
+	if w := render(b, key); w.Code != 403 {
+		t.Fatalf("a key rendered twice by one instance: %d", w.Code)
+	}
+	if _, err := authz.New(authz.Options{Engine: func() *edge.Engine { return nil }, Secret: []byte("short")}); err == nil {
+		t.Fatal("a secret of 5 bytes was accepted")
+	}
+}
+
+// A rejection echoing a huge path still fits a key NGINX can carry: its
+// problem document loses the detail and instance, nothing else.
+func TestHugeRejectionStillRenders(t *testing.T) {
+	h := newHandler(t, "standard.yaml", authz.Options{})
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, subrequest("GET", "/nowhere/"+strings.Repeat("a", 8000), "", "127.0.0.1", nil))
+	key := w.Header().Get(authz.HeaderKey)
+	if w.Code != 403 || w.Header().Get(authz.HeaderStatus) != "404" || len(key) > 12<<10 {
+		t.Fatalf("decide: %d %v, key of %d bytes", w.Code, w.Header().Get(authz.HeaderStatus), len(key))
+	}
+	r := render(h, key)
+	if r.Code != 404 || !strings.Contains(r.Body.String(), `"reason":"no_route"`) || strings.Contains(r.Body.String(), "aaaa") {
+		t.Fatalf("render: %d %s", r.Code, r.Body.String()[:min(300, r.Body.Len())])
+	}
+}
+
+// FuzzRender: no key renders unless this handler sealed it, and nothing
+// panics.
+func FuzzRender(f *testing.F) {
+	h := newHandler(f, "standard.yaml", authz.Options{})
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, subrequest("GET", "/nowhere", "", "127.0.0.1", nil))
+	f.Add(w.Header().Get(authz.HeaderKey))
+	f.Add("")
+	f.Add("AQ")
+	f.Fuzz(func(t *testing.T, key string) {
+		if w := render(h, key); w.Code != 403 && w.Code != 404 {
+			t.Fatalf("key %q rendered %d", key, w.Code)
+		}
+	})
 }
 
 // TestClientAddressComesFromTrustedPeersOnly: X-Real-IP names the client

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -161,7 +162,8 @@ func installSnippets(t testing.TB, dir string, p *policy.Policy) {
 
 // startNGINX runs nginx -p dir -c dir/nginx.conf in the foreground with
 // deploy/nginx/contentguard/server.conf and the header snippets generated
-// for p, in front of backend, asking authz.
+// for p, in front of backend, asking authz (host:port, or several separated
+// by commas: NGINX balances round-robin between them).
 func startNGINX(t testing.TB, p *policy.Policy, authzAddr, backendAddr string) (addr string, dir string) {
 	t.Helper()
 	bin := nginxBinary(t)
@@ -204,7 +206,7 @@ http {
         include contentguard/server.conf;
     }
 }
-`, user, dir, authzAddr, backendAddr, addr, readTimeout)
+`, user, dir, strings.ReplaceAll(authzAddr, ",", "; server "), backendAddr, addr, readTimeout)
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -507,5 +509,108 @@ func TestCustomHeaderNamesThroughNGINX(t *testing.T) {
 	id = header.Get("X-Trace-Id")
 	if status != http.StatusBadGateway || id == "" || !strings.Contains(string(body), `"request_id":"`+id+`"`) {
 		t.Errorf("502: status %d, X-Trace-Id %q, body %s", status, id, body)
+	}
+}
+
+// instanceLog is an authz handler that notes which instance decided each
+// rejection and which rendered it.
+type instanceLog struct {
+	name string
+	h    http.Handler
+	mu   *sync.Mutex
+	by   map[string]string // key -> "decider>renderer"
+}
+
+func (l instanceLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	l.h.ServeHTTP(w, r)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch r.URL.Path {
+	case authz.DecidePath:
+		if key := w.Header().Get(authz.HeaderKey); key != "" {
+			l.by[key] = l.name
+		}
+	case authz.RenderPath:
+		key := r.Header.Get(authz.HeaderKey)
+		l.by[key] += ">" + l.name
+	}
+}
+
+// TestTwoAuthzInstancesBehindOneNGINX: NGINX balances its auth_request
+// subrequests and its render requests over two authz instances (two
+// sidecars with the same policy). With the same Options.Secret every
+// rejection renders exactly, whichever instance decided it; with a secret
+// each, a rejection rendered by the other instance is refused with 403
+// decision-unavailable — the failure the shared secret removes.
+func TestTwoAuthzInstancesBehindOneNGINX(t *testing.T) {
+	p, err := policyfile.Load(filepath.Join(conformance.Dir(), "policies", "standard.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := startUpstream(t)
+	for _, shared := range []bool{true, false} {
+		var mu sync.Mutex
+		by := map[string]string{}
+		addrs := make([]string, 2)
+		for i, name := range []string{"a", "b"} {
+			sc, err := sidecar.New(context.Background(), sidecar.Options{Policy: p})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = sc.Close() })
+			secret := []byte(strings.Repeat("s", 32))
+			if !shared {
+				secret = []byte(strings.Repeat(name, 32))
+			}
+			h, err := authz.New(authz.Options{Engine: sc.Engine, Secret: secret, TrustedPeers: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			addrs[i] = serveAuthz(t, instanceLog{name: name, h: h, mu: &mu, by: by})
+		}
+		addr, _ := startNGINX(t, p, strings.Join(addrs, ","), up.addr)
+		refused := 0
+		for i := 0; i < 20; i++ {
+			target, status, reason := "/api/v1/items", 401, "credentials_missing"
+			if i%2 == 1 {
+				target, status, reason = "/nowhere/"+strconv.Itoa(i), 404, "no_route"
+			}
+			got, header, body, err := sendRaw(addr, conformance.SentRequest{Method: "GET", Path: target, Peer: "127.0.0.1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case got == status && strings.Contains(string(body), `"reason":"`+reason+`"`) && header.Get("Content-Type") == "application/problem+json":
+			case !shared && got == 403 && strings.Contains(string(body), "decision-unavailable"):
+				refused++
+			default:
+				t.Fatalf("shared secret %v: %s answered %d %s", shared, target, got, body)
+			}
+		}
+		if shared {
+			// A rejection whose key is far larger than NGINX's default 4 KiB
+			// for an upstream head (a 404 echoing a 3000-byte path twice)
+			// still reaches the client whole.
+			long := "/nowhere/" + strings.Repeat("x", 3000)
+			got, _, body, err := sendRaw(addr, conformance.SentRequest{Method: "GET", Path: long, Peer: "127.0.0.1"})
+			if err != nil || got != 404 || !strings.Contains(string(body), `"instance":"`+long+`"`) {
+				t.Fatalf("a long rejection through NGINX: %d %v %.200s", got, err, body)
+			}
+		}
+		mu.Lock()
+		across := 0
+		for _, path := range by {
+			if path == "a>b" || path == "b>a" {
+				across++
+			}
+		}
+		mu.Unlock()
+		if across == 0 {
+			t.Fatalf("NGINX never rendered a rejection on the other instance: %v", by)
+		}
+		if !shared && refused != across {
+			t.Fatalf("secret each: %d refused, %d rendered across instances", refused, across)
+		}
+		t.Logf("shared secret %v: %d rejections rendered by the instance that did not decide them, %d refused", shared, across, refused)
 	}
 }

@@ -103,8 +103,9 @@ type principal struct {
 
 // New builds the issuer of p.Spec.TokenIssuer. It reads the signing key
 // (relative to p.BaseDir) or, when the policy names none, generates an
-// ephemeral one and logs a warning: tokens then die with the process and only
-// a JWT provider reading this issuer's JWKS URL can verify them.
+// ephemeral one and logs a warning: tokens then die with the process, and
+// only this process (given InProcessJWKS) or a JWT provider reading this
+// issuer's JWKS URL can verify them.
 func New(ctx context.Context, p *policy.Policy, opts Options) (*Issuer, error) {
 	if p == nil || p.Spec.TokenIssuer == nil {
 		return nil, errors.New("issuer: the policy has no spec.tokenIssuer")
@@ -192,6 +193,14 @@ func (i *Issuer) KeyID() string { return i.kid }
 
 // JWKS returns the public key set document.
 func (i *Issuer) JWKS() []byte { return append([]byte(nil), i.jwks...) }
+
+// InProcessJWKS is what sidecar.Options.InProcessJWKS takes for this
+// issuer: its public keys by its "iss", so that the policy's JWT provider of
+// this issuer accepts its tokens from the first request, without fetching
+// JWKSPath from a listener that may not be up yet.
+func (i *Issuer) InProcessJWKS() map[string][]byte {
+	return map[string][]byte{i.cfg.Issuer: i.JWKS()}
+}
 
 // Ephemeral reports whether the signing key was generated at start.
 func (i *Issuer) Ephemeral() bool { return i.ephemeral }

@@ -2,12 +2,17 @@ package issuer_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/contentguard/contentguard/internal/clocktest"
+	"github.com/contentguard/contentguard/policy/policyfile"
 	"github.com/contentguard/contentguard/sidecar"
 )
 
@@ -58,6 +63,62 @@ func TestBruteForceThroughTheSidecar(t *testing.T) {
 		if a := serve(t, h, r); a.Status != 404 {
 			// The test policy has no route for them: the engine refuses.
 			t.Errorf("GET %s without a route: %d", path, a.Status)
+		}
+	}
+}
+
+// TestTokensAcceptedFromTheFirstRequest: with an ephemeral signing key and a
+// JWT provider whose jwks.url names the sidecar itself (which does not
+// listen yet when the verifier starts), the issuer's tokens are accepted
+// from the first request once its keys are given in process — and refused
+// with no_keys without them, the failure this prevents.
+func TestTokensAcceptedFromTheFirstRequest(t *testing.T) {
+	p := writePolicy(t, "")
+	doc, err := os.ReadFile(p.Source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := strings.Replace(string(doc), "jwks: {file: keys/jwks.json}", `jwks: {url: "http://127.0.0.1:9/.well-known/jwks.json"}`, 1)
+	if err := os.WriteFile(p.Source, []byte(self), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if p, err = policyfile.Load(p.Source); err != nil {
+		t.Fatal(err)
+	}
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "analysed for ", r.Header.Get("X-Auth-Subject"))
+	}))
+	defer backend.Close()
+	iss := newIssuer(t, p, nil, time.Now)
+	for _, inProcess := range []bool{true, false} {
+		opts := sidecar.Options{Policy: p, Local: iss.Handler(), LocalPaths: iss.Paths(), Upstream: backend.URL}
+		if inProcess {
+			opts.InProcessJWKS = iss.InProcessJWKS()
+		}
+		srv, err := sidecar.New(context.Background(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		front := httptest.NewServer(srv.Handler()) // over a real socket
+		tok := post(t, srv.Handler(), tokenPath, passwordForm("alice", alicePassword, ""))
+		if tok.Status != 200 || tok.str("access_token") == "" {
+			t.Fatalf("token: %d %s", tok.Status, tok.Raw)
+		}
+		r, _ := http.NewRequest("POST", front.URL+"/api/v1/analyze", strings.NewReader("text"))
+		r.Header.Set("Authorization", "Bearer "+tok.str("access_token"))
+		resp, err := front.Client().Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		front.Close()
+		srv.Close()
+		if inProcess && (resp.StatusCode != 200 || string(body) != "analysed for alice") {
+			t.Fatalf("first request with the issuer's keys in process: %d %s", resp.StatusCode, body)
+		}
+		if !inProcess && (resp.StatusCode != 401 || !strings.Contains(string(body), `"no_keys"`)) {
+			t.Fatalf("without them: %d %s, want 401 no_keys", resp.StatusCode, body)
 		}
 	}
 }

@@ -32,6 +32,7 @@ const (
 	MetricPolicyReloads     = "policy_reloads_total"
 	MetricPolicyReloadError = "policy_reload_errors_total"
 	MetricPolicyInfo        = "policy_info"
+	MetricJWKSFetches       = "jwks_fetches_total"
 )
 
 // Metrics is the instrumentation of one process. Every label value is
@@ -49,7 +50,8 @@ type Metrics struct {
 	upstreamDuration *prometheus.HistogramVec // upstream
 	reloads          prometheus.Counter
 	reloadErrors     prometheus.Counter
-	policyInfo       *prometheus.GaugeVec // name, version, hash
+	policyInfo       *prometheus.GaugeVec   // name, version, hash
+	jwksFetches      *prometheus.CounterVec // provider, result
 
 	lastFallbackLog atomic.Int64 // unix nanos: fallback warnings at most once a second
 
@@ -59,7 +61,10 @@ type Metrics struct {
 
 type decisionKey struct{ route, decision, reason string }
 
-var _ edge.Observer = (*Metrics)(nil)
+var (
+	_ edge.Observer     = (*Metrics)(nil)
+	_ edge.KeysObserver = (*Metrics)(nil)
+)
 
 // New registers the metrics, telemetry's HTTP metrics among them, on reg;
 // log receives breaker transitions and rate-limit store failures.
@@ -95,14 +100,17 @@ func New(reg *prometheus.Registry, log *slog.Logger) (*Metrics, error) {
 			Name: MetricPolicyReloads, Help: "Policy reloads applied.",
 		}),
 		reloadErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: MetricPolicyReloadError, Help: "Policy reloads refused (the policy in force stayed).",
+			Name: MetricPolicyReloadError, Help: "Policy documents refused on reload, each counted once however often it is tried again (the policy in force stayed).",
 		}),
 		policyInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: MetricPolicyInfo, Help: "The policy in force (value 1), by name, version and hash.",
 		}, []string{"name", "version", "hash"}),
+		jwksFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricJWKSFetches, Help: "JWKS fetches of JWT providers with a key URL, by provider and result (ok, error).",
+		}, []string{"provider", "result"}),
 	}
 	for _, c := range []prometheus.Collector{m.decisions, m.authFailures, m.rateRejections, m.rateFallbacks,
-		m.breakerState, m.upstreamDuration, m.reloads, m.reloadErrors, m.policyInfo} {
+		m.breakerState, m.upstreamDuration, m.reloads, m.reloadErrors, m.policyInfo, m.jwksFetches} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("edgemetrics: register: %w", err)
 		}
@@ -178,6 +186,18 @@ func (m *Metrics) PolicyLoaded(p, replaces *policy.Policy) {
 func (m *Metrics) Reloaded(p, replaces *policy.Policy) {
 	m.reloads.Inc()
 	m.PolicyLoaded(p, replaces)
+}
+
+// KeysFetched counts a JWKS fetch; a failed one is logged at WARN with the
+// URL and the error (the verifier keeps the last good keys and retries
+// from 1s, backing off).
+func (m *Metrics) KeysFetched(provider, url string, err error) {
+	if err == nil {
+		m.jwksFetches.WithLabelValues(provider, "ok").Inc()
+		return
+	}
+	m.jwksFetches.WithLabelValues(provider, "error").Inc()
+	m.log.Warn("JWKS fetch failed", "provider", provider, "url", url, "err", err.Error())
 }
 
 // ReloadFailed counts a refused reload (the policy in force stays).

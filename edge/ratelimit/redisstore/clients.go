@@ -10,13 +10,12 @@ import (
 	"github.com/contentguard/contentguard/edge/ratelimit"
 )
 
-// Client timeouts of Clients: a rate-limit decision is on the request path,
-// so a slow or dead Redis must fail fast into the policy's onError
-// behaviour rather than hold requests.
-const (
-	DialTimeout = 500 * time.Millisecond
-	IOTimeout   = 250 * time.Millisecond
-)
+// Timeout bounds one rate-limit decision in Redis (pool wait, write and
+// read together) for the stores of Clients: a decision is on the request
+// path, so a slow or dead Redis must fail fast into the policy's onError
+// behaviour rather than hold requests. After the first such failure
+// ratelimit.WithFallback stops asking Redis for every request at once.
+const Timeout = 250 * time.Millisecond
 
 // Clients keeps one Redis client and Store per URL for the life of a data
 // plane, so that a policy reload neither reconnects nor leaks connections.
@@ -44,14 +43,9 @@ func (c *Clients) Get(url string) (ratelimit.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: %w", err)
 	}
-	opts.DialTimeout = DialTimeout
-	opts.ReadTimeout = IOTimeout
-	opts.WriteTimeout = IOTimeout
-	opts.MaxRetries = -1 // no retries: fall back at once
-	opts.DialerRetries = 1
-	opts.PoolTimeout = IOTimeout
+	FailFast(opts, Timeout)
 	rdb := redis.NewClient(opts)
-	s := client{rdb: rdb, store: New(rdb, Options{})}
+	s := client{rdb: rdb, store: New(rdb, Options{Timeout: Timeout})}
 	if c.byURL == nil {
 		c.byURL = make(map[string]client)
 	}

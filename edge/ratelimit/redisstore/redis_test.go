@@ -3,6 +3,9 @@ package redisstore
 import (
 	"context"
 	"fmt"
+	"sort"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/contentguard/contentguard/edge/ratelimit"
 	"github.com/contentguard/contentguard/edge/ratelimit/internal/storetest"
+	"github.com/contentguard/contentguard/internal/polltest"
 	"github.com/contentguard/contentguard/internal/redistest"
 )
 
@@ -305,4 +309,126 @@ func BenchmarkRedisAllow(b *testing.B) {
 			}
 		})
 	})
+}
+
+// TestPausedRedisCostsOneTimeout: a Redis that hangs (SIGSTOP: connections
+// stay open, nothing is answered) under concurrent open-loop load. Every
+// decision waiting on it fails together one Timeout after the hang began,
+// the fallback switches for everyone at the first failure, only one probe a
+// second waits on Redis afterwards, and a probe after SIGCONT switches back.
+// The p99 of the latency added while Redis hangs stays under the Timeout
+// plus 5 ms. The Timeout is 100 ms, far above a loaded machine's scheduling
+// noise, so the bound measures the mechanism: without the shared deadline
+// and the shared switch, a quarter of the requests wait one to two
+// Timeouts.
+func TestPausedRedisCostsOneTimeout(t *testing.T) {
+	const (
+		timeout = 100 * time.Millisecond
+		rate    = 1000 // decisions per second, each on its own goroutine
+	)
+	srv := startRedis(t)
+	opts := &redis.Options{Addr: srv.Addr()}
+	FailFast(opts, timeout)
+	c := redis.NewClient(opts)
+	t.Cleanup(func() { c.Close() })
+	var fallbacks atomic.Int64
+	s := ratelimit.WithFallback(New(c, Options{Timeout: timeout}), ratelimit.NewMemory(ratelimit.MemoryOptions{}),
+		ratelimit.OnErrorLocal, func(error) { fallbacks.Add(1) })
+	l := ratelimit.Limit{Rate: 1_000_000, Per: time.Second, Burst: 1 << 20}
+	load := func(d time.Duration) []time.Duration {
+		n := int(d.Seconds() * rate)
+		lat := make([]time.Duration, n)
+		var wg sync.WaitGroup
+		start := time.Now()
+		for i := 0; i < n; i++ {
+			// Open loop: request i starts at its time whatever the
+			// others do (a closed loop would stop sending while Redis
+			// hangs and hide the requests that would have waited).
+			if wait := time.Until(start.Add(time.Duration(i) * time.Second / rate)); wait > 0 {
+				time.Sleep(wait)
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				began := time.Now()
+				if _, err := s.Allow(ctx, "load:"+strconv.Itoa(i%64), l, began); err != nil {
+					t.Error(err)
+				}
+				lat[i] = time.Since(began)
+			}()
+		}
+		wg.Wait()
+		return lat
+	}
+	pct := func(lat []time.Duration, p float64) time.Duration {
+		sorted := append([]time.Duration(nil), lat...)
+		sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+		return sorted[int(p*float64(len(sorted)-1))]
+	}
+
+	base := load(500 * time.Millisecond)
+	if n := fallbacks.Load(); n != 0 {
+		t.Fatalf("%d fallbacks with Redis up", n)
+	}
+	srv.Pause()
+	hung := load(2500 * time.Millisecond)
+	srv.Resume()
+	if fallbacks.Load() < int64(len(hung))*9/10 {
+		t.Fatalf("only %d of %d decisions fell back while Redis hung", fallbacks.Load(), len(hung))
+	}
+	slow := 0
+	for _, d := range hung {
+		if d >= timeout/2 {
+			slow++
+		}
+	}
+	median := pct(base, 0.5)
+	p99 := pct(hung, 0.99)
+	t.Logf("Redis up: p50 %v p99 %v; Redis hung: p50 %v p99 %v max %v, %d of %d decisions took >= %v",
+		median, pct(base, 0.99), pct(hung, 0.5), p99, pct(hung, 1), slow, len(hung), timeout/2)
+	if added := p99 - median; added >= timeout+5*time.Millisecond {
+		t.Fatalf("p99 added latency %v while Redis hung, want < %v", added, timeout+5*time.Millisecond)
+	}
+
+	// SIGCONT: within a probe interval a probe succeeds and Redis decides
+	// again (no more fallbacks).
+	if !polltest.Until(10*time.Second, func() bool {
+		before := fallbacks.Load()
+		_, _ = s.Allow(ctx, "after", l, time.Now())
+		return fallbacks.Load() == before
+	}) {
+		t.Fatal("the store did not switch back to Redis after SIGCONT")
+	}
+}
+
+// A decision's deadline counts from the oldest decision still in flight:
+// the ones sent after it cannot be answered before it is.
+func TestInflightOldestFirst(t *testing.T) {
+	var w inflight
+	t0 := time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC)
+	a, oldest := w.add(t0)
+	if !oldest.Equal(t0) {
+		t.Fatalf("alone: oldest %v", oldest)
+	}
+	b, oldest := w.add(t0.Add(50 * time.Millisecond))
+	if !oldest.Equal(t0) {
+		t.Fatalf("behind a: oldest %v, want a's start", oldest)
+	}
+	w.remove(a)
+	c, oldest := w.add(t0.Add(60 * time.Millisecond))
+	if !oldest.Equal(t0.Add(50 * time.Millisecond)) {
+		t.Fatalf("a answered: oldest %v, want b's start", oldest)
+	}
+	w.remove(b)
+	// A clock that stepped back (c, from t0+60ms, is still in flight)
+	// never moves a deadline later than the decision's own.
+	d, oldest := w.add(t0.Add(-time.Hour))
+	if !oldest.Equal(t0.Add(-time.Hour)) {
+		t.Fatalf("after a clock step: oldest %v", oldest)
+	}
+	w.remove(c)
+	w.remove(d)
+	if w.order.Len() != 0 {
+		t.Fatalf("%d left in flight", w.order.Len())
+	}
 }

@@ -17,8 +17,10 @@
 package redisstore
 
 import (
+	"container/list"
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -58,13 +60,70 @@ return {1, found, now}
 type Options struct {
 	// Prefix is put before every key (default "cg:rl:").
 	Prefix string
+	// Timeout, when > 0, bounds each decision as a whole: the wait for a
+	// pooled connection, the write and the read together, so that a Redis
+	// that hangs costs a decision no more than Timeout, not a pool wait plus
+	// a read timeout. The client must honour context deadlines (see
+	// [FailFast]).
+	//
+	// Decisions waiting together also fail together. Redis runs one command
+	// at a time: when the oldest decision still waiting has had no answer,
+	// the ones sent after it will not have one either. So a decision's
+	// deadline is Timeout after the start of the oldest decision in flight
+	// (its own start when none is): when Redis stops answering, every
+	// decision waiting on it fails one Timeout after the first of them was
+	// sent, instead of each one Timeout after its own start.
+	Timeout time.Duration
 }
 
 // Store is a Redis-backed [ratelimit.Store].
 type Store struct {
-	client redis.UniversalClient
-	prefix string
-	script *redis.Script
+	client  redis.UniversalClient
+	prefix  string
+	timeout time.Duration
+	script  *redis.Script
+	waiting inflight
+}
+
+// inflight keeps the start times of the decisions waiting on Redis, oldest
+// first (decisions start in time order, so appending keeps the order).
+type inflight struct {
+	mu    sync.Mutex
+	order list.List // of time.Time
+}
+
+// add records a decision starting at start and returns its element and the
+// start of the oldest decision in flight, itself included.
+func (w *inflight) add(start time.Time) (*list.Element, time.Time) {
+	w.mu.Lock()
+	e := w.order.PushBack(start)
+	oldest := w.order.Front().Value.(time.Time)
+	w.mu.Unlock()
+	if oldest.After(start) { // a clock step backwards: never extend
+		oldest = start
+	}
+	return e, oldest
+}
+
+func (w *inflight) remove(e *list.Element) {
+	w.mu.Lock()
+	w.order.Remove(e)
+	w.mu.Unlock()
+}
+
+// FailFast sets the client options that keep a rate-limit decision on the
+// request path short when Redis is slow or gone: timeout for dialling, each
+// read and write, and the pool wait; no retries (the policy's onError
+// decides at once instead); and context deadlines honoured, so that
+// Options.Timeout bounds a decision as a whole.
+func FailFast(opts *redis.Options, timeout time.Duration) {
+	opts.DialTimeout = 2 * timeout
+	opts.ReadTimeout = timeout
+	opts.WriteTimeout = timeout
+	opts.PoolTimeout = timeout
+	opts.MaxRetries = -1
+	opts.DialerRetries = 1
+	opts.ContextTimeoutEnabled = true
 }
 
 // New returns a Store using client. The script is loaded on first use
@@ -74,7 +133,7 @@ func New(client redis.UniversalClient, opts Options) *Store {
 	if prefix == "" {
 		prefix = "cg:rl:"
 	}
-	return &Store{client: client, prefix: prefix, script: redis.NewScript(gcraScript)}
+	return &Store{client: client, prefix: prefix, timeout: opts.Timeout, script: redis.NewScript(gcraScript)}
 }
 
 // Allow decides one request for key by Redis's clock; now is ignored (see
@@ -82,6 +141,13 @@ func New(client redis.UniversalClient, opts Options) *Store {
 // not validate; wrap the store with [ratelimit.WithFallback] to decide what
 // happens then.
 func (s *Store) Allow(ctx context.Context, key string, l ratelimit.Limit, _ time.Time) (ratelimit.Result, error) {
+	if s.timeout > 0 {
+		e, oldest := s.waiting.add(time.Now())
+		defer s.waiting.remove(e)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, oldest.Add(s.timeout))
+		defer cancel()
+	}
 	d, err := s.decide(ctx, key, l)
 	if err != nil {
 		return ratelimit.Result{Allowed: false, RetryAfter: time.Second}, err
