@@ -319,3 +319,35 @@ func trySend(addr string, rq rawRequest, timeout time.Duration) (rawResponse, er
 	}
 	return rawResponse{Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
 }
+
+// counterSum adds up the series of counter name whose labels include
+// every pair of match (all series for nil); 0 when there are none yet.
+func counterSum(t testing.TB, sc *running, name string, match map[string]string) float64 {
+	t.Helper()
+	mfs, err := sc.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			for k, v := range match {
+				found := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == k && lp.GetValue() == v {
+						found = true
+					}
+				}
+				if !found {
+					continue series
+				}
+			}
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
+}

@@ -60,12 +60,16 @@ const (
 	HeaderTransferEncoding = "X-Original-Transfer-Encoding"
 	HeaderRealIP           = "X-Real-IP"
 
-	HeaderStatus   = "X-CG-Status"
-	HeaderKey      = "X-CG-Key"
-	HeaderPath     = "X-CG-Path"
-	HeaderRoute    = "X-CG-Route"
-	PrefixUpstream = "X-CG-Up-"
-	PrefixResponse = "X-CG-Resp-"
+	HeaderStatus = "X-CG-Status"
+	HeaderKey    = "X-CG-Key"
+	HeaderPath   = "X-CG-Path"
+	HeaderRoute  = "X-CG-Route"
+	// HeaderUpgrade and HeaderConnection carry the upgrade the decision
+	// allows (websocket), for NGINX to send upstream; absent otherwise.
+	HeaderUpgrade    = "X-CG-Upgrade"
+	HeaderConnection = "X-CG-Connection"
+	PrefixUpstream   = "X-CG-Up-"
+	PrefixResponse   = "X-CG-Resp-"
 )
 
 // Defaults of Options.
@@ -159,6 +163,10 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request) {
 	if d.Allow {
 		out.Set(HeaderStatus, "200")
 		out.Set(HeaderPath, d.Path)
+		if d.Upgrade != "" {
+			out.Set(HeaderUpgrade, d.Upgrade)
+			out.Set(HeaderConnection, "upgrade")
+		}
 		for _, name := range d.StripHeaders {
 			out.Set(PrefixUpstream+name, "")
 		}
