@@ -179,3 +179,59 @@ func TestUpstreamTimeoutStartsAtHandOver(t *testing.T) {
 		}
 	})
 }
+
+// TestEmptyLineBeforeRequestLine: RFC 9112 §2.2 — an empty line before a
+// request line on a kept-alive connection is ignored. The fast path
+// ignores it after any request (and before the first); net/http's server
+// only after a POST, which is where clients send one.
+func TestEmptyLineBeforeRequestLine(t *testing.T) {
+	bothPaths(t, func(t *testing.T, netHTTP bool) {
+		up := startUpstream(t)
+		sc := startSidecar(t, sidecar.Options{Policy: parsePolicy(t, faultPolicy), Upstream: up.URL, DisableFastPath: netHTTP})
+		cl := dialClient(t, sc.addr)
+		cl.write("POST /a HTTP/1.1\r\nHost: edge.test\r\nContent-Length: 2\r\n\r\nhi")
+		if resp, _ := cl.read(http.MethodPost); resp.StatusCode != http.StatusOK {
+			t.Fatalf("POST: %d", resp.StatusCode)
+		}
+		cl.write("\r\nGET /b HTTP/1.1\r\nHost: edge.test\r\n\r\n")
+		if resp, body := cl.read(http.MethodGet); resp.StatusCode != http.StatusOK {
+			t.Fatalf("empty line after a POST: %d %s", resp.StatusCode, body)
+		}
+		if netHTTP {
+			return
+		}
+		cl.write("\r\n\r\nGET /c HTTP/1.1\r\nHost: edge.test\r\n\r\n")
+		if resp, body := cl.read(http.MethodGet); resp.StatusCode != http.StatusOK {
+			t.Fatalf("empty lines after a GET: %d %s", resp.StatusCode, body)
+		}
+		if got := up.take(); len(got) != 3 {
+			t.Fatalf("upstream received %d requests, want 3", len(got))
+		}
+	})
+}
+
+// TestHTTP10TransferEncodingCloses: RFC 9112 §6.1 — an HTTP/1.0 request
+// with Transfer-Encoding has faulty framing: it is answered (its body
+// ignored, as net/http does) and the connection closes, so the chunks are
+// never read as another request.
+func TestHTTP10TransferEncodingCloses(t *testing.T) {
+	bothPaths(t, func(t *testing.T, netHTTP bool) {
+		up := startUpstream(t)
+		sc := startSidecar(t, sidecar.Options{Policy: parsePolicy(t, faultPolicy), Upstream: up.URL, DisableFastPath: netHTTP})
+		cl := dialClient(t, sc.addr)
+		cl.write("POST /a HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			"1c\r\nGET /smuggled HTTP/1.1\r\nX: \r\n0\r\n\r\n")
+		resp, _ := cl.read(http.MethodPost)
+		if !resp.Close {
+			t.Fatalf("%d without Connection: close", resp.StatusCode)
+		}
+		if _, err := io.ReadAll(cl.br); err != nil {
+			t.Fatalf("after the answer: %v, want the connection closed", err)
+		}
+		for _, r := range up.take() {
+			if r.Path != "/a" || r.Body != 0 {
+				t.Errorf("upstream received %s with %d body bytes", r.Path, r.Body)
+			}
+		}
+	})
+}

@@ -302,6 +302,9 @@ func (fc *fastConn) readHead() (string, error) {
 			return "", err
 		}
 	}
+	if err := fc.skipEmptyLines(); err != nil {
+		return "", err
+	}
 	b, _ := br.Peek(br.Buffered())
 	n, err := h1.HeadEnd(b)
 	if n < 0 && err == nil {
@@ -322,6 +325,34 @@ func (fc *fastConn) readHead() (string, error) {
 		return "", errHandoff
 	}
 	return string(b[:n]), nil
+}
+
+// maxEmptyLineBytes bounds the CR and LF bytes skipped before a request
+// line; a client that sends more is left to net/http (which refuses it).
+const maxEmptyLineBytes = 16
+
+// skipEmptyLines drops the empty lines a client sent before its request
+// line (some send a CRLF after a body, as old browsers did after a POST):
+// RFC 9112 §2.2 has a server ignore at least one, as NGINX does. At least
+// one byte is buffered on entry and on a nil return.
+func (fc *fastConn) skipEmptyLines() error {
+	br := fc.br
+	for skipped := 0; ; skipped++ {
+		b, _ := br.Peek(1)
+		if b[0] != '\r' && b[0] != '\n' {
+			return nil
+		}
+		if skipped == maxEmptyLineBytes {
+			return errHandoff
+		}
+		_, _ = br.Discard(1)
+		if br.Buffered() == 0 {
+			fc.rd.arm(time.Now(), fc.f.readHeaderTimeout)
+			if _, err := br.Peek(1); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 // serveRequest answers the request whose head is head, or returns

@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/contentguard/contentguard/conformance"
 	"github.com/contentguard/contentguard/policy"
 	"github.com/contentguard/contentguard/policy/policyfile"
 	"github.com/contentguard/contentguard/sidecar"
@@ -238,6 +239,9 @@ type rawRequest struct {
 	Chunked bool
 	// Peer is the local address to send from (any 127.0.0.0/8 address).
 	Peer string
+	// Wire holds the request line's variations (conformance.SentRequest:
+	// version, no Host, empty lines before it); zero: HTTP/1.1 with Host.
+	Wire conformance.SentRequest
 }
 
 type rawResponse struct {
@@ -277,7 +281,12 @@ func trySend(addr string, rq rawRequest, timeout time.Duration) (rawResponse, er
 		method = http.MethodGet
 	}
 	var b strings.Builder
-	b.WriteString(method + " " + rq.Target + " HTTP/1.1\r\nHost: edge.test\r\nConnection: close\r\n")
+	wire := rq.Wire
+	wire.Method, wire.Path = method, rq.Target
+	if wire.Proto == "" {
+		wire.Proto = "HTTP/1.1"
+	}
+	b.WriteString(wire.RequestLine("edge.test") + "Connection: close\r\n")
 	for name, values := range rq.Header {
 		for _, v := range values {
 			b.WriteString(name + ": " + v + "\r\n")

@@ -53,6 +53,7 @@ const (
 // Headers NGINX sends to describe the original request, and those the
 // handler answers with.
 const (
+	HeaderHost             = "X-Original-Host" // $host; the subrequest's own Host when absent
 	HeaderMethod           = "X-Original-Method"
 	HeaderURI              = "X-Original-URI" // $request_uri: raw path and query
 	HeaderProto            = "X-Original-Proto"
@@ -237,12 +238,16 @@ func (h *Handler) request(r *http.Request, e *edge.Engine) (edge.Request, bool) 
 	peer := peerAddr(r.RemoteAddr)
 	trusted := h.trusted(peer, e)
 	header := r.Header.Clone()
-	for _, name := range []string{HeaderMethod, HeaderURI, HeaderProto, HeaderContentLength, HeaderTransferEncoding, HeaderKey, "Connection", "Content-Length"} {
+	for _, name := range []string{HeaderHost, HeaderMethod, HeaderURI, HeaderProto, HeaderContentLength, HeaderTransferEncoding, HeaderKey, "Connection", "Content-Length"} {
 		header.Del(name)
+	}
+	host := r.Host
+	if h, ok := r.Header[http.CanonicalHeaderKey(HeaderHost)]; ok {
+		host = h[0]
 	}
 	req := edge.Request{
 		Method:        method,
-		Host:          r.Host,
+		Host:          host,
 		Path:          path,
 		RawQuery:      query,
 		Header:        header,

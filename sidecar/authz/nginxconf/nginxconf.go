@@ -56,7 +56,7 @@ const requestIDVariable = "x_request_id"
 var framing = []string{"connection", "content-length", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade"}
 
 // setUpstream are the headers upstream-headers.conf always sets itself.
-var setUpstream = []string{"host", "x-forwarded-for", "x-forwarded-proto"}
+var setUpstream = []string{"host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
 
 // Files are the three snippets.
 type Files struct {
@@ -124,7 +124,10 @@ func Render(p *policy.Policy) (Files, error) {
 	u.WriteString("# contentguard: headers the upstream receives. Setting each forwarded-claim\n")
 	u.WriteString("# header from the decision also removes a client's copy (empty = not sent).\n")
 	u.WriteString(generatedComment)
-	u.WriteString("proxy_set_header Host $host;\n")
+	u.WriteString("# As the sidecar: the upstream's own name as Host (NGINX's default; an\n")
+	u.WriteString("# HTTP/1.0 client may send none), the client's in X-Forwarded-Host.\n")
+	u.WriteString("proxy_set_header Host $proxy_host;\n")
+	u.WriteString("proxy_set_header X-Forwarded-Host $host;\n")
 	u.WriteString("# An upgrade goes upstream only as the decision allows it (websocket on a\n")
 	u.WriteString("# route with websocket: true); a client's h2c upgrade never does.\n")
 	u.WriteString("proxy_set_header Upgrade $cg_upgrade;\n")
