@@ -165,7 +165,8 @@ func TestNormalizeNormalPathDoesNotAllocate(t *testing.T) {
 
 func FuzzNormalize(f *testing.F) {
 	for _, s := range []string{"/", "/api/v1/../admin/", "//admin/", "/%2e%2e/admin", "/api/v1%2F..%2Fadmin", "/a/./b/",
-		"/%252e/", "/a%zz", "/public/..;/admin", "/a\\..\\b", "/caf\xc3\xa9", "/a%00", "/a/b/.."} {
+		"/%252e/", "/a%zz", "/public/..;/admin", "/a\\..\\b", "/caf\xc3\xa9", "/a%00", "/a/b/..",
+		"/admin;x/", "/.%3bx/admin", "/a/;x/b;y"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
@@ -195,6 +196,15 @@ func FuzzNormalize(f *testing.F) {
 			if c := out[i]; c <= ' ' || c >= 0x7f {
 				t.Fatalf("%q -> %q has raw byte %#x", in, out, c)
 			}
+		}
+		// Parameters stripped (spec.paths.allowParameters): still normal,
+		// none left, and nothing to strip is nothing changed.
+		stripped := StripParameters(out)
+		if again, ok := Normalize(stripped); !ok || again != stripped || HasParameter(stripped) {
+			t.Fatalf("%q -> %q -> StripParameters %q: not normal or a parameter left", in, out, stripped)
+		}
+		if !HasParameter(out) && stripped != out {
+			t.Fatalf("%q: StripParameters changed %q to %q", in, out, stripped)
 		}
 		// Differential check against path.Clean for plain paths.
 		if strings.Trim(in, "/.abc") == "" {
