@@ -85,7 +85,7 @@ func (e *Engine) Check(ctx context.Context, r Request) Decision {
 	}
 	if ambiguous != "" {
 		return e.reject(&d, r, http.StatusBadRequest, ReasonAmbiguousHeader, "Bad Request",
-			"the header name "+strconv.Quote(ambiguous)+" spells a header the edge owns with '_' for '-', which upstreams may read as that header")
+			"the header name "+strconv.Quote(ambiguous)+" spells a framing header with '_' for '-', which upstreams may read as that header")
 	}
 	if r.ContentLength > e.maxBody {
 		return e.reject(&d, r, http.StatusRequestEntityTooLarge, ReasonBodyTooLarge,

@@ -9,8 +9,9 @@
 // breaker, requestid, clientip, urlpath, cors, secheaders, problem); this
 // package composes them in a fixed order:
 //
-//	request ID → header and body limits → path normalisation → CORS preflight
-//	→ client IP → route → authentication and scopes → rate limit → breaker
+//	request ID → header and body limits, ambiguous header names → path
+//	normalisation and parameters → CORS preflight → client IP → route and
+//	upgrade → authentication and scopes → rate limit → breaker
 //
 // The engine and everything it imports run under the Yaegi interpreter (the
 // Traefik plugin), so it sticks to the standard library and golang-jwt, and
