@@ -40,6 +40,14 @@ type Request struct {
 	BodyBytes int `yaml:"bodyBytes"`
 	// Token, when set, is minted and sent as "Authorization: Bearer ...".
 	Token *Token `yaml:"token"`
+	// Wire-level variations, for planes that send bytes (the engine sees
+	// the same request either way): Proto is the request line's version
+	// (default HTTP/1.1), NoHost leaves the Host header out (HTTP/1.0
+	// allows that), EmptyLines sends that many CRLFs before the request
+	// line (RFC 9112 §2.2).
+	Proto      string `yaml:"proto"`
+	NoHost     bool   `yaml:"noHost"`
+	EmptyLines int    `yaml:"emptyLines"`
 }
 
 // Upstream scripts how the upstream answers a forwarded request.
@@ -109,6 +117,20 @@ type SentRequest struct {
 	Header    http.Header
 	Peer      string
 	BodyBytes int
+	// Proto, NoHost and EmptyLines are Request's, Proto defaulted.
+	Proto      string
+	NoHost     bool
+	EmptyLines int
+}
+
+// RequestLine is the request as a plane writes it on the wire up to the
+// Host header: the empty lines, the request line and Host (unless NoHost).
+func (s SentRequest) RequestLine(host string) string {
+	line := strings.Repeat("\r\n", s.EmptyLines) + s.Method + " " + s.Path + " " + s.Proto + "\r\n"
+	if !s.NoHost {
+		line += "Host: " + host + "\r\n"
+	}
+	return line
 }
 
 // Plane is a data plane under test.

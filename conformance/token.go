@@ -94,9 +94,13 @@ func NewMinter(dir string) (*Minter, error) {
 
 // Resolve turns a case's request into the request a plane sends.
 func (m *Minter) Resolve(r Request) (SentRequest, error) {
-	s := SentRequest{Method: r.Method, Path: r.Path, Header: http.Header{}, Peer: r.Peer, BodyBytes: r.BodyBytes}
+	s := SentRequest{Method: r.Method, Path: r.Path, Header: http.Header{}, Peer: r.Peer, BodyBytes: r.BodyBytes,
+		Proto: r.Proto, NoHost: r.NoHost, EmptyLines: r.EmptyLines}
 	if s.Method == "" {
 		s.Method = http.MethodGet
+	}
+	if s.Proto == "" {
+		s.Proto = "HTTP/1.1"
 	}
 	if s.Peer == "" {
 		s.Peer = "127.0.0.1"

@@ -36,7 +36,17 @@ const (
 	ReasonCircuitOpen        = "circuit_open"
 	ReasonUpstreamTimeout    = "upstream_timeout"
 	ReasonUpstreamError      = "upstream_unreachable"
+	ReasonAmbiguousHeader    = "ambiguous_header"
+	ReasonUpgradeRefused     = "upgrade_refused"
+	// Reasons of exchanges the client failed (Outcome.ClientFault).
+	ReasonClientTimeout = "client_timeout"
+	ReasonMalformedBody = "malformed_body"
+	ReasonClientClosed  = "client_closed"
 )
+
+// StatusClientClosed is the status logged for a request whose client went
+// away before its answer (NGINX's 499); it is never sent.
+const StatusClientClosed = 499
 
 // Check decides what to do with one request. It never blocks on the network
 // except for a rate-limited JWKS refetch on an unknown key id, or a shared
@@ -78,9 +88,14 @@ func (e *Engine) Check(ctx context.Context, r Request) Decision {
 		return e.reject(&d, r, http.StatusRequestHeaderFieldsTooLarge, ReasonHeadersTooLarge,
 			"Request Header Fields Too Large", "the request has more header fields than the edge can inspect")
 	}
-	if n := headerBytes(r); int64(n) > e.maxHeader {
+	n, ambiguous := e.scanHeaders(r)
+	if int64(n) > e.maxHeader {
 		return e.reject(&d, r, http.StatusRequestHeaderFieldsTooLarge, ReasonHeadersTooLarge,
 			"Request Header Fields Too Large", "the request headers are "+strconv.Itoa(n)+" bytes; the limit is "+strconv.FormatInt(e.maxHeader, 10))
+	}
+	if ambiguous != "" {
+		return e.reject(&d, r, http.StatusBadRequest, ReasonAmbiguousHeader, "Bad Request",
+			"the header name "+strconv.Quote(ambiguous)+" spells a framing header with '_' for '-', which upstreams may read as that header")
 	}
 	if r.ContentLength > e.maxBody {
 		return e.reject(&d, r, http.StatusRequestEntityTooLarge, ReasonBodyTooLarge,
@@ -95,6 +110,10 @@ func (e *Engine) Check(ctx context.Context, r Request) Decision {
 		return e.reject(&d, r, http.StatusBadRequest, ReasonBadPath, "Bad Request", "the request path is not a valid, normalisable path")
 	}
 	d.Path = path
+	if !e.params && urlpath.HasParameter(path) {
+		return e.reject(&d, r, http.StatusBadRequest, ReasonBadPath, "Bad Request",
+			"the request path has a ';' path parameter, which upstreams disagree on (see spec.paths.allowParameters)")
+	}
 	if r.Explain {
 		d.step("path", path, "normalised from "+r.Path)
 	}
@@ -125,18 +144,30 @@ func (e *Engine) Check(ctx context.Context, r Request) Decision {
 		d.step("client-ip", d.ClientIP.String(), "peer "+r.Peer.String())
 	}
 
-	rt := e.match(r.Method, path)
+	matched := e.matchForm(path)
+	rt := e.match(r.Method, matched)
 	if rt == nil {
 		return e.reject(&d, r, http.StatusNotFound, ReasonNoRoute, "Not Found", "no route matches "+r.Method+" "+path)
 	}
 	d.Route = rt.name
+	d.BodyTimeout = rt.bodyTimeout
 	if r.Explain {
-		d.step("route", rt.name, "first route matching "+r.Method+" "+path)
+		d.step("route", rt.name, "first route matching "+r.Method+" "+matched)
 	}
 
 	// Headers that carry verified claims upstream are never taken from the
 	// client, authenticated or not.
 	d.StripHeaders = e.strip
+	if len(r.Header["Upgrade"]) > 0 || len(r.Header["Http2-Settings"]) > 0 {
+		if !e.upgrade(&d, r, rt) {
+			return e.reject(&d, r, http.StatusForbidden, ReasonUpgradeRefused, "Forbidden",
+				"route "+rt.name+" does not allow an upgrade to "+strconv.Quote(strings.Join(r.Header["Upgrade"], ", "))+
+					" (only websocket, on a GET to a route with websocket: true)")
+		}
+		if r.Explain {
+			d.step("upgrade", d.Upgrade, "h2c and HTTP2-Settings are dropped; websocket only where the route allows it")
+		}
+	}
 	if !rt.public {
 		if reject := e.authenticate(ctx, &d, r, rt); reject {
 			return d
@@ -387,20 +418,6 @@ func bearer(h http.Header) (string, bool) {
 	return t, t != ""
 }
 
-// headerBytes is the size of the request head as HTTP/1.1 would send it.
-func headerBytes(r Request) int {
-	if r.HeaderBytes > 0 {
-		return r.HeaderBytes
-	}
-	n := len(r.Method) + len(r.Path) + len(r.RawQuery) + 12
-	for name, values := range r.Header {
-		for i := 0; i < len(values); i++ {
-			n += len(name) + len(values[i]) + 4
-		}
-	}
-	return n
-}
-
 // reject turns d into a problem answer and reports the decision.
 func (e *Engine) reject(d *Decision, r Request, status int, reason, title, detail string) Decision {
 	fail(d, status, reason, title, detail)
@@ -468,8 +485,8 @@ func (e *Engine) isFailure(o Outcome) bool {
 }
 
 // UpstreamFailure is the answer to an allowed request whose upstream gave no
-// response: 504 past the timeout, 502 when it could not be reached. It does
-// not call Observe.
+// response: 504 past the timeout (counted from the hand-over of the whole
+// request), 502 when it could not be reached. It does not call Observe.
 func (e *Engine) UpstreamFailure(d Decision, o Outcome) Decision {
 	f := d
 	f.ResponseHeaders = append([][2]string(nil), d.ResponseHeaders...)
@@ -478,6 +495,38 @@ func (e *Engine) UpstreamFailure(d Decision, o Outcome) Decision {
 			"the upstream did not answer within "+e.timeout.String())
 	} else {
 		fail(&f, http.StatusBadGateway, ReasonUpstreamError, "Bad Gateway", "the upstream could not be reached")
+	}
+	return f
+}
+
+// ClientFailure is the answer to an allowed request whose client failed the
+// exchange (o.ClientFault), by o.Reason: 408 client_timeout for a body that
+// did not arrive within the route's bodyTimeout, 413 body_too_large for a
+// streamed body past maxBodyBytes, 400 malformed_body for a body that
+// breaks its own framing (a bad chunk, shorter than its Content-Length).
+// For a client that went away (client_closed) it returns the status to log,
+// StatusClientClosed, and no body: there is nobody to answer. Planes close
+// the connection after any of these, since the rest of the body is unread.
+// It does not call Observe.
+func (e *Engine) ClientFailure(d Decision, o Outcome) Decision {
+	f := d
+	f.ResponseHeaders = append([][2]string(nil), d.ResponseHeaders...)
+	switch o.Reason() {
+	case ReasonClientTimeout:
+		fail(&f, http.StatusRequestTimeout, ReasonClientTimeout, "Request Timeout",
+			"the request body did not arrive within "+d.BodyTimeout.String())
+	case ReasonBodyTooLarge:
+		fail(&f, http.StatusRequestEntityTooLarge, ReasonBodyTooLarge, "Content Too Large",
+			"the request body exceeds the limit of "+strconv.FormatInt(e.maxBody, 10)+" bytes")
+	case ReasonClientClosed:
+		f.Allow = false
+		f.Status = StatusClientClosed
+		f.Reason = ReasonClientClosed
+		f.Body = nil
+		f.ContentType = ""
+	default:
+		fail(&f, http.StatusBadRequest, ReasonMalformedBody, "Bad Request",
+			"the request body does not match its framing (a malformed chunk, or fewer bytes than its Content-Length)")
 	}
 	return f
 }

@@ -3,6 +3,7 @@ package edge
 import (
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/contentguard/contentguard/edge/auth"
@@ -79,8 +80,17 @@ type Decision struct {
 
 	// Upstream names the upstream (and its circuit breaker) when forwarding.
 	Upstream string
-	// Timeout bounds one upstream attempt.
+	// Timeout bounds one upstream attempt, from the moment the whole
+	// request (head and body) has been handed to the upstream.
 	Timeout time.Duration
+	// BodyTimeout bounds the arrival of the request body, from the end of
+	// its head (the route's bodyTimeout): past it the plane answers with
+	// ClientFailure (408) and reports a client fault.
+	BodyTimeout time.Duration
+	// Upgrade is the protocol the request may switch to ("websocket" on a
+	// route that allows it), or "": a plane tunnels an upgrade only when it
+	// is set.
+	Upgrade string
 
 	identity auth.Identity
 	ticket   breaker.Ticket
@@ -117,6 +127,42 @@ type Outcome struct {
 // Failed reports whether the outcome produced no upstream response.
 func (o Outcome) Failed() bool { return o.Timeout || o.Connection }
 
+// Reason is the reason code of the exchange's end: allowed when the upstream
+// answered; upstream_timeout or upstream_unreachable when it did not; and
+// for a client's fault, client_timeout (Timeout), body_too_large (Status
+// 413), client_closed (Status StatusClientClosed) or malformed_body.
+// Metrics, access logs and ClientFailure all read it here.
+func (o Outcome) Reason() string {
+	switch {
+	case o.ClientFault && o.Timeout:
+		return ReasonClientTimeout
+	case o.ClientFault && o.Status == http.StatusRequestEntityTooLarge:
+		return ReasonBodyTooLarge
+	case o.ClientFault && o.Status == StatusClientClosed:
+		return ReasonClientClosed
+	case o.ClientFault:
+		return ReasonMalformedBody
+	case o.Timeout:
+		return ReasonUpstreamTimeout
+	case o.Connection:
+		return ReasonUpstreamError
+	}
+	return ReasonAllowed
+}
+
+// Fault says whose fault the exchange's end was, for metric labels and
+// access logs: "client" (o.ClientFault: never counted by the breaker),
+// "upstream" (no response, or a 5xx), or "none".
+func (o Outcome) Fault() string {
+	switch {
+	case o.ClientFault:
+		return "client"
+	case o.Failed() || o.Status >= 500:
+		return "upstream"
+	}
+	return "none"
+}
+
 // SetResponseHeaders writes the decision's response headers and security
 // headers into h, replacing values of the same name. Adapters call it on
 // rejections and on the upstream's response alike.
@@ -149,8 +195,17 @@ func (d *Decision) SetUpstreamHeaders(h http.Header) {
 // sets (request IDs, claims), compared without regard to ASCII case and
 // with '_' and '-' alike. The underscore spelling matters because CGI-style
 // servers (WSGI, Rack, PHP) see X_Auth_Subject and X-Auth-Subject as the
-// same HTTP_X_AUTH_SUBJECT: a client must not plant a claim that way.
+// same HTTP_X_AUTH_SUBJECT: a client must not plant a claim that way. For
+// the same reason the '_' spellings of the X-Forwarded-* fields, which
+// planes write afresh, are stripped.
 func (d *Decision) Strips(name string) bool {
+	if strings.IndexByte(name, '_') >= 0 {
+		for i := 0; i < len(forwardingFields); i++ {
+			if sameFieldName(name, forwardingFields[i]) {
+				return true
+			}
+		}
+	}
 	for i := 0; i < len(d.StripHeaders); i++ {
 		if sameFieldName(name, d.StripHeaders[i]) {
 			return true

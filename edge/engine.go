@@ -9,8 +9,9 @@
 // breaker, requestid, clientip, urlpath, cors, secheaders, problem); this
 // package composes them in a fixed order:
 //
-//	request ID → header and body limits → path normalisation → CORS preflight
-//	→ client IP → route → authentication and scopes → rate limit → breaker
+//	request ID → header and body limits, ambiguous header names → path
+//	normalisation and parameters → CORS preflight → client IP → route and
+//	upgrade → authentication and scopes → rate limit → breaker
 //
 // The engine and everything it imports run under the Yaegi interpreter (the
 // Traefik plugin), so it sticks to the standard library and golang-jwt, and
@@ -115,6 +116,9 @@ type Engine struct {
 	failOn       policy.FailOn
 	maxBody      int64
 	maxHeader    int64
+	params       bool     // spec.paths.allowParameters
+	fold         bool     // spec.paths.caseInsensitive
+	stripUpgrade []string // strip plus the h2c upgrade's fields
 }
 
 // New builds an engine for p. It reads the key material the policy names
@@ -139,6 +143,8 @@ func New(ctx context.Context, p *policy.Policy, opts Options) (*Engine, error) {
 		failOn:      s.CircuitBreaker.FailOn,
 		maxBody:     s.Limits.MaxBodyBytes,
 		maxHeader:   s.Limits.MaxHeaderBytes,
+		params:      s.Paths.AllowParameters,
+		fold:        s.Paths.CaseInsensitive,
 		forward:     map[string][]policy.ClaimHeader{},
 	}
 	if e.now == nil {
@@ -177,10 +183,12 @@ func New(ctx context.Context, p *policy.Policy, opts Options) (*Engine, error) {
 	if err := e.buildAuth(ctx, p, opts); err != nil {
 		return nil, err
 	}
-	if e.routes, err = compileRoutes(s.Routes); err != nil {
+	if e.routes, err = compileRoutes(s.Routes, e.fold); err != nil {
 		e.Close()
 		return nil, err
 	}
+	// A fresh slice: strip is shared by every decision and never grows.
+	e.stripUpgrade = append(append(make([]string, 0, len(e.strip)+3), e.strip...), h2cFields...)
 	e.local = opts.LocalRateStore
 	if e.local == nil {
 		e.local = ratelimit.NewMemory(ratelimit.MemoryOptions{SweepInterval: ratelimit.DefaultSweepInterval, Now: opts.Now})

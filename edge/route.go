@@ -3,8 +3,10 @@ package edge
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/contentguard/contentguard/edge/ratelimit"
+	"github.com/contentguard/contentguard/edge/urlpath"
 	"github.com/contentguard/contentguard/policy"
 )
 
@@ -27,21 +29,31 @@ type route struct {
 	rateKey string // ip, subject, apiKey, route, header:NAME, claim:NAME
 	keyArg  string // NAME of header:NAME or claim:NAME
 	keyBase string // route name + "|" prefix of every bucket key
+
+	websocket   bool
+	bodyTimeout time.Duration
 }
 
-func compileRoutes(rs []policy.Route) ([]route, error) {
+// compileRoutes compiles the route table; fold lower-cases the route paths
+// for case-insensitive matching (spec.paths.caseInsensitive).
+func compileRoutes(rs []policy.Route, fold bool) ([]route, error) {
 	out := make([]route, 0, len(rs))
 	for i := 0; i < len(rs); i++ {
 		r := rs[i]
 		c := route{
-			name:    r.Name,
-			exact:   r.Match.Path,
-			prefix:  r.Match.PathPrefix,
-			methods: r.Match.Methods,
-			public:  r.Auth.None,
-			anyOf:   r.Auth.AnyOf,
-			scopes:  r.Auth.Scopes,
-			keyBase: r.Name + "|",
+			name:        r.Name,
+			exact:       r.Match.Path,
+			prefix:      r.Match.PathPrefix,
+			methods:     r.Match.Methods,
+			public:      r.Auth.None,
+			anyOf:       r.Auth.AnyOf,
+			scopes:      r.Auth.Scopes,
+			keyBase:     r.Name + "|",
+			websocket:   r.WebSocket,
+			bodyTimeout: r.BodyTimeout,
+		}
+		if fold {
+			c.exact, c.prefix = strings.ToLower(c.exact), strings.ToLower(c.prefix)
 		}
 		c.accepts = acceptsText(c.anyOf)
 		if len(c.scopes) > 0 {
@@ -75,6 +87,20 @@ func acceptsText(anyOf []string) string {
 		}
 	}
 	return strings.Join(names, " or ")
+}
+
+// matchForm is the form of a normalised path that routes are matched
+// against: without ';' parameters when the policy admits them, in lower
+// case when it matches without regard to case. The upstream still receives
+// the normalised path itself.
+func (e *Engine) matchForm(path string) string {
+	if e.params {
+		path = urlpath.StripParameters(path)
+	}
+	if e.fold {
+		path = strings.ToLower(path)
+	}
+	return path
 }
 
 // match returns the first route whose path and method match, or nil.

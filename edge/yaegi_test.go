@@ -123,14 +123,21 @@ func buildShim(t testing.TB) (shimFuncs, error) {
 	return s, nil
 }
 
-type yaegiPlane struct{}
+// yaegiPlane runs the cases through one interpreter, whose calls take turns
+// (interpMu), so running many cases at once gains nothing but a queue: at
+// most two instances run at a time, and a case with timing (a bucket that
+// refills every 500ms) never waits its turn behind a hundred parallel
+// cases' requests.
+type yaegiPlane struct{ slots chan struct{} }
 
 type yaegiInstance struct {
 	s  shimFuncs
 	id int
 }
 
-func (yaegiPlane) Start(t testing.TB, policyPath string) conformance.Instance {
+func (pl yaegiPlane) Start(t testing.TB, policyPath string) conformance.Instance {
+	pl.slots <- struct{}{}
+	t.Cleanup(func() { <-pl.slots }) // registered first, so it runs last
 	s := loadShim(t)
 	data, err := os.ReadFile(policyPath)
 	if err != nil {
@@ -186,14 +193,14 @@ func TestConformanceUnderYaegi(t *testing.T) {
 	if testing.Short() {
 		t.Log("-short: running the interpreted suite anyway; it is the proof the Traefik plugin depends on")
 	}
-	conformance.Run(t, yaegiPlane{}, conformance.Options{})
+	conformance.Run(t, yaegiPlane{slots: make(chan struct{}, 2)}, conformance.Options{})
 }
 
 // BenchmarkCheckUnderYaegi: one cached-JWT decision made by the interpreted
 // engine, as the Traefik plugin makes it (plus the shim's JSON round trip).
 func BenchmarkCheckUnderYaegi(b *testing.B) {
 	s := loadShim(b)
-	inst := yaegiPlane{}.Start(b, filepath.Join("testdata", "bench.yaml")).(*yaegiInstance)
+	inst := yaegiPlane{slots: make(chan struct{}, 1)}.Start(b, filepath.Join("testdata", "bench.yaml")).(*yaegiInstance)
 	defer inst.Close()
 	h, _ := json.Marshal(http.Header{"Authorization": {"Bearer " + benchToken(b, "read write")}})
 	b.ReportAllocs()

@@ -400,7 +400,7 @@ func orNode(n, fallback *Node) *Node {
 
 func (d *decoder) spec(n *Node, s *Spec) {
 	if !d.mapping(n, "spec", "upstream", "clientIP", "requestID", "auth", "tokenIssuer",
-		"rateLimit", "circuitBreaker", "cors", "securityHeaders", "limits", "routes") {
+		"rateLimit", "circuitBreaker", "cors", "securityHeaders", "limits", "paths", "routes") {
 		return
 	}
 	if u := n.Get("upstream"); u != nil && d.mapping(u, "spec.upstream", "url", "timeout") {
@@ -468,6 +468,10 @@ func (d *decoder) spec(n *Node, s *Spec) {
 	if l := n.Get("limits"); l != nil && d.mapping(l, "spec.limits", "maxBodyBytes", "maxHeaderBytes") {
 		s.Limits.MaxBodyBytes = d.size(l.Get("maxBodyBytes"), "spec.limits.maxBodyBytes")
 		s.Limits.MaxHeaderBytes = d.size(l.Get("maxHeaderBytes"), "spec.limits.maxHeaderBytes")
+	}
+	if pa := n.Get("paths"); pa != nil && d.mapping(pa, "spec.paths", "allowParameters", "caseInsensitive") {
+		s.Paths.AllowParameters = d.boolean(pa.Get("allowParameters"), "spec.paths.allowParameters")
+		s.Paths.CaseInsensitive = d.boolean(pa.Get("caseInsensitive"), "spec.paths.caseInsensitive")
 	}
 	routes := n.Get("routes")
 	if routes == nil {
@@ -848,7 +852,7 @@ func (d *decoder) breaker(n *Node, c *CircuitBreaker) {
 
 func (d *decoder) route(n *Node, path string) Route {
 	r := Route{Line: n.Line}
-	if !d.mapping(n, path, "name", "match", "auth", "rateLimit") {
+	if !d.mapping(n, path, "name", "match", "auth", "rateLimit", "websocket", "bodyTimeout") {
 		return r
 	}
 	r.Name = d.str(n.Get("name"), join(path, "name"))
@@ -904,6 +908,8 @@ func (d *decoder) route(n *Node, path string) Route {
 			r.RateLimit.Key = "ip"
 		}
 	}
+	r.WebSocket = d.boolean(n.Get("websocket"), join(path, "websocket"))
+	r.BodyTimeout = d.duration(n.Get("bodyTimeout"), join(path, "bodyTimeout"))
 	return r
 }
 

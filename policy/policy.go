@@ -56,6 +56,7 @@ type Spec struct {
 	CORS            *CORS
 	SecurityHeaders SecurityHeaders
 	Limits          Limits
+	Paths           Paths
 	Routes          []Route
 }
 
@@ -220,13 +221,33 @@ type Limits struct {
 	MaxHeaderBytes int64
 }
 
+// Paths says how request paths are read for matching, so that the edge
+// reads them as the upstream does.
+type Paths struct {
+	// AllowParameters admits ';' path parameters ("/admin;jsessionid=1/",
+	// which Tomcat, Jetty and Spring read as "/admin/"): routes are then
+	// matched on the path without them. Off, a path with a ';' (raw or
+	// %3B) is refused with 400.
+	AllowParameters bool
+	// CaseInsensitive matches route paths without regard to ASCII case, for
+	// upstreams that read "/ADMIN/" as "/admin/" (IIS, some Java stacks).
+	CaseInsensitive bool
+}
+
 // Route is one entry of the route table; the first match wins.
 type Route struct {
 	Name      string
 	Match     Match
 	Auth      RouteAuth
 	RateLimit *RouteRateLimit
-	Line      int // where the route is defined, for explanations
+	// WebSocket lets a GET with "Upgrade: websocket" be tunnelled to the
+	// upstream; without it every upgrade but h2c (which is dropped) is
+	// refused.
+	WebSocket bool
+	// BodyTimeout bounds the arrival of the request body, counted from the
+	// end of the request head: a slower client gets 408.
+	BodyTimeout time.Duration
+	Line        int // where the route is defined, for explanations
 }
 
 // Match selects requests by normalised path and method.

@@ -27,6 +27,7 @@ const (
 	DefaultRatioMinRequests    = 20
 	DefaultMaxBodyBytes        = 1 << 20
 	DefaultMaxHeaderBytes      = 32 << 10
+	DefaultBodyTimeout         = 30 * time.Second
 )
 
 // DefaultAlgorithms are the JWT algorithms a provider accepts when it names none.
@@ -373,7 +374,12 @@ func (d *decoder) validateRoutes(s *Spec) {
 		for _, mp := range []string{r.Match.Path, r.Match.PathPrefix} {
 			if mp != "" && !cleanPath(mp) {
 				d.fail(join(path, "match"), "path %q must start with / and be normalised (no //, . or .. segments, no %%-escapes)", mp)
+			} else if strings.Contains(mp, ";") {
+				d.fail(join(path, "match"), "path %q has a ';' path parameter, which no request path is matched with (spec.paths.allowParameters)", mp)
 			}
+		}
+		if r.BodyTimeout == 0 {
+			r.BodyTimeout = DefaultBodyTimeout
 		}
 		for j := 0; j < len(r.Match.Methods); j++ {
 			m := r.Match.Methods[j]

@@ -33,10 +33,13 @@ type accessEntry struct {
 	time                                                       time.Time
 	requestID, method, path, route, decision, reason, clientIP string
 	subject                                                    string
-	status                                                     int
-	latency                                                    time.Duration
-	bytes                                                      int64
-	span                                                       trace.SpanContext
+	// fault is whose fault an exchange with the upstream ended as ("none",
+	// "client", "upstream"); "" when nothing was forwarded.
+	fault   string
+	status  int
+	latency time.Duration
+	bytes   int64
+	span    trace.SpanContext
 }
 
 // level is info, or error for an answer of 500 or more.
@@ -81,6 +84,7 @@ func (e *accessEntry) slog(ctx context.Context, logger *slog.Logger) {
 		slog.String("client_ip", e.clientIP),
 		slog.String("subject", e.subject),
 		slog.Int64("bytes", e.bytes),
+		slog.String("fault", e.fault),
 	)
 }
 
@@ -104,6 +108,7 @@ func (e *accessEntry) append(b []byte, level slog.Level) []byte {
 	b = appendStringField(b, "subject", e.subject)
 	b = append(b, `,"bytes":`...)
 	b = strconv.AppendInt(b, e.bytes, 10)
+	b = appendStringField(b, "fault", e.fault)
 	if e.span.IsValid() {
 		b = appendStringField(b, "trace_id", e.span.TraceID().String())
 		b = appendStringField(b, "span_id", e.span.SpanID().String())

@@ -309,6 +309,9 @@ func (fc *fastConn) readHead() (string, error) {
 			return "", err
 		}
 	}
+	if err := fc.skipEmptyLines(); err != nil {
+		return "", err
+	}
 	b, _ := br.Peek(br.Buffered())
 	n, err := h1.HeadEnd(b)
 	if n < 0 && err == nil {
@@ -329,6 +332,34 @@ func (fc *fastConn) readHead() (string, error) {
 		return "", errHandoff
 	}
 	return string(b[:n]), nil
+}
+
+// maxEmptyLineBytes bounds the CR and LF bytes skipped before a request
+// line; a client that sends more is left to net/http (which refuses it).
+const maxEmptyLineBytes = 16
+
+// skipEmptyLines drops the empty lines a client sent before its request
+// line (some send a CRLF after a body, as old browsers did after a POST):
+// RFC 9112 §2.2 has a server ignore at least one, as NGINX does. At least
+// one byte is buffered on entry and on a nil return.
+func (fc *fastConn) skipEmptyLines() error {
+	br := fc.br
+	for skipped := 0; ; skipped++ {
+		b, _ := br.Peek(1)
+		if b[0] != '\r' && b[0] != '\n' {
+			return nil
+		}
+		if skipped == maxEmptyLineBytes {
+			return errHandoff
+		}
+		_, _ = br.Discard(1)
+		if br.Buffered() == 0 {
+			fc.rd.arm(time.Now(), fc.f.readHeaderTimeout)
+			if _, err := br.Peek(1); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 // serveRequest answers the request whose head is head, or returns
@@ -522,12 +553,19 @@ func (fc *fastConn) forward(x *exchange, method string) bool {
 		}
 		fc.upstream.Store(uc)
 		uc.limit.N = 1<<63 - 1
-		uc.rd.arm(x.sent, d.Timeout)
-		uc.wd.arm(x.sent, d.Timeout)
+		// The upstream's timeout runs from the hand-over of the whole
+		// request; while the body streams, the upstream must take it
+		// within the body's timeout plus its own.
+		wait := d.Timeout
+		if req.ContentLength > 0 {
+			wait += d.BodyTimeout
+		}
+		uc.wd.arm(x.sent, wait)
 		var clientErr bool
 		if clientErr, err = fc.writeUpstream(uc, x, method); err == nil {
+			uc.rd.arm(time.Now(), d.Timeout)
 			err = readResponse(uc.br, &fc.resp)
-		} else if !clientErr && req.ContentLength > 0 && readResponse(uc.br, &fc.resp) == nil {
+		} else if !clientErr && req.ContentLength > 0 && fc.earlyAnswer(uc, d) {
 			// The upstream answered before it took the whole body (a 413,
 			// a 401) and closed: that answer is the answer, not a 502
 			// (nor a connection failure for the breaker). The rest of the
@@ -544,11 +582,7 @@ func (fc *fastConn) forward(x *exchange, method string) bool {
 		}
 		_ = uc.conn.Close()
 		if clientErr {
-			// The client's body did not arrive: nobody to answer.
-			x.observe(edge.Outcome{Status: statusClientClosed})
-			x.reason = reasonClientClosed
-			x.rec.status = statusClientClosed
-			return false
+			return fc.clientFailed(x, method, err)
 		}
 		if reuse && retriable && attempt == 0 && !isTimeout(err) {
 			attempt++
@@ -557,6 +591,26 @@ func (fc *fastConn) forward(x *exchange, method string) bool {
 		return fc.upstreamFailed(x, method, err, req.ContentLength > 0)
 	}
 	return fc.relay(x, uc, method)
+}
+
+// earlyAnswer reads an answer the upstream may have sent before it stopped
+// taking the body, from now on (a long upload may have outlived the
+// deadline armed before it).
+func (fc *fastConn) earlyAnswer(uc *leanConn, d *edge.Decision) bool {
+	uc.rd.arm(time.Now(), d.Timeout)
+	return readResponse(uc.br, &fc.resp) == nil
+}
+
+// clientFailed answers a request whose body the client failed to deliver
+// (bodyFault): 408, 413 or 400, or nothing to a client that is gone. The
+// rest of the body is unread, so the connection closes either way.
+func (fc *fastConn) clientFailed(x *exchange, method string, err error) bool {
+	if f, answer := x.clientFailed(bodyFault(err)); answer {
+		x.rec.written = int64(len(f.Body))
+		fc.writeDecision(&f, method, true)
+		fc.linger = true
+	}
+	return false
 }
 
 // writeUpstream writes the forwarded head and the request body on uc.
@@ -616,7 +670,8 @@ func (fc *fastConn) writeUpstream(uc *leanConn, x *exchange, method string) (cli
 	}
 	_, _ = w.WriteString("\r\n")
 	if req.ContentLength > 0 {
-		fc.rd.arm(time.Now(), fc.f.readTimeout)
+		// The body must arrive within the route's body timeout.
+		fc.rd.arm(x.sent, orReadTimeout(d.BodyTimeout, fc.f.readTimeout))
 		if _, rerr, werr := copyN(w, fc.br, req.ContentLength); rerr != nil || werr != nil {
 			if rerr != nil {
 				return true, rerr

@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/contentguard/contentguard/conformance"
 	"github.com/contentguard/contentguard/policy"
 	"github.com/contentguard/contentguard/policy/policyfile"
 	"github.com/contentguard/contentguard/sidecar"
@@ -238,6 +239,9 @@ type rawRequest struct {
 	Chunked bool
 	// Peer is the local address to send from (any 127.0.0.0/8 address).
 	Peer string
+	// Wire holds the request line's variations (conformance.SentRequest:
+	// version, no Host, empty lines before it); zero: HTTP/1.1 with Host.
+	Wire conformance.SentRequest
 }
 
 type rawResponse struct {
@@ -277,7 +281,12 @@ func trySend(addr string, rq rawRequest, timeout time.Duration) (rawResponse, er
 		method = http.MethodGet
 	}
 	var b strings.Builder
-	b.WriteString(method + " " + rq.Target + " HTTP/1.1\r\nHost: edge.test\r\nConnection: close\r\n")
+	wire := rq.Wire
+	wire.Method, wire.Path = method, rq.Target
+	if wire.Proto == "" {
+		wire.Proto = "HTTP/1.1"
+	}
+	b.WriteString(wire.RequestLine("edge.test") + "Connection: close\r\n")
 	for name, values := range rq.Header {
 		for _, v := range values {
 			b.WriteString(name + ": " + v + "\r\n")
@@ -318,4 +327,36 @@ func trySend(addr string, rq rawRequest, timeout time.Duration) (rawResponse, er
 		return rawResponse{}, err
 	}
 	return rawResponse{Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
+}
+
+// counterSum adds up the series of counter name whose labels include
+// every pair of match (all series for nil); 0 when there are none yet.
+func counterSum(t testing.TB, sc *running, name string, match map[string]string) float64 {
+	t.Helper()
+	mfs, err := sc.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			for k, v := range match {
+				found := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == k && lp.GetValue() == v {
+						found = true
+					}
+				}
+				if !found {
+					continue series
+				}
+			}
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
 }

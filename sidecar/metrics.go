@@ -18,6 +18,7 @@ const (
 	MetricRateFallbacks     = edgemetrics.MetricRateFallbacks
 	MetricBreakerState      = edgemetrics.MetricBreakerState
 	MetricUpstreamDuration  = edgemetrics.MetricUpstreamDuration
+	MetricUpstreamOutcomes  = edgemetrics.MetricUpstreamOutcomes
 	MetricPolicyReloads     = edgemetrics.MetricPolicyReloads
 	MetricPolicyReloadError = edgemetrics.MetricPolicyReloadError
 	MetricPolicyInfo        = edgemetrics.MetricPolicyInfo

@@ -19,15 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/contentguard/contentguard/edge"
-	"github.com/contentguard/contentguard/edge/problem"
 	"github.com/contentguard/contentguard/telemetry"
-)
-
-// reasonClientClosed labels requests whose client went away before the
-// upstream answered (nginx's 499). It is not an upstream failure.
-const (
-	reasonClientClosed = "client_closed"
-	statusClientClosed = 499
 )
 
 // errUpstreamTimeout cancels an upstream attempt that outlived
@@ -82,11 +74,11 @@ type exchange struct {
 	peer     netip.Addr
 	trusted  bool // the peer is a trusted proxy: its X-Forwarded-* are kept
 	cancel   context.CancelCauseFunc
-	timer    *time.Timer
-	armed    bool // timer is running for this attempt
-	fired    bool // timer fired
+	timer    upstreamTimer // the net/http path's upstream timeout
+	body     *clientBody   // the net/http path's request body, when it has one
 	observed bool
 	reason   string // the final reason when the upstream failed
+	fault    string // whose fault the exchange's end was (edge.Outcome.Fault)
 	sent     time.Time
 }
 
@@ -112,26 +104,26 @@ func (x *exchange) expire() {
 	x.cancel(errUpstreamTimeout)
 }
 
-// stopTimer stops the attempt's timer and reports whether it had already
-// fired.
-func (x *exchange) stopTimer() bool {
-	if x.armed {
-		x.armed = false
-		if !x.timer.Stop() {
-			x.fired = true
-		}
-	}
-	return x.fired
-}
-
 // observe reports the upstream outcome to the engine, once.
 func (x *exchange) observe(o edge.Outcome) {
 	if x.observed {
 		return
 	}
 	x.observed = true
+	x.fault = o.Fault()
 	o.Duration = time.Since(x.sent)
 	x.pl.engine.Observe(&x.d, o)
+}
+
+// clientFailed reports a client's fault to the engine and returns the
+// answer (ClientFailure); for a client that is gone it only records the
+// status, and reports false: there is nothing to write.
+func (x *exchange) clientFailed(o edge.Outcome) (edge.Decision, bool) {
+	x.observe(o)
+	f := x.pl.engine.ClientFailure(x.d, o)
+	x.reason = f.Reason
+	x.rec.status = f.Status
+	return f, f.Status != edge.StatusClientClosed
 }
 
 // ServeHTTP judges the request with the engine in force and applies the
@@ -172,11 +164,29 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	x.d = pl.engine.Check(ctx, req)
+	if r.ProtoMajor == 1 && r.ProtoMinor == 0 {
+		// net/http drops a Transfer-Encoding it receives in HTTP/1.0 and
+		// reads no body (Go issue 12785), so the chunks would be read as
+		// the next request on a kept-alive connection: RFC 9112 §6.1 has
+		// the connection closed after the answer. The field is gone by
+		// now, so every HTTP/1.0 connection closes.
+		w.Header().Set("Connection", "close")
+	}
 	if x.d.Allow && r.ContentLength < 0 && pl.maxBody > 0 {
 		// A chunked body has no declared size for the engine to judge:
 		// count it while it streams; past the limit reads fail and the
 		// proxy answers 413.
 		r.Body = http.MaxBytesReader(w, r.Body, pl.maxBody)
+	}
+	if x.d.Allow && !local && r.Body != nil && r.Body != http.NoBody {
+		// The body must arrive within the route's body timeout; the
+		// upstream's timeout starts when it has (clientBody).
+		rc := http.NewResponseController(w)
+		if x.d.BodyTimeout > 0 {
+			_ = rc.SetReadDeadline(time.Now().Add(x.d.BodyTimeout))
+		}
+		x.body = &clientBody{ReadCloser: r.Body, x: x, rc: rc}
+		r.Body = x.body
 	}
 	switch {
 	case !x.d.Allow:
@@ -190,8 +200,10 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // forward sends an allowed request upstream through the ReverseProxy, with
-// the decision's timeout on the attempt (up to the response headers; a
-// streamed body afterwards is bounded by the server's write timeout).
+// the decision's timeout on the attempt, from the hand-over of the whole
+// request to the response headers (a streamed response body afterwards is
+// bounded by the server's write timeout). While a request body streams the
+// attempt is bounded by the body's timeout plus the upstream's.
 func (p *proxy) forward(ctx context.Context, x *exchange, r *http.Request) {
 	x.trusted = trustedPeer(x.pl.trusted, x.peer)
 	var cspan trace.Span
@@ -201,12 +213,15 @@ func (p *proxy) forward(ctx context.Context, x *exchange, r *http.Request) {
 	}
 	x.Context, x.cancel = context.WithCancelCause(ctx)
 	if x.d.Timeout > 0 {
-		x.timer = time.AfterFunc(x.d.Timeout, x.expire)
-		x.armed = true
+		wait := x.d.Timeout
+		if x.body != nil {
+			wait += x.d.BodyTimeout
+		}
+		x.timer.start(wait, x.expire)
 	}
 	x.sent = time.Now()
 	p.rp.ServeHTTP(&x.rec, r.WithContext(x))
-	x.stopTimer()
+	x.timer.stop()
 	x.cancel(nil)
 	if cspan != nil {
 		if x.reason != "" {
@@ -239,7 +254,7 @@ func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 // response headers (request ID, rate limits, CORS, security headers).
 func (p *proxy) modifyResponse(resp *http.Response) error {
 	x := exchangeOf(resp.Request.Context())
-	if x.stopTimer() {
+	if x.timer.stop() {
 		return errUpstreamTimeout // too late: errorHandler answers 504
 	}
 	x.observe(edge.Outcome{Status: resp.StatusCode})
@@ -251,17 +266,25 @@ func (p *proxy) modifyResponse(resp *http.Response) error {
 	return nil
 }
 
-// errorHandler answers an allowed request that got no upstream response.
+// errorHandler answers an allowed request that got no upstream response:
+// the client's fault when its body failed (408, 413, 400, or nothing for a
+// client gone), else the upstream's (504, 502).
 func (p *proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	x := exchangeOf(r.Context())
-	fired := x.stopTimer() || errors.Is(err, errUpstreamTimeout)
+	fired := x.timer.stop() || errors.Is(err, errUpstreamTimeout)
 	var tooLarge *http.MaxBytesError
+	if berr := x.body.failure(); berr != nil || errors.As(err, &tooLarge) {
+		if berr == nil {
+			berr = err
+		}
+		if f, answer := x.clientFailed(bodyFault(berr)); answer {
+			// The rest of the body is unread: this answer is the last.
+			w.Header().Set("Connection", "close")
+			writeDecision(w, &f, x.pl.names)
+		}
+		return
+	}
 	switch {
-	case errors.As(err, &tooLarge):
-		x.observe(edge.Outcome{Status: http.StatusRequestEntityTooLarge})
-		f := bodyTooLarge(x.d, tooLarge.Limit)
-		x.reason = f.Reason
-		writeDecision(w, &f, x.pl.names)
 	case fired:
 		o := edge.Outcome{Timeout: true}
 		x.observe(o)
@@ -270,9 +293,7 @@ func (p *proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 		writeDecision(w, &f, x.pl.names)
 	case context.Cause(x) != nil && !errors.Is(context.Cause(x), errUpstreamTimeout):
 		// The client went away; nobody reads an answer.
-		x.observe(edge.Outcome{Status: statusClientClosed})
-		x.reason = reasonClientClosed
-		x.rec.status = statusClientClosed
+		x.clientFailed(edge.Outcome{ClientFault: true, Status: edge.StatusClientClosed})
 	default:
 		o := edge.Outcome{Connection: true}
 		x.observe(o)
@@ -289,8 +310,10 @@ func (p *proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 func (p *proxy) finish(x *exchange, method string, ctx context.Context, span trace.Span, start time.Time, local bool) {
 	d := &x.d
 	if d.Allow && !local && !x.observed {
-		x.observe(edge.Outcome{Status: statusClientClosed})
-		x.reason = reasonClientClosed
+		// Ended abnormally (a panic in the proxy): the slot is released,
+		// not counted against the upstream.
+		x.observe(edge.Outcome{ClientFault: true, Status: edge.StatusClientClosed})
+		x.reason = edge.ReasonClientClosed
 	}
 	status := x.rec.Status()
 	elapsed := time.Since(start)
@@ -314,6 +337,7 @@ func (p *proxy) finish(x *exchange, method string, ctx context.Context, span tra
 			clientIP:  clientIPString(d.ClientIP),
 			subject:   d.Subject,
 			bytes:     x.rec.written,
+			fault:     x.fault,
 		}
 		if p.alog != nil {
 			e.span = trace.SpanContextFromContext(ctx)
@@ -366,23 +390,6 @@ func writeDecision(w http.ResponseWriter, d *edge.Decision, names headerNames) {
 	if len(d.Body) > 0 {
 		_, _ = w.Write(d.Body)
 	}
-}
-
-// bodyTooLarge is the 413 for a streamed (chunked) body that outgrew the
-// limit the engine could not check up front.
-func bodyTooLarge(d edge.Decision, limit int64) edge.Decision {
-	f := d
-	f.Allow = false
-	f.Status = http.StatusRequestEntityTooLarge
-	f.Reason = edge.ReasonBodyTooLarge
-	pr := problem.New(f.Status, "body-too-large", "Content Too Large",
-		"the request body exceeds the limit of "+strconv.FormatInt(limit, 10)+" bytes")
-	pr.RequestID = d.RequestID
-	pr.Reason = f.Reason
-	pr.Instance = d.Path
-	f.Body = pr.JSON()
-	f.ContentType = problem.ContentType
-	return f
 }
 
 // requestPath is the path exactly as the client sent it (the engine

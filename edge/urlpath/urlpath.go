@@ -226,3 +226,48 @@ const upperHex = "0123456789ABCDEF"
 func appendEscape(b []byte, c byte) []byte {
 	return append(b, '%', upperHex[c>>4], upperHex[c&0x0f])
 }
+
+// HasParameter reports whether a normalised path has a ';' path parameter,
+// raw or escaped ("%3B": Normalize writes escapes in upper case).
+//
+// Servlet containers (Tomcat, Jetty) and Spring cut "/admin;jsessionid=1/"
+// to "/admin/" before routing, while the edge would match the literal
+// segment "admin;jsessionid=1": the two disagree on which route a request
+// meets, and that disagreement is a known route bypass. The engine refuses
+// such paths unless the policy says the upstream reads parameters, and
+// then matches them with StripParameters.
+func HasParameter(normal string) bool {
+	return strings.IndexByte(normal, ';') >= 0 || strings.Contains(normal, "%3B")
+}
+
+// StripParameters returns a normalised path without its ';' path
+// parameters, as a servlet container reads it: each segment is cut at its
+// first ';' (or "%3B"), and the result is normalised again, so that a
+// segment left empty or a dot segment uncovered by the cut
+// ("/.%3Bx/admin") is removed: "/admin;x/" is "/admin/", "/a/;x/b" is
+// "/a/b". A path without parameters is returned as is.
+func StripParameters(normal string) string {
+	if !HasParameter(normal) {
+		return normal
+	}
+	out := make([]byte, 0, len(normal))
+	cut := false // inside a parameter: skip to the next '/'
+	for i := 0; i < len(normal); i++ {
+		c := normal[i]
+		switch {
+		case c == '/':
+			cut = false
+		case cut:
+			continue
+		case c == ';' || c == '%' && strings.HasPrefix(normal[i:], "%3B"):
+			cut = true
+			continue
+		}
+		out = append(out, c)
+	}
+	stripped, ok := Normalize(string(out))
+	if !ok {
+		return normal // never: out is made of normal segments
+	}
+	return stripped
+}

@@ -112,6 +112,45 @@ func TestNormalize(t *testing.T) {
 	}
 }
 
+// TestStripParameters: ';' path parameters are cut as a servlet container
+// cuts them, escaped or not, and what the cut uncovers is normalised.
+func TestStripParameters(t *testing.T) {
+	cases := []struct {
+		in, want string
+		has      bool
+	}{
+		{"/admin/", "/admin/", false},
+		{"/a/b", "/a/b", false},
+		{"/admin;x/", "/admin/", true},
+		{"/admin;jsessionid=1", "/admin", true},
+		{"/api;v=1/users;id=2/x", "/api/users/x", true},
+		{"/admin%3Bx/", "/admin/", true},
+		{"/a/;x/b", "/a/b", true},
+		{"/.%3Bx/admin/", "/admin/", true},
+		{"/;", "/", true},
+	}
+	for _, c := range cases {
+		if got := HasParameter(c.in); got != c.has {
+			t.Errorf("HasParameter(%q) = %v, want %v", c.in, got, c.has)
+		}
+		if got := StripParameters(c.in); got != c.want {
+			t.Errorf("StripParameters(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	// On normal paths (the only input it gets), stripping agrees with
+	// normalising first: the result is normal and has no parameter.
+	for _, in := range []string{"/public/x;a/..;b/admin", "/public/x%3B/%2e%2e/admin", "/a;/b;c/;/"} {
+		n, ok := Normalize(in)
+		if !ok {
+			continue
+		}
+		out := StripParameters(n)
+		if again, _ := Normalize(out); again != out || HasParameter(out) {
+			t.Errorf("StripParameters(%q) = %q: not normal or still has a parameter", n, out)
+		}
+	}
+}
+
 func TestNormalizeNormalPathDoesNotAllocate(t *testing.T) {
 	p := "/api/v1/analyze/items"
 	allocs := testing.AllocsPerRun(100, func() {
@@ -126,7 +165,8 @@ func TestNormalizeNormalPathDoesNotAllocate(t *testing.T) {
 
 func FuzzNormalize(f *testing.F) {
 	for _, s := range []string{"/", "/api/v1/../admin/", "//admin/", "/%2e%2e/admin", "/api/v1%2F..%2Fadmin", "/a/./b/",
-		"/%252e/", "/a%zz", "/public/..;/admin", "/a\\..\\b", "/caf\xc3\xa9", "/a%00", "/a/b/.."} {
+		"/%252e/", "/a%zz", "/public/..;/admin", "/a\\..\\b", "/caf\xc3\xa9", "/a%00", "/a/b/..",
+		"/admin;x/", "/.%3bx/admin", "/a/;x/b;y"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
@@ -156,6 +196,15 @@ func FuzzNormalize(f *testing.F) {
 			if c := out[i]; c <= ' ' || c >= 0x7f {
 				t.Fatalf("%q -> %q has raw byte %#x", in, out, c)
 			}
+		}
+		// Parameters stripped (spec.paths.allowParameters): still normal,
+		// none left, and nothing to strip is nothing changed.
+		stripped := StripParameters(out)
+		if again, ok := Normalize(stripped); !ok || again != stripped || HasParameter(stripped) {
+			t.Fatalf("%q -> %q -> StripParameters %q: not normal or a parameter left", in, out, stripped)
+		}
+		if !HasParameter(out) && stripped != out {
+			t.Fatalf("%q: StripParameters changed %q to %q", in, out, stripped)
 		}
 		// Differential check against path.Clean for plain paths.
 		if strings.Trim(in, "/.abc") == "" {

@@ -49,6 +49,9 @@ func TestValidPolicyDefaults(t *testing.T) {
 		{"strict headers", s.SecurityHeaders.Preset == "strict"},
 		{"limits", s.Limits.MaxBodyBytes == 1<<20 && s.Limits.MaxHeaderBytes == 32<<10},
 		{"hash", len(p.Hash) == 64},
+		{"route body timeout 30s", s.Routes[0].BodyTimeout.String() == "30s"},
+		{"no upgrades", !s.Routes[0].WebSocket},
+		{"paths strict", !s.Paths.AllowParameters && !s.Paths.CaseInsensitive},
 	}
 	for _, c := range checks {
 		if !c.ok {
@@ -105,6 +108,10 @@ func TestInvalidPolicies(t *testing.T) {
 		{"yaml alias", "metadata: {name: t}", "metadata: &m {name: t}\nx: *m", `aliases are not allowed`},
 		{"wrong apiVersion", "contentguard.dev/v1", "contentguard.dev/v2", `apiVersion: must be "contentguard.dev/v1"`},
 		{"syntax error", "  routes:", "  routes: [\n", `did not find expected`},
+		{"body timeout zero", "apiKey], scopes: [read]}\n", "apiKey], scopes: [read]}\n      bodyTimeout: 0s\n", `bodyTimeout: duration must be positive`},
+		{"websocket as string", "apiKey], scopes: [read]}\n", "apiKey], scopes: [read]}\n      websocket: \"yes\"\n", `websocket: expected true or false`},
+		{"route path with parameter", "pathPrefix: /api/", "pathPrefix: /api;v=1/", `has a ';' path parameter`},
+		{"unknown paths key", "  routes:", "  paths: {ignoreCase: true}\n  routes:", `spec.paths.ignoreCase: unknown key "ignoreCase"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

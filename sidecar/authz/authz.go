@@ -51,6 +51,7 @@ const (
 // Headers NGINX sends to describe the original request, and those the
 // handler answers with.
 const (
+	HeaderHost             = "X-Original-Host" // $host; the subrequest's own Host when absent
 	HeaderMethod           = "X-Original-Method"
 	HeaderURI              = "X-Original-URI" // $request_uri: raw path and query
 	HeaderProto            = "X-Original-Proto"
@@ -58,12 +59,16 @@ const (
 	HeaderTransferEncoding = "X-Original-Transfer-Encoding"
 	HeaderRealIP           = "X-Real-IP"
 
-	HeaderStatus   = "X-CG-Status"
-	HeaderKey      = "X-CG-Key"
-	HeaderPath     = "X-CG-Path"
-	HeaderRoute    = "X-CG-Route"
-	PrefixUpstream = "X-CG-Up-"
-	PrefixResponse = "X-CG-Resp-"
+	HeaderStatus = "X-CG-Status"
+	HeaderKey    = "X-CG-Key"
+	HeaderPath   = "X-CG-Path"
+	HeaderRoute  = "X-CG-Route"
+	// HeaderUpgrade and HeaderConnection carry the upgrade the decision
+	// allows (websocket), for NGINX to send upstream; absent otherwise.
+	HeaderUpgrade    = "X-CG-Upgrade"
+	HeaderConnection = "X-CG-Connection"
+	PrefixUpstream   = "X-CG-Up-"
+	PrefixResponse   = "X-CG-Resp-"
 )
 
 // Defaults of Options.
@@ -178,6 +183,10 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request) {
 	if d.Allow {
 		out.Set(HeaderStatus, "200")
 		out.Set(HeaderPath, d.Path)
+		if d.Upgrade != "" {
+			out.Set(HeaderUpgrade, d.Upgrade)
+			out.Set(HeaderConnection, "upgrade")
+		}
 		for _, name := range d.StripHeaders {
 			out.Set(PrefixUpstream+name, "")
 		}
@@ -259,12 +268,16 @@ func (h *Handler) request(r *http.Request, e *edge.Engine) (edge.Request, bool) 
 	peer := peerAddr(r.RemoteAddr)
 	trusted := h.trusted(peer, e)
 	header := r.Header.Clone()
-	for _, name := range []string{HeaderMethod, HeaderURI, HeaderProto, HeaderContentLength, HeaderTransferEncoding, HeaderKey, "Connection", "Content-Length"} {
+	for _, name := range []string{HeaderHost, HeaderMethod, HeaderURI, HeaderProto, HeaderContentLength, HeaderTransferEncoding, HeaderKey, "Connection", "Content-Length"} {
 		header.Del(name)
+	}
+	host := r.Host
+	if h, ok := r.Header[http.CanonicalHeaderKey(HeaderHost)]; ok {
+		host = h[0]
 	}
 	req := edge.Request{
 		Method:        method,
-		Host:          r.Host,
+		Host:          host,
 		Path:          path,
 		RawQuery:      query,
 		Header:        header,

@@ -332,7 +332,10 @@ func sendRaw(addr string, req conformance.SentRequest) (int, http.Header, []byte
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(15 * time.Second))
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: edge.test\r\nConnection: close\r\n", req.Method, req.Path)
+	if req.Proto == "" {
+		req.Proto = "HTTP/1.1"
+	}
+	b.WriteString(req.RequestLine("edge.test") + "Connection: close\r\n")
 	for name, values := range req.Header {
 		for _, v := range values {
 			fmt.Fprintf(&b, "%s: %s\r\n", name, v)

@@ -29,6 +29,7 @@ const (
 	MetricRateFallbacks     = "ratelimit_fallbacks_total"
 	MetricBreakerState      = "circuit_breaker_state"
 	MetricUpstreamDuration  = "upstream_request_duration_seconds"
+	MetricUpstreamOutcomes  = "upstream_outcomes_total"
 	MetricPolicyReloads     = "policy_reloads_total"
 	MetricPolicyReloadError = "policy_reload_errors_total"
 	MetricPolicyInfo        = "policy_info"
@@ -48,6 +49,7 @@ type Metrics struct {
 	rateFallbacks    prometheus.Counter
 	breakerState     *prometheus.GaugeVec     // upstream
 	upstreamDuration *prometheus.HistogramVec // upstream
+	upstreamOutcomes *prometheus.CounterVec   // upstream, fault, reason
 	reloads          prometheus.Counter
 	reloadErrors     prometheus.Counter
 	policyInfo       *prometheus.GaugeVec   // name, version, hash
@@ -56,10 +58,17 @@ type Metrics struct {
 	lastFallbackLog atomic.Int64 // unix nanos: fallback warnings at most once a second
 
 	decided  telemetry.Children[decisionKey, prometheus.Counter] // children of decisions
-	upstream telemetry.Children[string, prometheus.Observer]     // children of upstreamDuration
+	upstream telemetry.Children[outcomeKey, outcomeSeries]       // children of upstreamDuration and upstreamOutcomes
 }
 
 type decisionKey struct{ route, decision, reason string }
+
+type outcomeKey struct{ upstream, fault, reason string }
+
+type outcomeSeries struct {
+	duration prometheus.Observer
+	count    prometheus.Counter
+}
 
 var (
 	_ edge.Observer     = (*Metrics)(nil)
@@ -96,6 +105,10 @@ func New(reg *prometheus.Registry, log *slog.Logger) (*Metrics, error) {
 			Help:    "Time from forwarding a request to the upstream's response headers (or failure), by upstream.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"upstream"}),
+		upstreamOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricUpstreamOutcomes,
+			Help: "Forwarded requests by upstream, whose fault their end was (none, client, upstream: only upstream faults count for the circuit breaker) and reason (allowed, upstream_timeout, upstream_unreachable, client_timeout, malformed_body, body_too_large, client_closed).",
+		}, []string{"upstream", "fault", "reason"}),
 		reloads: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: MetricPolicyReloads, Help: "Policy reloads applied.",
 		}),
@@ -110,7 +123,7 @@ func New(reg *prometheus.Registry, log *slog.Logger) (*Metrics, error) {
 		}, []string{"provider", "result"}),
 	}
 	for _, c := range []prometheus.Collector{m.decisions, m.authFailures, m.rateRejections, m.rateFallbacks,
-		m.breakerState, m.upstreamDuration, m.reloads, m.reloadErrors, m.policyInfo, m.jwksFetches} {
+		m.breakerState, m.upstreamDuration, m.upstreamOutcomes, m.reloads, m.reloadErrors, m.policyInfo, m.jwksFetches} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("edgemetrics: register: %w", err)
 		}
@@ -143,11 +156,18 @@ func (m *Metrics) Decided(d edge.Decision) {
 	}
 }
 
-// Upstream times what the upstream did for an allowed request.
+// Upstream times what the upstream did for an allowed request and counts
+// how the exchange ended, and whose fault that was.
 func (m *Metrics) Upstream(d edge.Decision, o edge.Outcome) {
-	m.upstream.Get(d.Upstream, func() prometheus.Observer {
-		return m.upstreamDuration.WithLabelValues(d.Upstream)
-	}).Observe(o.Duration.Seconds())
+	k := outcomeKey{d.Upstream, o.Fault(), o.Reason()}
+	c := m.upstream.Get(k, func() outcomeSeries {
+		return outcomeSeries{
+			duration: m.upstreamDuration.WithLabelValues(k.upstream),
+			count:    m.upstreamOutcomes.WithLabelValues(k.upstream, k.fault, k.reason),
+		}
+	})
+	c.duration.Observe(o.Duration.Seconds())
+	c.count.Inc()
 }
 
 // BreakerChanged publishes a breaker's new state and logs the transition.

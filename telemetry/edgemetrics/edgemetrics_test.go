@@ -35,7 +35,7 @@ func TestPolicyInfoFollowsEachSource(t *testing.T) {
 # TYPE policy_info gauge
 policy_info{hash="h2",name="a",version="2"} 1
 policy_info{hash="h3",name="b",version="1"} 1
-# HELP policy_reload_errors_total Policy reloads refused (the policy in force stayed).
+# HELP policy_reload_errors_total Policy documents refused on reload, each counted once however often it is tried again (the policy in force stayed).
 # TYPE policy_reload_errors_total counter
 policy_reload_errors_total 1
 # HELP policy_reloads_total Policy reloads applied.

@@ -56,7 +56,7 @@ const requestIDVariable = "x_request_id"
 var framing = []string{"connection", "content-length", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade"}
 
 // setUpstream are the headers upstream-headers.conf always sets itself.
-var setUpstream = []string{"host", "x-forwarded-for", "x-forwarded-proto"}
+var setUpstream = []string{"host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
 
 // Files are the three snippets.
 type Files struct {
@@ -106,6 +106,8 @@ func Render(p *policy.Policy) (Files, error) {
 	v.WriteString(generatedComment)
 	v.WriteString("auth_request_set $cg_key $upstream_http_x_cg_key;\n")
 	v.WriteString("auth_request_set $cg_path $upstream_http_x_cg_path;\n")
+	v.WriteString("auth_request_set $cg_upgrade $upstream_http_x_cg_upgrade;\n")
+	v.WriteString("auth_request_set $cg_connection $upstream_http_x_cg_connection;\n")
 	for _, h := range up {
 		fmt.Fprintf(&v, "auth_request_set $cg_u_%s $upstream_http_x_cg_up_%s;\n", h.vary, h.vary)
 	}
@@ -122,12 +124,35 @@ func Render(p *policy.Policy) (Files, error) {
 	u.WriteString("# contentguard: headers the upstream receives. Setting each forwarded-claim\n")
 	u.WriteString("# header from the decision also removes a client's copy (empty = not sent).\n")
 	u.WriteString(generatedComment)
-	u.WriteString("proxy_set_header Host $host;\n")
-	u.WriteString("proxy_set_header Connection \"\";\n")
+	u.WriteString("# As the sidecar: the upstream's own name as Host (NGINX's default; an\n")
+	u.WriteString("# HTTP/1.0 client may send none), the client's in X-Forwarded-Host.\n")
+	u.WriteString("proxy_set_header Host $proxy_host;\n")
+	u.WriteString("proxy_set_header X-Forwarded-Host $host;\n")
+	u.WriteString("# An upgrade goes upstream only as the decision allows it (websocket on a\n")
+	u.WriteString("# route with websocket: true); a client's h2c upgrade never does.\n")
+	u.WriteString("proxy_set_header Upgrade $cg_upgrade;\n")
+	u.WriteString("proxy_set_header Connection $cg_connection;\n")
+	u.WriteString("proxy_set_header HTTP2-Settings \"\";\n")
 	u.WriteString("proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n")
 	u.WriteString("proxy_set_header X-Forwarded-Proto $scheme;\n")
 	for _, h := range up {
 		fmt.Fprintf(&u, "proxy_set_header %s $cg_u_%s;\n", h.name, h.vary)
+	}
+	u.WriteString("# A client's copy of these spelled with '_' for '-' is removed: CGI-style\n")
+	u.WriteString("# upstreams read X_Forwarded_For as X-Forwarded-For (server.conf lets such\n")
+	u.WriteString("# names through, so that the engine can refuse Transfer_Encoding).\n")
+	owned := []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "HTTP2-Settings"}
+	for _, h := range up {
+		owned = append(owned, h.name)
+	}
+	for _, name := range owned {
+		spellings, err := underscoreSpellings(name)
+		if err != nil {
+			return Files{}, err
+		}
+		for _, sp := range spellings {
+			fmt.Fprintf(&u, "proxy_set_header %s \"\";\n", sp)
+		}
 	}
 
 	var r bytes.Buffer
@@ -143,6 +168,35 @@ func Render(p *policy.Policy) (Files, error) {
 }
 
 const generatedComment = "# Generated from the policy by 'contentguard policy nginx' (docs/nginx.md).\n"
+
+// maxDashes bounds the '-' of a name spelled every way with '_' (2^n - 1
+// lines); no header a policy names needs more.
+const maxDashes = 6
+
+// underscoreSpellings returns every spelling of name with one or more of
+// its '-' written as '_' (NGINX matches names without regard to case).
+func underscoreSpellings(name string) ([]string, error) {
+	var dashes []int
+	for i := 0; i < len(name); i++ {
+		if name[i] == '-' {
+			dashes = append(dashes, i)
+		}
+	}
+	if len(dashes) > maxDashes {
+		return nil, fmt.Errorf("nginxconf: header %q has more than %d '-' to spell each with '_'", name, maxDashes)
+	}
+	var out []string
+	for mask := 1; mask < 1<<len(dashes); mask++ {
+		b := []byte(name)
+		for j, at := range dashes {
+			if mask&(1<<j) != 0 {
+				b[at] = '_'
+			}
+		}
+		out = append(out, string(b))
+	}
+	return out, nil
+}
 
 // upstreamHeaders are the names the decision may set upstream: the request
 // ID headers, then each JWT provider's forwarded claims in policy order

@@ -75,7 +75,16 @@ func TestCustomNames(t *testing.T) {
 		{"upstream", u, "proxy_set_header X-Trace-Id $cg_u_x_trace_id;"},
 		{"upstream", u, "proxy_set_header X-User $cg_u_x_user;"},
 		{"upstream", u, "proxy_set_header X-User-Email $cg_u_x_user_email;"},
-		{"upstream", u, "proxy_set_header Host $host;"},
+		{"upstream", u, "proxy_set_header Host $proxy_host;"},
+		{"upstream", u, "proxy_set_header X-Forwarded-Host $host;"},
+		{"upstream", u, "proxy_set_header Upgrade $cg_upgrade;"},
+		{"upstream", u, "proxy_set_header Connection $cg_connection;"},
+		{"upstream", u, "proxy_set_header HTTP2-Settings \"\";"},
+		{"upstream", u, "proxy_set_header X_User-Email \"\";"},
+		{"upstream", u, "proxy_set_header X-User_Email \"\";"},
+		{"upstream", u, "proxy_set_header X_User_Email \"\";"},
+		{"upstream", u, "proxy_set_header X_Forwarded_For \"\";"},
+		{"variables", v, "auth_request_set $cg_upgrade $upstream_http_x_cg_upgrade;"},
 		{"response", r, "proxy_hide_header X-Trace-Id;"},
 		{"response", r, "add_header X-Trace-Id $cg_r_x_trace_id always;"},
 		{"response", r, "add_header X-RateLimit-Remaining $cg_r_x_ratelimit_remaining always;"},
@@ -229,4 +238,24 @@ func hasLine(text, line string) bool {
 		}
 	}
 	return false
+}
+
+// TestUnderscoreSpellings: every spelling of a header the upstream
+// receives with one or more '_' for '-' is removed, and a name with too
+// many '-' to spell out is refused rather than half-covered.
+func TestUnderscoreSpellings(t *testing.T) {
+	p := parse(t, "spec:\n  requestID: {header: X-A-B}\n")
+	files, err := nginxconf.Render(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sp := range []string{"X_A-B", "X-A_B", "X_A_B"} {
+		if !hasLine(string(files.UpstreamHeaders), "proxy_set_header "+sp+" \"\";") {
+			t.Errorf("no line removes %s:\n%s", sp, files.UpstreamHeaders)
+		}
+	}
+	p.Spec.RequestID.Header = "X-a-b-c-d-e-f-g"
+	if _, err := nginxconf.Render(p); err == nil {
+		t.Error("a name with seven '-' rendered")
+	}
 }
