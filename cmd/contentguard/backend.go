@@ -16,11 +16,9 @@ import (
 	"github.com/contentguard/contentguard/backend/host"
 	"github.com/contentguard/contentguard/backend/jobs"
 	"github.com/contentguard/contentguard/backend/webhook"
+	"github.com/contentguard/contentguard/internal/buildinfo"
 	"github.com/contentguard/contentguard/telemetry"
 )
-
-// version is stamped at build time: -ldflags "-X main.version=1.2.3".
-var version = "dev"
 
 const backendHelp = `Usage: contentguard backend [flags]
 
@@ -81,7 +79,7 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 
 	logger := telemetry.NewLogger(stderr, telemetry.ParseLevel(*logLevel))
 	service := envOr("SERVICE_NAME", "contentguard-backend")
-	ver := envOr("SERVICE_VERSION", version)
+	ver := envOr("SERVICE_VERSION", buildinfo.Version())
 	tracing, flush, err := startTracing(ctx, logger, service, ver)
 	if err != nil {
 		return 1

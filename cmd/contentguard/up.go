@@ -21,6 +21,7 @@ import (
 	"github.com/contentguard/contentguard/backend/cache"
 	"github.com/contentguard/contentguard/backend/host"
 	"github.com/contentguard/contentguard/edge/auth"
+	"github.com/contentguard/contentguard/internal/buildinfo"
 	"github.com/contentguard/contentguard/policy/policyfile"
 	"github.com/contentguard/contentguard/sidecar"
 	"github.com/contentguard/contentguard/sidecar/issuer"
@@ -103,7 +104,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	// Backend.
-	bcfg := api.Config{Service: "contentguard-backend", Version: version, Logger: logger}
+	bcfg := api.Config{Service: "contentguard-backend", Version: buildinfo.Version(), Logger: logger}
 	if rdb != nil {
 		bcfg.Cache, bcfg.CacheKind = cache.NewRedis(rdb, "contentguard:cache:", api.DefaultCacheTTL), "redis"
 	}
