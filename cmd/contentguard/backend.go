@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"time"
@@ -108,21 +109,17 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 
 	guard := webhook.Guard{AllowPrivate: *allowPrivate}
-	hooks := webhook.NewRegistry(webhook.RegistryOptions{Guard: guard})
-	deliverer := webhook.NewDeliverer(hooks, webhook.DelivererOptions{Guard: guard})
-	defer closeWithin(logger, "webhook deliverer", deliverer.Close)
-	observer, err := srv.JobsObserver()
-	if err != nil {
-		logger.Error("job metrics", "err", err)
-		return 1
-	}
-	jobOpts := jobs.Options{Webhooks: deliverer, Observer: observer}
-
 	if *worker {
 		if *redisURL == "" {
 			logger.Error("--worker needs REDIS_URL or --redis")
 			return 2
 		}
+		jobOpts, closeHooks, err := jobOptions(srv, guard)
+		if err != nil {
+			logger.Error("job options", "err", err)
+			return 1
+		}
+		defer closeHooks(logger)
 		logger.Info("starting job worker", "version", ver)
 		if err := jobs.RunWorker(ctx, *redisURL, srv.Runner, jobs.AsynqOptions{Options: jobOpts, Logger: logger}); err != nil {
 			logger.Error("worker stopped", "err", err)
@@ -131,36 +128,12 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		logger.Info("worker stopped cleanly")
 		return 0
 	}
-
-	var queue jobs.Queue
-	if *redisURL != "" {
-		redisOpt, err := asynq.ParseRedisURI(*redisURL)
-		if err != nil {
-			logger.Error("REDIS_URL for jobs", "err", err)
-			return 1
-		}
-		var runner jobs.Runner
-		if *apiWorker {
-			runner = srv.Runner
-		}
-		queue, err = jobs.NewAsynq(redisOpt, runner, jobs.AsynqOptions{Options: jobOpts, Logger: logger})
-		if err != nil {
-			logger.Error("job queue on Redis", "err", err)
-			return 1
-		}
-	} else {
-		queue, err = jobs.NewMemory(srv.Runner, jobs.MemoryOptions{Options: jobOpts})
-		if err != nil {
-			logger.Error("job queue", "err", err)
-			return 1
-		}
-	}
-	defer closeWithin(logger, "job queue", queue.Close)
-	srv.MountJobs(queue)
-	if err := srv.MountWebhooks(hooks, deliverer); err != nil {
-		logger.Error("webhooks", "err", err)
+	closeAsync, err := mountJobsAndWebhooks(srv, *redisURL, *apiWorker, guard, logger)
+	if err != nil {
+		logger.Error("jobs and webhooks", "err", err)
 		return 1
 	}
+	defer closeAsync()
 
 	mode, addr := host.Detect(explicitListen, os.Getenv)
 	logger.Info("starting backend", "mode", string(mode), "addr", addr, "version", ver, "cache", cfg.CacheKind, "tracing", tracing.Exporting())
@@ -175,6 +148,58 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	logger.Info("backend stopped cleanly")
 	return 0
+}
+
+// jobOptions builds the webhook registry and deliverer of srv and the job
+// options that use them; closeHooks stops the deliverer.
+func jobOptions(srv *api.Server, guard webhook.Guard) (opts jobs.Options, closeHooks func(*slog.Logger), err error) {
+	observer, err := srv.JobsObserver()
+	if err != nil {
+		return jobs.Options{}, nil, fmt.Errorf("job metrics: %w", err)
+	}
+	hooks := webhook.NewRegistry(webhook.RegistryOptions{Guard: guard})
+	deliverer := webhook.NewDeliverer(hooks, webhook.DelivererOptions{Guard: guard})
+	if err := srv.MountWebhooks(hooks, deliverer); err != nil {
+		closeWithin(slog.New(slog.DiscardHandler), "webhook deliverer", deliverer.Close)
+		return jobs.Options{}, nil, fmt.Errorf("webhooks: %w", err)
+	}
+	return jobs.Options{Webhooks: deliverer, Observer: observer},
+		func(logger *slog.Logger) { closeWithin(logger, "webhook deliverer", deliverer.Close) }, nil
+}
+
+// mountJobsAndWebhooks serves the job and webhook APIs on srv, as
+// `backend` and `up` run them: jobs in process, or on Redis (asynq) when
+// redisURL is set, worked in this process too when work is true. The
+// returned close stops the queue, then the webhook deliverer.
+func mountJobsAndWebhooks(srv *api.Server, redisURL string, work bool, guard webhook.Guard, logger *slog.Logger) (func(), error) {
+	jobOpts, closeHooks, err := jobOptions(srv, guard)
+	if err != nil {
+		return nil, err
+	}
+	var queue jobs.Queue
+	if redisURL != "" {
+		redisOpt, perr := asynq.ParseRedisURI(redisURL)
+		if perr != nil {
+			closeHooks(logger)
+			return nil, fmt.Errorf("REDIS_URL for jobs: %w", perr)
+		}
+		var runner jobs.Runner
+		if work {
+			runner = srv.Runner
+		}
+		queue, err = jobs.NewAsynq(redisOpt, runner, jobs.AsynqOptions{Options: jobOpts, Logger: logger})
+	} else {
+		queue, err = jobs.NewMemory(srv.Runner, jobs.MemoryOptions{Options: jobOpts})
+	}
+	if err != nil {
+		closeHooks(logger)
+		return nil, fmt.Errorf("job queue: %w", err)
+	}
+	srv.MountJobs(queue)
+	return func() {
+		closeWithin(logger, "job queue", queue.Close)
+		closeHooks(logger)
+	}, nil
 }
 
 // closeWithin runs a Close that takes a context, bounded to 10s.
