@@ -100,7 +100,7 @@ func (h *handler) register(w http.ResponseWriter, r *http.Request) {
 		h.resp.Problem(w, r, http.StatusConflict, "Too many webhooks", err.Error())
 		return
 	default:
-		h.resp.Problem(w, r, http.StatusInternalServerError, "Registration failed", err.Error())
+		h.resp.Problem(w, r, http.StatusInternalServerError, "Registration failed", Describe(err))
 		return
 	}
 	out := registered{Endpoint: ep}

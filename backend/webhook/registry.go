@@ -239,10 +239,7 @@ func (r *Registry) recordAttempt(endpointID string, status int, err error, at ti
 	}
 	e.stats.Attempts++
 	e.stats.LastStatus = status
-	e.stats.LastError = ""
-	if err != nil {
-		e.stats.LastError = err.Error()
-	}
+	e.stats.LastError = Describe(err) // shown to clients: no addresses
 	t := at.UTC()
 	e.stats.LastAttemptAt = &t
 }
