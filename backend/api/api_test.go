@@ -189,7 +189,7 @@ func TestErrorsAreProblems(t *testing.T) {
 		t.Fatalf("Allow = %q", a.Header.Get("Allow"))
 	}
 	big := `{"content":"` + strings.Repeat("a", 70<<10) + `"}`
-	if a := ts.do(t, "POST", "/analyze", big); a.Status != 413 || a.Body["type"] != "urn:contentguard:problem:too-large" {
+	if a := ts.do(t, "POST", "/analyze", big); a.Status != 413 || a.Body["type"] != "https://contentguard.dev/problems/body-too-large" {
 		t.Fatalf("oversized body: %d %s", a.Status, a.Raw)
 	}
 	if a := ts.do(t, "POST", "/batch/process", `{"jobs":`+manyJobs+`}`); a.Status != 422 || !strings.Contains(a.Body["detail"].(string), "exceed the limit of 100") {
@@ -264,7 +264,7 @@ func TestPanicBecomesProblem(t *testing.T) {
 	ts := newTestServer(t, Config{})
 	ts.Handle("GET /boom", http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("kaboom") }))
 	a := ts.do(t, "GET", "/boom", "")
-	if a.Status != 500 || a.Body["type"] != "urn:contentguard:problem:internal" || a.Body["detail"] == "kaboom" {
+	if a.Status != 500 || a.Body["type"] != "https://contentguard.dev/problems/internal" || a.Body["detail"] == "kaboom" {
 		t.Fatalf("panic answer %d %s", a.Status, a.Raw)
 	}
 	if !strings.Contains(ts.logs.String(), "kaboom") || !strings.Contains(ts.logs.String(), "panic serving request") {
