@@ -183,6 +183,20 @@ func startSidecar(t testing.TB, opts sidecar.Options) *running {
 	return r
 }
 
+// drainedOutcomes stops the sidecar, waits for Serve to return — it has
+// drained every exchange — and returns how many outcomes its breakers
+// heard: a late duplicate Observe has happened by then, or never will.
+func (r *running) drainedOutcomes(t testing.TB) int {
+	t.Helper()
+	r.cancel()
+	r.serveReturns(t, 20*time.Second, "Serve did not return after cancel")
+	n := 0
+	for _, b := range r.srv.Engine().Breakers().Snapshot() {
+		n += b.Requests
+	}
+	return n
+}
+
 // serveReturns waits up to limit for Serve to return (after a cancel) and
 // fails with why if it does not, or if it returned an error.
 func (r *running) serveReturns(t testing.TB, limit time.Duration, why string) {

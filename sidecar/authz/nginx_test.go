@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/contentguard/contentguard/conformance"
+	"github.com/contentguard/contentguard/internal/clocktest"
 	"github.com/contentguard/contentguard/policy"
 	"github.com/contentguard/contentguard/policy/policyfile"
 	"github.com/contentguard/contentguard/sidecar"
@@ -123,12 +124,14 @@ func (u *upstream) take() ([]*http.Request, int) {
 
 // nginxInstance is NGINX with the shipped configuration in front of a
 // scripted upstream, asking a sidecar's authz endpoint.
+// nginxInstance is conformance.Clocked: its engine reads the clock.
 type nginxInstance struct {
 	addr string
 	up   *upstream
 	cmd  *exec.Cmd
 	dir  string
 	stop func()
+	*clocktest.Clock
 }
 
 func freePort(t testing.TB) int {
@@ -273,7 +276,8 @@ func (nginxPlane) Start(t testing.TB, policyPath string) conformance.Instance {
 	if err != nil {
 		t.Fatalf("load policy: %v", err)
 	}
-	sc, err := sidecar.New(context.Background(), sidecar.Options{Policy: p})
+	clock := clocktest.New(time.Now()) // the engine's: see conformance.Clocked
+	sc, err := sidecar.New(context.Background(), sidecar.Options{Policy: p, Now: clock.Now})
 	if err != nil {
 		t.Fatalf("sidecar: %v", err)
 	}
@@ -284,7 +288,7 @@ func (nginxPlane) Start(t testing.TB, policyPath string) conformance.Instance {
 	}
 	up := startUpstream(t)
 	addr, dir := startNGINX(t, p, serveAuthz(t, h), up.addr)
-	return &nginxInstance{addr: addr, up: up, dir: dir}
+	return &nginxInstance{addr: addr, up: up, dir: dir, Clock: clock}
 }
 
 func (in *nginxInstance) Close() {}
