@@ -95,13 +95,7 @@ func readRequestHead(br *bufio.Reader) (string, error) {
 // closedPortAddr is a loopback address nothing listens on.
 func closedPortAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
+	return tcptest.RefusingAddr(t) // no other process can take it meanwhile
 }
 
 // sidecarGoroutines counts the goroutines running code of package sidecar,

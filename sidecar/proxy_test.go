@@ -165,13 +165,8 @@ func TestOversizeHeadIsAProblem(t *testing.T) {
 // Retry-After without touching the upstream), which half-opens after
 // openFor and closes on a good probe. Metrics follow.
 func TestUpstreamFaults(t *testing.T) {
-	// A port nobody listens on: listen, note it, close.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := "http://" + ln.Addr().String()
-	ln.Close()
+	// A port nobody listens on, held so that nobody can.
+	closed := "http://" + closedPortAddr(t)
 	dead := startSidecar(t, sidecar.Options{Policy: parsePolicy(t, basicPolicy), Upstream: closed})
 	if r := get(t, dead.addr, "/x", "", nil); r.Status != http.StatusBadGateway || problemReason(t, r) != "upstream_unreachable" {
 		t.Fatalf("closed port: %d %s", r.Status, r.Body)
