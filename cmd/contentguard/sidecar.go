@@ -72,7 +72,8 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "contentguard sidecar: --policy FILE is required")
 		return 2
 	}
-	if *adminAddr != "" && *adminAddr == *listen {
+	// Port 0 asks for a free port: two of them are two listeners.
+	if _, port, _ := net.SplitHostPort(*listen); *adminAddr != "" && *adminAddr == *listen && port != "0" {
 		fmt.Fprintln(stderr, "contentguard sidecar: --admin must differ from --listen (the admin API is never public)")
 		return 2
 	}
