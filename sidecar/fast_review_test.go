@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/contentguard/contentguard/internal/stacktest"
 	"github.com/contentguard/contentguard/internal/syncbuf"
 	"github.com/contentguard/contentguard/internal/tcptest"
 	"github.com/contentguard/contentguard/sidecar"
@@ -101,24 +101,7 @@ func closedPortAddr(t testing.TB) string {
 // sidecarGoroutines counts the goroutines running code of package sidecar,
 // so that goroutines of the test itself, the runtime or other packages
 // (timers, the HTTP client's keep-alives) do not blur a leak check.
-func sidecarGoroutines() int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	count := 0
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "contentguard/sidecar.") {
-			count++
-		}
-	}
-	return count
-}
+func sidecarGoroutines() int { return stacktest.Count("contentguard/sidecar.") }
 
 // bothPaths runs f against the fast path and against net/http.
 func bothPaths(t *testing.T, f func(t *testing.T, netHTTP bool)) {
