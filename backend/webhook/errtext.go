@@ -1,50 +1,18 @@
 package webhook
 
 import (
-	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"net"
-	"syscall"
+
+	"github.com/contentguard/contentguard/internal/neterr"
 )
 
 // Describe says why an outbound call (a webhook delivery, a registration's
 // name lookup) failed, in words a client may read: the kind of failure,
-// never an address, port or resolver of the network the server runs in.
-// The full error belongs in the server's log.
+// never an address, port or resolver of the network the server runs in
+// (see package neterr). The full error belongs in the server's log.
 func Describe(err error) string {
-	var dns *net.DNSError
-	var unknownCA x509.UnknownAuthorityError
-	var badHost x509.HostnameError
-	var badCert x509.CertificateInvalidError
-	var tlsRecord tls.RecordHeaderError
-	var netErr net.Error
-	switch {
-	case err == nil:
-		return ""
-	case errors.Is(err, ErrForbiddenAddress):
+	if errors.Is(err, ErrForbiddenAddress) {
 		return "the address is not allowed (private, loopback or reserved)"
-	case errors.As(err, &dns) && dns.IsNotFound:
-		return "the host name does not resolve"
-	case errors.As(err, &dns) && dns.IsTimeout:
-		return "the host name lookup timed out"
-	case errors.As(err, &dns):
-		return "the host name lookup failed"
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
-		return "timed out"
-	case errors.Is(err, context.Canceled):
-		return "cancelled"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
-		return "connection reset"
-	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
-		return "host unreachable"
-	case errors.As(err, &unknownCA), errors.As(err, &badHost), errors.As(err, &badCert):
-		return "the TLS certificate is not valid for this host"
-	case errors.As(err, &tlsRecord):
-		return "the endpoint does not speak TLS"
 	}
-	return "the request failed"
+	return neterr.Describe(err)
 }
