@@ -168,3 +168,55 @@ func TestDocsExamples(t *testing.T) {
 		})
 	}
 }
+
+// publicReferences are the sites docs may link to outside the repository:
+// standards and the Go documentation.
+var publicReferences = []string{"https://www.rfc-editor.org/", "https://datatracker.ietf.org/", "https://pkg.go.dev/", "https://go.dev/"}
+
+// TestDocsLinksStayInRepository: every link of README.md and docs/*.md is
+// a file of the repository (that exists) or a public reference, and no
+// page points at a path outside the repository (the policy reference once
+// named ../shared/design/policy-v1.md, which a clone does not have).
+func TestDocsLinksStayInRepository(t *testing.T) {
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	outside := regexp.MustCompile("`(\\.\\./[^`]*)`")
+	for name, path := range docPages(t) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Dir(path)
+		for _, m := range link.FindAllStringSubmatch(string(b), -1) {
+			target := m[1]
+			switch {
+			case strings.HasPrefix(target, "#"):
+			case strings.HasPrefix(target, "http://"), strings.HasPrefix(target, "https://"):
+				public := false
+				for _, p := range publicReferences {
+					public = public || strings.HasPrefix(target, p)
+				}
+				if !public {
+					t.Errorf("%s links outside the repository: %s", name, target)
+				}
+			default:
+				file, _, _ := strings.Cut(target, "#")
+				abs, err := filepath.Abs(filepath.Join(dir, file))
+				if err != nil || !strings.HasPrefix(abs, root+string(filepath.Separator)) {
+					t.Errorf("%s links to %s, outside the repository", name, target)
+				} else if _, err := os.Stat(abs); err != nil {
+					t.Errorf("%s links to %s, which does not exist", name, target)
+				}
+			}
+		}
+		for _, m := range outside.FindAllStringSubmatch(string(b), -1) {
+			abs, _ := filepath.Abs(filepath.Join(dir, m[1]))
+			if _, err := os.Stat(abs); err != nil || !strings.HasPrefix(abs, root+string(filepath.Separator)) {
+				t.Errorf("%s names %s, which is not in the repository", name, m[1])
+			}
+		}
+	}
+}
