@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/contentguard/contentguard/policy"
+	"github.com/contentguard/contentguard/policy/policyfile"
 )
 
 func route(name, exact, prefix string, methods ...string) policy.Route {
@@ -83,5 +84,20 @@ func TestLocate(t *testing.T) {
 		if l, c := Locate(root, path); l != want[0] || c != want[1] {
 			t.Errorf("Locate(%q) = %d:%d, want %d:%d", path, l, c, want[0], want[1])
 		}
+	}
+}
+
+// The embedded default policy, what `up` runs, has nothing to warn about.
+func TestDefaultPolicyHasNoWarnings(t *testing.T) {
+	root, err := policyfile.ParseYAML(policyfile.DefaultYAML())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := policyfile.Default(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range Check(p, root) {
+		t.Errorf("%s (hint: %s)", f, f.Hint)
 	}
 }
