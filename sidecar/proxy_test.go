@@ -24,7 +24,7 @@ apiVersion: contentguard.dev/v1
 kind: EdgePolicy
 metadata: {name: basic, version: "1"}
 spec:
-  upstream: {url: http://127.0.0.1:9, timeout: 1s}
+  upstream: {url: http://127.0.0.1:9, timeout: 2s}
   clientIP: {trustedProxies: [127.0.0.10/32], headers: [X-Forwarded-For]}
   circuitBreaker: {consecutiveFailures: 3, openFor: 500ms, halfOpenRequests: 1, failOn: [502, 503, 504, timeout, connection]}
   limits: {maxBodyBytes: 4KiB, maxHeaderBytes: 8KiB}
@@ -177,7 +177,7 @@ func TestUpstreamFaults(t *testing.T) {
 	// until openFor has passed on it, however slow the requests are.
 	clock := clocktest.New(time.Now())
 	sc := startSidecar(t, sidecar.Options{Policy: parsePolicy(t, basicPolicy), Upstream: up.URL, Now: clock.Now})
-	up.script(200, 5*time.Second, false)
+	up.script(200, 10*time.Second, false)
 	if r := get(t, sc.addr, "/slow", "", nil); r.Status != http.StatusGatewayTimeout || problemReason(t, r) != "upstream_timeout" {
 		t.Fatalf("slow: %d %s", r.Status, r.Body)
 	}

@@ -24,9 +24,12 @@ func startRedis(tb testing.TB) redisServer { return redisServer{redistest.New(tb
 func (s redisServer) client(tb testing.TB) *redis.Client {
 	c := redis.NewClient(&redis.Options{
 		Addr:         s.Addr(),
-		DialTimeout:  500 * time.Millisecond,
-		ReadTimeout:  500 * time.Millisecond,
-		WriteTimeout: 500 * time.Millisecond,
+		// A killed Redis refuses or resets at once; the timeouts only
+		// bound a hung one, and must not fail a slow answer on a loaded
+		// machine.
+		DialTimeout:  5 * time.Second,
+		ReadTimeout:  5 * time.Second,
+		WriteTimeout: 5 * time.Second,
 		MaxRetries:   -1, // fail fast: WithFallback decides what happens
 	})
 	tb.Cleanup(func() { c.Close() })
