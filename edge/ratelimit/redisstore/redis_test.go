@@ -23,7 +23,7 @@ func startRedis(tb testing.TB) redisServer { return redisServer{redistest.New(tb
 
 func (s redisServer) client(tb testing.TB) *redis.Client {
 	c := redis.NewClient(&redis.Options{
-		Addr:         s.Addr(),
+		Addr: s.Addr(),
 		// A killed Redis refuses or resets at once; the timeouts only
 		// bound a hung one, and must not fail a slow answer on a loaded
 		// machine.
