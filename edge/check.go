@@ -226,7 +226,8 @@ func (e *Engine) Check(ctx context.Context, r Request) Decision {
 // has turned d into a rejection.
 func (e *Engine) authenticate(ctx context.Context, d *Decision, r Request, rt *route) bool {
 	failure := ReasonCredentialsMissing
-	presented := false
+	presented := false // any credential this route takes
+	tokenSent := false // a bearer token, for WWW-Authenticate
 	for i := 0; i < len(rt.anyOf); i++ {
 		switch rt.anyOf[i] {
 		case "jwt":
@@ -237,7 +238,7 @@ func (e *Engine) authenticate(ctx context.Context, d *Decision, r Request, rt *r
 			if !has {
 				continue
 			}
-			presented = true
+			presented, tokenSent = true, true
 			id, reason := e.verifier.Verify(ctx, token)
 			if reason != auth.ReasonOK {
 				if failure == ReasonCredentialsMissing {
@@ -277,8 +278,14 @@ func (e *Engine) authenticate(ctx context.Context, d *Decision, r Request, rt *r
 		if presented {
 			detail = "credentials were rejected: " + strings.ReplaceAll(failure, "_", " ")
 		}
-		d.ResponseHeaders = append(d.ResponseHeaders, [2]string{"WWW-Authenticate",
-			`Bearer error="invalid_token", error_description="` + detail + `"`})
+		// RFC 6750 §3.1: an error code only when a token was sent; a
+		// request without one (or with another kind of credential) is
+		// told the scheme, not that its token is invalid.
+		challenge := "Bearer"
+		if tokenSent {
+			challenge = `Bearer error="invalid_token", error_description="` + detail + `"`
+		}
+		d.ResponseHeaders = append(d.ResponseHeaders, [2]string{"WWW-Authenticate", challenge})
 		e.reject(d, r, http.StatusUnauthorized, failure, "Unauthorized", detail)
 		return true
 	}

@@ -6,9 +6,11 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/contentguard/contentguard/conformance"
 	"github.com/contentguard/contentguard/edge"
+	"github.com/contentguard/contentguard/internal/clocktest"
 	"github.com/contentguard/contentguard/policy/policyfile"
 )
 
@@ -16,18 +18,23 @@ import (
 // upstream simulated by the outcome each step scripts.
 type enginePlane struct{}
 
-type engineInstance struct{ e *edge.Engine }
+// engineInstance runs on its own clock (conformance.Clocked).
+type engineInstance struct {
+	e *edge.Engine
+	*clocktest.Clock
+}
 
 func (enginePlane) Start(t testing.TB, policyPath string) conformance.Instance {
 	p, err := policyfile.Load(policyPath)
 	if err != nil {
 		t.Fatalf("load policy: %v", err)
 	}
-	e, err := edge.New(context.Background(), p, edge.Options{})
+	clock := clocktest.New(time.Now())
+	e, err := edge.New(context.Background(), p, edge.Options{Now: clock.Now})
 	if err != nil {
 		t.Fatalf("engine: %v", err)
 	}
-	return &engineInstance{e: e}
+	return &engineInstance{e: e, Clock: clock}
 }
 
 func (in *engineInstance) Close() { in.e.Close() }

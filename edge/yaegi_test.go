@@ -11,8 +11,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/contentguard/contentguard/conformance"
+	"github.com/contentguard/contentguard/internal/clocktest"
 	"github.com/contentguard/contentguard/internal/yaegitest"
 	"github.com/contentguard/contentguard/policy/policyfile"
 )
@@ -56,9 +58,10 @@ func yaegiDeps() (own []string, err error) {
 var interpMu sync.Mutex
 
 type shimFuncs struct {
-	start func(string, string) (int, string)
-	do    func(int, string, string, string, string, int64, int, bool, int64) string
-	close func(int)
+	start   func(string, string, int64) (int, string)
+	advance func(int, int64)
+	do      func(int, string, string, string, string, int64, int, bool, int64) string
+	close   func(int)
 }
 
 var (
@@ -111,7 +114,11 @@ func buildShim(t testing.TB) (shimFuncs, error) {
 	if err != nil {
 		return s, err
 	}
-	s.start = v.Interface().(func(string, string) (int, string))
+	s.start = v.Interface().(func(string, string, int64) (int, string))
+	if v, err = i.Eval("yaegishim.Advance"); err != nil {
+		return s, err
+	}
+	s.advance = v.Interface().(func(int, int64))
 	if v, err = i.Eval("yaegishim.Do"); err != nil {
 		return s, err
 	}
@@ -130,9 +137,21 @@ func buildShim(t testing.TB) (shimFuncs, error) {
 // cases' requests.
 type yaegiPlane struct{ slots chan struct{} }
 
+// yaegiInstance is conformance.Clocked: the interpreted engine's clock
+// lives inside the interpreter (only numbers cross), mirrored here.
 type yaegiInstance struct {
-	s  shimFuncs
-	id int
+	s      shimFuncs
+	id     int
+	mirror *clocktest.Clock
+}
+
+func (in *yaegiInstance) Now() time.Time { return in.mirror.Now() }
+
+func (in *yaegiInstance) Advance(d time.Duration) {
+	interpMu.Lock()
+	in.s.advance(in.id, int64(d))
+	interpMu.Unlock()
+	in.mirror.Advance(d)
 }
 
 func (pl yaegiPlane) Start(t testing.TB, policyPath string) conformance.Instance {
@@ -149,13 +168,14 @@ func (pl yaegiPlane) Start(t testing.TB, policyPath string) conformance.Instance
 	if err != nil {
 		t.Fatal(err)
 	}
+	mirror := clocktest.New(time.Now())
 	interpMu.Lock()
-	id, msg := s.start(node.JSON(), filepath.Dir(policyPath))
+	id, msg := s.start(node.JSON(), filepath.Dir(policyPath), mirror.Now().UnixNano())
 	interpMu.Unlock()
 	if msg != "" {
 		t.Fatalf("interpreted engine: %s", msg)
 	}
-	return &yaegiInstance{s: s, id: id}
+	return &yaegiInstance{s: s, id: id, mirror: mirror}
 }
 
 func (in *yaegiInstance) Close() {

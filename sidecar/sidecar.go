@@ -80,6 +80,8 @@ type Options struct {
 	Tracing *telemetry.Tracing
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Version is the binary's version, reported by the admin /healthz.
+	Version string
 
 	// Profiling serves net/http/pprof under /debug/pprof/ on the admin
 	// handler.

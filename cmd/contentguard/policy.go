@@ -21,7 +21,8 @@ import (
 const policyHelp = `Usage: contentguard policy <subcommand> [flags]
 
 Subcommands:
-  validate FILE...   check policy files; print positioned errors, exit 1 if any is invalid
+  validate FILE...   check policy files as the sidecar loads them: positioned errors
+                     and warnings with hints; exit 1 on errors (--strict: warnings too)
   explain FILE       show how the policy decides one request, check by check
   nginx --policy FILE [--out DIR]
                      write the NGINX auth_request header snippets for the policy
@@ -35,32 +36,6 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		"explain":  runPolicyExplain,
 		"nginx":    runPolicyNginx,
 	}, policyHelp)
-}
-
-func runPolicyValidate(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("policy validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: contentguard policy validate FILE...\n\nChecks each policy file and prints its errors as file:line:col: path: message.\nExit status 1 if any file is invalid.")
-	}
-	if err := fs.Parse(args); err != nil {
-		return flagExit(err)
-	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return 2
-	}
-	code := 0
-	for _, file := range fs.Args() {
-		p, err := policyfile.Load(file)
-		if err != nil {
-			fmt.Fprintln(stderr, err)
-			code = 1
-			continue
-		}
-		fmt.Fprintf(stdout, "%s: ok — %s\n", file, p)
-	}
-	return code
 }
 
 func runPolicyNginx(_ context.Context, args []string, stdout, stderr io.Writer) int {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/contentguard/contentguard/internal/buildinfo"
 	"github.com/contentguard/contentguard/policy/policyfile"
 	"github.com/contentguard/contentguard/sidecar"
 	"github.com/contentguard/contentguard/telemetry"
@@ -72,7 +73,8 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "contentguard sidecar: --policy FILE is required")
 		return 2
 	}
-	if *adminAddr != "" && *adminAddr == *listen {
+	// Port 0 asks for a free port: two of them are two listeners.
+	if _, port, _ := net.SplitHostPort(*listen); *adminAddr != "" && *adminAddr == *listen && port != "0" {
 		fmt.Fprintln(stderr, "contentguard sidecar: --admin must differ from --listen (the admin API is never public)")
 		return 2
 	}
@@ -94,7 +96,8 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	tracing, flush, err := startTracing(ctx, logger, envOr("SERVICE_NAME", "contentguard-sidecar"), envOr("SERVICE_VERSION", version))
+	ver := envOr("SERVICE_VERSION", buildinfo.Version())
+	tracing, flush, err := startTracing(ctx, logger, envOr("SERVICE_NAME", "contentguard-sidecar"), ver)
 	if err != nil {
 		return 1
 	}
@@ -123,6 +126,7 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		AccessLog:        logOut,
 		DisableFastPath:  *noFastPath,
 		Profiling:        *withPprof,
+		Version:          ver,
 	}
 	withIssuer(&sopts, iss)
 	srv, err := sidecar.New(ctx, sopts)
@@ -174,8 +178,12 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 	}()
 
+	adminListen := ""
+	if admin != nil {
+		adminListen = admin.Addr().String()
+	}
 	logger.Info("starting sidecar", "policy", p.Metadata.Name, "hash", p.Hash, "listen", public.Addr().String(),
-		"admin", *adminAddr, "version", version, "tracing", tracing.Exporting())
+		"admin", adminListen, "version", ver, "tracing", tracing.Exporting())
 	if err := srv.Serve(ctx, public, admin); err != nil {
 		logger.Error("sidecar stopped", "err", err)
 		return 1

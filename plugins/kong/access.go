@@ -230,10 +230,10 @@ func trimmed(d edge.Decision) edge.Decision {
 func (c *Config) refuse(kong *pdk.PDK, what string, err error) {
 	id := requestid.NewV7()
 	c.logger().Error(what+"; refusing the request", "err", err.Error(), "request_id", id)
-	p := problem.New(http.StatusInternalServerError, "internal-error", "Internal Server Error",
+	p := problem.New(http.StatusInternalServerError, "internal", "Internal Server Error",
 		"the edge could not decide on this request; see the gateway's log")
 	p.RequestID = id
-	p.Reason = "internal_error"
+	p.Reason = "internal"
 	kong.Response.Exit(http.StatusInternalServerError, p.JSON(), http.Header{
 		"Content-Type": {problem.ContentType},
 		"X-Request-Id": {id},

@@ -20,17 +20,33 @@ import (
 var (
 	mu      sync.Mutex
 	engines = map[int]*edge.Engine{}
+	clocks  = map[int]*clock{}
 	next    = 0
 )
 
-// Start decodes a JSON policy inside the interpreter and builds an engine.
-func Start(policyJSON, baseDir string) (int, string) {
+// clock is an engine's time, in Unix nanoseconds: it stands still until
+// Advance moves it (the native side mirrors it; see conformance.Clocked).
+type clock struct {
+	mu  sync.Mutex
+	now int64
+}
+
+func (c *clock) read() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Unix(0, c.now)
+}
+
+// Start decodes a JSON policy inside the interpreter and builds an engine
+// whose clock reads startUnixNano until Advance moves it.
+func Start(policyJSON, baseDir string, startUnixNano int64) (int, string) {
 	p, err := policy.DecodeJSON([]byte(policyJSON), "policy.json")
 	if err != nil {
 		return 0, err.Error()
 	}
 	p.BaseDir = baseDir
-	e, err := edge.New(context.Background(), p, edge.Options{})
+	c := &clock{now: startUnixNano}
+	e, err := edge.New(context.Background(), p, edge.Options{Now: c.read})
 	if err != nil {
 		return 0, err.Error()
 	}
@@ -38,8 +54,19 @@ func Start(policyJSON, baseDir string) (int, string) {
 	next++
 	id := next
 	engines[id] = e
+	clocks[id] = c
 	mu.Unlock()
 	return id, ""
+}
+
+// Advance moves an engine's clock forward.
+func Advance(id int, nanos int64) {
+	mu.Lock()
+	c := clocks[id]
+	mu.Unlock()
+	c.mu.Lock()
+	c.now += nanos
+	c.mu.Unlock()
 }
 
 // Close stops an engine.
@@ -47,6 +74,7 @@ func Close(id int) {
 	mu.Lock()
 	e := engines[id]
 	delete(engines, id)
+	delete(clocks, id)
 	mu.Unlock()
 	if e != nil {
 		e.Close()
