@@ -53,6 +53,10 @@ const StatusClientClosed = 499
 // rate-limit store, both bounded by their own timeouts.
 func (e *Engine) Check(ctx context.Context, r Request) Decision {
 	d := Decision{ContentType: problem.ContentType, Upstream: e.upstream, Timeout: e.timeout}
+	if r.Conn != nil && r.Explain {
+		// An explanation shows every fact: ask for them all up front.
+		r.Peer, r.TLS, r.Conn = r.Conn.Peer(), r.Conn.TLS(), nil
+	}
 	if r.Upstream != "" {
 		d.Upstream = r.Upstream
 	}
@@ -61,7 +65,7 @@ func (e *Engine) Check(ctx context.Context, r Request) Decision {
 	headers := make([][2]string, 0, 18)
 	d.ResponseHeaders = headers[0:0:12]
 	d.UpstreamHeaders = headers[12:12:18]
-	if r.TLS {
+	if e.overTLS(r) {
 		d.SecurityHeaders = e.securityTLS
 	} else {
 		d.SecurityHeaders = e.security
@@ -139,7 +143,9 @@ func (e *Engine) Check(ctx context.Context, r Request) Decision {
 		d.ResponseHeaders = append(d.ResponseHeaders, e.cors.Actual(origin)...)
 	}
 
-	d.ClientIP = e.clientIP.ClientIP(r.Peer, r.Header)
+	if r.Conn == nil {
+		e.locate(&d, &r)
+	}
 	if r.Explain {
 		d.step("client-ip", d.ClientIP.String(), "peer "+r.Peer.String())
 	}
@@ -358,7 +364,31 @@ func (e *Engine) rateKey(d *Decision, r Request, rt *route) string {
 			return rt.keyBase + "claim:" + v
 		}
 	}
-	return ipKey(rt.keyBase, d.ClientIP)
+	return ipKey(rt.keyBase, e.locate(d, &r))
+}
+
+// locate resolves the client's address from the peer and the forwarded
+// headers the policy trusts, once per decision: eagerly for a Request with
+// its Peer, on first use for one with a Conn.
+func (e *Engine) locate(d *Decision, r *Request) netip.Addr {
+	if !d.located {
+		peer := r.Peer
+		if r.Conn != nil {
+			peer = r.Conn.Peer()
+		}
+		d.ClientIP = e.clientIP.ClientIP(peer, r.Header)
+		d.located = true
+	}
+	return d.ClientIP
+}
+
+// overTLS reports whether r came over TLS, asking r.Conn only when the
+// answer changes the decision (the security headers differ over TLS).
+func (e *Engine) overTLS(r Request) bool {
+	if r.Conn == nil {
+		return r.TLS
+	}
+	return e.tlsMatters && r.Conn.TLS()
 }
 
 // ipKey is keyBase + "ip:" + ratelimit.IPKey(addr), built with one

@@ -23,6 +23,11 @@ type Request struct {
 	// the last proxy in front of this data plane.
 	Peer netip.Addr
 	TLS  bool
+	// Conn, when set, answers for Peer and TLS on demand, in place of the
+	// two fields: a data plane for which each costs a round trip (the Kong
+	// plugin: a PDK call each) sets it, and the engine asks only when the
+	// decision depends on the answer, at most once per Check. See Conn.
+	Conn Conn
 	// ContentLength is the declared body size, -1 when unknown (chunked).
 	ContentLength int64
 	// HeaderBytes is the size of the request head when the data plane knows
@@ -44,6 +49,23 @@ type Request struct {
 	// request, since a field past the cap would escape every check and the
 	// stripping of forwarded-claim headers.
 	HeadersTruncated bool
+}
+
+// Conn is what a data plane knows about a request's connection, asked for
+// only when a decision needs it (Request.Conn):
+//
+//   - Peer when the client's address matters: a rate-limit key that is, or
+//     falls back to, the address (key ip, or a missing header, claim or
+//     subject), or Request.Explain. Decision.ClientIP stays the zero Addr
+//     when it was not needed.
+//   - TLS when the policy's answers differ over TLS: the strict preset's
+//     Strict-Transport-Security. It is then asked on every request.
+//
+// A Peer that is not an IP (a Unix socket) is the zero Addr, as in
+// Request.Peer.
+type Conn interface {
+	Peer() netip.Addr
+	TLS() bool
 }
 
 // Decision is the engine's answer for one request.
@@ -95,6 +117,7 @@ type Decision struct {
 	identity auth.Identity
 	ticket   breaker.Ticket
 	armed    bool // a breaker ticket awaits Observe
+	located  bool // ClientIP is resolved
 
 	Trace []Step
 }
