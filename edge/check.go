@@ -42,6 +42,9 @@ const (
 	ReasonClientTimeout = "client_timeout"
 	ReasonMalformedBody = "malformed_body"
 	ReasonClientClosed  = "client_closed"
+	// ReasonOutcomeUnknown: the edge never saw the upstream's answer
+	// (Outcome.Unknown).
+	ReasonOutcomeUnknown = "outcome_unknown"
 )
 
 // StatusClientClosed is the status logged for a request whose client went
@@ -489,13 +492,14 @@ func (d *Decision) step(check, result, detail string) {
 
 // Observe reports what happened upstream to an allowed request: the breaker
 // counts it as a success or failure, unless the client caused the failure
-// (Outcome.ClientFault), in which case it only releases the request's slot.
-// Call it exactly once per allowed decision (not for DecideOnly ones).
+// (Outcome.ClientFault) or the edge does not know (Outcome.Unknown), in
+// which case it only releases the request's slot. Call it exactly once per
+// allowed decision (not for DecideOnly ones).
 func (e *Engine) Observe(d *Decision, o Outcome) {
 	if d.armed {
 		d.armed = false
 		b := e.breakers.Get(d.Upstream)
-		if o.ClientFault {
+		if o.ClientFault || o.Unknown {
 			b.Release(d.ticket)
 		} else {
 			b.Done(d.ticket, !e.isFailure(o))

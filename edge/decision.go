@@ -144,7 +144,14 @@ type Outcome struct {
 	// not be able to open the breaker for everyone) and frees a half-open
 	// probe slot. Status may still carry the answer the client was given.
 	ClientFault bool
-	Duration    time.Duration
+	// Unknown says the edge does not know what the upstream did, because
+	// something after the edge answered the client instead (a Kong plugin
+	// running after this one, Kong's own error page for a failure of its
+	// own), or the plane lost track of the exchange. Like ClientFault it
+	// counts nothing against the upstream and frees a half-open probe
+	// slot, but it is nobody's fault: Fault "none", reason outcome_unknown.
+	Unknown  bool
+	Duration time.Duration
 }
 
 // Failed reports whether the outcome produced no upstream response.
@@ -153,7 +160,8 @@ func (o Outcome) Failed() bool { return o.Timeout || o.Connection }
 // Reason is the reason code of the exchange's end: allowed when the upstream
 // answered; upstream_timeout or upstream_unreachable when it did not; and
 // for a client's fault, client_timeout (Timeout), body_too_large (Status
-// 413), client_closed (Status StatusClientClosed) or malformed_body.
+// 413), client_closed (Status StatusClientClosed) or malformed_body; and
+// outcome_unknown when the edge never saw the upstream's answer (Unknown).
 // Metrics, access logs and ClientFailure all read it here.
 func (o Outcome) Reason() string {
 	switch {
@@ -165,6 +173,8 @@ func (o Outcome) Reason() string {
 		return ReasonClientClosed
 	case o.ClientFault:
 		return ReasonMalformedBody
+	case o.Unknown:
+		return ReasonOutcomeUnknown
 	case o.Timeout:
 		return ReasonUpstreamTimeout
 	case o.Connection:
@@ -175,11 +185,14 @@ func (o Outcome) Reason() string {
 
 // Fault says whose fault the exchange's end was, for metric labels and
 // access logs: "client" (o.ClientFault: never counted by the breaker),
-// "upstream" (no response, or a 5xx), or "none".
+// "upstream" (no response, or a 5xx), or "none" (an answer below 500, or an
+// outcome the edge does not know).
 func (o Outcome) Fault() string {
 	switch {
 	case o.ClientFault:
 		return "client"
+	case o.Unknown:
+		return "none"
 	case o.Failed() || o.Status >= 500:
 		return "upstream"
 	}
