@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -16,22 +17,39 @@ import (
 
 // benchPolicy is the engine benchmarks' policy (the conformance standard
 // policy with limits that never trip) plus a route whose limit is spent
-// after one request, written where its key file resolves.
-func benchPolicy(b *testing.B) string {
-	b.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "edge", "testdata", "bench.yaml"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	jwks := filepath.Join(conformance.Dir(), "testdata", "keys", "jwks.json")
-	doc := strings.Replace(string(data), "../../conformance/testdata/keys/jwks.json", jwks, 1) + `    - name: limited
+// after one request, with edits (old, new pairs), written where its key
+// file resolves.
+func benchPolicy(tb testing.TB, edits ...string) string {
+	tb.Helper()
+	return policyVariant(tb, filepath.Join("..", "..", "edge", "testdata", "bench.yaml"), append([]string{
+		"  routes:\n", `  routes:
+    - name: limited
       match: {path: /limited}
       auth: none
       rateLimit: {key: ip, rate: 1, per: 1h}
-`
-	path := filepath.Join(b.TempDir(), "bench.yaml")
+`}, edits...)...)
+}
+
+// policyVariant writes the policy file src with edits (old, new pairs, each
+// old found exactly once) and its JWKS file named by absolute path, and
+// returns the new file's path.
+func policyVariant(tb testing.TB, src string, edits ...string) string {
+	tb.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	doc := regexp.MustCompile(`jwks: \{file: [^}]*jwks\.json\}`).ReplaceAllString(string(data),
+		"jwks: {file: "+filepath.Join(conformance.Dir(), "testdata", "keys", "jwks.json")+"}")
+	for i := 0; i+1 < len(edits); i += 2 {
+		if n := strings.Count(doc, edits[i]); n != 1 {
+			tb.Fatalf("%s: %q occurs %d times", src, edits[i], n)
+		}
+		doc = strings.Replace(doc, edits[i], edits[i+1], 1)
+	}
+	path := filepath.Join(tb.TempDir(), filepath.Base(src))
 	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return path
 }
