@@ -61,19 +61,37 @@ func policyVariant(tb testing.TB, src string, edits ...string) string {
 // core) and allocs/op. The times include the harness: its socket is an in-process pipe with a
 // goroutine answering each call (see BenchmarkHarnessCall for one call's
 // cost), where Kong's is a Unix socket to NGINX's Lua.
+//
+// The first four cases are the paths on the read route (limited by
+// client address) under strict security headers; the last two send the
+// cached JWT to the write route (limited by subject), under those headers
+// and under custom ones, which do not depend on TLS.
 func BenchmarkPlugin(b *testing.B) {
-	_, c := startInstance(b, NodeOptions{}, map[string]any{"policy_file": benchPolicy(b), "upstream": "content-api"})
+	start := func(policy string) *Config {
+		_, c := startInstance(b, NodeOptions{}, map[string]any{"policy_file": policy, "upstream": "content-api"})
+		return c
+	}
+	strict := start(benchPolicy(b))
+	custom := start(benchPolicy(b, "securityHeaders: strict",
+		"securityHeaders: {X-Content-Type-Options: nosniff, X-Frame-Options: DENY, Content-Security-Policy: \"default-src 'none'\"}"))
 	jwt := mint(b, conformance.Token{Sub: "alice", Scope: "read"})
+	writer := mint(b, conformance.Token{Sub: "alice", Scope: "read write"})
+	write := test.Request{Method: http.MethodPost, Url: "http://edge.test/api/v1/jobs",
+		Headers: http.Header{"Authorization": {writer}, "Content-Length": {"2"}}, Body: []byte("{}")}
 	for _, bc := range []struct {
 		name    string
+		c       *Config
 		req     test.Request
 		allowed bool
 	}{
-		{"no-auth", test.Request{Url: "http://edge.test/healthz"}, true},
-		{"api-key", test.Request{Url: "http://edge.test/api/v1/jobs", Headers: http.Header{"X-Api-Key": {"cg-conformance-read-key"}}}, true},
-		{"cached-jwt", test.Request{Url: "http://edge.test/api/v1/jobs", Headers: http.Header{"Authorization": {jwt}}}, true},
-		{"rate-limited", test.Request{Url: "http://edge.test/limited"}, false},
+		{"no-auth", strict, test.Request{Url: "http://edge.test/healthz"}, true},
+		{"api-key", strict, test.Request{Url: "http://edge.test/api/v1/jobs", Headers: http.Header{"X-Api-Key": {"cg-conformance-read-key"}}}, true},
+		{"cached-jwt", strict, test.Request{Url: "http://edge.test/api/v1/jobs", Headers: http.Header{"Authorization": {jwt}}}, true},
+		{"rate-limited", strict, test.Request{Url: "http://edge.test/limited"}, false},
+		{"cached-jwt-subject-key", strict, write, true},
+		{"cached-jwt-subject-key-custom-headers", custom, write, true},
 	} {
+		c := bc.c
 		b.Run(bc.name, func(b *testing.B) {
 			// Warm up: the JWT's verification is cached, the limited
 			// route's budget spent.
