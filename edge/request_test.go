@@ -17,15 +17,7 @@ func newTestEngine(t *testing.T) *edge.Engine {
 	p, err := policy.DecodeJSON([]byte(`{"apiVersion":"contentguard.dev/v1","kind":"EdgePolicy","metadata":{"name":"t"},
 		"spec":{"upstream":{"url":"http://127.0.0.1:1"},"circuitBreaker":{"consecutiveFailures":2,"openFor":"10s"},
 		"routes":[{"name":"all","match":{"pathPrefix":"/"},"auth":"none"}]}}`), "t.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := edge.New(context.Background(), p, edge.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	return e
+	return engineFor(t, p, err)
 }
 
 // TestRequestUpstreamNamesTheBreaker: a data plane in front of several
