@@ -148,12 +148,18 @@ func validate(m proto.Message) error {
 	return nil
 }
 
-// pack validates m and packs it into an Any.
+// pack validates m and packs it into an Any, deterministically (maps in
+// key order): the same policy must give the same bytes, or every reload
+// would be a new version.
 func pack(m proto.Message) (*anypb.Any, error) {
 	if err := validate(m); err != nil {
 		return nil, err
 	}
-	return anypb.New(m)
+	a := &anypb.Any{}
+	if err := anypb.MarshalFrom(a, m, proto.MarshalOptions{Deterministic: true}); err != nil {
+		return nil, err
+	}
+	return a, nil
 }
 
 // packer packs messages, remembering the first failure, so that building a
