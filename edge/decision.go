@@ -39,6 +39,12 @@ type Request struct {
 	// Kong plugin on several services); "" is the policy's upstream. Names
 	// must come from configuration: each one is a breaker for good.
 	Upstream string
+	// PathAsIs says the plane forwards Path to the upstream as it is: it
+	// cannot hand the upstream the normalised path (Envoy under ext_authz
+	// normalises with its own rules, then forwards what it has). The engine
+	// then refuses, 400 bad_path, a path that is not already in normal
+	// form: the upstream would read it differently from the edge.
+	PathAsIs bool
 	// HeadersTruncated says the data plane saw only part of the request's
 	// header fields because it reached its cap: the engine refuses such a
 	// request, since a field past the cap would escape every check and the
