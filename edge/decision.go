@@ -3,6 +3,7 @@ package edge
 import (
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -128,6 +129,25 @@ type Outcome struct {
 	// probe slot. Status may still carry the answer the client was given.
 	ClientFault bool
 	Duration    time.Duration
+}
+
+// DeclaredLength is a request's declared body size, for Request's
+// ContentLength, from its Content-Length and Transfer-Encoding fields as a
+// plane that sees only the head receives them: -1 for a chunked body (any
+// transfer coding but identity) or a Content-Length that is not a
+// non-negative number, 0 when none is declared.
+func DeclaredLength(contentLength, transferEncoding string) int64 {
+	if transferEncoding != "" && !strings.EqualFold(strings.TrimSpace(transferEncoding), "identity") {
+		return -1
+	}
+	if contentLength == "" {
+		return 0
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(contentLength), 10, 64)
+	if err != nil || n < 0 {
+		return -1
+	}
+	return n
 }
 
 // Failed reports whether the outcome produced no upstream response.
