@@ -24,6 +24,7 @@ import (
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	xff "github.com/envoyproxy/go-control-plane/envoy/extensions/http/original_ip_detection/xff/v3"
 	upstreamhttp "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -32,6 +33,7 @@ import (
 
 	"github.com/contentguard/contentguard/edge/secheaders"
 	"github.com/contentguard/contentguard/policy"
+	"github.com/contentguard/contentguard/xds/policypb"
 )
 
 // Names of the resources generated for a policy. Envoy's bootstrap (and
@@ -41,13 +43,6 @@ const (
 	RouteConfigName     = "contentguard_routes"
 	UpstreamClusterName = "contentguard_upstream"
 	ExtAuthzClusterName = "contentguard_ext_authz"
-	// AccessLogName is the log_name Envoy's access-log service streams
-	// carry: the ext_authz server reads outcomes only from such streams.
-	AccessLogName = "contentguard"
-	// ContextPolicyKey is the ext_authz context extension that carries the
-	// hash of the policy the Envoy resources were made from, so that the
-	// ext_authz server can see Envoy and the engine disagree.
-	ContextPolicyKey = "contentguard.policy"
 )
 
 // Filter names, as Envoy and grpc-go know them.
@@ -399,7 +394,7 @@ func envoyHCM(p *policy.Policy, o Options, pk *packer) *hcm.HttpConnectionManage
 			Name: "envoy.access_loggers.http_grpc",
 			ConfigType: &accesslog.AccessLog_TypedConfig{TypedConfig: pk.any(&als.HttpGrpcAccessLogConfig{
 				CommonConfig: &als.CommonGrpcAccessLogConfig{
-					LogName:             AccessLogName,
+					LogName:             policypb.AccessLogName,
 					GrpcService:         envoyGRPC(ExtAuthzClusterName, o.AuthzTimeout),
 					TransportApiVersion: core.ApiVersion_V3,
 					BufferFlushInterval: durationpb.New(o.LogFlush),
@@ -484,7 +479,7 @@ func extAuthzFilter(o Options) *extauthz.ExtAuthz {
 // filter).
 func routeConfig(p *policy.Policy, forGRPC bool, pk *packer) *route.RouteConfiguration {
 	perRoute := pk.any(&extauthz.ExtAuthzPerRoute{Override: &extauthz.ExtAuthzPerRoute_CheckSettings{
-		CheckSettings: &extauthz.CheckSettings{ContextExtensions: map[string]string{ContextPolicyKey: p.Hash}},
+		CheckSettings: &extauthz.CheckSettings{ContextExtensions: map[string]string{policypb.ContextPolicyKey: p.Hash}},
 	}})
 	if forGRPC {
 		perRoute = pk.any(&route.FilterConfig{Config: perRoute, IsOptional: true})
@@ -546,7 +541,9 @@ func headerOptions(h [][2]string) []*core.HeaderValueOption {
 // localReplies render Envoy's own answers as the engine renders its
 // rejections: problem+json with the request id and reason, the status the
 // engine would give (502, not Envoy's 503, for an upstream it cannot
-// reach).
+// reach). Envoy passes every local reply through these mappers, the
+// engine's own refusals too (ext_authz denials are local replies): those
+// carry policypb.MetadataDecided and are left as the engine made them.
 func localReplies(p *policy.Policy) *hcm.LocalReplyConfig {
 	id := strings.ToLower(p.Spec.RequestID.Header)
 	mapper := func(filter *accesslog.AccessLogFilter, status int, reason, title, detail string) *hcm.ResponseMapper {
@@ -584,16 +581,33 @@ func localReplies(p *policy.Policy) *hcm.LocalReplyConfig {
 			}},
 		}}
 	}
+	// notDecided matches a reply the engine did not make: the key is
+	// absent (and, were it present, its value is never "no").
+	notDecided := &accesslog.AccessLogFilter{FilterSpecifier: &accesslog.AccessLogFilter_MetadataFilter{
+		MetadataFilter: &accesslog.MetadataFilter{
+			Matcher: &matcher.MetadataMatcher{
+				Filter: policypb.MetadataNamespace,
+				Path:   []*matcher.MetadataMatcher_PathSegment{{Segment: &matcher.MetadataMatcher_PathSegment_Key{Key: policypb.MetadataDecided}}},
+				Value: &matcher.ValueMatcher{MatchPattern: &matcher.ValueMatcher_StringMatch{
+					StringMatch: &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_Exact{Exact: "no"}},
+				}},
+			},
+			MatchIfKeyNotFound: wrapperspb.Bool(true),
+		},
+	}}
+	and := func(fs ...*accesslog.AccessLogFilter) *accesslog.AccessLogFilter {
+		return &accesslog.AccessLogFilter{FilterSpecifier: &accesslog.AccessLogFilter_AndFilter{AndFilter: &accesslog.AndFilter{Filters: fs}}}
+	}
 	timeout := p.Spec.Upstream.Timeout.String()
 	return &hcm.LocalReplyConfig{Mappers: []*hcm.ResponseMapper{
 		mapper(flags(FlagUpstreamTimeout), 504, "upstream_timeout", "Gateway Timeout", "the upstream did not answer within "+timeout),
 		mapper(flags(FlagConnectionFailure, FlagNoHealthyUpstream, FlagConnectionTermination, FlagRemoteReset, FlagOverflow),
 			502, "upstream_unreachable", "Bad Gateway", "the upstream could not be reached"),
-		mapper(status(413), 413, "body_too_large", "Content Too Large",
+		mapper(and(status(413), notDecided), 413, "body_too_large", "Content Too Large",
 			"the request body exceeds the limit of "+strconv.FormatInt(p.Spec.Limits.MaxBodyBytes, 10)+" bytes"),
-		mapper(status(408), 408, "client_timeout", "Request Timeout", "the request did not arrive in time"),
-		mapper(status(431), 431, "headers_too_large", "Request Header Fields Too Large", "the request headers are too large"),
-		mapper(flags(FlagAuthzError), 503, "authz_unavailable", "Service Unavailable", "the edge could not decide on the request"),
+		mapper(and(status(408), notDecided), 408, "client_timeout", "Request Timeout", "the request did not arrive in time"),
+		mapper(and(status(431), notDecided), 431, "headers_too_large", "Request Header Fields Too Large", "the request headers are too large"),
+		mapper(and(flags(FlagAuthzError), notDecided), 503, "authz_unavailable", "Service Unavailable", "the edge could not decide on the request"),
 	}}
 }
 
