@@ -27,6 +27,7 @@ func commands() []command {
 		{"policy", "validate and explain edge policies", runPolicy},
 		{"token", "generate signing keys and mint development tokens", runToken},
 		{"up", "run backend and edge together on the embedded default policy", runUp},
+		{"xds", "serve policies to Envoy, gRPC clients and sidecars over xDS", runXDS},
 	}
 }
 
