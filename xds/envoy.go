@@ -380,6 +380,9 @@ func envoyHCM(p *policy.Policy, o Options, pk *packer) *hcm.HttpConnectionManage
 			})}},
 			{Name: filterRouter, ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: pk.any(&router.Router{})}},
 		},
+		// HTTP/1.0 requests are judged like any other (a request without
+		// Host meets the routes all the same).
+		HttpProtocolOptions:          &core.Http1ProtocolOptions{AcceptHttp_10: true, DefaultHostForHttp_10: "contentguard"},
 		NormalizePath:                wrapperspb.Bool(true),
 		MergeSlashes:                 true,
 		PathWithEscapedSlashesAction: hcm.HttpConnectionManager_UNESCAPE_AND_FORWARD,
@@ -607,6 +610,9 @@ func localReplies(p *policy.Policy) *hcm.LocalReplyConfig {
 			"the request body exceeds the limit of "+strconv.FormatInt(p.Spec.Limits.MaxBodyBytes, 10)+" bytes"),
 		mapper(and(status(408), notDecided), 408, "client_timeout", "Request Timeout", "the request did not arrive in time"),
 		mapper(and(status(431), notDecided), 431, "headers_too_large", "Request Header Fields Too Large", "the request headers are too large"),
+		mapper(and(status(403), notDecided), 403, "upgrade_refused", "Forbidden",
+			"Envoy upgrades a connection only to websocket, and only when a route of the policy allows it"),
+		mapper(and(status(400), notDecided), 400, "bad_path", "Bad Request", "the request path is not a valid, normalisable path"),
 		mapper(and(flags(FlagAuthzError), notDecided), 503, "authz_unavailable", "Service Unavailable", "the edge could not decide on the request"),
 	}}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -24,6 +23,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/contentguard/contentguard/internal/grpctest"
+	"github.com/contentguard/contentguard/internal/polltest"
 	"github.com/contentguard/contentguard/xds/policypb"
 )
 
@@ -73,15 +74,7 @@ func startPlane(t testing.TB, path string) *plane {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := grpc.NewServer()
-	srv.Register(g)
-	go func() { _ = g.Serve(ln) }()
-	t.Cleanup(g.Stop)
-	return &plane{srv: srv, addr: ln.Addr().String(), reg: reg}
+	return &plane{srv: srv, addr: grpctest.Serve(t, "", srv.Register), reg: reg}
 }
 
 // reload reads the source again and pushes what changed, as Watch does.
@@ -106,12 +99,8 @@ func dial(t testing.TB, addr string) *grpc.ClientConn {
 // waitFor polls cond until it holds or 10 s pass.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !polltest.Until(10*time.Second, cond) {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/contentguard/contentguard/internal/polltest"
 	"github.com/contentguard/contentguard/sidecar"
 	"github.com/contentguard/contentguard/sidecar/xdsclient"
 	"github.com/contentguard/contentguard/xds"
@@ -135,12 +136,8 @@ func (s *xdsSidecar) status(t testing.TB, path string) int {
 
 func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !polltest.Until(within, cond) {
+		t.Fatalf("not within %s: %s", within, what)
 	}
 }
 
