@@ -115,8 +115,11 @@ func (c *Client) Run(ctx context.Context) error {
 	if len(dial) == 0 {
 		dial = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	}
-	// Find a dead control plane even when no packet says so.
-	dial = append(dial, grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}))
+	// Find a dead control plane even when no packet says so. A fixed
+	// window (policies are a few KiB) turns off gRPC's bandwidth probing,
+	// which otherwise pings after every message.
+	dial = append(dial, grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.WithInitialWindowSize(1<<20), grpc.WithInitialConnWindowSize(1<<20))
 	conn, err := grpc.NewClient(c.opts.Server, dial...)
 	if err != nil {
 		return fmt.Errorf("xdsclient: %w", err)
