@@ -3,11 +3,15 @@ package extauthz_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -202,6 +206,13 @@ func TestConformanceThroughExtAuthz(t *testing.T) {
 		}
 	}
 	t.Logf("Envoy ext_authz plane: %d of %d conformance cases run", len(run), len(cases))
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "envoy.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if claim := fmt.Sprintf("%d of %d cases run", len(run), len(cases)); !strings.Contains(string(doc), claim) {
+		t.Errorf("docs/envoy.md does not say %q", claim)
+	}
 	if len(run) < len(cases)*9/10 {
 		t.Errorf("only %d of %d cases run on the Envoy plane", len(run), len(cases))
 	}
