@@ -1,7 +1,6 @@
 package xds
 
 import (
-	"bytes"
 	"net"
 	"os"
 	"path/filepath"
@@ -26,7 +25,7 @@ const deployDir = "../deploy/envoy"
 //     ValidateAll, every packed message included;
 //   - envoy-static.yaml is what `contentguard policy envoy --policy
 //     deploy/envoy/policy.yaml` prints today (regenerate it when it is not);
-//   - pod.yaml carries policy.yaml and envoy-sidecar.yaml verbatim, and its
+//   - pod.yaml (one v1 List) carries policy.yaml and envoy-sidecar.yaml verbatim, and its
 //     addresses agree: the control plane's port and the sidecar's --xds,
 //     the ext_authz address Envoy is given and the sidecar's --ext-authz,
 //     Envoy's listener and the container port, the policy's upstream and
@@ -65,13 +64,15 @@ func TestDeployEnvoy(t *testing.T) {
 		t.Error("envoy-static.yaml is not what `contentguard policy envoy --policy deploy/envoy/policy.yaml > deploy/envoy/envoy-static.yaml` prints")
 	}
 
+	var list struct {
+		Kind  string           `yaml:"kind"`
+		Items []map[string]any `yaml:"items"`
+	}
+	if err := yaml.Unmarshal(read("pod.yaml"), &list); err != nil || list.Kind != "List" {
+		t.Fatalf("pod.yaml is not one v1 List: %v", err)
+	}
 	docs := map[string]map[string]any{}
-	dec := yaml.NewDecoder(bytes.NewReader(read("pod.yaml")))
-	for {
-		var d map[string]any
-		if err := dec.Decode(&d); err != nil {
-			break
-		}
+	for _, d := range list.Items {
 		md := d["metadata"].(map[string]any)
 		docs[d["kind"].(string)+"/"+md["name"].(string)] = d
 	}

@@ -1,7 +1,6 @@
 package xds
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -737,5 +736,3 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
-
-var errNoPolicy = errors.New("xds: no policy")

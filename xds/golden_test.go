@@ -7,11 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/contentguard/contentguard/conformance"
 	"github.com/contentguard/contentguard/policy/policyfile"
@@ -47,53 +47,95 @@ func TestGolden(t *testing.T) {
 			"grpc":   grpcRes.Messages(),
 			"static": {static},
 		} {
-			var doc bytes.Buffer
 			for _, m := range msgs {
 				if err := Validate(m); err != nil {
 					t.Errorf("%s %s: %v", name, flavor, err)
 				}
-				y, err := YAML(m)
+			}
+			path := filepath.Join("testdata", "golden", name+"."+flavor+".json")
+			if *update {
+				doc, err := goldenJSON(msgs)
 				if err != nil {
 					t.Fatal(err)
 				}
-				doc.WriteString("--- # " + string(m.ProtoReflect().Descriptor().FullName()) + "\n")
-				doc.Write(y)
-			}
-			path := filepath.Join("testdata", "golden", name+"."+flavor+".yaml")
-			if *update {
 				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 					t.Fatal(err)
 				}
-				if err := os.WriteFile(path, doc.Bytes(), 0o644); err != nil {
+				if err := os.WriteFile(path, doc, 0o644); err != nil {
 					t.Fatal(err)
 				}
 				continue
 			}
-			want, err := os.ReadFile(path)
+			data, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatalf("%v (run go test ./xds -run Golden -update)", err)
 			}
-			parts := strings.Split(string(want), "--- # ")[1:]
-			if len(parts) != len(msgs) {
-				t.Fatalf("%s holds %d messages, the policy makes %d", path, len(parts), len(msgs))
+			want, err := readGolden(data)
+			if err != nil {
+				t.Fatalf("%s: %v", path, err)
 			}
-			for i, part := range parts {
-				typeName, body, _ := strings.Cut(part, "\n")
-				got := msgs[i]
-				if typeName != string(got.ProtoReflect().Descriptor().FullName()) {
-					t.Errorf("%s message %d is a %s, want %s", path, i, typeName, got.ProtoReflect().Descriptor().FullName())
-					continue
-				}
-				m := got.ProtoReflect().New().Interface()
-				if err := DecodeYAML([]byte(body), m); err != nil {
-					t.Fatalf("%s message %d: %v", path, i, err)
-				}
-				if !sameJSON(t, m, got) {
-					t.Errorf("%s message %d (%s) differs from what the policy makes now (run with -update and review the diff)", path, i, typeName)
+			if len(want) != len(msgs) {
+				t.Fatalf("%s holds %d messages, the policy makes %d", path, len(want), len(msgs))
+			}
+			for i, got := range msgs {
+				if !sameJSON(t, want[i], got) {
+					t.Errorf("%s message %d (%s) differs from what the policy makes now (run with -update and review the diff)",
+						path, i, got.ProtoReflect().Descriptor().FullName())
 				}
 			}
 		}
 	}
+}
+
+// goldenJSON writes messages as a JSON array of Any, each with its type:
+// readable, and read back with the Envoy protos.
+func goldenJSON(msgs []proto.Message) ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString("[\n")
+	for i, m := range msgs {
+		a := &anypb.Any{}
+		if err := anypb.MarshalFrom(a, m, proto.MarshalOptions{Deterministic: true}); err != nil {
+			return nil, err
+		}
+		js, err := protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true}.Marshal(a)
+		if err != nil {
+			return nil, err
+		}
+		// protojson varies its spacing on purpose; the file need not.
+		var v any
+		if err := json.Unmarshal(js, &v); err != nil {
+			return nil, err
+		}
+		if js, err = json.MarshalIndent(v, "", "  "); err != nil {
+			return nil, err
+		}
+		if i > 0 {
+			b.WriteString(",\n")
+		}
+		b.Write(js)
+	}
+	b.WriteString("\n]\n")
+	return b.Bytes(), nil
+}
+
+func readGolden(data []byte) ([]proto.Message, error) {
+	var raw []json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, err
+	}
+	out := make([]proto.Message, 0, len(raw))
+	for _, r := range raw {
+		a := &anypb.Any{}
+		if err := protojson.Unmarshal(r, a); err != nil {
+			return nil, err
+		}
+		m, err := a.UnmarshalNew()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 // sameJSON compares two messages by their JSON, in which packed messages

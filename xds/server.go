@@ -139,7 +139,8 @@ func (s *Server) Register(g *grpc.Server) {
 	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, s.xds)
 }
 
-// Serve serves ADS on g until ctx ends, watching the source every interval.
+// Watch reloads the source every interval until ctx ends, and refreshes
+// the nodes' snapshots after every change.
 func (s *Server) Watch(ctx context.Context, interval time.Duration) {
 	s.opts.Source.Watch(ctx, interval, s.Refresh)
 }

@@ -77,7 +77,8 @@ func NewSource(path string) (*Source, error) {
 // Path is the file or directory of the source.
 func (s *Source) Path() string { return s.path }
 
-// Load reads the source again and reports whether any good policy changed.
+// Load reads the source again and reports whether any document changed:
+// a good policy replaced, added or removed, or a new document refused.
 // The error is for the directory itself (unreadable); problems of single
 // files are kept for Errors.
 func (s *Source) Load() (bool, error) {
@@ -111,6 +112,7 @@ func (s *Source) Load() (bool, error) {
 		p, err := policyfile.ParseFile(f, data)
 		if err != nil {
 			s.errs[f] = err
+			changed = true // a new refusal, to be reported
 			continue
 		}
 		delete(s.errs, f)
@@ -175,7 +177,7 @@ func (s *Source) Errors() map[string]error {
 }
 
 // Watch calls Load every interval until ctx ends, and changed() after every
-// Load that changed a good policy or refused a document.
+// Load that found a changed document (or failed to read the directory).
 func (s *Source) Watch(ctx context.Context, interval time.Duration, changed func()) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -185,9 +187,7 @@ func (s *Source) Watch(ctx context.Context, interval time.Duration, changed func
 			return
 		case <-t.C:
 		}
-		before := len(s.Errors())
-		ok, err := s.Load()
-		if err != nil || ok || len(s.Errors()) != before {
+		if ok, err := s.Load(); err != nil || ok {
 			changed()
 		}
 	}
