@@ -117,6 +117,10 @@ func (e *Engine) Check(ctx context.Context, r Request) Decision {
 		return e.reject(&d, r, http.StatusBadRequest, ReasonBadPath, "Bad Request", "the request path is not a valid, normalisable path")
 	}
 	d.Path = path
+	if r.PathAsIs && path != r.Path {
+		return e.reject(&d, r, http.StatusBadRequest, ReasonBadPath, "Bad Request",
+			"the path would reach the upstream as "+strconv.Quote(r.Path)+", which the edge reads as "+strconv.Quote(path))
+	}
 	if !e.params && urlpath.HasParameter(path) {
 		return e.reject(&d, r, http.StatusBadRequest, ReasonBadPath, "Bad Request",
 			"the request path has a ';' path parameter, which upstreams disagree on (see spec.paths.allowParameters)")

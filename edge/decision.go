@@ -3,6 +3,7 @@ package edge
 import (
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,6 +45,12 @@ type Request struct {
 	// Kong plugin on several services); "" is the policy's upstream. Names
 	// must come from configuration: each one is a breaker for good.
 	Upstream string
+	// PathAsIs says the plane forwards Path to the upstream as it is: it
+	// cannot hand the upstream the normalised path (Envoy under ext_authz
+	// normalises with its own rules, then forwards what it has). The engine
+	// then refuses, 400 bad_path, a path that is not already in normal
+	// form: the upstream would read it differently from the edge.
+	PathAsIs bool
 	// HeadersTruncated says the data plane saw only part of the request's
 	// header fields because it reached its cap: the engine refuses such a
 	// request, since a field past the cap would escape every check and the
@@ -152,6 +159,25 @@ type Outcome struct {
 	// slot, but it is nobody's fault: Fault "none", reason outcome_unknown.
 	Unknown  bool
 	Duration time.Duration
+}
+
+// DeclaredLength is a request's declared body size, for Request's
+// ContentLength, from its Content-Length and Transfer-Encoding fields as a
+// plane that sees only the head receives them: -1 for a chunked body (any
+// transfer coding but identity) or a Content-Length that is not a
+// non-negative number, 0 when none is declared.
+func DeclaredLength(contentLength, transferEncoding string) int64 {
+	if transferEncoding != "" && !strings.EqualFold(strings.TrimSpace(transferEncoding), "identity") {
+		return -1
+	}
+	if contentLength == "" {
+		return 0
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(contentLength), 10, 64)
+	if err != nil || n < 0 {
+		return -1
+	}
+	return n
 }
 
 // Failed reports whether the outcome produced no upstream response.
