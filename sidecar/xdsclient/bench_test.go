@@ -146,7 +146,7 @@ func benchPolicyChange(b *testing.B, sidecars bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	g := grpc.NewServer(grpc.StreamInterceptor(acked.interceptor))
+	g := grpc.NewServer(append(xds.GRPCServerOptions(), grpc.StreamInterceptor(acked.interceptor))...)
 	cp.Register(g)
 	go pprof.Do(context.Background(), pprof.Labels("side", "control-plane"), func(context.Context) { _ = g.Serve(ln) })
 	defer g.Stop()
