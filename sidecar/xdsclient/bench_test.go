@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -40,6 +43,9 @@ const subscribers = 100
 //     iterations;
 //   - cpu-ns/op: the process's CPU per change: the control plane, the 100
 //     clients, their ACKs and the garbage collector;
+//   - runq-ns/op: how long the process's threads waited for a core per
+//     change (Linux's run-queue time, summed over threads): waiting, not
+//     work, and on a shared machine mostly behind other processes;
 //   - gc/op: collections per change;
 //   - heap-B/subscriber, stack-B/subscriber, goroutines/subscriber: what a
 //     connected subscriber holds, both ends (client and control plane).
@@ -205,6 +211,7 @@ func benchPolicyChange(b *testing.B, sidecars bool) {
 	runtime.ReadMemStats(&gcBefore)
 	b.ResetTimer()
 	stopCPU := benchcpu.Report(b)
+	waitedBefore := runQueueWait()
 	for i := 0; i < b.N; i++ {
 		doc := policyWith("http://127.0.0.1:8081", "/a", fmt.Sprintf("/v%d", i))
 		sum := sha256.Sum256([]byte(doc))
@@ -229,6 +236,7 @@ func benchPolicyChange(b *testing.B, sidecars bool) {
 		wait(b, acked.done, fmt.Sprintf("iteration %d: all subscribers to ACK the change", i))
 	}
 	stopCPU()
+	b.ReportMetric(float64(runQueueWait()-waitedBefore)/float64(b.N), "runq-ns/op")
 	b.StopTimer()
 	var gcAfter runtime.MemStats
 	runtime.ReadMemStats(&gcAfter)
@@ -258,6 +266,28 @@ func wait(b *testing.B, done <-chan struct{}, what string) {
 func percentile(ds []time.Duration, q float64) float64 {
 	slices.Sort(ds)
 	return float64(ds[int(q*float64(len(ds)-1))]) / float64(time.Millisecond)
+}
+
+// runQueueWait is how long this process's threads have waited for a
+// core, as Linux counts it (/proc/self/task/*/schedstat, second field);
+// 0 where there is no such file.
+func runQueueWait() time.Duration {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return 0
+	}
+	var total int64
+	for _, t := range tasks {
+		data, err := os.ReadFile("/proc/self/task/" + t.Name() + "/schedstat")
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(data)); len(f) == 3 {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			total += n
+		}
+	}
+	return time.Duration(total)
 }
 
 type mem struct{ heap, stack, goroutines int64 }
