@@ -462,20 +462,21 @@ func documentHash(data []byte) string {
 }
 
 // cplLogger sends go-control-plane's log lines to slog: its warnings and
-// errors as such, the rest at debug.
+// errors as such, the rest at debug. A line is formatted only when its
+// level is on: go-control-plane logs at debug and info on every push and
+// every ACK, with maps of resource names in its arguments.
 type cplLogger struct{ log *slog.Logger }
 
-func (l cplLogger) Debugf(format string, args ...any) {
-	l.log.Debug("xds: " + fmt.Sprintf(format, args...))
-}
-func (l cplLogger) Infof(format string, args ...any) {
-	l.log.Debug("xds: " + fmt.Sprintf(format, args...))
-}
-func (l cplLogger) Warnf(format string, args ...any) {
-	l.log.Warn("xds: " + fmt.Sprintf(format, args...))
-}
-func (l cplLogger) Errorf(format string, args ...any) {
-	l.log.Error("xds: " + fmt.Sprintf(format, args...))
+func (l cplLogger) Debugf(format string, args ...any) { l.logf(slog.LevelDebug, format, args) }
+func (l cplLogger) Infof(format string, args ...any)  { l.logf(slog.LevelDebug, format, args) }
+func (l cplLogger) Warnf(format string, args ...any)  { l.logf(slog.LevelWarn, format, args) }
+func (l cplLogger) Errorf(format string, args ...any) { l.logf(slog.LevelError, format, args) }
+
+func (l cplLogger) logf(level slog.Level, format string, args []any) {
+	ctx := context.Background()
+	if l.log.Enabled(ctx, level) {
+		l.log.Log(ctx, level, "xds: "+fmt.Sprintf(format, args...))
+	}
 }
 
 type metrics struct {
