@@ -134,7 +134,25 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	return s, nil
 }
 
-// Register serves ADS (State of the World and Delta) on g.
+// streamWindow is the flow-control window of a control plane's streams and
+// connections: HTTP/2's initial window, fixed.
+const streamWindow = 1<<16 - 1
+
+// GRPCServerOptions are what the gRPC server that serves a Server needs
+// besides its usual limits: fixed flow-control windows. gRPC otherwise
+// sizes its receive window by probing the bandwidth, which costs a window
+// update and a PING after every request that follows a quiet spell — after
+// every ACK, the way xDS streams talk — and a PING ACK from the node: two
+// more writes and two more reads per node and push, doubling the system
+// calls of a policy change. Requests are small (a node, resource names),
+// so gRPC's initial window is enough, and a fixed one bounds what a node
+// can make the server buffer.
+func GRPCServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.StaticStreamWindowSize(streamWindow), grpc.StaticConnWindowSize(streamWindow)}
+}
+
+// Register serves ADS (State of the World and Delta) on g, a server made
+// with GRPCServerOptions.
 func (s *Server) Register(g *grpc.Server) {
 	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, s.xds)
 }
@@ -444,20 +462,21 @@ func documentHash(data []byte) string {
 }
 
 // cplLogger sends go-control-plane's log lines to slog: its warnings and
-// errors as such, the rest at debug.
+// errors as such, the rest at debug. A line is formatted only when its
+// level is on: go-control-plane logs at debug and info on every push and
+// every ACK, with maps of resource names in its arguments.
 type cplLogger struct{ log *slog.Logger }
 
-func (l cplLogger) Debugf(format string, args ...any) {
-	l.log.Debug("xds: " + fmt.Sprintf(format, args...))
-}
-func (l cplLogger) Infof(format string, args ...any) {
-	l.log.Debug("xds: " + fmt.Sprintf(format, args...))
-}
-func (l cplLogger) Warnf(format string, args ...any) {
-	l.log.Warn("xds: " + fmt.Sprintf(format, args...))
-}
-func (l cplLogger) Errorf(format string, args ...any) {
-	l.log.Error("xds: " + fmt.Sprintf(format, args...))
+func (l cplLogger) Debugf(format string, args ...any) { l.logf(slog.LevelDebug, format, args) }
+func (l cplLogger) Infof(format string, args ...any)  { l.logf(slog.LevelDebug, format, args) }
+func (l cplLogger) Warnf(format string, args ...any)  { l.logf(slog.LevelWarn, format, args) }
+func (l cplLogger) Errorf(format string, args ...any) { l.logf(slog.LevelError, format, args) }
+
+func (l cplLogger) logf(level slog.Level, format string, args []any) {
+	ctx := context.Background()
+	if l.log.Enabled(ctx, level) {
+		l.log.Log(ctx, level, "xds: "+fmt.Sprintf(format, args...))
+	}
 }
 
 type metrics struct {

@@ -193,15 +193,7 @@ func recvDelta(t testing.TB, s discovery.AggregatedDiscoveryService_DeltaAggrega
 // pushes again.
 func TestHotReloadDeltaAndBadFile(t *testing.T) {
 	pl, file := planeFor(t, policyDoc("demo", "http://127.0.0.1:8081", "2s"))
-	client, ctx := adsClient(t, pl)
-	stream, err := client.DeltaAggregatedResources(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	node := &core.Node{Id: "sidecar-1", UserAgentName: SidecarUserAgent}
-	if err := stream.Send(&discovery.DeltaDiscoveryRequest{Node: node, TypeUrl: policypb.TypeURL}); err != nil {
-		t.Fatal(err)
-	}
+	stream := sidecarStream(t, pl, "sidecar-1")
 	first := recvDelta(t, stream)
 	doc := policyOf(t, first)
 	if !strings.Contains(string(doc.GetDocument()), "timeout: 2s") || doc.GetName() != "demo" {
@@ -251,6 +243,22 @@ func TestHotReloadDeltaAndBadFile(t *testing.T) {
 	if testutil.ToFloat64(pl.srv.m.sourceInvalid) != 0 {
 		t.Errorf("%s still counts the fixed file", MetricPolicyInvalid)
 	}
+}
+
+// sidecarStream subscribes to the policy over Delta as contentguard's
+// sidecar node id does.
+func sidecarStream(t testing.TB, pl *plane, id string) discovery.AggregatedDiscoveryService_DeltaAggregatedResourcesClient {
+	t.Helper()
+	client, ctx := adsClient(t, pl)
+	stream, err := client.DeltaAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := &core.Node{Id: id, UserAgentName: SidecarUserAgent}
+	if err := stream.Send(&discovery.DeltaDiscoveryRequest{Node: node, TypeUrl: policypb.TypeURL}); err != nil {
+		t.Fatal(err)
+	}
+	return stream
 }
 
 func policyOf(t testing.TB, r *discovery.DeltaDiscoveryResponse) *policypb.Policy {

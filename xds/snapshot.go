@@ -20,13 +20,15 @@ import (
 // which its Snapshot does not: contentguard's policy resource has a type of
 // its own. A snapshot is immutable once built and may be shared by nodes.
 type snapshot struct {
-	types map[string]*typeResources
+	types   map[string]*typeResources
+	version string
 }
 
 type typeResources struct {
-	version  string
-	items    map[string]types.ResourceWithTTL
-	versions map[string]string // resource name -> hash of its bytes (Delta)
+	version   string
+	items     map[string]types.ResourceWithTTL
+	resources map[string]types.Resource // items without TTLs: go-control-plane asks for them on every push and every Delta ACK
+	versions  map[string]string         // resource name -> hash of its bytes (Delta)
 }
 
 var _ cache.ResourceSnapshot = (*snapshot)(nil)
@@ -43,8 +45,9 @@ func newSnapshot(byType map[string][]named) (*snapshot, error) {
 	s := &snapshot{types: make(map[string]*typeResources, len(byType))}
 	for typeURL, list := range byType {
 		tr := &typeResources{
-			items:    make(map[string]types.ResourceWithTTL, len(list)),
-			versions: make(map[string]string, len(list)),
+			items:     make(map[string]types.ResourceWithTTL, len(list)),
+			resources: make(map[string]types.Resource, len(list)),
+			versions:  make(map[string]string, len(list)),
 		}
 		sort.Slice(list, func(i, j int) bool { return list[i].name < list[j].name })
 		h := sha256.New()
@@ -57,6 +60,7 @@ func newSnapshot(byType map[string][]named) (*snapshot, error) {
 				return nil, fmt.Errorf("xds: marshal %s %q: %w", typeURL, r.name, err)
 			}
 			tr.items[r.name] = types.ResourceWithTTL{Resource: r.msg}
+			tr.resources[r.name] = r.msg
 			tr.versions[r.name] = cache.HashResource(b)
 			h.Write([]byte(r.name))
 			h.Write([]byte{0})
@@ -65,19 +69,17 @@ func newSnapshot(byType map[string][]named) (*snapshot, error) {
 		tr.version = hex.EncodeToString(h.Sum(nil))[:16]
 		s.types[typeURL] = tr
 	}
+	h := sha256.New()
+	for _, k := range sortedKeys(s.types) {
+		h.Write([]byte(k))
+		h.Write([]byte(s.types[k].version))
+	}
+	s.version = hex.EncodeToString(h.Sum(nil))[:16]
 	return s, nil
 }
 
 // Version is one string for the whole snapshot: its types' versions.
-func (s *snapshot) Version() string {
-	keys := sortedKeys(s.types)
-	h := sha256.New()
-	for _, k := range keys {
-		h.Write([]byte(k))
-		h.Write([]byte(s.types[k].version))
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16]
-}
+func (s *snapshot) Version() string { return s.version }
 
 // GetVersion implements cache.ResourceSnapshot.
 func (s *snapshot) GetVersion(typeURL string) string {
@@ -95,17 +97,13 @@ func (s *snapshot) GetResourcesAndTTL(typeURL string) map[string]types.ResourceW
 	return nil
 }
 
-// GetResources implements cache.ResourceSnapshot.
+// GetResources implements cache.ResourceSnapshot. The map is the
+// snapshot's own, as GetResourcesAndTTL's is: go-control-plane reads them.
 func (s *snapshot) GetResources(typeURL string) map[string]types.Resource {
-	tr := s.types[typeURL]
-	if tr == nil {
-		return nil
+	if tr := s.types[typeURL]; tr != nil {
+		return tr.resources
 	}
-	out := make(map[string]types.Resource, len(tr.items))
-	for k, v := range tr.items {
-		out[k] = v.Resource
-	}
-	return out
+	return nil
 }
 
 // ConstructVersionMap implements cache.ResourceSnapshot: the map is built

@@ -94,7 +94,7 @@ func runXDS(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		logger.Error("listen", "addr", *listen, "err", err)
 		return 1
 	}
-	g := newGRPCServer()
+	g := newGRPCServer(xds.GRPCServerOptions()...)
 	srv.Register(g)
 	go srv.Watch(ctx, *interval)
 	if *adminAddr != "" {
@@ -123,15 +123,16 @@ func runXDS(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // newGRPCServer is a gRPC server with the limits every contentguard gRPC
 // listener has: bounded messages and streams, keepalive both ways (dead
-// peers are found, abusive pings refused), a connection timeout.
-func newGRPCServer() *grpc.Server {
-	return grpc.NewServer(
-		grpc.MaxRecvMsgSize(4<<20),
+// peers are found, abusive pings refused), a connection timeout; and the
+// options of the service it serves.
+func newGRPCServer(service ...grpc.ServerOption) *grpc.Server {
+	return grpc.NewServer(append([]grpc.ServerOption{
+		grpc.MaxRecvMsgSize(4 << 20),
 		grpc.MaxConcurrentStreams(1000),
-		grpc.ConnectionTimeout(10*time.Second),
+		grpc.ConnectionTimeout(10 * time.Second),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
+	}, service...)...)
 }
 
 // serveGRPC serves g on ln until ctx ends, then stops it gracefully

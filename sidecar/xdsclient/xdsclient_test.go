@@ -65,7 +65,7 @@ func startControlPlane(t testing.TB, file, addr string) *controlPlane {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer()
+	g := grpc.NewServer(xds.GRPCServerOptions()...)
 	srv.Register(g)
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { _ = g.Serve(ln) }()
