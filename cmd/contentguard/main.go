@@ -25,6 +25,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"backend", "run the text-analysis backend", runBackend},
+		{"healthcheck", "exit 0 when every URL answers 2xx (the image's HEALTHCHECK)", runHealthcheck},
 		{"sidecar", "run the edge proxy in front of an upstream", runSidecar},
 		{"policy", "validate and explain edge policies", runPolicy},
 		{"token", "generate signing keys and mint development tokens", runToken},
@@ -81,8 +82,12 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nUsage: contentguard <command> [flags]\n\nCommands:")
 	cs := commands()
 	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
+	width := 0
 	for _, c := range cs {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		width = max(width, len(c.name))
+	}
+	for _, c := range cs {
+		fmt.Fprintf(w, "  %-*s %s\n", width, c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'contentguard <command> --help' for the flags of one command.")
 }
