@@ -26,6 +26,7 @@ func commands() []command {
 	return []command{
 		{"backend", "run the text-analysis backend", runBackend},
 		{"healthcheck", "exit 0 when every URL answers 2xx (the image's HEALTHCHECK)", runHealthcheck},
+		{"lambda-authorizer", "run as an AWS API Gateway Lambda authorizer on the policy", runLambdaAuthorizer},
 		{"sidecar", "run the edge proxy in front of an upstream", runSidecar},
 		{"policy", "validate and explain edge policies", runPolicy},
 		{"token", "generate signing keys and mint development tokens", runToken},
@@ -42,6 +43,7 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	args = lambdaHandlerArgs(args, os.Getenv)
 	if len(args) == 0 || isHelp(args[0]) {
 		usage(stdout)
 		if len(args) == 0 {
