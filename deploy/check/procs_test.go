@@ -50,6 +50,9 @@ type place struct {
 	aliases map[string]string
 	dir     string
 	mounts  int
+	// local, when set, is the pod whose containers share a loopback:
+	// 127.0.0.1:port and localhost:port name its listeners.
+	local string
 }
 
 func newPlace(t testing.TB) *place {
@@ -75,6 +78,17 @@ func (pl *place) serviceRef() *regexp.Regexp {
 // file here.
 func (pl *place) rewrite(where, s string) string {
 	pl.t.Helper()
+	// The pod's own loopback first: what the rest produces is final.
+	if pl.local != "" {
+		s = regexp.MustCompile(`\b(127\.0\.0\.1|localhost):([0-9]+)\b`).ReplaceAllStringFunc(s, func(ref string) string {
+			addr, ok := pl.addrs[pl.local+":"+strconv.Itoa(portOf(ref))]
+			if !ok {
+				pl.t.Errorf("%s: %s: nothing in pod %s listens there", where, ref, pl.local)
+				return ref
+			}
+			return addr
+		})
+	}
 	s = pl.serviceRef().ReplaceAllStringFunc(s, func(ref string) string {
 		addr, ok := pl.addrs[ref]
 		if !ok {
@@ -297,7 +311,11 @@ func startContentguard(t testing.TB, pl *place, name string, args []string, env 
 	}
 	sort.Strings(names)
 	for _, k := range names {
-		argv = append(argv, "--"+k+"="+pl.rewrite(where+" --"+k, set[k]))
+		v := set[k]
+		if _, listener := listeners[k]; !listener {
+			v = pl.rewrite(where+" --"+k, v)
+		}
+		argv = append(argv, "--"+k+"="+v)
 	}
 	delete(newEnv, "METRICS_LISTEN") // its listener is the --metrics-listen above
 	if _, ok := newEnv["PORT"]; ok && role == "backend" {
