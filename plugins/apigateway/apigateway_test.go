@@ -237,3 +237,50 @@ func TestNotAnAuthorizerEvent(t *testing.T) {
 		}
 	}
 }
+
+// FuzzHandle: whatever API Gateway (or anything else) sends, the
+// authorizer answers without panicking, and an answer is a policy document
+// with one statement, Allow or Deny, on exactly the event's own ARN.
+func FuzzHandle(f *testing.F) {
+	for _, name := range []string{"rest-request.json", "http-request.json"} {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"type":"REQUEST","methodArn":"arn:x","path":"/%2e%2e/admin","httpMethod":"GET"}`))
+	f.Add([]byte(`{"version":"2.0","type":"REQUEST","routeArn":"arn:y","rawPath":"//api/v1/x","headers":{"x-api-key":"cg-conformance-rw-key"}}`))
+	p, err := policyfile.Load(filepath.Join(conformance.Dir(), "policies", "standard.yaml"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	e, err := edge.New(context.Background(), p, edge.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer e.Close()
+	a := apigateway.New(e, nil)
+	f.Fuzz(func(t *testing.T, event []byte) {
+		resp, err := a.Handle(context.Background(), event)
+		if err != nil {
+			if resp != nil {
+				t.Fatalf("an error with a response: %v %v", err, resp)
+			}
+			return
+		}
+		var arns struct{ MethodArn, RouteArn string }
+		_ = json.Unmarshal(event, &arns)
+		m := asJSON(t, resp)
+		doc, _ := m["policyDocument"].(map[string]any)
+		st, _ := doc["Statement"].([]any)
+		if len(st) != 1 {
+			t.Fatalf("statements %v", doc)
+		}
+		s := st[0].(map[string]any)
+		res, _ := s["Resource"].([]any)
+		if (s["Effect"] != "Allow" && s["Effect"] != "Deny") || len(res) != 1 || (res[0] != arns.MethodArn && res[0] != arns.RouteArn) {
+			t.Fatalf("statement %v for an event with ARNs %+v", s, arns)
+		}
+	})
+}
