@@ -145,6 +145,19 @@ func TestComposeFile(t *testing.T) {
 			t.Errorf("no compose service runs the %s role", role)
 		}
 	}
+	// Every data plane the repository has runs in a profile in front of
+	// the same backend.
+	profiles := map[string]bool{}
+	for _, s := range p.Services {
+		for _, pr := range s.Profiles {
+			profiles[pr] = true
+		}
+	}
+	for plane, profile := range map[string]string{"plugins/kong": "kong", "plugins/traefik": "traefik", "deploy/nginx": "nginx"} {
+		if _, err := os.Stat(inRepo(t, plane)); err == nil && !profiles[profile] {
+			t.Errorf("%s exists but the compose file has no %q profile running it", plane, profile)
+		}
+	}
 	// The Kong profile's image routes to the backend as the stack names it.
 	kong, err := os.ReadFile(inRepo(t, "deploy/kong/kong.yml"))
 	if err != nil {
