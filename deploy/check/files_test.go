@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -34,6 +35,7 @@ var checkedBy = map[string]string{
 	"deploy/kong/*":                            "plugins/kong/cmd/contentguard (the deploy/kong tests) and TestComposeFile",
 	"deploy/nginx/*":                           "sidecar/authz (TestShippedExampleConfigIsValid) and TestComposeStack",
 	"deploy/nginx/contentguard/*":              "sidecar/authz (TestGeneratedSnippetsPassNginxT) and TestComposeStack",
+	"deploy/envoy/*":                           "xds (TestDeployEnvoy)",
 }
 
 // TestEveryDeployFileIsChecked: every file under deploy/ that git tracks
@@ -56,7 +58,20 @@ func TestEveryDeployFileIsChecked(t *testing.T) {
 			t.Errorf("%s: no test checks it (add one, then a line to checkedBy)", f)
 		}
 	}
+	// A test named here is one the repository has: a renamed or deleted
+	// test leaves its files unchecked.
+	for pattern, tests := range checkedBy {
+		for _, name := range testName.FindAllString(tests, -1) {
+			cmd := exec.Command("git", "grep", "-q", "-E", `^func `+name+`\(t \*testing\.T\)`, "--", "*_test.go")
+			cmd.Dir = repoRoot(t)
+			if err := cmd.Run(); err != nil {
+				t.Errorf("%s: checked by %s, which no _test.go file defines", pattern, name)
+			}
+		}
+	}
 }
+
+var testName = regexp.MustCompile(`\bTest[A-Z]\w*`)
 
 // TestComposeNGINXSnippets: the NGINX snippets of the compose profile are
 // what `contentguard policy nginx` makes of the compose policy today.
