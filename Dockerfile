@@ -31,9 +31,10 @@ COPY --from=build /out/contentguard /usr/local/bin/contentguard
 USER 65532:65532
 # The backend listens on :$PORT in a container (Cloud Run and Knative set
 # their own PORT); 8080 is the sidecar, 9901 its admin API (/healthz,
-# /readyz, /metrics), 9091 a worker's /metrics.
+# /readyz, /metrics), 9091 a worker's /metrics, 18000 the xDS control
+# plane's ADS (its admin API is on loopback unless --admin says otherwise).
 ENV PORT=8081
-EXPOSE 8081 8080 9901 9091
+EXPOSE 8081 8080 9901 9091 18000
 # No shell or curl in the image: the binary asks itself. Without a URL it
 # asks the backend's /health at $PORT; other roles set their own check
 # (compose healthcheck, Kubernetes probes): see docs/deploy.md.

@@ -184,7 +184,7 @@ func TestDockerfile(t *testing.T) {
 	if p, err := strconv.Atoi(img.Env["PORT"]); err == nil {
 		want[p] = true // the backend, through host.Detect
 	}
-	for _, f := range []flagInfo{flags(t, "sidecar")["listen"], flags(t, "sidecar")["admin"], flags(t, "backend")["metrics-listen"]} {
+	for _, f := range []flagInfo{flags(t, "sidecar")["listen"], flags(t, "sidecar")["admin"], flags(t, "backend")["metrics-listen"], flags(t, "xds")["listen"]} {
 		if p := portOf(f.Default); p > 0 {
 			want[p] = true
 		}

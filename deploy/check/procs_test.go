@@ -237,7 +237,13 @@ func listenFlags(t testing.TB, role string, set map[string]string, env func(stri
 	out := map[string]string{}
 	switch role {
 	case "sidecar":
-		for _, name := range []string{"listen", "admin", "authz"} {
+		for _, name := range []string{"listen", "admin", "authz", "ext-authz"} {
+			if v := value(name); v != "" {
+				out[name] = v
+			}
+		}
+	case "xds":
+		for _, name := range []string{"listen", "admin"} {
 			if v := value(name); v != "" {
 				out[name] = v
 			}

@@ -56,6 +56,23 @@ func TestComposeStack(t *testing.T) {
 		}
 	})
 
+	t.Run("xds profile", func(t *testing.T) {
+		// The sidecar was ready, so it holds the control plane's policy:
+		// the same decisions as the sidecar that reads the file.
+		xedge := "http://" + st.pl.addrs["xds-sidecar:8080"]
+		if resp := do(t, client, "POST", xedge+"/api/v1/analyze", `{"content":"a b a"}`, "X-API-Key", "demo-api-key"); resp.status != 200 ||
+			!strings.Contains(resp.body, `"word_count":3`) {
+			t.Fatalf("analyze through the xDS-configured sidecar: %d %s", resp.status, resp.body)
+		}
+		if resp := do(t, client, "POST", xedge+"/api/v1/analyze", `{"content":"a"}`); resp.status != 401 {
+			t.Fatalf("xDS-configured sidecar without credentials: %d %s", resp.status, resp.body)
+		}
+		resp := do(t, client, "GET", "http://"+st.pl.addrs["xds:9902"]+"/admin/xds", "")
+		if resp.status != 200 || !strings.Contains(resp.body, `"xds-sidecar"`) {
+			t.Fatalf("the control plane does not list the node xds-sidecar: %d %s", resp.status, resp.body)
+		}
+	})
+
 	scenario(t, st, client, edge, admin)
 
 	t.Run("traces reach jaeger", func(t *testing.T) {
@@ -76,11 +93,12 @@ func TestComposeStack(t *testing.T) {
 
 	prom := &promAPI{base: st.prometheus, client: client}
 	t.Run("prometheus scrapes every role", func(t *testing.T) {
-		for _, job := range []string{"backend", "worker", "sidecar"} {
+		for _, job := range []string{"backend", "worker", "sidecar", "xds"} {
 			prom.await(t, fmt.Sprintf(`up{job=%q} == 1`, job), 1)
 		}
-		// Both sidecars of the stack (the edge and the NGINX profile's).
-		prom.await(t, `count(up{job="sidecar"} == 1) == 2`, 1)
+		// The three sidecars of the stack (the edge, the NGINX profile's and
+		// the xds profile's).
+		prom.await(t, `count(up{job="sidecar"} == 1) == 3`, 1)
 	})
 
 	t.Run("expected series", func(t *testing.T) {
@@ -98,6 +116,8 @@ func TestComposeStack(t *testing.T) {
 			`sum(max_over_time(jobs_completed_total{status="completed"}[10m])) > 0`,
 			`sum(max_over_time(cache_hits_total{job="backend"}[10m])) > 0`,
 			`sum(max_over_time(http_requests_total{job="backend",route="/api/v1/analyze"}[10m])) > 0`,
+			`max_over_time(xds_nodes{job="xds"}[10m]) > 0`,
+			`sum(max_over_time(xds_snapshots_total{job="xds"}[10m])) > 0`,
 		} {
 			prom.await(t, q, 1)
 		}
