@@ -96,11 +96,13 @@ func TestSAMTemplate(t *testing.T) {
 		t.Fatal("the HTTP API has no DefaultAuthorizer")
 	}
 	a := find(auth, "Authorizers", def.Value)
-	arn := find(a, "FunctionArn")
-	if arn == nil || arn.Tag != "!GetAtt" || !strings.HasSuffix(arn.Value, ".Arn") {
-		t.Fatalf("authorizer %s: FunctionArn %v", def.Value, arn)
+	// The long form of the intrinsic functions: the repository's YAML has
+	// no tags (policy/yamlnode's TestRepositoryDocuments reads it all).
+	arn := find(a, "FunctionArn", "Fn::GetAtt")
+	if arn == nil || arn.Kind != yaml.SequenceNode || len(arn.Content) != 2 || arn.Content[1].Value != "Arn" {
+		t.Fatalf("authorizer %s: FunctionArn: want {Fn::GetAtt: [Function, Arn]}, have %v", def.Value, arn)
 	}
-	fn := strings.TrimSuffix(arn.Value, ".Arn")
+	fn := arn.Content[0].Value
 	if handlers[fn] != "lambda-authorizer" {
 		t.Errorf("the default authorizer is function %s, which runs %q", fn, handlers[fn])
 	}
