@@ -2,6 +2,7 @@ package check
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"os/exec"
 	"regexp"
@@ -11,6 +12,8 @@ import (
 	"github.com/prometheus/prometheus/config"
 	_ "github.com/prometheus/prometheus/discovery/kubernetes" // kubernetes_sd_configs in kubernetes.yml
 	"go.yaml.in/yaml/v3"
+	appsv1 "k8s.io/api/apps/v1"
+	sigsyaml "sigs.k8s.io/yaml"
 )
 
 // promtool runs Debian's promtool in deploy/prometheus.
@@ -122,4 +125,81 @@ func k8sScrapeKeeps(t *testing.T) map[string]*regexp.Regexp {
 		}
 	}
 	return out
+}
+
+// TestKubernetesScrapesEnvoyControlPlane: the Prometheus of kubernetes.yml
+// scrapes the control plane of deploy/envoy/pod.yaml (contentguard xds) on
+// the admin listener its --admin flag opens, as job xds — the job the
+// alerts and the System Health dashboard name.
+func TestKubernetesScrapesEnvoyControlPlane(t *testing.T) {
+	b, err := os.ReadFile(inRepo(t, "deploy/envoy/pod.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Items []yaml.Node `yaml:"items"`
+	}
+	if err := yaml.Unmarshal(b, &list); err != nil {
+		t.Fatal(err)
+	}
+	var d *appsv1.Deployment
+	for _, item := range list.Items {
+		var meta struct {
+			Kind     string `yaml:"kind"`
+			Metadata struct {
+				Name string `yaml:"name"`
+			} `yaml:"metadata"`
+		}
+		if err := item.Decode(&meta); err != nil {
+			t.Fatal(err)
+		}
+		if meta.Kind != "Deployment" || meta.Metadata.Name != "contentguard-xds" {
+			continue
+		}
+		raw, err := yaml.Marshal(&item)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d = &appsv1.Deployment{}
+		if err := sigsyaml.UnmarshalStrict(raw, d); err != nil {
+			t.Fatalf("Deployment/contentguard-xds: %v", err)
+		}
+	}
+	if d == nil {
+		t.Fatal("deploy/envoy/pod.yaml has no Deployment/contentguard-xds")
+	}
+	keeps := k8sScrapeKeeps(t)
+	if v := d.Spec.Template.Labels["app.kubernetes.io/part-of"]; !keeps["__meta_kubernetes_pod_label_app_kubernetes_io_part_of"].MatchString(v) {
+		t.Errorf("the control plane's pods are labelled app.kubernetes.io/part-of=%q: kubernetes.yml does not keep them", v)
+	}
+	scraped := false
+	for _, c := range d.Spec.Template.Spec.Containers {
+		role, set := parseArgs(t, "Deployment/contentguard-xds container "+c.Name, c.Args)
+		if role != "xds" {
+			continue
+		}
+		if c.Name != "xds" {
+			t.Errorf("container %s: Prometheus names the job after the container; the alerts and dashboards expect xds", c.Name)
+		}
+		admin := set["admin"]
+		if admin == "" {
+			admin = flags(t, "xds")["admin"].Default
+		}
+		host, _, _ := net.SplitHostPort(admin)
+		for _, p := range c.Ports {
+			if !keeps["__meta_kubernetes_pod_container_port_name"].MatchString(p.Name) {
+				continue
+			}
+			if int(p.ContainerPort) != portOf(admin) {
+				t.Errorf("port %s (%d) is scraped, the admin API (/metrics) is on %s", p.Name, p.ContainerPort, admin)
+			}
+			if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+				t.Errorf("port %s is scraped, but --admin %s listens on loopback", p.Name, admin)
+			}
+			scraped = true
+		}
+	}
+	if !scraped {
+		t.Error("no port of the control plane is scraped")
+	}
 }
