@@ -3,7 +3,7 @@ GO       ?= go
 PKGS     ?= ./...
 FUZZTIME ?= 20s
 
-.PHONY: all build test vet fmt-check race fuzz bench tidy
+.PHONY: all build test vet fmt-check race deploy-check fuzz bench tidy azure-functions build-Backend build-Authorizer
 
 all: build
 
@@ -11,8 +11,10 @@ build:
 	$(GO) build -o bin/contentguard ./cmd/contentguard
 
 ## test: everything CI runs — formatting, vet, and the race-enabled test suite
-## (unit, conformance, Yaegi, real Redis / NGINX / Python / Chromium where named).
-test: fmt-check vet race
+## (unit, conformance, Yaegi, real Redis / NGINX / Python / Chromium where named),
+## then the checks of deploy/ (their own module: kustomize, k8s.io/api,
+## Prometheus's parser stay out of the product's go.mod).
+test: fmt-check vet race deploy-check
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -23,6 +25,25 @@ vet:
 
 race:
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+## deploy-check: the image, compose stack, Kubernetes overlays, Prometheus rules,
+## dashboards and serverless templates, run and checked against the binary.
+deploy-check:
+	cd deploy/check && $(GO) vet ./... && $(GO) test -count=1 -timeout 20m ./...
+
+## build-Backend, build-Authorizer: what `sam build -t deploy/aws/template.yaml`
+## runs (BuildMethod makefile): the binary as a custom runtime's bootstrap.
+LAMBDA_BUILD = GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags=-s
+build-Backend:
+	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./cmd/contentguard
+build-Authorizer:
+	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./cmd/contentguard
+	cp deploy/aws/policy.yaml $(ARTIFACTS_DIR)/policy.yaml
+
+## azure-functions: the custom handler beside host.json, ready for
+## `func azure functionapp publish APP` in deploy/azure-functions.
+azure-functions:
+	GOOS=linux GOARCH=amd64 CGO_ENABLED=0 $(GO) build -trimpath -ldflags=-s -o deploy/azure-functions/contentguard ./cmd/contentguard
 
 ## fuzz: run every fuzz target for FUZZTIME each (seeds live in */testdata/fuzz).
 fuzz:

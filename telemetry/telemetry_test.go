@@ -209,6 +209,7 @@ func TestTracingExportsServerAndChildSpansWithParent(t *testing.T) {
 func TestTracingWithoutEndpointStillPropagates(t *testing.T) {
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
 	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+	t.Setenv("OTLP_ENDPOINT", "")
 	tr, err := SetupTracing(context.Background(), "svc", "v")
 	if err != nil || tr.Exporting() {
 		t.Fatalf("err=%v exporting=%v", err, tr.Exporting())
@@ -224,6 +225,52 @@ func TestTracingWithoutEndpointStillPropagates(t *testing.T) {
 	h.ServeHTTP(httptest.NewRecorder(), req)
 	if !strings.Contains(got, "4bf92f3577b34da6a3ce929d0e0e4736") {
 		t.Fatalf("outgoing traceparent %q lost the trace", got)
+	}
+}
+
+// TestTracingReadsOTLPEndpoint: OTLP_ENDPOINT, the original service's
+// variable, exports to <base>/v1/traces when no OTEL_* endpoint is set; an
+// OTEL_* endpoint wins over it; a value that is not a URL is an error.
+func TestTracingReadsOTLPEndpoint(t *testing.T) {
+	recv := otlptest.Start(t)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "")
+	t.Setenv("OTLP_ENDPOINT", recv.URL+"/")
+	tr, err := SetupTracing(context.Background(), "legacy-env", "1")
+	if err != nil || !tr.Exporting() {
+		t.Fatalf("OTLP_ENDPOINT set: err=%v exporting=%v", err, tr != nil && tr.Exporting())
+	}
+	_, span := tr.Tracer("test").Start(context.Background(), "legacy")
+	span.End()
+	if err := tr.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if spans := recv.Spans(); len(spans) != 1 || spans[0].Name != "legacy" {
+		t.Fatalf("spans at OTLP_ENDPOINT: %+v", spans)
+	}
+
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", recv.URL)
+	t.Setenv("OTLP_ENDPOINT", "http://127.0.0.1:1") // nothing there: must not be used
+	tr, err = SetupTracing(context.Background(), "standard-env", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span = tr.Tracer("test").Start(context.Background(), "standard")
+	span.End()
+	if err := tr.Shutdown(context.Background()); err != nil {
+		t.Fatalf("OTEL_EXPORTER_OTLP_ENDPOINT did not win over OTLP_ENDPOINT: %v", err)
+	}
+	if spans := recv.Spans(); len(spans) != 2 {
+		t.Fatalf("spans: %+v", spans)
+	}
+
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+	for _, bad := range []string{"jaeger:4318", "grpc://jaeger:4317", "http://"} {
+		t.Setenv("OTLP_ENDPOINT", bad)
+		if _, err := SetupTracing(context.Background(), "svc", "v"); err == nil || !strings.Contains(err.Error(), "OTLP_ENDPOINT") {
+			t.Errorf("OTLP_ENDPOINT=%q: err %v", bad, err)
+		}
 	}
 }
 

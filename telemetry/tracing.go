@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 
@@ -41,18 +42,32 @@ func (t *Tracing) Exporting() bool { return t.shutdown != nil }
 // OTEL_RESOURCE_ATTRIBUTES override service and add resource attributes.
 // gRPC export (OTEL_EXPORTER_OTLP_PROTOCOL=grpc) is refused with an error
 // rather than silently sent over HTTP.
+//
+// OTLP_ENDPOINT, the variable of the service contentguard replaces, is
+// read when neither standard variable is set, with the meaning of
+// OTEL_EXPORTER_OTLP_ENDPOINT: the base URL of an OTLP/HTTP receiver
+// (Jaeger: http://jaeger:4318), to which /v1/traces is added.
 func SetupTracing(ctx context.Context, service, version string) (*Tracing, error) {
 	t := &Tracing{
 		Provider:   tracenoop.NewTracerProvider(),
 		Propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 	}
+	var opts []otlptracehttp.Option
 	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
-		return t, nil
+		legacy := strings.TrimSpace(os.Getenv("OTLP_ENDPOINT"))
+		if legacy == "" {
+			return t, nil
+		}
+		u, err := url.Parse(legacy)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("telemetry: OTLP_ENDPOINT %q is not an http(s) URL", legacy)
+		}
+		opts = append(opts, otlptracehttp.WithEndpointURL(strings.TrimSuffix(legacy, "/")+"/v1/traces"))
 	}
 	if p := firstEnv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"); p != "" && p != "http/protobuf" {
 		return nil, fmt.Errorf("telemetry: OTLP protocol %q is not supported, use http/protobuf", p)
 	}
-	exporter, err := otlptracehttp.New(ctx)
+	exporter, err := otlptracehttp.New(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: OTLP trace exporter: %w", err)
 	}

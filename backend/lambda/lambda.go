@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/contentguard/contentguard/edge/problem"
+	"github.com/contentguard/contentguard/internal/apigwevent"
 )
 
 // MaxResponseBytes is API Gateway's own payload limit; a larger response
@@ -95,30 +96,12 @@ func serveV1(ctx context.Context, h http.Handler, ev *events.APIGatewayProxyRequ
 	if err != nil {
 		return v1Error(http.StatusBadRequest, err.Error())
 	}
-	q := url.Values{}
-	for k, vs := range ev.MultiValueQueryStringParameters {
-		q[k] = append(q[k], vs...)
-	}
-	for k, v := range ev.QueryStringParameters {
-		if _, ok := q[k]; !ok {
-			q.Set(k, v)
-		}
-	}
-	r, err := newRequest(ctx, ev.HTTPMethod, ev.Path, q.Encode(), body)
+	r, err := newRequest(ctx, ev.HTTPMethod, ev.Path, apigwevent.Query(ev.MultiValueQueryStringParameters, ev.QueryStringParameters), body)
 	if err != nil {
 		return v1Error(http.StatusBadRequest, err.Error())
 	}
-	for k, vs := range ev.MultiValueHeaders {
-		for _, v := range vs {
-			r.Header.Add(k, v)
-		}
-	}
-	for k, v := range ev.Headers {
-		if r.Header.Get(k) == "" {
-			r.Header.Set(k, v)
-		}
-	}
-	finish(r, ev.RequestContext.RequestID, ev.RequestContext.Identity.SourceIP)
+	r.Header = apigwevent.Header(ev.MultiValueHeaders, ev.Headers)
+	finish(r, ev.RequestContext.RequestID, ev.RequestContext.Identity.SourceIP, ev.RequestContext.Authorizer)
 	rec := serve(h, r)
 	if len(rec.body) > MaxResponseBytes {
 		return v1Error(http.StatusBadGateway, "response exceeds the API Gateway payload limit")
@@ -137,11 +120,8 @@ func serveV2(ctx context.Context, h http.Handler, ev *events.APIGatewayV2HTTPReq
 	if err != nil {
 		return v2Error(http.StatusBadRequest, err.Error())
 	}
-	path := ev.RawPath
 	// A named stage prefixes rawPath ("/prod/analyze"); the routes do not.
-	if st := ev.RequestContext.Stage; st != "" && st != "$default" && strings.HasPrefix(path, "/"+st+"/") {
-		path = path[len(st)+1:]
-	}
+	path := apigwevent.StagePath(ev.RawPath, ev.RequestContext.Stage)
 	method := ev.RequestContext.HTTP.Method
 	r, err := newRequest(ctx, method, path, ev.RawQueryString, body)
 	if err != nil {
@@ -153,7 +133,11 @@ func serveV2(ctx context.Context, h http.Handler, ev *events.APIGatewayV2HTTPReq
 	if len(ev.Cookies) > 0 {
 		r.Header.Set("Cookie", strings.Join(ev.Cookies, "; "))
 	}
-	finish(r, ev.RequestContext.RequestID, ev.RequestContext.HTTP.SourceIP)
+	var authorizer map[string]any
+	if a := ev.RequestContext.Authorizer; a != nil {
+		authorizer = a.Lambda
+	}
+	finish(r, ev.RequestContext.RequestID, ev.RequestContext.HTTP.SourceIP, authorizer)
 	rec := serve(h, r)
 	if len(rec.body) > MaxResponseBytes {
 		return v2Error(http.StatusBadGateway, "response exceeds the API Gateway payload limit")
@@ -175,15 +159,26 @@ func serveV2(ctx context.Context, h http.Handler, ev *events.APIGatewayV2HTTPReq
 	return resp
 }
 
-// finish sets what a real server would: Host, RemoteAddr, and the gateway's
-// request ID as X-Request-ID when the client sent none, so logs correlate
-// with API Gateway's.
-func finish(r *http.Request, gatewayRequestID, sourceIP string) {
+// AuthorizerRequestID is the key of the request ID in the context of
+// contentguard's Lambda authorizer (contentguard lambda-authorizer, package
+// plugins/apigateway): the ID the edge decided, as the sidecar would have
+// sent it in X-Request-ID.
+const AuthorizerRequestID = "requestId"
+
+// finish sets what a real server would: Host, RemoteAddr, and X-Request-ID
+// — the edge's when contentguard's authorizer ran (its context, from
+// requestContext.authorizer), else the client's, else the gateway's
+// request ID, so logs correlate with the edge's or API Gateway's.
+func finish(r *http.Request, gatewayRequestID, sourceIP string, authorizer map[string]any) {
 	if host := r.Header.Get("Host"); host != "" {
 		r.Host = host
 	}
 	if sourceIP != "" {
 		r.RemoteAddr = sourceIP + ":0"
+	}
+	if id, ok := authorizer[AuthorizerRequestID].(string); ok && id != "" {
+		r.Header.Set("X-Request-ID", id)
+		return
 	}
 	if r.Header.Get("X-Request-ID") == "" && gatewayRequestID != "" {
 		r.Header.Set("X-Request-ID", gatewayRequestID)

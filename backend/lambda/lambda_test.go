@@ -64,6 +64,30 @@ func TestRESTv1Event(t *testing.T) {
 	}
 }
 
+// TestAuthorizerRequestID: behind contentguard's Lambda authorizer the
+// request ID is the one the edge decided (its context's requestId), over
+// the client's header and the gateway's ID, in both payload versions.
+func TestAuthorizerRequestID(t *testing.T) {
+	h := New(backend(t))
+	v1 := `{"httpMethod":"GET","path":"/health","headers":{"X-Request-ID":"client-7"},
+	  "requestContext":{"requestId":"gw-1","identity":{"sourceIp":"203.0.113.1"},
+	    "authorizer":{"principalId":"alice","requestId":"edge-1","route":"health","integrationLatency":12}}}`
+	if resp := invoke(t, h, []byte(v1)).(events.APIGatewayProxyResponse); resp.Headers["X-Request-Id"] != "edge-1" {
+		t.Fatalf("v1: X-Request-Id %q, want the authorizer's", resp.Headers["X-Request-Id"])
+	}
+	v2 := `{"version":"2.0","rawPath":"/health","headers":{"x-request-id":"client-8"},
+	  "requestContext":{"http":{"method":"GET","sourceIp":"203.0.113.2"},"requestId":"gw-2","stage":"$default",
+	    "authorizer":{"lambda":{"requestId":"edge-2","status":200}}}}`
+	if resp := invoke(t, h, []byte(v2)).(events.APIGatewayV2HTTPResponse); resp.Headers["X-Request-Id"] != "edge-2" {
+		t.Fatalf("v2: X-Request-Id %q, want the authorizer's", resp.Headers["X-Request-Id"])
+	}
+	// Another authorizer's context without requestId changes nothing.
+	v2other := strings.Replace(v2, `"requestId":"edge-2",`, "", 1)
+	if resp := invoke(t, h, []byte(v2other)).(events.APIGatewayV2HTTPResponse); resp.Headers["X-Request-Id"] != "client-8" {
+		t.Fatalf("v2 without the authorizer's ID: X-Request-Id %q, want the client's", resp.Headers["X-Request-Id"])
+	}
+}
+
 func TestHTTPv2EventWithBase64BodyAndStage(t *testing.T) {
 	ev, err := os.ReadFile("testdata/http-v2.json")
 	if err != nil {

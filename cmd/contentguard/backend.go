@@ -39,11 +39,13 @@ REDIS_URL they go to Redis (asynq for jobs; endpoints and the delivery
 queue too, shared by every replica and worker) and this process also works
 them unless --api-worker=false; --worker runs only a job worker and webhook
 sender (needs REDIS_URL or --redis), with Prometheus metrics on
---metrics-listen.
+--metrics-listen. The API serves /metrics on its own listener, and also on
+--metrics-listen when that is given (or METRICS_LISTEN set): a pod whose
+API listens on loopback behind the sidecar is scraped there.
 
 Environment: REDIS_URL (result cache and job queue in Redis), SERVICE_NAME, SERVICE_VERSION,
-LOG_LEVEL (debug|info|warn|error), OTEL_EXPORTER_OTLP_ENDPOINT and the other
-OTEL_* variables (traces over OTLP/HTTP).
+LOG_LEVEL (debug|info|warn|error), METRICS_LISTEN, OTEL_EXPORTER_OTLP_ENDPOINT
+and the other OTEL_* variables, or OTLP_ENDPOINT (traces over OTLP/HTTP).
 
 Flags:
 `
@@ -66,7 +68,7 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	hookTimeout := fs.Duration("webhook-timeout", 10*time.Second, "limit on one webhook delivery attempt; a sender that dies mid-attempt delays that delivery by twice this (at least timeout + 5s)")
 	workerTTL := fs.Duration("worker-ttl", 15*time.Second, "with Redis: a job whose worker has not been heard of for this long is run again by another worker")
 	jobConcurrency := fs.Int("job-concurrency", 2, "with Redis: jobs one worker process runs at once")
-	metricsListen := fs.String("metrics-listen", envOr("METRICS_LISTEN", ":9091"), "with --worker: serve Prometheus /metrics here (empty: off)")
+	metricsListen := fs.String("metrics-listen", envOr("METRICS_LISTEN", ":9091"), "serve Prometheus /metrics here: with --worker always (empty: off), beside the API only when given or METRICS_LISTEN is set")
 	logLevel := fs.String("log-level", envOr("LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	fs.Usage = func() {
 		fmt.Fprint(stdout, backendHelp)
@@ -84,9 +86,13 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 2
 	}
 	explicitListen := ""
+	apiMetrics := os.Getenv("METRICS_LISTEN") != ""
 	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "listen" {
+		switch f.Name {
+		case "listen":
 			explicitListen = *listen
+		case "metrics-listen":
+			apiMetrics = true
 		}
 	})
 
@@ -139,6 +145,14 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 	defer closeAsync()
+	if apiMetrics {
+		stopMetrics, err := serveMetrics(ctx, *metricsListen, srv.Registry(), logger)
+		if err != nil {
+			logger.Error("metrics listener", "err", err)
+			return 1
+		}
+		defer stopMetrics()
+	}
 
 	mode, addr := host.Detect(explicitListen, os.Getenv)
 	logger.Info("starting backend", "mode", string(mode), "addr", addr, "version", ver, "cache", cfg.CacheKind, "tracing", tracing.Exporting())

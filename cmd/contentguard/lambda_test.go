@@ -3,14 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -34,47 +29,10 @@ func TestBackendUnderLambdaRuntimeAPI(t *testing.T) {
 		`{"version":"2.0","rawPath":"/api/v1/analyze","headers":{"content-type":"application/json"},"requestContext":{"http":{"method":"POST","sourceIp":"203.0.113.1"},"requestId":"gw-1","stage":"$default"},"body":"{\"content\":\"a b a\"}","isBase64Encoded":false}`,
 		`{"httpMethod":"GET","path":"/health","headers":{},"requestContext":{"requestId":"gw-2","identity":{"sourceIp":"203.0.113.2"}},"body":"","isBase64Encoded":false}`,
 	}
-	responses := make(chan string, len(eventsToSend))
-	next := make(chan string, len(eventsToSend))
-	for _, e := range eventsToSend {
-		next <- e
-	}
-	done := make(chan struct{})
-	mux := http.NewServeMux()
-	var n atomic.Int64
-	mux.HandleFunc("GET /2018-06-01/runtime/invocation/next", func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case ev := <-next:
-			w.Header().Set("Lambda-Runtime-Aws-Request-Id", fmt.Sprintf("inv-%d", n.Add(1)))
-			w.Header().Set("Lambda-Runtime-Deadline-Ms", fmt.Sprint(time.Now().Add(time.Minute).UnixMilli()))
-			w.Header().Set("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:eu-west-1:123456789012:function:cg")
-			_, _ = io.WriteString(w, ev)
-		case <-done:
-		case <-r.Context().Done():
-		}
-	})
-	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/response", func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		responses <- string(b)
-		w.WriteHeader(http.StatusAccepted)
-	})
-	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/error", func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		responses <- "ERROR " + string(b)
-		w.WriteHeader(http.StatusAccepted)
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
-	defer close(done)
-
+	rt := startRuntimeAPI(t, eventsToSend)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
 	cmd.Env = append(os.Environ(), "CONTENTGUARD_HELPER_PROCESS=1", "AWS_LAMBDA_FUNCTION_NAME=cg",
-		"AWS_LAMBDA_RUNTIME_API="+ln.Addr().String(), "REDIS_URL=", "OTEL_EXPORTER_OTLP_ENDPOINT=", "PORT=")
+		"AWS_LAMBDA_RUNTIME_API="+rt.addr, "REDIS_URL=", "OTEL_EXPORTER_OTLP_ENDPOINT=", "PORT=")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -85,9 +43,9 @@ func TestBackendUnderLambdaRuntimeAPI(t *testing.T) {
 	var got []map[string]any
 	for range eventsToSend {
 		select {
-		case r := <-responses:
+		case r := <-rt.results:
 			var m map[string]any
-			if err := json.Unmarshal([]byte(r), &m); err != nil {
+			if err := json.Unmarshal([]byte(strings.TrimPrefix(r, "response ")), &m); err != nil {
 				t.Fatalf("response %q: %v", r, err)
 			}
 			got = append(got, m)

@@ -25,6 +25,8 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"backend", "run the text-analysis backend", runBackend},
+		{"healthcheck", "exit 0 when every URL answers 2xx (the image's HEALTHCHECK)", runHealthcheck},
+		{"lambda-authorizer", "run as an AWS API Gateway Lambda authorizer on the policy", runLambdaAuthorizer},
 		{"sidecar", "run the edge proxy in front of an upstream", runSidecar},
 		{"policy", "validate and explain edge policies", runPolicy},
 		{"token", "generate signing keys and mint development tokens", runToken},
@@ -42,6 +44,7 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	args = lambdaHandlerArgs(args, os.Getenv)
 	if len(args) == 0 || isHelp(args[0]) {
 		usage(stdout)
 		if len(args) == 0 {
@@ -82,8 +85,12 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nUsage: contentguard <command> [flags]\n\nCommands:")
 	cs := commands()
 	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
+	width := 0
 	for _, c := range cs {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		width = max(width, len(c.name))
+	}
+	for _, c := range cs {
+		fmt.Fprintf(w, "  %-*s %s\n", width, c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'contentguard <command> --help' for the flags of one command.")
 }

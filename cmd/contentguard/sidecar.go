@@ -47,7 +47,7 @@ Admin API (on --admin only, never on the public port): /healthz, /readyz,
 GET /admin/policy.
 
 Environment: LOG_LEVEL, OTEL_EXPORTER_OTLP_ENDPOINT and the other OTEL_*
-variables (traces over OTLP/HTTP).
+variables, or OTLP_ENDPOINT (traces over OTLP/HTTP).
 
 Flags:
 `

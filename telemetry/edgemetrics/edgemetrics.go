@@ -28,6 +28,7 @@ const (
 	MetricRateRejections    = "ratelimit_rejections_total"
 	MetricRateFallbacks     = "ratelimit_fallbacks_total"
 	MetricBreakerState      = "circuit_breaker_state"
+	MetricBreakerChanges    = "circuit_breaker_transitions_total"
 	MetricUpstreamDuration  = "upstream_request_duration_seconds"
 	MetricUpstreamOutcomes  = "upstream_outcomes_total"
 	MetricPolicyReloads     = "policy_reloads_total"
@@ -48,6 +49,7 @@ type Metrics struct {
 	rateRejections   *prometheus.CounterVec // route
 	rateFallbacks    prometheus.Counter
 	breakerState     *prometheus.GaugeVec     // upstream
+	breakerChanges   *prometheus.CounterVec   // upstream, from, to
 	upstreamDuration *prometheus.HistogramVec // upstream
 	upstreamOutcomes *prometheus.CounterVec   // upstream, fault, reason
 	reloads          prometheus.Counter
@@ -100,6 +102,9 @@ func New(reg *prometheus.Registry, log *slog.Logger) (*Metrics, error) {
 		breakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: MetricBreakerState, Help: "Circuit breaker state per upstream: 0 closed, 1 half-open, 2 open.",
 		}, []string{"upstream"}),
+		breakerChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricBreakerChanges, Help: "Circuit breaker state changes per upstream, by the state left and the state entered (closed, half-open, open).",
+		}, []string{"upstream", "from", "to"}),
 		upstreamDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    MetricUpstreamDuration,
 			Help:    "Time from forwarding a request to the upstream's response headers (or failure), by upstream.",
@@ -123,7 +128,7 @@ func New(reg *prometheus.Registry, log *slog.Logger) (*Metrics, error) {
 		}, []string{"provider", "result"}),
 	}
 	for _, c := range []prometheus.Collector{m.decisions, m.authFailures, m.rateRejections, m.rateFallbacks,
-		m.breakerState, m.upstreamDuration, m.upstreamOutcomes, m.reloads, m.reloadErrors, m.policyInfo, m.jwksFetches} {
+		m.breakerState, m.breakerChanges, m.upstreamDuration, m.upstreamOutcomes, m.reloads, m.reloadErrors, m.policyInfo, m.jwksFetches} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("edgemetrics: register: %w", err)
 		}
@@ -170,9 +175,12 @@ func (m *Metrics) Upstream(d edge.Decision, o edge.Outcome) {
 	c.count.Inc()
 }
 
-// BreakerChanged publishes a breaker's new state and logs the transition.
+// BreakerChanged publishes a breaker's new state, counts and logs the
+// transition. The counter keeps what a scrape of the gauge can miss: a
+// breaker that opened and closed again between two scrapes.
 func (m *Metrics) BreakerChanged(upstream string, from, to breaker.State) {
 	m.breakerState.WithLabelValues(upstream).Set(float64(to))
+	m.breakerChanges.WithLabelValues(upstream, from.String(), to.String()).Inc()
 	m.log.Warn("circuit breaker changed state", "upstream", upstream, "from", from.String(), "to", to.String())
 }
 

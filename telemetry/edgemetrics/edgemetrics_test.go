@@ -71,6 +71,9 @@ auth_failures_total{reason="token_expired"} 1
 # HELP circuit_breaker_state Circuit breaker state per upstream: 0 closed, 1 half-open, 2 open.
 # TYPE circuit_breaker_state gauge
 circuit_breaker_state{upstream="payments"} 2
+# HELP circuit_breaker_transitions_total Circuit breaker state changes per upstream, by the state left and the state entered (closed, half-open, open).
+# TYPE circuit_breaker_transitions_total counter
+circuit_breaker_transitions_total{from="closed",to="open",upstream="payments"} 1
 # HELP edge_decisions_total Edge decisions, by route, decision (allow, reject, preflight) and reason code.
 # TYPE edge_decisions_total counter
 edge_decisions_total{decision="allow",reason="allowed",route="read"} 1
@@ -82,7 +85,7 @@ edge_decisions_total{decision="reject",reason="token_expired",route="read"} 1
 ratelimit_rejections_total{route="read"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), edgemetrics.MetricAuthFailures,
-		edgemetrics.MetricBreakerState, edgemetrics.MetricDecisions, edgemetrics.MetricRateRejections); err != nil {
+		edgemetrics.MetricBreakerState, edgemetrics.MetricBreakerChanges, edgemetrics.MetricDecisions, edgemetrics.MetricRateRejections); err != nil {
 		t.Fatal(err)
 	}
 }
