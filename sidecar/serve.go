@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/contentguard/contentguard/sidecar/fastpath"
 )
 
 // headerSlack is how far above the policy's maxHeaderBytes the server
@@ -21,9 +23,13 @@ const headerSlack = 16 << 10
 // DrainDelay — every answer saying Connection: close, connections idle for
 // a second closed (see drain.go) — then stops accepting, lets in-flight
 // requests finish for up to DrainTimeout (then cuts them), and returns.
+//
+// The public listener belongs to the fast path (package fastpath) when it
+// applies (upstream.Client.FastPath); the net/http server then serves the
+// connections it hands over.
 func (s *Server) Serve(ctx context.Context, public, admin net.Listener) error {
 	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
-	maxHeader := int(s.state.Load().policy.Spec.Limits.MaxHeaderBytes) + headerSlack
+	maxHeader := int(s.state.Load().Policy.Spec.Limits.MaxHeaderBytes) + headerSlack
 	pub := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: orDefault(s.opts.ReadHeaderTimeout, 10*time.Second),
@@ -37,12 +43,21 @@ func (s *Server) Serve(ctx context.Context, public, admin net.Listener) error {
 	pub.ConnState = idle.track
 	servers := []*http.Server{pub}
 	listeners := []net.Listener{public}
-	var fast *fastServer
+	var fast *fastpath.Server
 	if s.fastPath() {
 		// The fast path owns the public listener; net/http serves the
 		// connections it hands over.
-		fast = newFastServer(s, s.lean, pub)
-		listeners[0] = fast.handoff
+		fast = fastpath.New(fastpath.Config{
+			Sidecar:           view{s},
+			Pool:              s.client.Pool(),
+			Recorder:          s.recorder,
+			Logger:            s.log,
+			ReadHeaderTimeout: pub.ReadHeaderTimeout,
+			ReadTimeout:       pub.ReadTimeout,
+			WriteTimeout:      pub.WriteTimeout,
+			IdleTimeout:       pub.IdleTimeout,
+		})
+		listeners[0] = fast.Handoff()
 	}
 	if admin != nil {
 		servers = append(servers, &http.Server{
@@ -67,7 +82,7 @@ func (s *Server) Serve(ctx context.Context, public, admin net.Listener) error {
 	}
 	if fast != nil {
 		go func() {
-			if err := fast.serve(public); err != nil {
+			if err := fast.Serve(public); err != nil {
 				failed <- fmt.Errorf("sidecar: serve %s: %w", public.Addr(), err)
 			}
 		}()
@@ -90,10 +105,10 @@ func (s *Server) Serve(ctx context.Context, public, admin net.Listener) error {
 	var fastDone chan error
 	if fast != nil {
 		// Stop accepting first, so nothing more is handed to net/http.
-		fast.draining.Store(true)
+		fast.StopAccepting()
 		_ = public.Close()
 		fastDone = make(chan error, 1)
-		go func() { fastDone <- fast.shutdown(dctx) }()
+		go func() { fastDone <- fast.Shutdown(dctx) }()
 	}
 	if err := pub.Shutdown(dctx); err != nil {
 		s.log.Warn("drain timed out; closing remaining connections", "err", err.Error())
@@ -115,9 +130,9 @@ func (s *Server) Serve(ctx context.Context, public, admin net.Listener) error {
 	return serveErr
 }
 
-// fastPath reports whether Serve answers on the fast path (see fast.go).
+// fastPath reports whether Serve answers on the fast path.
 func (s *Server) fastPath() bool {
-	return !s.opts.DisableFastPath && s.lean != nil
+	return !s.opts.DisableFastPath && s.client.Pool() != nil
 }
 
 func orDefault(d, def time.Duration) time.Duration {

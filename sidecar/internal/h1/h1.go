@@ -1,6 +1,9 @@
-// Package h1 parses the heads of HTTP/1.1 messages for the sidecar's fast
-// path: a strict subset of RFC 9112 that covers what keep-alive API clients
-// and upstreams actually send.
+// Package h1 is HTTP/1.1 on buffered connections for the sidecar's fast
+// path: it parses the heads of messages (a strict subset of RFC 9112 that
+// covers what keep-alive API clients and upstreams actually send), relays
+// bodies in each framing, writes heads, and re-arms connection deadlines
+// cheaply. It reads and writes what it is given: it serves nothing and
+// dials nothing.
 //
 // The subset is chosen so that accepting a message never needs judgement.
 // A request is accepted only in origin form (with well-formed escapes in

@@ -1,4 +1,4 @@
-package sidecar
+package exchange
 
 import (
 	"net/http"
@@ -8,12 +8,12 @@ import (
 	"github.com/contentguard/contentguard/policy"
 )
 
-// headerNames maps the header names decisions use ("X-Request-ID",
+// HeaderNames maps the header names decisions use ("X-Request-ID",
 // "RateLimit-Limit") to their canonical form ("X-Request-Id",
 // "Ratelimit-Limit"). Built once per policy and read-only after, it spares
 // the hot path canonicalising (and allocating) the same dozen names on every
 // request. Names it does not know are canonicalised as usual.
-type headerNames map[string]string
+type HeaderNames map[string]string
 
 // knownHeaders are the names the engine itself writes, whatever the policy.
 var knownHeaders = []string{
@@ -27,8 +27,9 @@ var knownHeaders = []string{
 	"X-Content-Type-Options", "X-Frame-Options",
 }
 
-func newHeaderNames(p *policy.Policy) headerNames {
-	h := headerNames{}
+// NewHeaderNames returns the names of p's decisions.
+func NewHeaderNames(p *policy.Policy) HeaderNames {
+	h := HeaderNames{}
 	add := func(name string) { h[name] = textproto.CanonicalMIMEHeaderKey(name) }
 	for _, n := range knownHeaders {
 		add(n)
@@ -49,44 +50,45 @@ func newHeaderNames(p *policy.Policy) headerNames {
 	return h
 }
 
-func (h headerNames) canonical(name string) string {
+// Canonical is name in canonical form.
+func (h HeaderNames) Canonical(name string) string {
 	if c, ok := h[name]; ok {
 		return c
 	}
 	return textproto.CanonicalMIMEHeaderKey(name)
 }
 
-// setResponseHeaders is edge.Decision.SetResponseHeaders with cached
+// SetResponseHeaders is edge.Decision.SetResponseHeaders with cached
 // canonical names (TestHeaderHelpersMatchDecision holds them equal).
-func (h headerNames) setResponseHeaders(dst http.Header, d *edge.Decision) {
+func (h HeaderNames) SetResponseHeaders(dst http.Header, d *edge.Decision) {
 	for _, kv := range d.ResponseHeaders {
-		dst[h.canonical(kv[0])] = []string{kv[1]}
+		dst[h.Canonical(kv[0])] = []string{kv[1]}
 	}
 	for _, kv := range d.SecurityHeaders {
-		dst[h.canonical(kv[0])] = []string{kv[1]}
+		dst[h.Canonical(kv[0])] = []string{kv[1]}
 	}
 }
 
-// dropResponseHeaders deletes from src every header the decision sets, so
+// DropResponseHeaders deletes from src every header the decision sets, so
 // that the decision's values replace the upstream's.
-func (h headerNames) dropResponseHeaders(src http.Header, d *edge.Decision) {
+func (h HeaderNames) DropResponseHeaders(src http.Header, d *edge.Decision) {
 	for _, kv := range d.ResponseHeaders {
-		delete(src, h.canonical(kv[0]))
+		delete(src, h.Canonical(kv[0]))
 	}
 	for _, kv := range d.SecurityHeaders {
-		delete(src, h.canonical(kv[0]))
+		delete(src, h.Canonical(kv[0]))
 	}
 }
 
-// setUpstreamHeaders is edge.Decision.SetUpstreamHeaders with cached
+// SetUpstreamHeaders is edge.Decision.SetUpstreamHeaders with cached
 // canonical names.
-func (h headerNames) setUpstreamHeaders(dst http.Header, d *edge.Decision) {
+func (h HeaderNames) SetUpstreamHeaders(dst http.Header, d *edge.Decision) {
 	for name := range dst {
 		if d.Strips(name) {
 			delete(dst, name)
 		}
 	}
 	for _, kv := range d.UpstreamHeaders {
-		dst[h.canonical(kv[0])] = []string{kv[1]}
+		dst[h.Canonical(kv[0])] = []string{kv[1]}
 	}
 }

@@ -1,4 +1,4 @@
-package sidecar
+package fastpath
 
 // The hand-over from the fast path to net/http: a listener that yields the
 // connections the fast path gives up, with what it read ahead.

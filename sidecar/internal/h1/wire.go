@@ -1,30 +1,34 @@
-package sidecar
+package h1
 
 // HTTP/1.1 on buffered connections, for the fast path: reading response
-// heads, relaying bodies in each framing, writing heads, and deadlines.
+// heads, relaying bodies in each framing, and writing heads.
 
 import (
 	"bufio"
 	"io"
 	"net/http"
 	"strconv"
-	"time"
-
-	"github.com/contentguard/contentguard/edge"
-	"github.com/contentguard/contentguard/sidecar/internal/h1"
 )
 
-// readResponse reads the next response head from br into resp.
-func readResponse(br *bufio.Reader, resp *h1.Response) error {
+// MaxResponseHead bounds an upstream's response head (as
+// upstream.NewTransport's MaxResponseHeaderBytes).
+const MaxResponseHead = 64 << 10
+
+// Max1xx bounds the informational responses (103 Early Hints) relayed
+// before the final one.
+const Max1xx = 8
+
+// ReadResponse reads the next response head from br into resp.
+func ReadResponse(br *bufio.Reader, resp *Response) error {
 	head, err := readResponseHead(br)
 	if err != nil {
 		return err
 	}
-	return h1.ParseResponse(head, resp)
+	return ParseResponse(head, resp)
 }
 
 // readResponseHead reads one response head: from the buffer when it fits,
-// line by line up to maxResponseHead when it does not.
+// line by line up to MaxResponseHead when it does not.
 func readResponseHead(br *bufio.Reader) (string, error) {
 	if br.Buffered() == 0 {
 		if _, err := br.Peek(1); err != nil {
@@ -33,9 +37,9 @@ func readResponseHead(br *bufio.Reader) (string, error) {
 	}
 	for {
 		b, _ := br.Peek(br.Buffered())
-		n, err := h1.HeadEnd(b)
+		n, err := HeadEnd(b)
 		if err != nil {
-			return "", h1.ErrMalformed
+			return "", ErrMalformed
 		}
 		if n > 0 {
 			head := string(b[:n])
@@ -54,13 +58,13 @@ func readResponseHead(br *bufio.Reader) (string, error) {
 		line, err := br.ReadSlice('\n')
 		if err != nil {
 			if err == bufio.ErrBufferFull {
-				err = h1.ErrMalformed
+				err = ErrMalformed
 			}
 			return "", err
 		}
 		head = append(head, line...)
-		if len(head) > maxResponseHead {
-			return "", h1.ErrTooManyFields
+		if len(head) > MaxResponseHead {
+			return "", ErrTooManyFields
 		}
 		if len(line) == 2 && line[0] == '\r' {
 			return string(head), nil
@@ -68,10 +72,10 @@ func readResponseHead(br *bufio.Reader) (string, error) {
 	}
 }
 
-// copyN copies n bytes from src to dst, flushing dst whenever src has
+// CopyN copies n bytes from src to dst, flushing dst whenever src has
 // nothing buffered (so a slow stream is not held back). rerr is a read
 // error (or io.ErrUnexpectedEOF), werr a write error.
-func copyN(dst *bufio.Writer, src *bufio.Reader, n int64) (written int64, rerr, werr error) {
+func CopyN(dst *bufio.Writer, src *bufio.Reader, n int64) (written int64, rerr, werr error) {
 	for written < n {
 		if src.Buffered() == 0 {
 			if werr = dst.Flush(); werr != nil {
@@ -94,10 +98,10 @@ func copyN(dst *bufio.Writer, src *bufio.Reader, n int64) (written int64, rerr, 
 	return written, nil, nil
 }
 
-// relayChunked relays a chunked body as it is framed, checking the framing
+// RelayChunked relays a chunked body as it is framed, checking the framing
 // (so the client receives exactly one well-formed message), trailers
 // included. written counts payload bytes.
-func relayChunked(dst *bufio.Writer, src *bufio.Reader) (written int64, rerr, werr error) {
+func RelayChunked(dst *bufio.Writer, src *bufio.Reader) (written int64, rerr, werr error) {
 	for {
 		if src.Buffered() == 0 {
 			if werr = dst.Flush(); werr != nil {
@@ -108,9 +112,9 @@ func relayChunked(dst *bufio.Writer, src *bufio.Reader) (written int64, rerr, we
 		if err != nil {
 			return written, chunkErr(err), nil
 		}
-		size, ok := h1.ChunkSize(line)
+		size, ok := ChunkSize(line)
 		if !ok {
-			return written, h1.ErrMalformed, nil
+			return written, ErrMalformed, nil
 		}
 		if _, werr = dst.Write(line); werr != nil {
 			return written, nil, werr
@@ -121,16 +125,16 @@ func relayChunked(dst *bufio.Writer, src *bufio.Reader) (written int64, rerr, we
 				if err != nil {
 					return written, chunkErr(err), nil
 				}
-				valid, end := h1.TrailerLine(line)
-				if !valid || i == h1.MaxFields && !end {
-					return written, h1.ErrMalformed, nil
+				valid, end := TrailerLine(line)
+				if !valid || i == MaxFields && !end {
+					return written, ErrMalformed, nil
 				}
 				if _, werr = dst.Write(line); werr != nil || end {
 					return written, nil, werr
 				}
 			}
 		}
-		n, rerr, werr := copyN(dst, src, size)
+		n, rerr, werr := CopyN(dst, src, size)
 		written += n
 		if rerr != nil || werr != nil {
 			return written, rerr, werr
@@ -140,7 +144,7 @@ func relayChunked(dst *bufio.Writer, src *bufio.Reader) (written int64, rerr, we
 			return written, chunkErr(err), nil
 		}
 		if crlf[0] != '\r' || crlf[1] != '\n' {
-			return written, h1.ErrMalformed, nil
+			return written, ErrMalformed, nil
 		}
 		_, _ = src.Discard(2)
 		if _, werr = dst.WriteString("\r\n"); werr != nil {
@@ -154,14 +158,14 @@ func chunkErr(err error) error {
 	case io.EOF:
 		return io.ErrUnexpectedEOF
 	case bufio.ErrBufferFull:
-		return h1.ErrMalformed
+		return ErrMalformed
 	}
 	return err
 }
 
-// relayUntilClose relays a body that ends when the upstream closes,
+// RelayUntilClose relays a body that ends when the upstream closes,
 // re-framed as chunks: the client's connection can stay open.
-func relayUntilClose(dst *bufio.Writer, src *bufio.Reader) (written int64, rerr, werr error) {
+func RelayUntilClose(dst *bufio.Writer, src *bufio.Reader) (written int64, rerr, werr error) {
 	var sizeLine [20]byte
 	for {
 		if src.Buffered() == 0 {
@@ -188,7 +192,8 @@ func relayUntilClose(dst *bufio.Writer, src *bufio.Reader) (written int64, rerr,
 	}
 }
 
-func writeStatusLine(w *bufio.Writer, status int, reason string) {
+// WriteStatusLine writes a status line.
+func WriteStatusLine(w *bufio.Writer, status int, reason string) {
 	_, _ = w.WriteString("HTTP/1.1 ")
 	if status < 100 || status > 999 {
 		status = http.StatusBadGateway // never: h1 parses three digits
@@ -201,53 +206,10 @@ func writeStatusLine(w *bufio.Writer, status int, reason string) {
 	_, _ = w.WriteString("\r\n")
 }
 
-// deadline is one direction of a connection's deadline, re-armed only when
-// it would move by more than 1/64 of its timeout. Setting a deadline updates
-// a runtime timer; a keep-alive connection carrying thousands of requests a
-// second would otherwise pay for that several times a request. So a timeout
-// may fire up to 1/64 early (under 2 s of a 2-minute idle timeout), never
-// late.
-type deadline struct {
-	at  time.Time
-	set func(time.Time) error
-}
-
-// arm makes the deadline from + timeout (no deadline for timeout <= 0).
-func (d *deadline) arm(from time.Time, timeout time.Duration) {
-	if timeout <= 0 {
-		d.clear()
-		return
-	}
-	want := from.Add(timeout)
-	if !d.at.IsZero() && !d.at.After(want) && want.Sub(d.at) <= timeout>>6 {
-		return
-	}
-	d.at = want
-	_ = d.set(want)
-}
-
-// clear removes the deadline.
-func (d *deadline) clear() {
-	if !d.at.IsZero() {
-		d.at = time.Time{}
-		_ = d.set(time.Time{})
-	}
-}
-
-func writeField(w *bufio.Writer, name, value string) {
+// WriteField writes one header field line.
+func WriteField(w *bufio.Writer, name, value string) {
 	_, _ = w.WriteString(name)
 	_, _ = w.WriteString(": ")
 	_, _ = w.WriteString(value)
 	_, _ = w.WriteString("\r\n")
-}
-
-// writeDecisionHeaders writes the decision's response and security headers
-// (canonical names, as the net/http path sends them).
-func writeDecisionHeaders(w *bufio.Writer, d *edge.Decision, names headerNames) {
-	for _, kv := range d.ResponseHeaders {
-		writeField(w, names.canonical(kv[0]), kv[1])
-	}
-	for _, kv := range d.SecurityHeaders {
-		writeField(w, names.canonical(kv[0]), kv[1])
-	}
 }

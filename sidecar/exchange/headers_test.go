@@ -1,4 +1,4 @@
-package sidecar
+package exchange
 
 import (
 	"context"
@@ -25,7 +25,7 @@ func TestHeaderHelpersMatchDecision(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	names := newHeaderNames(p)
+	names := NewHeaderNames(p)
 	reqs := []edge.Request{
 		{Method: "POST", Path: "/api/v1/analyze", Header: http.Header{"X-Api-Key": {"cg-conformance-rw-key"}, "Origin": {"https://app.example.com"}, "X-Auth-Subject": {"forged"}}},
 		{Method: "GET", Path: "/api/v1/x", Header: http.Header{"X-Request-Id": {"keep-me"}}},
@@ -40,15 +40,15 @@ func TestHeaderHelpersMatchDecision(t *testing.T) {
 		}
 		want, got := upstream(), upstream()
 		d.SetResponseHeaders(want)
-		names.setResponseHeaders(got, &d)
+		names.SetResponseHeaders(got, &d)
 		if !reflect.DeepEqual(want, got) {
 			t.Fatalf("request %d response headers:\n got %v\nwant %v", i, got, want)
 		}
 		// Dropping then setting into an empty map, plus the upstream's
 		// remaining headers, is the same as setting over them.
 		src, dst := upstream(), http.Header{}
-		names.dropResponseHeaders(src, &d)
-		names.setResponseHeaders(dst, &d)
+		names.DropResponseHeaders(src, &d)
+		names.SetResponseHeaders(dst, &d)
 		for k, v := range src {
 			dst[k] = append(dst[k], v...)
 		}
@@ -57,7 +57,7 @@ func TestHeaderHelpersMatchDecision(t *testing.T) {
 		}
 		wantUp, gotUp := r.Header.Clone(), r.Header.Clone()
 		d.SetUpstreamHeaders(wantUp)
-		names.setUpstreamHeaders(gotUp, &d)
+		names.SetUpstreamHeaders(gotUp, &d)
 		if !reflect.DeepEqual(wantUp, gotUp) {
 			t.Fatalf("request %d upstream headers:\n got %v\nwant %v", i, gotUp, wantUp)
 		}

@@ -1,49 +1,14 @@
-package sidecar
+package nethttp
 
-// Whose fault: a request body that fails to arrive is the client's, and
-// the upstream's timeout runs only once the whole request is handed over.
-// Both paths apply the same rules (edge.Outcome.ClientFault, and
-// edge.Engine.ClientFailure for the answer); see docs/security.md.
+// The request body on the net/http path: whose fault a failure is, and when
+// the upstream's timeout starts (see exchange.BodyFault).
 
 import (
-	"errors"
 	"io"
-	"net"
 	"net/http"
 	"sync"
 	"time"
-
-	"github.com/contentguard/contentguard/edge"
 )
-
-// bodyFault is the outcome of an exchange whose client body could not be
-// read, by the read error: past the body's deadline a client timeout (408),
-// past maxBodyBytes 413, a broken connection (reset, closed under us) a
-// client gone (nobody to answer), anything else — a bad chunk, fewer bytes
-// than Content-Length, a client that half-closed mid-body — a malformed
-// body (400).
-func bodyFault(err error) edge.Outcome {
-	var tooLarge *http.MaxBytesError
-	var opErr *net.OpError
-	switch {
-	case isTimeout(err):
-		return edge.Outcome{ClientFault: true, Timeout: true}
-	case errors.As(err, &tooLarge):
-		return edge.Outcome{ClientFault: true, Status: http.StatusRequestEntityTooLarge}
-	case errors.As(err, &opErr), errors.Is(err, net.ErrClosed):
-		return edge.Outcome{ClientFault: true, Status: edge.StatusClientClosed}
-	}
-	return edge.Outcome{ClientFault: true, Status: http.StatusBadRequest}
-}
-
-// orReadTimeout is d, or the server's read timeout when the decision has no
-// body timeout (a zero deadline would mean none at all).
-func orReadTimeout(d, readTimeout time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return readTimeout
-}
 
 // clientBody is the request body on the net/http path, as the transport
 // reads it to send it upstream. It remembers the first read error, which
@@ -53,7 +18,7 @@ func orReadTimeout(d, readTimeout time.Duration) time.Duration {
 // works: a deadline left behind would end the request).
 type clientBody struct {
 	io.ReadCloser
-	x    *exchange
+	x    *state
 	rc   *http.ResponseController
 	once sync.Once
 
@@ -79,7 +44,7 @@ func (b *clientBody) Read(p []byte) (int, error) {
 // handedOver runs once the transport has read the whole body.
 func (b *clientBody) handedOver() {
 	_ = b.rc.SetReadDeadline(time.Time{})
-	b.x.timer.restart(b.x.d.Timeout)
+	b.x.timer.restart(b.x.Decision.Timeout)
 }
 
 // failure is the first read error, or nil.

@@ -1,4 +1,8 @@
-package sidecar
+// Package admin is the sidecar's admin API: health, readiness, metrics,
+// the circuit breakers and the policy in force, and optionally pprof. It
+// reads the sidecar through Sidecar and serves on the private listener
+// only; it neither judges nor forwards requests.
+package admin
 
 import (
 	"encoding/json"
@@ -6,35 +10,58 @@ import (
 	"net/http/pprof"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/contentguard/contentguard/edge/breaker"
+	"github.com/contentguard/contentguard/sidecar/exchange"
 )
 
-// AdminHandler returns the admin API. Serve it on a private listener only
-// (Serve never puts it on the public one):
+// Sidecar is what the admin API reports on.
+type Sidecar interface {
+	// Plane returns the policy in force; nil before there is one.
+	Plane() *exchange.Plane
+	// Draining reports that the server is shutting down.
+	Draining() bool
+	// Closed reports that the server was closed.
+	Closed() bool
+}
+
+// Config configures the admin handler.
+type Config struct {
+	Sidecar   Sidecar
+	Version   string               // reported by /healthz
+	Registry  *prometheus.Registry // served on /metrics
+	Breakers  *breaker.Registry
+	Profiling bool // net/http/pprof under /debug/pprof/
+}
+
+// Handler returns the admin API. Serve it on a private listener only
+// (sidecar.Serve never puts it on the public one):
 //
-//	GET  /healthz                 200 while the process runs, with Options.Version
+//	GET  /healthz                 200 while the process runs, with Config.Version
 //	GET  /readyz                  200 with a policy loaded, every JWT provider's keys in (unless
 //	                              jwks.readyWithoutKeys) and not draining, else 503
-//	GET  /metrics                 Prometheus exposition of Options.Registry
+//	GET  /metrics                 Prometheus exposition of Config.Registry
 //	GET  /admin/breakers          the circuit breakers, as JSON
 //	POST /admin/breakers/reset    close every breaker, or ?name=X only (404 if unknown)
 //	GET  /admin/policy            name, version, hash, source, loaded_at of the policy in force
-func (s *Server) AdminHandler() http.Handler {
+func Handler(c Config) http.Handler {
+	s := c.Sidecar
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.opts.Version})
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": c.Version})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		var awaiting []string
-		if pl := s.state.Load(); pl != nil {
-			awaiting = pl.engine.AwaitingKeys()
+		pl := s.Plane()
+		if pl != nil {
+			awaiting = pl.Engine.AwaitingKeys()
 		}
 		switch {
-		case s.draining.Load():
+		case s.Draining():
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
-		case s.closed.Load() || s.state.Load() == nil:
+		case s.Closed() || pl == nil:
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
 		case len(awaiting) > 0:
 			// Tokens of these providers would be refused with no_keys.
@@ -43,37 +70,37 @@ func (s *Server) AdminHandler() http.Handler {
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 		}
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(c.Registry, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	mux.HandleFunc("GET /admin/breakers", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"breakers": breakersJSON(s.breakers.Snapshot())})
+		writeJSON(w, http.StatusOK, map[string]any{"breakers": breakersJSON(c.Breakers.Snapshot())})
 	})
 	mux.HandleFunc("POST /admin/breakers/reset", func(w http.ResponseWriter, r *http.Request) {
 		name := r.URL.Query().Get("name")
 		if name == "" {
-			s.breakers.ResetAll()
+			c.Breakers.ResetAll()
 			writeJSON(w, http.StatusOK, map[string]any{"reset": "all"})
 			return
 		}
-		if !s.breakers.Reset(name) {
+		if !c.Breakers.Reset(name) {
 			writeJSON(w, http.StatusNotFound, map[string]any{"error": "no breaker named " + name})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"reset": name})
 	})
 	mux.HandleFunc("GET /admin/policy", func(w http.ResponseWriter, r *http.Request) {
-		pl := s.state.Load()
-		p := pl.policy
+		pl := s.Plane()
+		p := pl.Policy
 		writeJSON(w, http.StatusOK, policyJSON{
 			Name:     p.Metadata.Name,
 			Version:  p.Metadata.Version,
 			Hash:     p.Hash,
 			Source:   p.Source,
-			LoadedAt: pl.loadedAt.UTC().Format(time.RFC3339Nano),
-			Upstream: pl.target.scheme + "://" + pl.target.host + pl.target.base,
+			LoadedAt: pl.LoadedAt.UTC().Format(time.RFC3339Nano),
+			Upstream: pl.Target.String(),
 			Routes:   len(p.Spec.Routes),
 		})
 	})
-	if s.opts.Profiling {
+	if c.Profiling {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
 		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)

@@ -1,11 +1,8 @@
-package sidecar
+package upstream
 
 import (
-	"fmt"
 	"net"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 )
 
@@ -32,30 +29,4 @@ func NewTransport() *http.Transport {
 		WriteBufferSize:        16 << 10,
 		ReadBufferSize:         16 << 10,
 	}
-}
-
-// upstreamTarget is where a plane forwards: scheme, host and an optional
-// base path that prefixes every forwarded path.
-type upstreamTarget struct {
-	scheme, host, base string
-	name               string // the breaker's name: host:port
-}
-
-func parseUpstream(raw string) (upstreamTarget, error) {
-	if raw == "" {
-		return upstreamTarget{}, fmt.Errorf("sidecar: no upstream: set spec.upstream.url or --upstream")
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return upstreamTarget{}, fmt.Errorf("sidecar: upstream %q: %w", raw, err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return upstreamTarget{}, fmt.Errorf("sidecar: upstream %q: want http(s)://host[:port][/base] without user, query or fragment", raw)
-	}
-	return upstreamTarget{
-		scheme: u.Scheme,
-		host:   u.Host,
-		base:   strings.TrimRight(u.EscapedPath(), "/"),
-		name:   u.Host,
-	}, nil
 }
