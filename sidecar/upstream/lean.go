@@ -54,12 +54,13 @@ func (t *leanTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.full.RoundTrip(req)
 	}
 	ctx := req.Context()
+	addr := dialAddr("http", req.URL.Host)
 	for attempt := 0; ; attempt++ {
-		c, reused, err := t.pool.Get(ctx, req.URL.Host, attempt > 0, time.Time{}, 0)
+		c, reused, err := t.pool.Get(ctx, addr, attempt > 0, time.Time{}, 0)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := t.exchange(ctx, c, req)
+		resp, err := t.exchange(ctx, c, req, addr)
 		if err == nil {
 			return resp, nil
 		}
@@ -77,7 +78,7 @@ func (t *leanTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // exchange writes req on c and reads the response head; the body is read
 // later through leanBody, which gives c back to the pool at its end.
-func (t *leanTransport) exchange(ctx context.Context, c *Conn, req *http.Request) (*http.Response, error) {
+func (t *leanTransport) exchange(ctx context.Context, c *Conn, req *http.Request, addr string) (*http.Response, error) {
 	// Cancellation (the upstream timeout, a client gone) closes the
 	// connection, which unblocks any read or write on it.
 	c.ReadDeadline.Clear() // a deadline the fast path left behind
@@ -115,7 +116,7 @@ func (t *leanTransport) exchange(ctx context.Context, c *Conn, req *http.Request
 		return nil, fmt.Errorf("sidecar: upstream sent %d on a body-less %s", resp.StatusCode, req.Method)
 	}
 	c.limit.N = 1<<63 - 1 - int64(c.Reader.Size())
-	lb := &leanBody{t: t, c: c, body: resp.Body, stop: stop, host: req.URL.Host, reusable: !resp.Close}
+	lb := &leanBody{t: t, c: c, body: resp.Body, stop: stop, addr: addr, reusable: !resp.Close}
 	if resp.Body == http.NoBody {
 		lb.finish(true)
 		return resp, nil
@@ -131,7 +132,7 @@ type leanBody struct {
 	c        *Conn
 	body     io.ReadCloser
 	stop     func() bool
-	host     string
+	addr     string // the pool's key
 	reusable bool
 	done     bool
 }
@@ -160,7 +161,7 @@ func (b *leanBody) finish(complete bool) {
 	b.done = true
 	cancelled := !b.stop() // the context was cancelled: the conn is closed
 	if complete && b.reusable && !cancelled {
-		b.t.pool.Put(b.host, b.c)
+		b.t.pool.Put(b.addr, b.c)
 		return
 	}
 	_ = b.c.conn.Close()

@@ -11,7 +11,8 @@ import (
 	"github.com/contentguard/contentguard/sidecar/internal/h1"
 )
 
-// Pool keeps keep-alive HTTP/1.1 connections to upstreams, by host:port, for
+// Pool keeps keep-alive HTTP/1.1 connections to upstreams, by the host:port
+// dialled (Target.Addr), for
 // the fast path and the lean round-tripper: whoever takes a connection
 // writes a request and reads the answer on its own goroutine, and gives the
 // connection back only when the exchange left it clean.
@@ -60,7 +61,7 @@ func NewPool() *Pool {
 	}
 }
 
-// Get takes a pooled connection to host, or dials one (always when fresh:
+// Get takes a pooled connection to addr, or dials one (always when fresh:
 // a retry must not meet the next stale connection of a restarted upstream).
 // A pooled connection is used only if checked open and quiet: bytes the
 // upstream sent while it idled would be read as this request's answer
@@ -72,9 +73,9 @@ func NewPool() *Pool {
 // past request left behind, however alive the connection). Without one
 // (the lean round-tripper, which cancels through ctx instead) any deadline
 // left behind is cleared.
-func (p *Pool) Get(ctx context.Context, host string, fresh bool, from time.Time, timeout time.Duration) (c *Conn, reused bool, err error) {
+func (p *Pool) Get(ctx context.Context, addr string, fresh bool, from time.Time, timeout time.Duration) (c *Conn, reused bool, err error) {
 	for !fresh {
-		c := p.popIdle(host)
+		c := p.popIdle(addr)
 		if c == nil {
 			break
 		}
@@ -88,7 +89,7 @@ func (p *Pool) Get(ctx context.Context, host string, fresh bool, from time.Time,
 	if timeout > 0 {
 		d.Deadline = from.Add(timeout)
 	}
-	c, err = p.dial(ctx, d, host)
+	c, err = p.dial(ctx, d, addr)
 	return c, false, err
 }
 

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 )
@@ -10,9 +11,10 @@ import (
 // that prefixes every forwarded path.
 type Target struct {
 	Scheme string // http or https
-	Host   string // host:port as written in the URL
+	Host   string // host[:port] as written in the URL: the Host header
+	Addr   string // host:port dialled: the scheme's port when Host has none
 	Base   string // escaped, without a trailing slash; "" for none
-	Name   string // the circuit breaker's name: host:port
+	Name   string // the circuit breaker's name: host[:port]
 }
 
 // ParseTarget reads an upstream URL, http(s)://host[:port][/base], without
@@ -31,9 +33,27 @@ func ParseTarget(raw string) (Target, error) {
 	return Target{
 		Scheme: u.Scheme,
 		Host:   u.Host,
+		Addr:   dialAddr(u.Scheme, u.Host),
 		Base:   strings.TrimRight(u.EscapedPath(), "/"),
 		Name:   u.Host,
 	}, nil
+}
+
+// dialAddr is host with the scheme's default port when it names none, as
+// http.Transport dials it.
+func dialAddr(scheme, host string) string {
+	if _, port, err := net.SplitHostPort(host); err == nil && port != "" {
+		return host
+	}
+	port := "80"
+	if scheme == "https" {
+		port = "443"
+	}
+	h := strings.TrimSuffix(host, ":") // "host:" has an empty port
+	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		h = h[1 : len(h)-1]
+	}
+	return net.JoinHostPort(h, port)
 }
 
 // String is the target as a URL.
