@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/contentguard/contentguard/sidecar/fastpath"
@@ -43,8 +44,10 @@ func (s *Server) Serve(ctx context.Context, public, admin net.Listener) error {
 	pub.ConnState = idle.track
 	servers := []*http.Server{pub}
 	listeners := []net.Listener{public}
+	fastOK, why := s.fastPath()
+	s.logDataPaths(fastOK, why)
 	var fast *fastpath.Server
-	if s.fastPath() {
+	if fastOK {
 		// The fast path owns the public listener; net/http serves the
 		// connections it hands over.
 		fast = fastpath.New(fastpath.Config{
@@ -130,9 +133,35 @@ func (s *Server) Serve(ctx context.Context, public, admin net.Listener) error {
 	return serveErr
 }
 
-// fastPath reports whether Serve answers on the fast path.
-func (s *Server) fastPath() bool {
-	return !s.opts.DisableFastPath && s.client.Pool() != nil
+// fastPath reports whether Serve answers on the fast path, and if not why.
+func (s *Server) fastPath() (bool, string) {
+	if s.opts.DisableFastPath {
+		return false, "turned off (--no-fast-path, Options.DisableFastPath)"
+	}
+	return s.client.FastPath()
+}
+
+// logDataPaths says which path serves which traffic, and why: the rule is
+// the fast path's (package fastpath and upstream.Client.FastPath), this is
+// its one line in the log.
+func (s *Server) logDataPaths(fast bool, why string) {
+	if !fast {
+		level := slog.LevelInfo
+		if !s.opts.DisableFastPath {
+			level = slog.LevelWarn // not asked for: say it louder
+		}
+		s.log.Log(context.Background(), level, "data path: net/http serves every request; the fast path is off",
+			"fast_path", false, "reason", why)
+		return
+	}
+	handed := "chunked or Expect bodies, upgrades, HTTP/1.0, heads over 8 KiB"
+	if len(s.opts.LocalPaths) > 0 {
+		handed += ", the in-process paths " + strings.Join(s.opts.LocalPaths, " ")
+	}
+	s.log.Info("data paths: the fast path serves keep-alive HTTP/1.1, net/http what it hands over",
+		"fast_path", true,
+		"fast", "HTTP/1.1 in origin form without a body or with a Content-Length one, to http and https upstreams",
+		"net_http", handed)
 }
 
 func orDefault(d, def time.Duration) time.Duration {

@@ -29,6 +29,7 @@ package sidecar
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -107,15 +108,24 @@ type Options struct {
 	// lines go through Logger.
 	AccessLog io.Writer
 	// DisableFastPath serves every request through net/http and
-	// httputil.ReverseProxy. By default Serve answers plain keep-alive
-	// HTTP/1.1 requests on its own loop (package fastpath) when Transport is
-	// the default.
+	// httputil.ReverseProxy. By default Serve answers keep-alive HTTP/1.1
+	// requests on its own loop (package fastpath), to http and https
+	// upstreams, whenever Transport is the default; Serve logs which path
+	// serves what, and why.
 	DisableFastPath bool
-	// Transport is the upstream transport. Default: body-less GET and HEAD
-	// requests to plain-http upstreams take a lean synchronous path over
-	// pooled keep-alive connections, everything else a tuned http.Transport
-	// (see NewTransport).
+	// Transport is the upstream transport. Default: the fast path writes
+	// on pooled keep-alive connections of its own; on the net/http path,
+	// body-less GET and HEAD requests to plain-http upstreams take a lean
+	// synchronous path over the same pool, everything else a tuned
+	// http.Transport (see NewTransport). A custom Transport serves every
+	// request through net/http: the fast path cannot use one (it takes
+	// http.Request values), and Serve logs that it is off and why.
 	Transport http.RoundTripper
+	// UpstreamTLS configures connections to an https upstream on both
+	// paths (trusted roots, a client certificate, the server name);
+	// default: the system's roots and the upstream's host name. Only
+	// HTTP/1.1 is offered. Ignored with a custom Transport.
+	UpstreamTLS *tls.Config
 	// WatchInterval is how often PolicyFile is polled; default 1s.
 	WatchInterval time.Duration
 	// DrainTimeout bounds the graceful drain of in-flight requests on
@@ -202,7 +212,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		now:     opts.Now,
 		tracing: tracing,
 		metrics: m,
-		client:  upstream.NewClient(opts.Transport),
+		client:  upstream.NewClient(opts.Transport, opts.UpstreamTLS),
 		redis:   &redisStores{},
 		locals:  map[string]bool{},
 	}

@@ -215,9 +215,6 @@ func (fc *conn) serveRequest(head string) (keep bool, err error) {
 		return false, errHandoff
 	}
 	pl := f.sc.Plane()
-	if pl.Target.Scheme != "http" {
-		return false, errHandoff
-	}
 	path := req.Path()
 	if f.sc.Local(path) {
 		return false, errHandoff // in-process handlers are http.Handlers

@@ -46,7 +46,7 @@ func (fc *conn) forward(x *exchange.Exchange, method string) bool {
 		err   error
 	)
 	for attempt := 0; ; {
-		if uc, reuse, err = f.pool.Get(context.Background(), t.Addr, attempt > 0, x.Sent, d.Timeout); err != nil {
+		if uc, reuse, err = f.pool.Get(context.Background(), t, attempt > 0, x.Sent, d.Timeout); err != nil {
 			// The body is still unread: it must not be taken for the
 			// next request.
 			return fc.upstreamFailed(x, method, err, req.ContentLength > 0)
@@ -309,7 +309,7 @@ func (fc *conn) relay(x *exchange.Exchange, uc *upstream.Conn, method string) bo
 	}
 	x.Written = n
 	if rerr == nil && werr == nil && !resp.Close && !untilClose {
-		f.pool.Put(x.Plane.Target.Addr, uc)
+		f.pool.Put(&x.Plane.Target, uc)
 	} else {
 		_ = uc.Close()
 	}

@@ -9,7 +9,10 @@
 // the upstream only through it.
 package upstream
 
-import "net/http"
+import (
+	"crypto/tls"
+	"net/http"
+)
 
 // Client is the sidecar's way to its upstream, for both data paths.
 type Client struct {
@@ -19,14 +22,32 @@ type Client struct {
 
 // NewClient returns the client for transport: nil for the default — a pool
 // the fast path writes on directly, shared by the lean round-tripper,
-// before a tuned http.Transport (NewTransport) for everything else — or a
-// custom RoundTripper, which the net/http path then uses for every request.
-func NewClient(transport http.RoundTripper) *Client {
+// before a tuned http.Transport (NewTransport) for everything else, both
+// with tlsConfig for https upstreams (nil: the system's roots) — or a
+// custom RoundTripper, which the net/http path then uses for every request
+// (tlsConfig is then the transport's business).
+func NewClient(transport http.RoundTripper, tlsConfig *tls.Config) *Client {
 	if transport != nil {
 		return &Client{rt: transport}
 	}
-	pool := NewPool()
-	return &Client{pool: pool, rt: newLeanTransportOn(NewTransport(), pool)}
+	full := NewTransport()
+	if tlsConfig != nil {
+		full.TLSClientConfig = tlsConfig.Clone()
+	}
+	pool := NewPool(tlsConfig)
+	return &Client{pool: pool, rt: newLeanTransportOn(full, pool)}
+}
+
+// FastPath reports whether the fast path can serve with this client, and
+// if not, why. It can with the default transport, to http and https
+// upstreams alike. It writes requests on the pool's connections itself, so
+// a custom transport, which takes http.Request values that only the
+// net/http path makes, leaves every request to the net/http path.
+func (c *Client) FastPath() (ok bool, why string) {
+	if c.pool == nil {
+		return false, "Options.Transport is set: a custom http.RoundTripper takes http.Request values, which only the net/http path makes"
+	}
+	return true, ""
 }
 
 // RoundTripper is the net/http path's transport.

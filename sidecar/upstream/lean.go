@@ -33,7 +33,7 @@ type leanTransport struct {
 // newLeanTransport wraps full, the transport for everything the lean path
 // does not take, around a pool of its own.
 func newLeanTransport(full http.RoundTripper) *leanTransport {
-	return newLeanTransportOn(full, NewPool())
+	return newLeanTransportOn(full, NewPool(nil))
 }
 
 // newLeanTransportOn is newLeanTransport over pool, which the fast path
@@ -54,13 +54,13 @@ func (t *leanTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.full.RoundTrip(req)
 	}
 	ctx := req.Context()
-	addr := dialAddr("http", req.URL.Host)
+	ep := endpoint{addr: dialAddr("http", req.URL.Host)}
 	for attempt := 0; ; attempt++ {
-		c, reused, err := t.pool.Get(ctx, addr, attempt > 0, time.Time{}, 0)
+		c, reused, err := t.pool.get(ctx, ep, attempt > 0, time.Time{}, 0)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := t.exchange(ctx, c, req, addr)
+		resp, err := t.exchange(ctx, c, req, ep)
 		if err == nil {
 			return resp, nil
 		}
@@ -78,7 +78,7 @@ func (t *leanTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // exchange writes req on c and reads the response head; the body is read
 // later through leanBody, which gives c back to the pool at its end.
-func (t *leanTransport) exchange(ctx context.Context, c *Conn, req *http.Request, addr string) (*http.Response, error) {
+func (t *leanTransport) exchange(ctx context.Context, c *Conn, req *http.Request, ep endpoint) (*http.Response, error) {
 	// Cancellation (the upstream timeout, a client gone) closes the
 	// connection, which unblocks any read or write on it.
 	c.ReadDeadline.Clear() // a deadline the fast path left behind
@@ -116,7 +116,7 @@ func (t *leanTransport) exchange(ctx context.Context, c *Conn, req *http.Request
 		return nil, fmt.Errorf("sidecar: upstream sent %d on a body-less %s", resp.StatusCode, req.Method)
 	}
 	c.limit.N = 1<<63 - 1 - int64(c.Reader.Size())
-	lb := &leanBody{t: t, c: c, body: resp.Body, stop: stop, addr: addr, reusable: !resp.Close}
+	lb := &leanBody{t: t, c: c, body: resp.Body, stop: stop, ep: ep, reusable: !resp.Close}
 	if resp.Body == http.NoBody {
 		lb.finish(true)
 		return resp, nil
@@ -132,7 +132,7 @@ type leanBody struct {
 	c        *Conn
 	body     io.ReadCloser
 	stop     func() bool
-	addr     string // the pool's key
+	ep       endpoint
 	reusable bool
 	done     bool
 }
@@ -161,7 +161,7 @@ func (b *leanBody) finish(complete bool) {
 	b.done = true
 	cancelled := !b.stop() // the context was cancelled: the conn is closed
 	if complete && b.reusable && !cancelled {
-		b.t.pool.Put(b.addr, b.c)
+		b.t.pool.put(b.ep, b.c)
 		return
 	}
 	_ = b.c.conn.Close()

@@ -36,3 +36,7 @@ func (d *Deadline) Clear() {
 		_ = d.Set(time.Time{})
 	}
 }
+
+// Restore sets the connection's deadline again to the one armed last, after
+// something set it directly (a read that must return at once).
+func (d *Deadline) Restore() { _ = d.Set(d.at) }
