@@ -33,8 +33,8 @@ import (
 	"github.com/contentguard/contentguard/edge/clientip"
 	"github.com/contentguard/contentguard/edge/cors"
 	"github.com/contentguard/contentguard/edge/ratelimit"
-	"github.com/contentguard/contentguard/edge/requestid"
 	"github.com/contentguard/contentguard/edge/secheaders"
+	"github.com/contentguard/contentguard/internal/requestid"
 	"github.com/contentguard/contentguard/policy"
 )
 

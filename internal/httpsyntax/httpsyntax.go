@@ -1,5 +1,5 @@
 // Package httpsyntax holds the few RFC 9110 lexical rules that the edge
-// packages share — tokens (header names, methods, parameter names) — and
+// packages and request IDs share — tokens (header names, methods, parameter names) — and
 // byte-set filters that are fast both compiled and under Yaegi.
 //
 // The package runs under the Yaegi interpreter (Traefik plugin): standard

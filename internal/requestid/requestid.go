@@ -6,8 +6,10 @@
 // line (spaces, control characters) or be rendered differently by another
 // system (non-ASCII). Anything else is replaced by a generated ID.
 //
-// The package runs under the Yaegi interpreter (Traefik plugin): standard
-// library only, no generics.
+// It is the one place of the request-ID rules: the engine (package edge),
+// the Kong plugin and telemetry's middleware all use it, and it depends on
+// none of them. It runs under the Yaegi interpreter (Traefik plugin):
+// standard library only, no generics.
 package requestid
 
 import (
@@ -18,7 +20,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/contentguard/contentguard/edge/internal/httpsyntax"
+	"github.com/contentguard/contentguard/internal/httpsyntax"
 )
 
 // MaxLen is the longest request ID that Valid accepts, in bytes.
