@@ -176,6 +176,7 @@ func newYaegi(tb testing.TB) *interp.Interpreter {
 	i := yaegitest.New(tb,
 		yaegitest.Package("github.com/contentguard/contentguard/edge/auth", "."),
 		yaegitest.Package("github.com/contentguard/contentguard/edge/internal/alarm", "../internal/alarm"),
+		yaegitest.Package("github.com/contentguard/contentguard/internal/keyfile", "../../internal/keyfile"),
 		yaegitest.Module("github.com/golang-jwt/jwt/v5"))
 	yaegitest.Eval(tb, i, yaegiProgram)
 	return i

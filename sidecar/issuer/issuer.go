@@ -20,15 +20,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path"
-	"path/filepath"
 	"runtime"
 	"time"
 
@@ -36,6 +32,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/contentguard/contentguard/edge/auth"
+	"github.com/contentguard/contentguard/internal/keyfile"
 	"github.com/contentguard/contentguard/policy"
 )
 
@@ -247,11 +244,7 @@ func loadSigningKey(base string, ks policy.KeySource) (*ecdsa.PrivateKey, bool, 
 	var data []byte
 	switch {
 	case ks.File != "":
-		f := ks.File
-		if !filepath.IsAbs(f) && base != "" {
-			f = filepath.Join(base, f)
-		}
-		b, err := os.ReadFile(f)
+		b, err := keyfile.Read(keyfile.Resolve(base, ks.File))
 		if err != nil {
 			return nil, false, fmt.Errorf("issuer: signing key: %w", err)
 		}
@@ -273,25 +266,12 @@ func loadSigningKey(base string, ks policy.KeySource) (*ecdsa.PrivateKey, bool, 
 }
 
 // ParseSigningKey decodes an EC P-256 private key from PEM (PKCS#8 "PRIVATE
-// KEY" or SEC 1 "EC PRIVATE KEY"). Other key types are refused: the issuer
-// signs ES256 only.
+// KEY" or SEC 1 "EC PRIVATE KEY", as keyfile.ParsePrivateKey reads them).
+// Other key types are refused: the issuer signs ES256 only.
 func ParseSigningKey(data []byte) (*ecdsa.PrivateKey, error) {
-	block, _ := pem.Decode(data)
-	if block == nil {
-		return nil, errors.New("no PEM block")
-	}
-	var key any
-	var err error
-	switch block.Type {
-	case "EC PRIVATE KEY":
-		key, err = x509.ParseECPrivateKey(block.Bytes)
-	case "PRIVATE KEY":
-		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-	default:
-		return nil, fmt.Errorf("PEM block %q is not a private key", block.Type)
-	}
+	key, err := keyfile.ParsePrivateKey(data)
 	if err != nil {
-		return nil, fmt.Errorf("parse %s: %w", block.Type, err)
+		return nil, err
 	}
 	ec, ok := key.(*ecdsa.PrivateKey)
 	if !ok || ec.Curve != elliptic.P256() {
