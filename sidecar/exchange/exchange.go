@@ -67,9 +67,6 @@ func (x *Exchange) Observe(o edge.Outcome) {
 	x.Plane.Engine.Observe(&x.Decision, o)
 }
 
-// Observed reports whether the outcome was reported.
-func (x *Exchange) Observed() bool { return x.observed }
-
 // ClientFailed reports a client's fault to the engine and returns the
 // answer (ClientFailure); for a client that is gone it only records the
 // status, and reports false: there is nothing to write.
