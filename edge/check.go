@@ -42,6 +42,9 @@ const (
 	ReasonClientTimeout = "client_timeout"
 	ReasonMalformedBody = "malformed_body"
 	ReasonClientClosed  = "client_closed"
+	// ReasonOutcomeUnknown: the edge never saw the upstream's answer
+	// (Outcome.Unknown).
+	ReasonOutcomeUnknown = "outcome_unknown"
 )
 
 // StatusClientClosed is the status logged for a request whose client went
@@ -53,6 +56,10 @@ const StatusClientClosed = 499
 // rate-limit store, both bounded by their own timeouts.
 func (e *Engine) Check(ctx context.Context, r Request) Decision {
 	d := Decision{ContentType: problem.ContentType, Upstream: e.upstream, Timeout: e.timeout}
+	if r.Conn != nil && r.Explain {
+		// An explanation shows every fact: ask for them all up front.
+		r.Peer, r.TLS, r.Conn = r.Conn.Peer(), r.Conn.TLS(), nil
+	}
 	if r.Upstream != "" {
 		d.Upstream = r.Upstream
 	}
@@ -61,7 +68,7 @@ func (e *Engine) Check(ctx context.Context, r Request) Decision {
 	headers := make([][2]string, 0, 18)
 	d.ResponseHeaders = headers[0:0:12]
 	d.UpstreamHeaders = headers[12:12:18]
-	if r.TLS {
+	if e.overTLS(r) {
 		d.SecurityHeaders = e.securityTLS
 	} else {
 		d.SecurityHeaders = e.security
@@ -110,6 +117,10 @@ func (e *Engine) Check(ctx context.Context, r Request) Decision {
 		return e.reject(&d, r, http.StatusBadRequest, ReasonBadPath, "Bad Request", "the request path is not a valid, normalisable path")
 	}
 	d.Path = path
+	if r.PathAsIs && path != r.Path {
+		return e.reject(&d, r, http.StatusBadRequest, ReasonBadPath, "Bad Request",
+			"the path would reach the upstream as "+strconv.Quote(r.Path)+", which the edge reads as "+strconv.Quote(path))
+	}
 	if !e.params && urlpath.HasParameter(path) {
 		return e.reject(&d, r, http.StatusBadRequest, ReasonBadPath, "Bad Request",
 			"the request path has a ';' path parameter, which upstreams disagree on (see spec.paths.allowParameters)")
@@ -139,7 +150,9 @@ func (e *Engine) Check(ctx context.Context, r Request) Decision {
 		d.ResponseHeaders = append(d.ResponseHeaders, e.cors.Actual(origin)...)
 	}
 
-	d.ClientIP = e.clientIP.ClientIP(r.Peer, r.Header)
+	if r.Conn == nil {
+		e.locate(&d, &r)
+	}
 	if r.Explain {
 		d.step("client-ip", d.ClientIP.String(), "peer "+r.Peer.String())
 	}
@@ -358,7 +371,31 @@ func (e *Engine) rateKey(d *Decision, r Request, rt *route) string {
 			return rt.keyBase + "claim:" + v
 		}
 	}
-	return ipKey(rt.keyBase, d.ClientIP)
+	return ipKey(rt.keyBase, e.locate(d, &r))
+}
+
+// locate resolves the client's address from the peer and the forwarded
+// headers the policy trusts, once per decision: eagerly for a Request with
+// its Peer, on first use for one with a Conn.
+func (e *Engine) locate(d *Decision, r *Request) netip.Addr {
+	if !d.located {
+		peer := r.Peer
+		if r.Conn != nil {
+			peer = r.Conn.Peer()
+		}
+		d.ClientIP = e.clientIP.ClientIP(peer, r.Header)
+		d.located = true
+	}
+	return d.ClientIP
+}
+
+// overTLS reports whether r came over TLS, asking r.Conn only when the
+// answer changes the decision (the security headers differ over TLS).
+func (e *Engine) overTLS(r Request) bool {
+	if r.Conn == nil {
+		return r.TLS
+	}
+	return e.tlsMatters && r.Conn.TLS()
 }
 
 // ipKey is keyBase + "ip:" + ratelimit.IPKey(addr), built with one
@@ -459,13 +496,14 @@ func (d *Decision) step(check, result, detail string) {
 
 // Observe reports what happened upstream to an allowed request: the breaker
 // counts it as a success or failure, unless the client caused the failure
-// (Outcome.ClientFault), in which case it only releases the request's slot.
-// Call it exactly once per allowed decision (not for DecideOnly ones).
+// (Outcome.ClientFault) or the edge does not know (Outcome.Unknown), in
+// which case it only releases the request's slot. Call it exactly once per
+// allowed decision (not for DecideOnly ones).
 func (e *Engine) Observe(d *Decision, o Outcome) {
 	if d.armed {
 		d.armed = false
 		b := e.breakers.Get(d.Upstream)
-		if o.ClientFault {
+		if o.ClientFault || o.Unknown {
 			b.Release(d.ticket)
 		} else {
 			b.Done(d.ticket, !e.isFailure(o))

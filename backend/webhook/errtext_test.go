@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -58,6 +59,15 @@ func TestDeliveryErrorNamesNoAddress(t *testing.T) {
 			c, err := ln.Accept()
 			if err != nil {
 				return
+			}
+			// Read the whole head first: the client then waits for an
+			// answer and meets the reset (not a write error, not an EOF).
+			br := bufio.NewReader(c)
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil || line == "\r\n" {
+					break
+				}
 			}
 			_ = c.(*net.TCPConn).SetLinger(0)
 			_ = c.Close()

@@ -30,6 +30,7 @@ func commands() []command {
 		{"token", "generate signing keys and mint development tokens", runToken},
 		{"up", "run backend and edge together on the embedded default policy", runUp},
 		{"version", "print the version (also --version)", runVersion},
+		{"xds", "serve policies to Envoy, gRPC clients and sidecars over xDS", runXDS},
 	}
 }
 
