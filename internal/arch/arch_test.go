@@ -160,6 +160,16 @@ var rules = []rule{
 	{"sidecar/nethttp", nil, []string{"sidecar"}, []string{"sidecar/upstream", "sidecar/exchange", "sidecar/internal"},
 		"the net/http handler sees the Server only through nethttp.Sidecar"},
 	{"sidecar/admin", nil, []string{"sidecar"}, []string{"sidecar/exchange"}, "the admin API reads the Server through admin.Sidecar"},
+	{"sidecar/extauthz", nil, []string{"sidecar"}, nil,
+		"Envoy's check sees the Server only through Options.Engine (Server.Engine)"},
+	{"sidecar/xdsclient", nil, []string{"sidecar"}, nil,
+		"the xDS client hands policies to the Server only through Options.Apply (Server.Apply)"},
+	{"xds", nil, []string{"sidecar", "plugins", "backend", "cmd", "telemetry", "conformance"}, []string{"edge/secheaders"},
+		"the control plane translates policies for the planes; it embeds none of them"},
+	{"edge", nil, []string{"xds"}, nil, "the engine knows no control plane"},
+	{"plugins", nil, []string{"xds"}, nil, "a data plane"},
+	{"sidecar", nil, []string{"xds"}, []string{"xds/policypb"},
+		"the sidecar hears the control plane over the wire: of xds it knows only the resource type"},
 }
 
 // TestImportRules: no package imports across the rules of the house
@@ -215,16 +225,20 @@ func broken(imp string, r rule) bool {
 
 // TestNoSidecarPackageServesAndDials: the packages of the sidecar that
 // serve (the Server, the fast server, the net/http handler, the admin API,
-// the token endpoint and the NGINX endpoint) open no connections of their
-// own; the upstream client (sidecar/upstream) opens them, and serves none.
+// the token endpoint, the NGINX endpoint and Envoy's ext_authz) open no
+// connections of their own; the clients open them and serve none: the
+// upstream's (sidecar/upstream) and the control plane's (sidecar/xdsclient).
 func TestNoSidecarPackageServesAndDials(t *testing.T) {
 	// What opens or accepts connections: calls, composite literals and
 	// values of these names.
 	dials := []string{"net.Dial", "net.DialTimeout", "net.Dialer", "tls.Dial", "tls.Client", "tls.DialWithDialer",
 		"http.Transport", "http.DefaultTransport", "http.DefaultClient"}
-	serves := []string{"http.Server", "http.ListenAndServe", "http.Serve", "net.Listen", "tls.Server", "tls.Listen"}
+	serves := []string{"http.Server", "http.ListenAndServe", "http.Serve", "net.Listen", "tls.Server", "tls.Listen", "grpc.NewServer"}
 	servers := map[string]bool{"sidecar": true, "sidecar/fastpath": true, "sidecar/nethttp": true, "sidecar/admin": true,
-		"sidecar/issuer": true, "sidecar/authz": true}
+		"sidecar/issuer": true, "sidecar/authz": true, "sidecar/extauthz": true}
+	// Clients serve nothing: the upstream's, and the control plane's.
+	clients := map[string]bool{"sidecar/upstream": true, "sidecar/xdsclient": true}
+	dials = append(dials, "grpc.NewClient", "grpc.Dial", "grpc.DialContext")
 	seen := 0
 	for _, p := range list(t, false, "./sidecar/...") {
 		from := rel(p.ImportPath)
@@ -232,7 +246,7 @@ func TestNoSidecarPackageServesAndDials(t *testing.T) {
 		switch {
 		case servers[from]:
 			banned, seen = dials, seen+1
-		case from == "sidecar/upstream":
+		case clients[from]:
 			banned, seen = serves, seen+1
 		default:
 			continue
@@ -257,8 +271,8 @@ func TestNoSidecarPackageServesAndDials(t *testing.T) {
 			})
 		})
 	}
-	if seen != len(servers)+1 {
-		t.Fatalf("checked %d of the %d sidecar packages the rule names: moved?", seen, len(servers)+1)
+	if seen != len(servers)+len(clients) {
+		t.Fatalf("checked %d of the %d sidecar packages the rule names: moved?", seen, len(servers)+len(clients))
 	}
 }
 
@@ -297,7 +311,6 @@ func eachFile(t *testing.T, p pkg, f func(name string, file *ast.File)) {
 		f(rel(p.ImportPath)+"/"+name, file)
 	}
 }
-
 
 // TestArchitectureDocNamesTheRules: docs/architecture.md states every rule
 // these tests check, and names each test.
