@@ -5,8 +5,8 @@
 // and reports the upstream's outcome back to the engine's circuit breaker.
 //
 // This package is the Server: it wires the parts below together, keeps the
-// policy in force (hot reload on file change or Reload, atomically, never
-// half-applied), and runs the listeners from start to a graceful drain. It
+// policy in force (hot reload on file change or Reload, or a document put
+// in force with Apply; atomically, never half-applied), and runs the listeners from start to a graceful drain. It
 // neither parses HTTP nor dials the upstream itself:
 //
 //   - fastpath: its own HTTP/1.1 server for keep-alive API traffic;
@@ -18,9 +18,12 @@
 //   - admin: the admin API on its own listener (health, readiness,
 //     metrics, breakers, policy).
 //
-// Other packages plug into it: Options.Local serves in-process handlers
-// (the OAuth2 token endpoint) behind the same checks, and Engine gives the
-// NGINX auth_request endpoint the current engine. See docs/architecture.md.
+// Other packages plug into it through its public methods alone:
+// Options.Local serves in-process handlers (the OAuth2 token endpoint,
+// package issuer) behind the same checks; Engine gives the current engine to
+// the NGINX auth_request endpoint (package authz) and to Envoy's ext_authz
+// and access-log service (package extauthz); Apply takes the policy the
+// control plane sends (package xdsclient). See docs/architecture.md.
 //
 // Native only: this package imports Prometheus, OpenTelemetry and Redis and
 // is never run under Yaegi.
