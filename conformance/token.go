@@ -5,18 +5,17 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/contentguard/contentguard/internal/keyfile"
 )
 
 // Token describes a JWT a step sends. Zero values take the fixture defaults:
@@ -58,17 +57,7 @@ type Minter struct {
 // NewMinter loads the fixture keys from dir.
 func NewMinter(dir string) (*Minter, error) {
 	m := &Minter{now: time.Now}
-	load := func(name string) (crypto.PrivateKey, error) {
-		b, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			return nil, err
-		}
-		blk, _ := pem.Decode(b)
-		if blk == nil {
-			return nil, fmt.Errorf("%s: no PEM block", name)
-		}
-		return x509.ParsePKCS8PrivateKey(blk.Bytes)
-	}
+	load := func(name string) (crypto.Signer, error) { return keyfile.ReadPrivateKey(filepath.Join(dir, name)) }
 	k, err := load("es256.pem")
 	if err != nil {
 		return nil, err
@@ -86,7 +75,7 @@ func NewMinter(dir string) (*Minter, error) {
 		return nil, err
 	}
 	m.ed25519 = k.(ed25519.PrivateKey)
-	if m.rsaPubPEM, err = os.ReadFile(filepath.Join(dir, "rs256.pub.pem")); err != nil {
+	if m.rsaPubPEM, err = keyfile.Read(filepath.Join(dir, "rs256.pub.pem")); err != nil {
 		return nil, err
 	}
 	return m, nil

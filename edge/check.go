@@ -11,8 +11,8 @@ import (
 	"github.com/contentguard/contentguard/edge/cors"
 	"github.com/contentguard/contentguard/edge/problem"
 	"github.com/contentguard/contentguard/edge/ratelimit"
-	"github.com/contentguard/contentguard/edge/requestid"
 	"github.com/contentguard/contentguard/edge/urlpath"
+	"github.com/contentguard/contentguard/internal/requestid"
 )
 
 // Reason codes of decisions. They are stable: metrics, logs, conformance

@@ -24,7 +24,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -33,8 +32,9 @@ import (
 	"github.com/contentguard/contentguard/edge/clientip"
 	"github.com/contentguard/contentguard/edge/cors"
 	"github.com/contentguard/contentguard/edge/ratelimit"
-	"github.com/contentguard/contentguard/edge/requestid"
 	"github.com/contentguard/contentguard/edge/secheaders"
+	"github.com/contentguard/contentguard/internal/keyfile"
+	"github.com/contentguard/contentguard/internal/requestid"
 	"github.com/contentguard/contentguard/policy"
 )
 
@@ -262,7 +262,7 @@ func (e *Engine) buildAuth(ctx context.Context, p *policy.Policy, opts Options) 
 				ap.JWKSInline = pp.JWKS.Inline
 				ap.Refresh = pp.JWKS.Refresh
 				if pp.JWKS.File != "" {
-					ap.JWKSFile = resolve(p.BaseDir, pp.JWKS.File)
+					ap.JWKSFile = keyfile.Resolve(p.BaseDir, pp.JWKS.File)
 				}
 				if pp.JWKS.ReadyWithoutKeys {
 					if e.keysOptional == nil {
@@ -329,19 +329,12 @@ func readSecret(base string, s *policy.SecretRef, lookup func(string) (string, b
 		}
 		return []byte(v), nil
 	default:
-		b, err := os.ReadFile(resolve(base, s.File))
+		b, err := keyfile.ReadSecret(keyfile.Resolve(base, s.File))
 		if err != nil {
 			return nil, fmt.Errorf("secret: %v", err)
 		}
-		return []byte(strings.TrimRight(string(b), "\r\n")), nil
+		return b, nil
 	}
-}
-
-func resolve(base, path string) string {
-	if filepath.IsAbs(path) || base == "" {
-		return path
-	}
-	return filepath.Join(base, path)
 }
 
 func appendUnique(list []string, s string) []string {

@@ -1,5 +1,6 @@
 // Package policy is the contentguard edge policy: the model of policy v1,
-// its strict decoder, defaults and cross-field validation.
+// declared once, as the Go types below, and its strict decoder, defaults
+// and cross-field validation.
 //
 // A Policy is an immutable value. Front-ends turn a document into a Node tree
 // (package policyfile for YAML files and the embedded default; ParseJSON here)
@@ -7,9 +8,29 @@
 // file, line and column. Decode either returns a complete, valid Policy or
 // errors: a policy is never half-applied.
 //
-// The package uses only the standard library so that the Traefik plugin can run
-// it under the Yaegi interpreter.
+// Each field's `policy` tag says how it is read:
+//
+//	policy:"key"                the document's key (strict: any other key is an error)
+//	policy:"-"                  not read from the document
+//	policy:",line"              the line of the enclosing mapping
+//	required                    the key must be there (a string, not empty): else "is required"
+//	default=EXPR                the value when the key is absent or its value empty (0, "", []);
+//	                            for a bool, or a field marked zero, only when absent
+//	zero                        an explicit zero is a value of its own
+//	enum=NOUN:a|b|c             one of the values, else "unknown NOUN … (use a, b or c)"
+//	check=NAME                  decoder.NAME(node, path, value) checks the decoded value
+//	decode=NAME                 decoder.NAME(node, path) decodes the field instead
+//	keys=a|b                    a nested mapping accepts only these of its keys
+//
+// decode_gen.go is the decoder these tags make (go generate; a test fails
+// when it drifts from them); decode.go holds what it calls, validate.go
+// the rules that span fields.
+//
+// The package uses only the standard library, and no reflection, so that
+// the Traefik plugin can run it under the Yaegi interpreter.
 package policy
+
+//go:generate go run ./internal/decodegen
 
 import (
 	"net/netip"
@@ -22,88 +43,121 @@ const (
 	KindEdgePolicy = "EdgePolicy"
 )
 
+// Defaults of policy v1. Every one is documented in docs/policy.md.
+const (
+	DefaultUpstreamTimeout     = 30 * time.Second
+	DefaultClientIPHeader      = "X-Forwarded-For"
+	DefaultRequestIDHeader     = "X-Request-ID"
+	DefaultRequestIDFormat     = "uuidv7"
+	DefaultClockSkew           = 30 * time.Second
+	MaxClockSkew               = 5 * time.Minute
+	DefaultScopeClaim          = "scope"
+	DefaultJWKSRefresh         = 5 * time.Minute
+	DefaultAPIKeyHeader        = "X-API-Key"
+	DefaultTokenPath           = "/api/v1/auth/token"
+	DefaultAccessTTL           = 30 * time.Minute
+	DefaultRefreshTTL          = 720 * time.Hour
+	DefaultStore               = "memory"
+	DefaultStoreOnError        = "local"
+	DefaultRateLimitHeaders    = "ietf"
+	DefaultRateKey             = "ip"
+	DefaultConsecutiveFailures = 5
+	DefaultOpenFor             = 60 * time.Second
+	DefaultHalfOpenRequests    = 3
+	DefaultRatioWindow         = 10 * time.Second
+	DefaultRatioMinRequests    = 20
+	DefaultSecurityPreset      = "strict"
+	DefaultMaxBodyBytes        = 1 << 20
+	DefaultMaxHeaderBytes      = 32 << 10
+	DefaultBodyTimeout         = 30 * time.Second
+)
+
+// defaultAlgorithms are the JWT algorithms a provider accepts when it names none.
+var defaultAlgorithms = []string{"ES256", "RS256", "EdDSA"}
+
 // Policy is a decoded, defaulted and validated policy document.
 type Policy struct {
-	APIVersion string
-	Kind       string
-	Metadata   Metadata
-	Spec       Spec
+	APIVersion string   `policy:"apiVersion,check=apiVersion"`
+	Kind       string   `policy:"kind,check=kind"`
+	Metadata   Metadata `policy:"metadata"`
+	Spec       Spec     `policy:"spec,required"`
 
 	// Source names where the policy came from (a file path or "embedded").
-	Source string
+	Source string `policy:"-"`
 	// BaseDir resolves relative file references (JWKS, keys, secrets).
-	BaseDir string
+	BaseDir string `policy:"-"`
 	// Hash is the SHA-256 of the source document, hex encoded.
-	Hash string
+	Hash string `policy:"-"`
 }
 
 // Metadata names a policy.
 type Metadata struct {
-	Name    string
-	Version string
-	Labels  map[string]string
+	Name    string            `policy:"name"`
+	Version string            `policy:"version"`
+	Labels  map[string]string `policy:"labels"`
 }
 
 // Spec is what the edge enforces.
 type Spec struct {
-	Upstream        Upstream
-	ClientIP        ClientIP
-	RequestID       RequestID
-	Auth            Auth
-	TokenIssuer     *TokenIssuer
-	RateLimit       RateLimit
-	CircuitBreaker  CircuitBreaker
-	CORS            *CORS
-	SecurityHeaders SecurityHeaders
-	Limits          Limits
-	Paths           Paths
-	Routes          []Route
+	Upstream        Upstream        `policy:"upstream"`
+	ClientIP        ClientIP        `policy:"clientIP"`
+	RequestID       RequestID       `policy:"requestID"`
+	Auth            Auth            `policy:"auth"`
+	TokenIssuer     *TokenIssuer    `policy:"tokenIssuer"`
+	RateLimit       RateLimit       `policy:"rateLimit"`
+	CircuitBreaker  CircuitBreaker  `policy:"circuitBreaker"`
+	CORS            *CORS           `policy:"cors"`
+	SecurityHeaders SecurityHeaders `policy:"securityHeaders,decode=securityHeaders"`
+	Limits          Limits          `policy:"limits"`
+	Paths           Paths           `policy:"paths"`
+	Routes          []Route         `policy:"routes,check=routes"`
 }
 
 // Upstream is where allowed requests go (sidecar, xDS).
 type Upstream struct {
-	URL     string
-	Timeout time.Duration // per attempt; the edge answers 504 past it
+	URL     string        `policy:"url,check=upstreamURL"`
+	Timeout time.Duration `policy:"timeout,default=DefaultUpstreamTimeout"` // per attempt; the edge answers 504 past it
 }
 
 // ClientIP says how the real client address is found behind proxies.
 type ClientIP struct {
-	TrustedProxies []netip.Prefix
-	Headers        []string // X-Forwarded-For, Forwarded, X-Real-IP; in order of preference
+	TrustedProxies []netip.Prefix `policy:"trustedProxies,decode=prefixes"`
+	// X-Forwarded-For, Forwarded, X-Real-IP; in order of preference.
+	Headers []string `policy:"headers,decode=clientIPHeaders"`
 }
 
 // RequestID configures request identifiers.
 type RequestID struct {
-	Header        string
-	AlsoHeaders   []string
-	TrustIncoming bool
-	Format        string // uuidv7 or uuidv4
+	Header        string   `policy:"header,default=DefaultRequestIDHeader,check=headerName"`
+	AlsoHeaders   []string `policy:"alsoHeaders,check=headerNames"`
+	TrustIncoming bool     `policy:"trustIncoming,default=true"`
+	Format        string   `policy:"format,default=DefaultRequestIDFormat,enum=format:uuidv7|uuidv4"`
 }
 
 // Auth holds the credential verifiers that routes may require.
 type Auth struct {
-	JWT     JWT
-	APIKeys *APIKeys
+	JWT     JWT      `policy:"jwt"`
+	APIKeys *APIKeys `policy:"apiKeys"`
 }
 
 // JWT lists the trusted token issuers.
 type JWT struct {
-	Providers []JWTProvider
+	Providers []JWTProvider `policy:"providers"`
 }
 
 // JWTProvider is one trusted issuer of JSON Web Tokens.
 type JWTProvider struct {
-	Name       string
-	Issuer     string
-	Audiences  []string
-	Algorithms []string
-	JWKS       *KeySource
-	Secret     *SecretRef // HS* shared secret
-	ClockSkew  time.Duration
-	ScopeClaim string
+	Name       string        `policy:"name,required"`
+	Issuer     string        `policy:"issuer,required"`
+	Audiences  []string      `policy:"audiences,check=audiences"`
+	Algorithms []string      `policy:"algorithms,default=defaultAlgorithms,check=algorithms"`
+	JWKS       *KeySource    `policy:"jwks"`
+	Secret     *SecretRef    `policy:"secret"` // HS* shared secret
+	ClockSkew  time.Duration `policy:"clockSkew,default=DefaultClockSkew,zero,check=clockSkew"`
+	ScopeClaim string        `policy:"scopeClaim,default=DefaultScopeClaim"`
 	// ForwardClaims maps claim names to the upstream headers that carry them,
 	// sorted by claim name.
-	ForwardClaims []ClaimHeader
+	ForwardClaims []ClaimHeader `policy:"forwardClaims,decode=forwardClaims"`
 }
 
 // ClaimHeader forwards one verified claim upstream in a header.
@@ -114,46 +168,46 @@ type ClaimHeader struct {
 
 // KeySource is where a key set comes from: exactly one of File, URL, Inline.
 type KeySource struct {
-	File    string
-	URL     string
-	Inline  string // JSON text
-	Refresh time.Duration
+	File    string        `policy:"file"`
+	URL     string        `policy:"url,check=keyURL"`
+	Inline  string        `policy:"inline,decode=inline"` // JSON text
+	Refresh time.Duration `policy:"refresh"`
 	// ReadyWithoutKeys lets the data plane report ready before a URL key
 	// set has arrived (its tokens are refused with no_keys until then);
 	// by default readiness waits for every provider's keys.
-	ReadyWithoutKeys bool
+	ReadyWithoutKeys bool `policy:"readyWithoutKeys"`
 }
 
 // SecretRef is a secret read from a file, an environment variable or inline.
 type SecretRef struct {
-	File  string
-	Env   string
-	Value string
+	File  string `policy:"file"`
+	Env   string `policy:"env"`
+	Value string `policy:"value"`
 }
 
 // APIKeys configures API-key authentication.
 type APIKeys struct {
-	Header string
-	Keys   []APIKey
+	Header string   `policy:"header,default=DefaultAPIKeyHeader,check=headerName"`
+	Keys   []APIKey `policy:"keys,check=apiKeys"`
 }
 
 // APIKey is a stored key: only its SHA-256 is kept.
 type APIKey struct {
-	ID     string
-	SHA256 [32]byte
-	Scopes []string
+	ID     string   `policy:"id,required"`
+	SHA256 [32]byte `policy:"sha256,decode=sha256"`
+	Scopes []string `policy:"scopes,check=scopes"`
 }
 
 // TokenIssuer is the OAuth2 token endpoint the sidecar serves.
 type TokenIssuer struct {
-	Path       string
-	Issuer     string
-	Audience   string
-	SigningKey KeySource
-	AccessTTL  time.Duration
-	RefreshTTL time.Duration
-	Users      []Principal
-	Clients    []Principal
+	Path       string        `policy:"path,default=DefaultTokenPath,check=tokenPath"`
+	Issuer     string        `policy:"issuer,required"`
+	Audience   string        `policy:"audience,required"`
+	SigningKey KeySource     `policy:"signingKey,keys=file|url|inline"`
+	AccessTTL  time.Duration `policy:"accessTTL,default=DefaultAccessTTL"`
+	RefreshTTL time.Duration `policy:"refreshTTL,default=DefaultRefreshTTL"`
+	Users      []Principal   `policy:"users,decode=users"`
+	Clients    []Principal   `policy:"clients,decode=clients"`
 }
 
 // Principal is a user (password grant) or client (client_credentials grant).
@@ -165,31 +219,31 @@ type Principal struct {
 
 // RateLimit configures the shared rate-limit store and response headers.
 type RateLimit struct {
-	Store   Store
-	Headers string // ietf, legacy, both, none
+	Store   Store  `policy:"store"`
+	Headers string `policy:"headers,default=DefaultRateLimitHeaders,enum=header style:ietf|legacy|both|none"`
 }
 
 // Store is the rate-limit state store.
 type Store struct {
-	Type    string // memory or redis
-	URL     string
-	OnError string // local, deny, allow
+	Type    string `policy:"type,default=DefaultStore,enum=store:memory|redis"`
+	URL     string `policy:"url"`
+	OnError string `policy:"onError,default=DefaultStoreOnError,enum=mode:local|deny|allow"`
 }
 
 // CircuitBreaker configures the breaker in front of the upstream.
 type CircuitBreaker struct {
-	ConsecutiveFailures int
-	FailureRatio        *FailureRatio
-	OpenFor             time.Duration
-	HalfOpenRequests    int
-	FailOn              FailOn
+	ConsecutiveFailures int           `policy:"consecutiveFailures,default=DefaultConsecutiveFailures,zero,check=consecutiveFailures"`
+	FailureRatio        *FailureRatio `policy:"failureRatio"`
+	OpenFor             time.Duration `policy:"openFor,default=DefaultOpenFor"`
+	HalfOpenRequests    int           `policy:"halfOpenRequests,default=DefaultHalfOpenRequests,zero,check=halfOpenRequests"`
+	FailOn              FailOn        `policy:"failOn,decode=failOn"`
 }
 
 // FailureRatio trips the breaker on a share of failures over a rolling window.
 type FailureRatio struct {
-	Ratio       float64
-	MinRequests int
-	Window      time.Duration
+	Ratio       float64       `policy:"ratio,check=ratio"`
+	MinRequests int           `policy:"minRequests,default=DefaultRatioMinRequests,check=notNegative"`
+	Window      time.Duration `policy:"window,default=DefaultRatioWindow"`
 }
 
 // FailOn says which upstream outcomes count as failures.
@@ -201,12 +255,12 @@ type FailOn struct {
 
 // CORS configures cross-origin resource sharing.
 type CORS struct {
-	AllowOrigins     []string
-	AllowMethods     []string
-	AllowHeaders     []string
-	ExposeHeaders    []string
-	AllowCredentials bool
-	MaxAge           time.Duration
+	AllowOrigins     []string      `policy:"allowOrigins"`
+	AllowMethods     []string      `policy:"allowMethods,check=methods"`
+	AllowHeaders     []string      `policy:"allowHeaders,check=headerNames"`
+	ExposeHeaders    []string      `policy:"exposeHeaders,check=headerNames"`
+	AllowCredentials bool          `policy:"allowCredentials"`
+	MaxAge           time.Duration `policy:"maxAge"`
 }
 
 // SecurityHeaders is a preset ("strict" or "none") or a custom set.
@@ -217,8 +271,8 @@ type SecurityHeaders struct {
 
 // Limits bounds request sizes.
 type Limits struct {
-	MaxBodyBytes   int64
-	MaxHeaderBytes int64
+	MaxBodyBytes   int64 `policy:"maxBodyBytes,decode=size,default=DefaultMaxBodyBytes"`
+	MaxHeaderBytes int64 `policy:"maxHeaderBytes,decode=size,default=DefaultMaxHeaderBytes"`
 }
 
 // Paths says how request paths are read for matching, so that the edge
@@ -228,46 +282,46 @@ type Paths struct {
 	// which Tomcat, Jetty and Spring read as "/admin/"): routes are then
 	// matched on the path without them. Off, a path with a ';' (raw or
 	// %3B) is refused with 400.
-	AllowParameters bool
+	AllowParameters bool `policy:"allowParameters"`
 	// CaseInsensitive matches route paths without regard to ASCII case, for
 	// upstreams that read "/ADMIN/" as "/admin/" (IIS, some Java stacks).
-	CaseInsensitive bool
+	CaseInsensitive bool `policy:"caseInsensitive"`
 }
 
 // Route is one entry of the route table; the first match wins.
 type Route struct {
-	Name      string
-	Match     Match
-	Auth      RouteAuth
-	RateLimit *RouteRateLimit
+	Name      string          `policy:"name,required"`
+	Match     Match           `policy:"match,required"`
+	Auth      RouteAuth       `policy:"auth,decode=routeAuth"`
+	RateLimit *RouteRateLimit `policy:"rateLimit"`
 	// WebSocket lets a GET with "Upgrade: websocket" be tunnelled to the
 	// upstream; without it every upgrade but h2c (which is dropped) is
 	// refused.
-	WebSocket bool
+	WebSocket bool `policy:"websocket"`
 	// BodyTimeout bounds the arrival of the request body, counted from the
 	// end of the request head: a slower client gets 408.
-	BodyTimeout time.Duration
-	Line        int // where the route is defined, for explanations
+	BodyTimeout time.Duration `policy:"bodyTimeout,default=DefaultBodyTimeout"`
+	Line        int           `policy:",line"` // where the route is defined, for explanations
 }
 
 // Match selects requests by normalised path and method.
 type Match struct {
-	Path       string
-	PathPrefix string
-	Methods    []string // empty: any method
+	Path       string   `policy:"path"`
+	PathPrefix string   `policy:"pathPrefix"`
+	Methods    []string `policy:"methods,check=methods"` // empty: any method
 }
 
 // RouteAuth says which credentials a route accepts and which scopes it needs.
 type RouteAuth struct {
-	None   bool     // public route
-	AnyOf  []string // "jwt", "apiKey"
-	Scopes []string // all required
+	None   bool     `policy:"-"`                   // public route (auth: none)
+	AnyOf  []string `policy:"anyOf"`               // "jwt", "apiKey"
+	Scopes []string `policy:"scopes,check=scopes"` // all required
 }
 
 // RouteRateLimit is a GCRA limit: Rate requests Per period, bucket size Burst.
 type RouteRateLimit struct {
-	Key   string // ip, subject, apiKey, route, header:NAME, claim:NAME
-	Rate  int
-	Per   time.Duration
-	Burst int
+	Key   string        `policy:"key,default=DefaultRateKey,zero,check=rateKey"` // ip, subject, apiKey, route, header:NAME, claim:NAME
+	Rate  int           `policy:"rate,required,check=requests"`
+	Per   time.Duration `policy:"per,required"`
+	Burst int           `policy:"burst,check=requests"`
 }

@@ -27,6 +27,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/contentguard/contentguard/sidecar/fastpath"
 )
 
 // drainIdleAfter is how long a connection must have been idle for the drain
@@ -72,26 +74,14 @@ func (ic *idleConns) closeIdle(cutoff time.Time) {
 	}
 }
 
-// closeIdle closes the fast path's connections that have been waiting for a
-// request since before cutoff.
-func (f *fastServer) closeIdle(cutoff time.Time) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for fc := range f.conns {
-		if fc.idle.Load() && fc.since.Load() < cutoff.UnixNano() {
-			_ = fc.c.Close()
-		}
-	}
-}
-
 // drainDelay serves for delay with every answer saying Connection: close,
 // closing the connections of both paths once they have been idle for
 // drainIdleFor(delay).
-func (s *Server) drainDelay(delay time.Duration, fast *fastServer, idle *idleConns) {
+func (s *Server) drainDelay(delay time.Duration, fast *fastpath.Server, idle *idleConns) {
 	if fast != nil {
-		fast.lastCall.Store(true)
+		fast.LastCall()
 	}
-	// (The net/http path reads s.draining in proxy.ServeHTTP.)
+	// (The net/http path reads s.draining through nethttp.Sidecar.)
 	idleFor := drainIdleFor(delay)
 	end := time.NewTimer(delay)
 	defer end.Stop()
@@ -104,7 +94,7 @@ func (s *Server) drainDelay(delay time.Duration, fast *fastServer, idle *idleCon
 		case now := <-tick.C:
 			cutoff := now.Add(-idleFor)
 			if fast != nil {
-				fast.closeIdle(cutoff)
+				fast.CloseIdle(cutoff)
 			}
 			idle.closeIdle(cutoff)
 		}

@@ -23,7 +23,7 @@ import (
 	"github.com/contentguard/contentguard/sidecar"
 )
 
-// Adversarial tests of the fast path (fast.go): desynchronisation between
+// Adversarial tests of the fast path (package fastpath): desynchronisation between
 // client, sidecar and upstream, bounded resources, error semantics and
 // shutdown. Where a case applies to both paths, both are held to it.
 
@@ -98,10 +98,15 @@ func closedPortAddr(t testing.TB) string {
 	return tcptest.RefusingAddr(t) // no other process can take it meanwhile
 }
 
-// sidecarGoroutines counts the goroutines running code of package sidecar,
-// so that goroutines of the test itself, the runtime or other packages
-// (timers, the HTTP client's keep-alives) do not blur a leak check.
-func sidecarGoroutines() int { return stacktest.Count("contentguard/sidecar.") }
+// sidecarGoroutines counts the goroutines running code of package sidecar
+// and the packages of its data path, so that goroutines of the test
+// itself, the runtime or other packages (timers, the HTTP client's
+// keep-alives) do not blur a leak check. (Function names, not file paths:
+// each pattern ends in the "." before a function name.)
+func sidecarGoroutines() int {
+	const pkg = "github.com/contentguard/contentguard/sidecar"
+	return stacktest.CountAny(pkg+".", pkg+"/fastpath.", pkg+"/nethttp.", pkg+"/upstream.", pkg+"/exchange.")
+}
 
 // bothPaths runs f against the fast path and against net/http.
 func bothPaths(t *testing.T, f func(t *testing.T, netHTTP bool)) {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/contentguard/contentguard/sidecar/exchange"
 	"github.com/contentguard/contentguard/telemetry"
 	"github.com/contentguard/contentguard/telemetry/edgemetrics"
 )
@@ -40,8 +41,6 @@ func newMetrics(reg *prometheus.Registry, log *slog.Logger) (*metrics, error) {
 	return &metrics{Metrics: m, http: m.HTTP()}, nil
 }
 
-func (m *metrics) policyLoaded(pl *plane) { m.PolicyLoaded(pl.policy, nil) }
+func (m *metrics) policyLoaded(pl *exchange.Plane) { m.PolicyLoaded(pl.Policy, nil) }
 
-func (m *metrics) reloaded(pl, old *plane) { m.Reloaded(pl.policy, old.policy) }
-
-func routeLabel(route string) string { return edgemetrics.RouteLabel(route) }
+func (m *metrics) reloaded(pl, old *exchange.Plane) { m.Reloaded(pl.Policy, old.Policy) }

@@ -7,7 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
+
+	"github.com/contentguard/contentguard/sidecar/fastpath"
 )
 
 // headerSlack is how far above the policy's maxHeaderBytes the server
@@ -21,9 +24,13 @@ const headerSlack = 16 << 10
 // DrainDelay — every answer saying Connection: close, connections idle for
 // a second closed (see drain.go) — then stops accepting, lets in-flight
 // requests finish for up to DrainTimeout (then cuts them), and returns.
+//
+// The public listener belongs to the fast path (package fastpath) when it
+// applies (upstream.Client.FastPath); the net/http server then serves the
+// connections it hands over.
 func (s *Server) Serve(ctx context.Context, public, admin net.Listener) error {
 	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
-	maxHeader := int(s.state.Load().policy.Spec.Limits.MaxHeaderBytes) + headerSlack
+	maxHeader := int(s.state.Load().Policy.Spec.Limits.MaxHeaderBytes) + headerSlack
 	pub := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: orDefault(s.opts.ReadHeaderTimeout, 10*time.Second),
@@ -37,12 +44,23 @@ func (s *Server) Serve(ctx context.Context, public, admin net.Listener) error {
 	pub.ConnState = idle.track
 	servers := []*http.Server{pub}
 	listeners := []net.Listener{public}
-	var fast *fastServer
-	if s.fastPath() {
+	fastOK, why := s.fastPath()
+	s.logDataPaths(fastOK, why)
+	var fast *fastpath.Server
+	if fastOK {
 		// The fast path owns the public listener; net/http serves the
 		// connections it hands over.
-		fast = newFastServer(s, s.lean, pub)
-		listeners[0] = fast.handoff
+		fast = fastpath.New(fastpath.Config{
+			Sidecar:           view{s},
+			Pool:              s.client.Pool(),
+			Recorder:          s.recorder,
+			Logger:            s.log,
+			ReadHeaderTimeout: pub.ReadHeaderTimeout,
+			ReadTimeout:       pub.ReadTimeout,
+			WriteTimeout:      pub.WriteTimeout,
+			IdleTimeout:       pub.IdleTimeout,
+		})
+		listeners[0] = fast.Handoff()
 	}
 	if admin != nil {
 		servers = append(servers, &http.Server{
@@ -67,7 +85,7 @@ func (s *Server) Serve(ctx context.Context, public, admin net.Listener) error {
 	}
 	if fast != nil {
 		go func() {
-			if err := fast.serve(public); err != nil {
+			if err := fast.Serve(public); err != nil {
 				failed <- fmt.Errorf("sidecar: serve %s: %w", public.Addr(), err)
 			}
 		}()
@@ -90,10 +108,10 @@ func (s *Server) Serve(ctx context.Context, public, admin net.Listener) error {
 	var fastDone chan error
 	if fast != nil {
 		// Stop accepting first, so nothing more is handed to net/http.
-		fast.draining.Store(true)
+		fast.StopAccepting()
 		_ = public.Close()
 		fastDone = make(chan error, 1)
-		go func() { fastDone <- fast.shutdown(dctx) }()
+		go func() { fastDone <- fast.Shutdown(dctx) }()
 	}
 	if err := pub.Shutdown(dctx); err != nil {
 		s.log.Warn("drain timed out; closing remaining connections", "err", err.Error())
@@ -115,9 +133,35 @@ func (s *Server) Serve(ctx context.Context, public, admin net.Listener) error {
 	return serveErr
 }
 
-// fastPath reports whether Serve answers on the fast path (see fast.go).
-func (s *Server) fastPath() bool {
-	return !s.opts.DisableFastPath && s.lean != nil
+// fastPath reports whether Serve answers on the fast path, and if not why.
+func (s *Server) fastPath() (bool, string) {
+	if s.opts.DisableFastPath {
+		return false, "turned off (--no-fast-path, Options.DisableFastPath)"
+	}
+	return s.client.FastPath()
+}
+
+// logDataPaths says which path serves which traffic, and why: the rule is
+// the fast path's (package fastpath and upstream.Client.FastPath), this is
+// its one line in the log.
+func (s *Server) logDataPaths(fast bool, why string) {
+	if !fast {
+		level := slog.LevelInfo
+		if !s.opts.DisableFastPath {
+			level = slog.LevelWarn // not asked for: say it louder
+		}
+		s.log.Log(context.Background(), level, "data path: net/http serves every request; the fast path is off",
+			"fast_path", false, "reason", why)
+		return
+	}
+	handed := "chunked or Expect bodies, upgrades, HTTP/1.0, heads over 8 KiB"
+	if len(s.opts.LocalPaths) > 0 {
+		handed += ", the in-process paths " + strings.Join(s.opts.LocalPaths, " ")
+	}
+	s.log.Info("data paths: the fast path serves keep-alive HTTP/1.1, net/http what it hands over",
+		"fast_path", true,
+		"fast", "HTTP/1.1 in origin form without a body or with a Content-Length one, to http and https upstreams",
+		"net_http", handed)
 }
 
 func orDefault(d, def time.Duration) time.Duration {

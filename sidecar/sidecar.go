@@ -1,16 +1,29 @@
-// Package sidecar is contentguard's Go data plane: a reverse proxy
-// (net/http/httputil) that asks the edge engine about every request and
-// applies its decision — reject with a problem document, or forward to the
-// upstream with the normalised path, the request ID, verified claims and
-// correct forwarding headers — and reports the upstream's outcome back to the
-// engine's circuit breaker.
+// Package sidecar is contentguard's Go data plane: a reverse proxy that asks
+// the edge engine about every request and applies its decision — reject
+// with a problem document, or forward to the upstream with the normalised
+// path, the request ID, verified claims and correct forwarding headers —
+// and reports the upstream's outcome back to the engine's circuit breaker.
 //
-// Around the proxy it keeps the policy fresh (hot reload on file change or
-// Reload, atomically, never half-applied), exposes an admin API on its own
-// listener (health, readiness, metrics, breakers, policy), and shuts down
-// gracefully. Other packages plug into it: Options.Local serves in-process
-// handlers (the OAuth2 token endpoint) behind the same checks, and Engine
-// gives the NGINX auth_request endpoint the current engine.
+// This package is the Server: it wires the parts below together, keeps the
+// policy in force (hot reload on file change or Reload, or a document put
+// in force with Apply; atomically, never half-applied), and runs the listeners from start to a graceful drain. It
+// neither parses HTTP nor dials the upstream itself:
+//
+//   - fastpath: its own HTTP/1.1 server for keep-alive API traffic;
+//   - nethttp: the net/http server's handler (httputil.ReverseProxy) for
+//     everything the fast path hands over, or all traffic without it;
+//   - upstream: the client both use — connections, transports, timeouts,
+//     and the rule for when the fast path applies;
+//   - exchange: what both record and share about one request;
+//   - admin: the admin API on its own listener (health, readiness,
+//     metrics, breakers, policy).
+//
+// Other packages plug into it through its public methods alone:
+// Options.Local serves in-process handlers (the OAuth2 token endpoint,
+// package issuer) behind the same checks; Engine gives the current engine to
+// the NGINX auth_request endpoint (package authz) and to Envoy's ext_authz
+// and access-log service (package extauthz); Apply takes the policy the
+// control plane sends (package xdsclient). See docs/architecture.md.
 //
 // Native only: this package imports Prometheus, OpenTelemetry and Redis and
 // is never run under Yaegi.
@@ -19,13 +32,13 @@ package sidecar
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +54,10 @@ import (
 	"github.com/contentguard/contentguard/edge/urlpath"
 	"github.com/contentguard/contentguard/policy"
 	"github.com/contentguard/contentguard/policy/policyfile"
+	"github.com/contentguard/contentguard/sidecar/admin"
+	"github.com/contentguard/contentguard/sidecar/exchange"
+	"github.com/contentguard/contentguard/sidecar/nethttp"
+	"github.com/contentguard/contentguard/sidecar/upstream"
 	"github.com/contentguard/contentguard/telemetry"
 )
 
@@ -94,15 +111,24 @@ type Options struct {
 	// lines go through Logger.
 	AccessLog io.Writer
 	// DisableFastPath serves every request through net/http and
-	// httputil.ReverseProxy. By default Serve answers plain keep-alive
-	// HTTP/1.1 requests on its own loop (see fast.go) when Transport is the
-	// default.
+	// httputil.ReverseProxy. By default Serve answers keep-alive HTTP/1.1
+	// requests on its own loop (package fastpath), to http and https
+	// upstreams, whenever Transport is the default; Serve logs which path
+	// serves what, and why.
 	DisableFastPath bool
-	// Transport is the upstream transport. Default: body-less GET and HEAD
-	// requests to plain-http upstreams take a lean synchronous path over
-	// pooled keep-alive connections, everything else a tuned http.Transport
-	// (see NewTransport).
+	// Transport is the upstream transport. Default: the fast path writes
+	// on pooled keep-alive connections of its own; on the net/http path,
+	// body-less GET and HEAD requests to plain-http upstreams take a lean
+	// synchronous path over the same pool, everything else a tuned
+	// http.Transport (see NewTransport). A custom Transport serves every
+	// request through net/http: the fast path cannot use one (it takes
+	// http.Request values), and Serve logs that it is off and why.
 	Transport http.RoundTripper
+	// UpstreamTLS configures connections to an https upstream on both
+	// paths (trusted roots, a client certificate, the server name);
+	// default: the system's roots and the upstream's host name. Only
+	// HTTP/1.1 is offered. Ignored with a custom Transport.
+	UpstreamTLS *tls.Config
 	// WatchInterval is how often PolicyFile is polled; default 1s.
 	WatchInterval time.Duration
 	// DrainTimeout bounds the graceful drain of in-flight requests on
@@ -124,13 +150,14 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	tracing *telemetry.Tracing
-	state   atomic.Pointer[plane] // the policy in force: read once per request
+	state   atomic.Pointer[exchange.Plane] // the policy in force: read once per request
 
 	breakers *breaker.Registry
 	local    *ratelimit.Memory
 	metrics  *metrics
-	proxy    *proxy
-	lean     *leanTransport // the default transport; nil with Options.Transport
+	client   *upstream.Client
+	recorder *exchange.Recorder
+	handler  *nethttp.Handler
 	redis    *redisStores
 	locals   map[string]bool
 
@@ -145,19 +172,6 @@ type Server struct {
 	closed     atomic.Bool
 	stop       context.CancelFunc
 	wg         sync.WaitGroup
-}
-
-// plane is everything that changes with a policy: the engine and what the
-// proxy derives from the same policy. A request reads it once and uses only
-// it, so it is judged by exactly one policy.
-type plane struct {
-	engine   *edge.Engine
-	policy   *policy.Policy // as loaded (before the --upstream override)
-	loadedAt time.Time
-	target   upstreamTarget
-	trusted  []netip.Prefix
-	maxBody  int64
-	names    headerNames
 }
 
 // ErrNoPolicy is returned by New without Options.Policy.
@@ -187,11 +201,6 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = 20 * time.Second
 	}
-	var lean *leanTransport
-	if opts.Transport == nil {
-		lean = newLeanTransport(NewTransport())
-		opts.Transport = lean
-	}
 	tracing := opts.Tracing
 	if tracing == nil {
 		tracing = &telemetry.Tracing{Provider: tracenoop.NewTracerProvider(), Propagator: propagation.TraceContext{}}
@@ -206,7 +215,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		now:     opts.Now,
 		tracing: tracing,
 		metrics: m,
-		lean:    lean,
+		client:  upstream.NewClient(opts.Transport, opts.UpstreamTLS),
 		redis:   &redisStores{},
 		locals:  map[string]bool{},
 	}
@@ -225,7 +234,20 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s.state.Store(pl)
 	m.policyLoaded(pl)
-	s.proxy = newProxy(s)
+	s.recorder = exchange.NewRecorder(exchange.RecorderOptions{
+		Tracing:          tracing,
+		Metrics:          m.http,
+		Logger:           s.log,
+		AccessLog:        opts.AccessLog,
+		DisableAccessLog: opts.DisableAccessLog,
+	})
+	s.handler = nethttp.New(nethttp.Config{
+		Sidecar:   view{s},
+		Local:     opts.Local,
+		Transport: s.client.RoundTripper(),
+		Recorder:  s.recorder,
+		Logger:    s.log,
+	})
 
 	wctx, stop := context.WithCancel(ctx)
 	s.stop = stop
@@ -241,12 +263,12 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 
 // build makes the plane for p: the engine, sharing the server's stores and
 // breakers, and the upstream target. It has no side effects on failure.
-func (s *Server) build(ctx context.Context, p *policy.Policy) (*plane, error) {
+func (s *Server) build(ctx context.Context, p *policy.Policy) (*exchange.Plane, error) {
 	eff := *p // the engine names the breaker after the upstream it really uses
 	if s.opts.Upstream != "" {
 		eff.Spec.Upstream.URL = s.opts.Upstream
 	}
-	target, err := parseUpstream(eff.Spec.Upstream.URL)
+	target, err := upstream.ParseTarget(eff.Spec.Upstream.URL)
 	if err != nil {
 		return nil, err
 	}
@@ -267,15 +289,15 @@ func (s *Server) build(ctx context.Context, p *policy.Policy) (*plane, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sidecar: policy %s: %w", p.Source, err)
 	}
-	s.metrics.BreakerSeen(eng.Breakers().Get(target.name))
-	return &plane{
-		engine:   eng,
-		policy:   p,
-		loadedAt: s.now(),
-		target:   target,
-		trusted:  eff.Spec.ClientIP.TrustedProxies,
-		maxBody:  eff.Spec.Limits.MaxBodyBytes,
-		names:    newHeaderNames(&eff),
+	s.metrics.BreakerSeen(eng.Breakers().Get(target.Name))
+	return &exchange.Plane{
+		Engine:   eng,
+		Policy:   p,
+		LoadedAt: s.now(),
+		Target:   target,
+		Trusted:  eff.Spec.ClientIP.TrustedProxies,
+		MaxBody:  eff.Spec.Limits.MaxBodyBytes,
+		Names:    exchange.NewHeaderNames(&eff),
 	}, nil
 }
 
@@ -298,10 +320,10 @@ func (s *Server) isLocal(path string) bool {
 
 // Engine returns the engine in force (for sidecar/authz). It may be replaced
 // by a reload at any time: read it once per request.
-func (s *Server) Engine() *edge.Engine { return s.state.Load().engine }
+func (s *Server) Engine() *edge.Engine { return s.state.Load().Engine }
 
 // Policy returns the policy in force.
-func (s *Server) Policy() *policy.Policy { return s.state.Load().policy }
+func (s *Server) Policy() *policy.Policy { return s.state.Load().Policy }
 
 // Reload reads PolicyFile again, validates it, builds a new engine that
 // shares the rate-limit stores and circuit breakers, and swaps it in
@@ -368,7 +390,7 @@ func (s *Server) apply(source string, data []byte, parse func() (*policy.Policy,
 	s.breakers.Reconfigure(edge.BreakerSettings(p, s.now, s.metrics))
 	// Requests still running on the old engine keep working: a closed
 	// engine only stops its background JWKS refresh.
-	old.engine.Close()
+	old.Engine.Close()
 	s.metrics.reloaded(pl, old)
 	s.log.Info("policy reloaded", "policy", p.Metadata.Name, "version", p.Metadata.Version, "hash", p.Hash, "source", p.Source)
 	return nil
@@ -395,7 +417,32 @@ func documentHash(data []byte) string {
 }
 
 // Handler returns the public data-plane handler.
-func (s *Server) Handler() http.Handler { return s.proxy }
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// AdminHandler returns the admin API (see package admin). Serve it on a
+// private listener only (Serve never puts it on the public one).
+func (s *Server) AdminHandler() http.Handler {
+	return admin.Handler(admin.Config{
+		Sidecar:   view{s},
+		Version:   s.opts.Version,
+		Registry:  s.opts.Registry,
+		Breakers:  s.breakers,
+		Profiling: s.opts.Profiling,
+	})
+}
+
+// view is the Server as its parts see it (fastpath.Sidecar,
+// nethttp.Sidecar, admin.Sidecar): the policy in force and the server's
+// state, nothing else.
+type view struct{ s *Server }
+
+func (v view) Plane() *exchange.Plane { return v.s.state.Load() }
+
+func (v view) Local(path string) bool { return v.s.isLocal(path) }
+
+func (v view) Draining() bool { return v.s.draining.Load() }
+
+func (v view) Closed() bool { return v.s.closed.Load() }
 
 // Close stops the policy watcher and releases the engine and stores. It
 // does not stop listeners started by Serve (cancel Serve's context). It is
@@ -408,10 +455,12 @@ func (s *Server) Close() error {
 	s.wg.Wait()
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
-	s.state.Load().engine.Close()
+	s.state.Load().Engine.Close()
 	s.local.Close()
-	if t, ok := s.opts.Transport.(interface{ CloseIdleConnections() }); ok {
-		t.CloseIdleConnections()
-	}
+	s.client.CloseIdleConnections()
 	return s.redis.close()
 }
+
+// NewTransport returns the upstream transport the sidecar uses by default
+// for what its lean round-tripper does not take (upstream.NewTransport).
+func NewTransport() *http.Transport { return upstream.NewTransport() }

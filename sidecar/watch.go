@@ -10,6 +10,6 @@ import (
 // policyfile.Watch); reloadFrom logs and counts what it refuses.
 func (s *Server) watch(ctx context.Context) {
 	policyfile.Watch(ctx, s.opts.PolicyFile, s.opts.WatchInterval,
-		func() string { return s.state.Load().policy.Hash },
+		func() string { return s.state.Load().Policy.Hash },
 		func(data []byte) { _ = s.reloadFrom(data) })
 }

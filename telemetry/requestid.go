@@ -4,7 +4,7 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/contentguard/contentguard/edge/requestid"
+	"github.com/contentguard/contentguard/internal/requestid"
 )
 
 // RequestIDHeader is the header read from clients (usually the edge) and

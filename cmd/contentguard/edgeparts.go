@@ -7,13 +7,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/contentguard/contentguard/internal/keyfile"
 	"github.com/contentguard/contentguard/policy"
 	"github.com/contentguard/contentguard/sidecar"
 	"github.com/contentguard/contentguard/sidecar/authz"
@@ -81,7 +81,7 @@ func authzHandler(srv *sidecar.Server, trusted, secretFile string, logger *slog.
 	}
 	var secret []byte
 	if secretFile != "" {
-		b, err := os.ReadFile(secretFile)
+		b, err := keyfile.Read(secretFile)
 		if err != nil {
 			return nil, fmt.Errorf("--authz-secret-file: %w", err)
 		}

@@ -10,11 +10,11 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/contentguard/contentguard/edge"
 	"github.com/contentguard/contentguard/edge/auth"
+	"github.com/contentguard/contentguard/internal/keyfile"
 	"github.com/contentguard/contentguard/policy"
 	"github.com/contentguard/contentguard/policy/lint"
 	"github.com/contentguard/contentguard/policy/policyfile"
@@ -201,7 +201,7 @@ func checkReferences(p *policy.Policy, root *policy.Node) []lint.Finding {
 		if pr.Secret != nil {
 			switch {
 			case pr.Secret.File != "":
-				if _, err := os.ReadFile(resolvePath(p.BaseDir, pr.Secret.File)); err != nil {
+				if _, err := keyfile.ReadSecret(keyfile.Resolve(p.BaseDir, pr.Secret.File)); err != nil {
 					add(lint.Error, path+".secret.file", "secret-file", "paths are relative to the policy file's directory", "cannot read the secret: %v", err)
 				}
 			case pr.Secret.Env != "":
@@ -221,7 +221,7 @@ func checkReferences(p *policy.Policy, root *policy.Node) []lint.Finding {
 		if pr.JWKS != nil {
 			ap.JWKSInline, keyPath = pr.JWKS.Inline, path+".jwks.inline"
 			if pr.JWKS.File != "" {
-				ap.JWKSFile, keyPath = resolvePath(p.BaseDir, pr.JWKS.File), path+".jwks.file"
+				ap.JWKSFile, keyPath = keyfile.Resolve(p.BaseDir, pr.JWKS.File), path+".jwks.file"
 			}
 		}
 		if s := pr.Secret; s != nil {
@@ -231,11 +231,11 @@ func checkReferences(p *policy.Policy, root *policy.Node) []lint.Finding {
 			case s.Env != "" && os.Getenv(s.Env) != "":
 				ap.Secret = []byte(os.Getenv(s.Env))
 			case s.File != "":
-				b, err := os.ReadFile(resolvePath(p.BaseDir, s.File))
+				b, err := keyfile.ReadSecret(keyfile.Resolve(p.BaseDir, s.File))
 				if err != nil {
 					continue // reported above
 				}
-				ap.Secret = []byte(strings.TrimRight(string(b), "\r\n"))
+				ap.Secret = b
 			default: // unset variable, warned about above
 				ap.Secret = []byte(strings.Repeat("x", 64))
 			}
@@ -253,7 +253,7 @@ func checkReferences(p *policy.Policy, root *policy.Node) []lint.Finding {
 		var err error
 		if t.SigningKey.File != "" {
 			path = "spec.tokenIssuer.signingKey.file"
-			data, err = os.ReadFile(resolvePath(p.BaseDir, t.SigningKey.File))
+			data, err = keyfile.Read(keyfile.Resolve(p.BaseDir, t.SigningKey.File))
 		}
 		if err == nil {
 			_, err = issuer.ParseSigningKey(data)
@@ -271,13 +271,6 @@ func trimPrefixes(s string, prefixes ...string) string {
 		s = strings.TrimPrefix(s, p)
 	}
 	return s
-}
-
-func resolvePath(base, path string) string {
-	if filepath.IsAbs(path) || base == "" {
-		return path
-	}
-	return filepath.Join(base, path)
 }
 
 // startsAsSidecar builds the engine and the token endpoint as the sidecar

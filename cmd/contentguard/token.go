@@ -22,6 +22,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/contentguard/contentguard/edge/auth"
+	"github.com/contentguard/contentguard/internal/keyfile"
 )
 
 const tokenHelp = `Usage: contentguard token <subcommand> [flags]
@@ -125,7 +126,7 @@ func runTokenMint(_ context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "contentguard token mint: --ttl must be positive")
 		return 2
 	}
-	key, err := loadPrivateKey(*keyFile)
+	key, err := keyfile.ReadPrivateKey(*keyFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "contentguard token mint: %v\n", err)
 		return 1
@@ -176,33 +177,4 @@ func mintToken(key crypto.Signer, kid string, claims jwt.MapClaims, ttl time.Dur
 	t := jwt.NewWithClaims(method, claims)
 	t.Header["kid"] = kid
 	return t.SignedString(key)
-}
-
-// loadPrivateKey reads a PKCS#8 (or SEC 1 EC / PKCS#1 RSA) PEM private key.
-func loadPrivateKey(path string) (crypto.Signer, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read key: %w", err)
-	}
-	block, _ := pem.Decode(data)
-	if block == nil {
-		return nil, fmt.Errorf("%s: no PEM block", path)
-	}
-	var key any
-	switch block.Type {
-	case "EC PRIVATE KEY":
-		key, err = x509.ParseECPrivateKey(block.Bytes)
-	case "RSA PRIVATE KEY":
-		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-	default:
-		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	s, ok := key.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("%s: %T cannot sign", path, key)
-	}
-	return s, nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/contentguard/contentguard/backend/host"
 	"github.com/contentguard/contentguard/edge/auth"
 	"github.com/contentguard/contentguard/internal/buildinfo"
+	"github.com/contentguard/contentguard/internal/keyfile"
 	"github.com/contentguard/contentguard/policy"
 	"github.com/contentguard/contentguard/policy/policyfile"
 	"github.com/contentguard/contentguard/sidecar"
@@ -338,7 +339,7 @@ func defaultStateDir() string {
 // only the JWKS when it is missing or names another key.
 func ensureKeys(dir string) (bool, error) {
 	keyPath, jwksPath := filepath.Join(dir, "signing.pem"), filepath.Join(dir, "jwks.json")
-	data, err := os.ReadFile(keyPath)
+	data, err := keyfile.Read(keyPath)
 	if errors.Is(err, os.ErrNotExist) {
 		_, err := writeKeyPair(dir, true)
 		return err == nil, err
@@ -354,7 +355,7 @@ func ensureKeys(dir string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if jwks, err := os.ReadFile(jwksPath); err == nil && strings.Contains(string(jwks), `"`+kid+`"`) {
+	if jwks, err := keyfile.Read(jwksPath); err == nil && strings.Contains(string(jwks), `"`+kid+`"`) {
 		return false, nil
 	}
 	doc, err := auth.MarshalJWKS(map[string]crypto.PublicKey{kid: &key.PublicKey})

@@ -1,3 +1,8 @@
+// yaegi:tags yaegi
+//
+// (Read by Yaegi only, before the files that follow this one: it selects
+// ecpoint_yaegi.go over ecpoint.go when the package is interpreted.)
+
 // Package auth verifies bearer credentials at the edge: JSON Web Tokens signed
 // by configured issuers (keys from a JWKS file, URL or inline document, or a
 // shared HMAC secret) and static API keys stored as SHA-256 hashes.
@@ -74,4 +79,11 @@
 // Options.Now or Options.Logf func literals — Yaegi runs deferred calls
 // holding that frame's lock, which a background refresh calling the literal
 // also needs, so Close would wait forever. Call Close explicitly instead.
+//
+// Yaegi v0.16.1's standard library predates ecdsa.ParseUncompressedPublicKey
+// and PublicKey.Bytes, so EC points are read and written by two files under
+// build tags: ecpoint.go compiled, ecpoint_yaegi.go interpreted (Yaegi reads
+// only "+build" lines, and the yaegi tag from the "yaegi:tags" line at the top
+// of this file). The deprecated big.Int coordinates and IsOnCurve live only in
+// the latter, so no compiled binary calls them.
 package auth

@@ -124,12 +124,11 @@ func parseJWK(raw jwkJSON) (key crypto.PublicKey, supported bool, err error) {
 		if err != nil {
 			return nil, true, err
 		}
-		X := new(big.Int).SetBytes(x)
-		Y := new(big.Int).SetBytes(y)
-		if !curve.IsOnCurve(X, Y) {
-			return nil, true, fmt.Errorf("point is not on %s", raw.Crv)
+		k, err := ecPublicKey(curve, x, y)
+		if err != nil {
+			return nil, true, err
 		}
-		return &ecdsa.PublicKey{Curve: curve, X: X, Y: Y}, true, nil
+		return k, true, nil
 	case "RSA":
 		if raw.D != "" {
 			return nil, true, fmt.Errorf("private key material in a public key set")
@@ -258,7 +257,7 @@ func publicJWK(pub crypto.PublicKey) (jwkJSON, error) {
 	enc := base64.RawURLEncoding
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
-		if k == nil || k.Curve == nil || k.X == nil || k.Y == nil {
+		if k == nil || k.Curve == nil {
 			return jwkJSON{}, fmt.Errorf("incomplete EC public key")
 		}
 		name := k.Curve.Params().Name
@@ -266,12 +265,10 @@ func publicJWK(pub crypto.PublicKey) (jwkJSON, error) {
 		if alg == "" {
 			return jwkJSON{}, fmt.Errorf("unsupported curve %s", name)
 		}
-		size := (k.Curve.Params().BitSize + 7) / 8
-		if k.X.Sign() < 0 || k.Y.Sign() < 0 || k.X.BitLen() > size*8 || k.Y.BitLen() > size*8 {
-			return jwkJSON{}, fmt.Errorf("EC coordinates out of range")
+		x, y, err := ecCoordinates(k, (k.Curve.Params().BitSize+7)/8)
+		if err != nil {
+			return jwkJSON{}, err
 		}
-		x := k.X.FillBytes(make([]byte, size))
-		y := k.Y.FillBytes(make([]byte, size))
 		return jwkJSON{Kty: "EC", Alg: alg, Crv: name, X: enc.EncodeToString(x), Y: enc.EncodeToString(y)}, nil
 	case *rsa.PublicKey:
 		if k == nil || k.N == nil || k.E <= 0 {

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/contentguard/contentguard/edge/internal/alarm"
+	"github.com/contentguard/contentguard/internal/keyfile"
 )
 
 // Provider configures one JWT issuer (from the policy's auth.jwt.providers[]).
@@ -267,9 +267,9 @@ func (v *Verifier) loadStatic(p *provider, src Provider, inProcess map[string][]
 	var keys map[string]JWK
 	switch {
 	case src.JWKSFile != "":
-		b, err := readBounded(src.JWKSFile)
+		b, err := keyfile.Read(src.JWKSFile)
 		if err != nil {
-			return err
+			return fmt.Errorf("read JWKS file: %w", err)
 		}
 		if keys, err = ParseJWKS(b); err != nil {
 			return err
@@ -327,18 +327,6 @@ func (v *Verifier) WithoutKeys() []string {
 // variadic arguments to a func-typed value supplied by the host.
 func (v *Verifier) warnf(format string, args ...any) {
 	v.logf("%s", fmt.Sprintf(format, args...))
-}
-
-// readBounded reads a key file of at most 1 MiB.
-func readBounded(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read JWKS file: %w", err)
-	}
-	if len(b) > maxJWKSBytes {
-		return nil, fmt.Errorf("JWKS file %s is %d bytes, at most %d allowed", path, len(b), maxJWKSBytes)
-	}
-	return b, nil
 }
 
 // Close stops background refreshes and waits for them. Verify keeps working

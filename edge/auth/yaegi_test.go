@@ -19,6 +19,7 @@ const yaegiProgram = `package main
 
 import (
 	"context"
+	"crypto"
 	"strconv"
 	"strings"
 	"time"
@@ -156,6 +157,24 @@ func Keyring(hash string, presented string) string {
 	return k.ID + "|" + strings.Join(k.Scopes, ",")
 }
 
+// Republish parses a JWKS and renders its keys again (MarshalJWKS): the
+// EC point codec both ways.
+func Republish(jwks string) string {
+	keys, err := auth.ParseJWKS([]byte(jwks))
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	pub := map[string]crypto.PublicKey{}
+	for kid, k := range keys {
+		pub[kid] = k.Key
+	}
+	out, err := auth.MarshalJWKS(pub)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return string(out)
+}
+
 func Thumbprint(jwks string) string {
 	keys, err := auth.ParseJWKS([]byte(jwks))
 	if err != nil {
@@ -176,6 +195,7 @@ func newYaegi(tb testing.TB) *interp.Interpreter {
 	i := yaegitest.New(tb,
 		yaegitest.Package("github.com/contentguard/contentguard/edge/auth", "."),
 		yaegitest.Package("github.com/contentguard/contentguard/edge/internal/alarm", "../internal/alarm"),
+		yaegitest.Package("github.com/contentguard/contentguard/internal/keyfile", "../../internal/keyfile"),
 		yaegitest.Module("github.com/golang-jwt/jwt/v5"))
 	yaegitest.Eval(tb, i, yaegiProgram)
 	return i
@@ -304,5 +324,17 @@ func TestUnderYaegi(t *testing.T) {
 	}
 	if got := tpValue.Interface().(func(string) string)(jwks); got != want {
 		t.Errorf("interpreted thumbprint %q, native %q", got, want)
+	}
+
+	// The EC point codec (ecpoint_yaegi.go interpreted, ecpoint.go
+	// compiled) writes the points the compiled one wrote (jwks is the
+	// compiled MarshalJWKS), and refuses the point the compiled one refuses
+	// (TestParseJWKS, "point off the curve").
+	republish := yaegitest.Eval(t, i, "main.Republish").Interface().(func(string) string)
+	if got := republish(jwks); got != jwks {
+		t.Errorf("interpreted JWKS round trip:\n%s\ncompiled:\n%s", got, jwks)
+	}
+	if got := republish(offCurve(t, jwks)); got != "error: jwks: key 0 (kid \"ec1\"): point is not on P-256" {
+		t.Errorf("interpreted, a point off the curve: %q", got)
 	}
 }

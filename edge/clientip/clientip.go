@@ -32,7 +32,7 @@ import (
 	"net/textproto"
 	"strings"
 
-	"github.com/contentguard/contentguard/edge/internal/httpsyntax"
+	"github.com/contentguard/contentguard/internal/httpsyntax"
 )
 
 // Bounds on the work done for one header.

@@ -30,7 +30,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/contentguard/contentguard/edge/internal/httpsyntax"
+	"github.com/contentguard/contentguard/internal/httpsyntax"
 )
 
 // Bounds on what is read from a request.

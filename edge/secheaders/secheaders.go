@@ -18,7 +18,7 @@ import (
 	"net/textproto"
 	"sort"
 
-	"github.com/contentguard/contentguard/edge/internal/httpsyntax"
+	"github.com/contentguard/contentguard/internal/httpsyntax"
 )
 
 // The strict preset, in the order it is sent.

@@ -42,7 +42,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/contentguard/contentguard/edge/internal/httpsyntax"
+	"github.com/contentguard/contentguard/internal/httpsyntax"
 )
 
 // MaxLen is the longest path, in bytes, that Normalize accepts or returns.

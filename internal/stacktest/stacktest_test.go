@@ -37,3 +37,29 @@ func TestCount(t *testing.T) {
 		t.Fatalf("%d goroutines still in parked", n)
 	}
 }
+
+func TestCountAny(t *testing.T) {
+	var mu sync.Mutex
+	cond := sync.NewCond(&mu)
+	release := false
+	var wg sync.WaitGroup
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); parked(&mu, cond, &release) }()
+	}
+	if !polltest.Until(10*time.Second, func() bool { return Count("stacktest.parked") == 2 }) {
+		t.Fatalf("%d goroutines parked, want 2", Count("stacktest.parked"))
+	}
+	// Each goroutine counts once, however many of the frames it holds.
+	if n := CountAny("stacktest.parked", "stacktest.TestCountAny.func", "stacktest.nowhere"); n != 2 {
+		t.Errorf("CountAny = %d, want 2", n)
+	}
+	if n := CountAny("stacktest.nowhere"); n != 0 {
+		t.Errorf("CountAny of a frame nobody runs = %d", n)
+	}
+	mu.Lock()
+	release = true
+	cond.Broadcast()
+	mu.Unlock()
+	wg.Wait()
+}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/contentguard/contentguard/edge"
 	"github.com/contentguard/contentguard/edge/problem"
-	"github.com/contentguard/contentguard/edge/requestid"
+	"github.com/contentguard/contentguard/internal/requestid"
 	"github.com/contentguard/contentguard/telemetry/edgemetrics"
 )
 

@@ -24,7 +24,7 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/contentguard/contentguard/edge/requestid"
+	"github.com/contentguard/contentguard/internal/requestid"
 )
 
 // Version and Priority are what the plugin server reports to Kong. Priority

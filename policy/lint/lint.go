@@ -217,7 +217,9 @@ func (c *checker) methods() {
 }
 
 // routes warns about routes that are never reached: every request one
-// would match is taken by earlier routes (the first match wins).
+// would match is taken by earlier routes (the first match wins). Paths
+// compare as the engine matches them (matchForm): with
+// spec.paths.caseInsensitive, /API/ takes /api/v1/.
 func (c *checker) routes() {
 	rs := c.p.Spec.Routes
 	for j := 1; j < len(rs); j++ {
@@ -229,22 +231,50 @@ func (c *checker) routes() {
 			methods = []string{""}
 		}
 		var by []string
-		shadowed := true
+		shadowed, byCase := true, false
 		for _, m := range methods {
-			i := firstCovering(rs[:j], m, rs[j].Match)
+			i := c.firstCovering(rs[:j], m, rs[j].Match)
 			if i < 0 {
 				shadowed = false
 				break
 			}
+			byCase = byCase || !coversPaths(rs[i].Match, rs[j].Match)
 			by = appendOnce(by, fmt.Sprintf("%q (line %d)", rs[i].Name, rs[i].Line))
 		}
 		if !shadowed {
 			continue
 		}
-		c.warn(path, "shadowed-route",
-			"routes match in order, the first wins: move this route above "+strings.Join(by, " and ")+", or narrow that",
+		hint := "routes match in order, the first wins: move this route above " + strings.Join(by, " and ") + ", or narrow that"
+		if byCase {
+			hint += " (spec.paths.caseInsensitive: paths match without regard to case)"
+		}
+		c.warn(path, "shadowed-route", hint,
 			"route %q is never reached: %s match every request it would", rs[j].Name, strings.Join(by, " and "))
 	}
+}
+
+// matchForm is a path as the engine compares it with route paths
+// (edge.Engine's matchForm): without ';' path parameters when
+// spec.paths.allowParameters admits them, in lower case when
+// spec.paths.caseInsensitive.
+func (c *checker) matchForm(p string) string {
+	if c.p.Spec.Paths.AllowParameters && strings.Contains(p, ";") {
+		segs := strings.Split(p, "/")
+		for i, s := range segs {
+			segs[i], _, _ = strings.Cut(s, ";")
+		}
+		p = strings.Join(segs, "/")
+	}
+	if c.p.Spec.Paths.CaseInsensitive {
+		p = strings.ToLower(p)
+	}
+	return p
+}
+
+// matchOf is a route's match with its paths in match form.
+func (c *checker) matchOf(m policy.Match) policy.Match {
+	m.Path, m.PathPrefix = c.matchForm(m.Path), c.matchForm(m.PathPrefix)
+	return m
 }
 
 func appendOnce(list []string, s string) []string {
@@ -258,9 +288,9 @@ func appendOnce(list []string, s string) []string {
 
 // firstCovering returns the index of the first route that matches every
 // request with method m ("" for any method) on match's paths, or -1.
-func firstCovering(earlier []policy.Route, m string, match policy.Match) int {
+func (c *checker) firstCovering(earlier []policy.Route, m string, match policy.Match) int {
 	for i, r := range earlier {
-		if coversMethod(r.Match.Methods, m) && coversPaths(r.Match, match) {
+		if coversMethod(r.Match.Methods, m) && coversPaths(c.matchOf(r.Match), c.matchOf(match)) {
 			return i
 		}
 	}
@@ -336,6 +366,10 @@ func (c *checker) tokenEndpoint() {
 	} {
 		i := c.route(ep.method, ep.path)
 		switch {
+		case strings.Contains(ep.path, ";") && !c.p.Spec.Paths.AllowParameters:
+			c.warn("spec.tokenIssuer.path", "token-endpoint-refused",
+				"drop the ';' from the path, or set spec.paths.allowParameters",
+				"%s %s has a ';' path parameter: every request to %s is refused with 400 bad_path", ep.method, ep.path, ep.what)
 		case i < 0:
 			c.warn("spec.tokenIssuer.path", "token-endpoint-unrouted",
 				fmt.Sprintf("add a route: {name: ..., match: {path: %s, methods: [%s]}, auth: none}", ep.path, ep.method),
@@ -355,11 +389,13 @@ func (c *checker) tokenEndpoint() {
 // route is the engine's route selection: the first route whose path and
 // method match, or -1.
 func (c *checker) route(method, path string) int {
+	path = c.matchForm(path)
 	for i, r := range c.p.Spec.Routes {
-		if r.Match.Path != "" && r.Match.Path != path {
+		m := c.matchOf(r.Match)
+		if m.Path != "" && m.Path != path {
 			continue
 		}
-		if r.Match.PathPrefix != "" && !strings.HasPrefix(path, r.Match.PathPrefix) {
+		if m.PathPrefix != "" && !strings.HasPrefix(path, m.PathPrefix) {
 			continue
 		}
 		if !coversMethod(r.Match.Methods, method) {

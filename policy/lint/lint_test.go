@@ -101,3 +101,58 @@ func TestDefaultPolicyHasNoWarnings(t *testing.T) {
 		t.Errorf("%s (hint: %s)", f, f.Hint)
 	}
 }
+
+// TestMatchSwitches: routes compare as the engine matches them. With
+// spec.paths.caseInsensitive, /API/ takes /api/v1/ and /Admin takes /admin
+// (the warning says why); without it they are different paths. The token
+// endpoint's routes are found the same way, and a token path with a ';'
+// parameter is refused unless spec.paths.allowParameters admits it.
+func TestMatchSwitches(t *testing.T) {
+	check := func(paths policy.Paths, issuer *policy.TokenIssuer, routes ...policy.Route) map[string][]string {
+		found := map[string][]string{}
+		for _, f := range Check(&policy.Policy{Spec: policy.Spec{Paths: paths, TokenIssuer: issuer, Routes: routes}}, nil) {
+			found[f.Code] = append(found[f.Code], f.Message+" | "+f.Hint)
+		}
+		return found
+	}
+	fold := policy.Paths{CaseInsensitive: true}
+	for _, c := range []struct {
+		name   string
+		routes []policy.Route
+	}{
+		{"a prefix in another case", []policy.Route{route("api", "", "/API/"), route("v1", "", "/api/v1/")}},
+		{"an exact path in another case", []policy.Route{route("a", "/Admin", ""), route("b", "/admin", "")}},
+	} {
+		if got := check(policy.Paths{}, nil, c.routes...)["shadowed-route"]; len(got) != 0 {
+			t.Errorf("%s, case-sensitive: %q", c.name, got)
+		}
+		got := check(fold, nil, c.routes...)["shadowed-route"]
+		if len(got) != 1 || !strings.Contains(got[0], "spec.paths.caseInsensitive") {
+			t.Errorf("%s, case-insensitive: %q", c.name, got)
+		}
+	}
+	// Shadowed in any case: no word about case.
+	if got := check(fold, nil, route("api", "", "/api/"), route("v1", "", "/api/v1/"))["shadowed-route"]; len(got) != 1 || strings.Contains(got[0], "caseInsensitive") {
+		t.Errorf("shadowed without regard to case: %q", got)
+	}
+
+	issuer := &policy.TokenIssuer{Path: "/api/v1/auth/token", Issuer: "https://i", Audience: "a"}
+	upper := []policy.Route{route("token", "/API/V1/AUTH/TOKEN", "", "POST"), route("revoke", "/API/V1/AUTH/REVOKE", "", "POST"),
+		route("keys", "", "/.well-known/", "GET")}
+	if got := check(policy.Paths{}, issuer, upper...)["token-endpoint-unrouted"]; len(got) != 2 {
+		t.Errorf("case-sensitive, the token and revoke routes are other paths: %q", got)
+	}
+	if got := check(fold, issuer, upper...)["token-endpoint-unrouted"]; len(got) != 0 {
+		t.Errorf("case-insensitive, the token and revoke routes match: %q", got)
+	}
+
+	params := &policy.TokenIssuer{Path: "/api/v1/auth;v=1/token", Issuer: "https://i", Audience: "a"}
+	lower := []policy.Route{route("auth", "", "/api/v1/auth/", "POST"), route("keys", "", "/.well-known/", "GET")}
+	if got := check(policy.Paths{}, params, lower...)["token-endpoint-refused"]; len(got) != 2 || !strings.Contains(got[0], "400 bad_path") {
+		t.Errorf("a ';' in the token path without allowParameters: %q", got)
+	}
+	got := check(policy.Paths{AllowParameters: true}, params, lower...)
+	if len(got["token-endpoint-refused"])+len(got["token-endpoint-unrouted"]) != 0 {
+		t.Errorf("with allowParameters the path is matched without its parameter: %q", got)
+	}
+}

@@ -53,6 +53,24 @@ func TestInterpretedByYaegi(t *testing.T) {
 		}
 	}
 
+	// The decoder's refusals — strictness, types, enums, defaults' checks,
+	// required keys and the rules across fields (decode_gen.go and
+	// validate.go) — give the same positioned errors interpreted.
+	def := string(policyfile.DefaultYAML())
+	for _, c := range decodeRefusals {
+		if !strings.Contains(def, c.from) {
+			t.Fatalf("%s: anchor %q not in the default policy", c.name, c.from)
+		}
+		doc := []byte(strings.Replace(def, c.from, c.to, 1))
+		want := yamlprobe.Decode("p.yaml", doc)
+		if !strings.HasPrefix(want, "error: p.yaml:") {
+			t.Fatalf("%s: not refused with a position compiled: %.200s", c.name, want)
+		}
+		if got := decode("p.yaml", doc); got != want {
+			t.Errorf("%s: refused differently under Yaegi:\ncompiled: %s\nyaegi:    %s", c.name, want, got)
+		}
+	}
+
 	// Every feature and every refusal of the reader, interpreted.
 	for _, c := range features {
 		if got, want := tree([]byte(c.doc)), yamlprobe.Tree([]byte(c.doc)); got != want {
@@ -64,5 +82,24 @@ func TestInterpretedByYaegi(t *testing.T) {
 			t.Errorf("%s: %q fails differently under Yaegi:\ncompiled: %s\nyaegi:    %s", c.name, c.doc, want, got)
 		}
 	}
-	t.Logf("%d policies decoded, %d documents and %d refusals read alike compiled and interpreted", len(policies), len(features), len(refusals))
+	t.Logf("%d policies decoded, %d refused, %d documents and %d refusals read alike compiled and interpreted",
+		len(policies), len(decodeRefusals), len(features), len(refusals))
+}
+
+// decodeRefusals patch the default policy (from → to) into one the decoder
+// refuses, one kind of refusal each.
+var decodeRefusals = []struct{ name, from, to string }{
+	{"unknown key", "  upstream:", "  upstrem: {}\n  upstream:"},
+	{"unknown top-level key", "kind: EdgePolicy", "kind: EdgePolicy\nspecs: {}"},
+	{"wrong type", "audiences: [content-api]", "audiences: content-api"},
+	{"not a mapping", "    store: {type: memory}", "    store: memory"},
+	{"enum", "format: uuidv7", "format: uuidv9"},
+	{"bool", "trustIncoming: true", "trustIncoming: \"yes\""},
+	{"duration", "timeout: 30s", "timeout: 30 seconds"},
+	{"required", "apiVersion: contentguard.dev/v1", "apiVersion: contentguard.dev/v2"},
+	{"missing spec", "spec:\n", "spex:\n"},
+	{"cidr", "[127.0.0.1/32,", "[300.0.0.1/32,"},
+	{"alg none", "algorithms: [ES256]", "algorithms: [none]"},
+	{"across fields", "algorithms: [ES256]", "algorithms: [HS256]"},
+	{"several at once", "format: uuidv7", "format: uuidv9\n    extra: 1\n    alsoHeaders2: []"},
 }

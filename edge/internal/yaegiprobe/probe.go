@@ -15,9 +15,9 @@ import (
 	"github.com/contentguard/contentguard/edge/clientip"
 	"github.com/contentguard/contentguard/edge/cors"
 	"github.com/contentguard/contentguard/edge/problem"
-	"github.com/contentguard/contentguard/edge/requestid"
 	"github.com/contentguard/contentguard/edge/secheaders"
 	"github.com/contentguard/contentguard/edge/urlpath"
+	"github.com/contentguard/contentguard/internal/requestid"
 )
 
 // Normalize returns urlpath.Normalize(p), or "refused".

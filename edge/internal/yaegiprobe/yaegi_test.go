@@ -17,8 +17,8 @@ import (
 )
 
 // edgePackages are the packages that the Traefik plugin runs under Yaegi,
-// plus the probe program that calls them.
-var edgePackages = []string{"requestid", "clientip", "urlpath", "cors", "secheaders", "problem", "internal/httpsyntax", "internal/yaegiprobe"}
+// plus the probe program that calls them, by path in the module.
+var edgePackages = []string{"internal/requestid", "edge/clientip", "edge/urlpath", "edge/cors", "edge/secheaders", "edge/problem", "internal/httpsyntax", "edge/internal/yaegiprobe"}
 
 // native holds the compiled twins of the probes that are deterministic.
 var native = map[string]interface{}{
@@ -38,7 +38,7 @@ func newInterpreter(t testing.TB) *interp.Interpreter {
 	t.Helper()
 	sources := make([]yaegitest.Source, 0, len(edgePackages))
 	for _, pkg := range edgePackages {
-		sources = append(sources, yaegitest.Package("github.com/contentguard/contentguard/edge/"+pkg, filepath.Join("..", "..", pkg)))
+		sources = append(sources, yaegitest.Package("github.com/contentguard/contentguard/"+pkg, filepath.Join("..", "..", "..", pkg)))
 	}
 	i := yaegitest.New(t, sources...)
 	yaegitest.Eval(t, i, `import "github.com/contentguard/contentguard/edge/internal/yaegiprobe"`)
@@ -205,7 +205,7 @@ func TestUnderYaegiMatchesCompiled(t *testing.T) {
 	}
 	const rounds = 400
 
-	for _, args := range corpus(t, "urlpath", "FuzzNormalize") {
+	for _, args := range corpus(t, "edge/urlpath", "FuzzNormalize") {
 		call("Normalize", args[0])
 	}
 	pathBits := []string{"/", "/", ".", "..", "%2e", "%2E", "%2f", "%5C", "\\", "a", "Z", "9", "~", ";", "%41", "%7e", "%25", "%zz", "%0a", " ", "\xc3\xa9", "{", "//"}
@@ -213,7 +213,7 @@ func TestUnderYaegiMatchesCompiled(t *testing.T) {
 		call("Normalize", "/"+random(pathBits, 12))
 	}
 
-	for _, args := range corpus(t, "requestid", "FuzzValid") {
+	for _, args := range corpus(t, "internal/requestid", "FuzzValid") {
 		call("Valid", args[0])
 		call("Resolve", args[0], true)
 	}
@@ -222,10 +222,10 @@ func TestUnderYaegiMatchesCompiled(t *testing.T) {
 		call("Valid", random(idBits, 20))
 	}
 
-	for _, args := range corpus(t, "clientip", "FuzzXForwardedFor") {
+	for _, args := range corpus(t, "edge/clientip", "FuzzXForwardedFor") {
 		call("ClientIP", "X-Forwarded-For", "10.0.0.1", args[0])
 	}
-	for _, args := range corpus(t, "clientip", "FuzzForwarded") {
+	for _, args := range corpus(t, "edge/clientip", "FuzzForwarded") {
 		call("ClientIP", "Forwarded", "10.0.0.1", args[0])
 	}
 	hops := []string{"198.51.100.7", "10.0.0.3", "127.0.0.1", "::ffff:10.0.0.9", "[2001:db8::1]:80", "2001:db8::2", "fe80::1%eth0", "unknown", "_x", "1.2.3.4:80", "garbage", ""}
@@ -242,7 +242,7 @@ func TestUnderYaegiMatchesCompiled(t *testing.T) {
 		call("ClientIP", "X-Real-IP", peer, xff[0])
 	}
 
-	for _, args := range corpus(t, "cors", "FuzzOrigin") {
+	for _, args := range corpus(t, "edge/cors", "FuzzOrigin") {
 		call("Origin", args[0])
 		call("Actual", args[0])
 	}
@@ -257,14 +257,14 @@ func TestUnderYaegiMatchesCompiled(t *testing.T) {
 		call("Preflight", origin, methods[rnd.Intn(len(methods))], reqHeaders[rnd.Intn(len(reqHeaders))])
 	}
 
-	for _, args := range corpus(t, "secheaders", "FuzzCustom") {
+	for _, args := range corpus(t, "edge/secheaders", "FuzzCustom") {
 		call("Custom", args[0], args[1])
 	}
 	for _, tls := range []bool{false, true} {
 		call("Strict", tls)
 	}
 
-	for _, args := range corpus(t, "problem", "FuzzJSON") {
+	for _, args := range corpus(t, "edge/problem", "FuzzJSON") {
 		call("Problem", args[2], args[0], args[1], args[3], args[5])
 	}
 	textBits := []string{"a", "\"", "\\", "<", ">", "&", "\n", "\x00", "\x1f", "\x7f", "\xff", "\xe2\x80\xa8", "\xe2\x80\xa9", "\xc3\xa9", "\xf0\x9f\x98\x80", "\xe2\x82"}
@@ -273,11 +273,11 @@ func TestUnderYaegiMatchesCompiled(t *testing.T) {
 	}
 }
 
-// corpus reads the committed seed corpus of a fuzz target (Go's "go test
-// fuzz v1" format) as argument lists.
+// corpus reads the committed seed corpus of a fuzz target of pkg (a path
+// in the module; Go's "go test fuzz v1" format) as argument lists.
 func corpus(t testing.TB, pkg, target string) [][]interface{} {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join("..", "..", pkg, "testdata", "fuzz", target, "*"))
+	files, err := filepath.Glob(filepath.Join("..", "..", "..", pkg, "testdata", "fuzz", target, "*"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("corpus of %s.%s: %v (%d files)", pkg, target, err, len(files))
 	}
