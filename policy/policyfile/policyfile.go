@@ -87,16 +87,7 @@ func read(path string, r io.Reader) ([]byte, error) {
 
 // Parse decodes a policy document. JSON is YAML, so one reader serves both.
 // name is used in error messages.
-func Parse(name string, data []byte) (*policy.Policy, error) {
-	root, err := ParseYAML(data)
-	if err != nil {
-		if e, ok := err.(*yamlnode.Error); ok {
-			return nil, policy.Errors{{File: name, Line: e.Line, Column: e.Column, Message: e.Message}}
-		}
-		return nil, policy.Errors{{File: name, Message: err.Error()}}
-	}
-	return policy.Decode(root, name, data)
-}
+func Parse(name string, data []byte) (*policy.Policy, error) { return yamlnode.Decode(name, data) }
 
 // ParseYAML converts a YAML document into a policy.Node tree with
 // yamlnode.Parse; its errors are *yamlnode.Error.
