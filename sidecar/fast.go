@@ -602,10 +602,10 @@ func (fc *fastConn) earlyAnswer(uc *leanConn, d *edge.Decision) bool {
 }
 
 // clientFailed answers a request whose body the client failed to deliver
-// (bodyFault): 408, 413 or 400, or nothing to a client that is gone. The
+// (edge.BodyFault): 408, 413 or 400, or nothing to a client that is gone. The
 // rest of the body is unread, so the connection closes either way.
 func (fc *fastConn) clientFailed(x *exchange, method string, err error) bool {
-	if f, answer := x.clientFailed(bodyFault(err)); answer {
+	if f, answer := x.clientFailed(edge.BodyFault(err)); answer {
 		x.rec.written = int64(len(f.Body))
 		fc.writeDecision(&f, method, true)
 		fc.linger = true

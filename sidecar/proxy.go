@@ -277,7 +277,7 @@ func (p *proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 		if berr == nil {
 			berr = err
 		}
-		if f, answer := x.clientFailed(bodyFault(berr)); answer {
+		if f, answer := x.clientFailed(edge.BodyFault(berr)); answer {
 			// The rest of the body is unread: this answer is the last.
 			w.Header().Set("Connection", "close")
 			writeDecision(w, &f, x.pl.names)
