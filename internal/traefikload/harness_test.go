@@ -1,0 +1,222 @@
+package traefikload_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/contentguard/contentguard/internal/traefikload"
+)
+
+// pluginDir is the plugin's module, loaded with its vendor/ as Traefik
+// loads it.
+var pluginDir = filepath.Join("..", "..", "plugins", "traefik")
+
+var (
+	loadOnce  sync.Once
+	loaded    *traefikload.Plugin
+	withClock func(context.Context, func() time.Time) context.Context
+	loadErr   error
+	names     atomic.Int64
+)
+
+// loadPlugin loads the plugin once per test binary: like Traefik, one
+// interpreter serves every middleware of the plugin.
+func loadPlugin(tb testing.TB) *traefikload.Plugin {
+	tb.Helper()
+	loadOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "cg-traefik-")
+		if err != nil {
+			loadErr = err
+			return
+		}
+		// Yaegi has read every source by the end of the import.
+		defer os.RemoveAll(dir)
+		loaded, loadErr = traefikload.Load(filepath.Join(dir, "plugins-local"), pluginDir)
+		if loadErr != nil {
+			return
+		}
+		v, err := loaded.Interp.Eval(loaded.BasePkg + ".WithClock")
+		if err != nil {
+			loadErr = err
+			return
+		}
+		withClock = v.Interface().(func(context.Context, func() time.Time) context.Context)
+	})
+	if loadErr != nil {
+		tb.Fatalf("loading the plugin as Traefik does: %v", loadErr)
+	}
+	return loaded
+}
+
+// uniqueName names a middleware as Traefik does (name@provider), once per
+// test: the plugin keeps engines by name.
+func uniqueName(prefix string) string {
+	return prefix + "-" + strconv.FormatInt(names.Add(1), 10) + "@file"
+}
+
+// upstream is a service behind the proxy: a real loopback server whose
+// answers a test scripts and which records what it received.
+type upstream struct {
+	srv *http.Server
+	url *url.URL
+
+	mu       sync.Mutex
+	status   int
+	delay    time.Duration
+	received []*http.Request
+}
+
+func startUpstream(tb testing.TB) *upstream {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	u := &upstream{url: &url.URL{Scheme: "http", Host: ln.Addr().String()}}
+	u.srv = &http.Server{Handler: http.HandlerFunc(u.serve), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = u.srv.Serve(ln) }()
+	tb.Cleanup(func() { _ = u.srv.Close() })
+	return u
+}
+
+func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	u.mu.Lock()
+	u.received = append(u.received, r.Clone(context.Background()))
+	status, delay := u.status, u.delay
+	u.mu.Unlock()
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if status == 0 {
+		status = http.StatusOK
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, "upstream says "+strconv.Itoa(status))
+}
+
+func (u *upstream) script(status int, delay time.Duration) {
+	u.mu.Lock()
+	u.status, u.delay = status, delay
+	u.mu.Unlock()
+}
+
+func (u *upstream) take() []*http.Request {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	r := u.received
+	u.received = nil
+	return r
+}
+
+// closedAddr is an address where nothing listens: a service that is down.
+func closedAddr(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}
+
+// traefikProxy is the handler a Traefik router ends in: its service's
+// reverse proxy as Traefik v3 builds it (pkg/proxy/httputil) — the path
+// taken from RequestURI, X-Forwarded-For appended, and its error handler,
+// which answers a failed attempt with a bare status and its text: 502 for
+// an unreachable service, 504 for a timeout, 499 for a cancelled request.
+func traefikProxy(target *url.URL, transport http.RoundTripper) http.Handler {
+	return &httputil.ReverseProxy{
+		Transport: transport,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			for _, name := range []string{"X-Forwarded-For", "Forwarded", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+				if v, ok := pr.In.Header[name]; ok {
+					pr.Out.Header[name] = v
+				}
+			}
+			if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
+				if prior := pr.Out.Header["X-Forwarded-For"]; len(prior) > 0 {
+					ip = strings.Join(prior, ", ") + ", " + ip
+				}
+				pr.Out.Header.Set("X-Forwarded-For", ip)
+			}
+			pr.Out.URL.Scheme, pr.Out.URL.Host = target.Scheme, target.Host
+			u := pr.Out.URL
+			if pr.Out.RequestURI != "" {
+				if parsed, err := url.ParseRequestURI(pr.Out.RequestURI); err == nil {
+					u = parsed
+				}
+			}
+			pr.Out.URL.Path, pr.Out.URL.RawPath, pr.Out.URL.RawQuery = u.Path, u.RawPath, u.RawQuery
+			pr.Out.RequestURI = ""
+			pr.Out.Host = target.Host
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			status := http.StatusInternalServerError
+			var netErr net.Error
+			switch {
+			case errors.Is(err, io.EOF):
+				status = http.StatusBadGateway
+			case errors.Is(err, context.Canceled):
+				status = 499
+			case errors.As(err, &netErr) && netErr.Timeout():
+				status = http.StatusGatewayTimeout
+			case errors.As(err, &netErr):
+				status = http.StatusBadGateway
+			}
+			w.WriteHeader(status)
+			text := http.StatusText(status)
+			if status == 499 {
+				text = "Client Closed Request"
+			}
+			_, _ = w.Write([]byte(text))
+		},
+	}
+}
+
+// wireRequest is what Traefik's entrypoint makes of the bytes a client
+// sends: the request exactly as net/http's server parses it.
+func wireRequest(method, target, proto string, header http.Header, body []byte, noHost bool) (*http.Request, error) {
+	var b bytes.Buffer
+	if proto == "" {
+		proto = "HTTP/1.1"
+	}
+	b.WriteString(method + " " + target + " " + proto + "\r\n")
+	if !noHost {
+		b.WriteString("Host: edge.test\r\n")
+	}
+	for name, values := range header {
+		for _, v := range values {
+			b.WriteString(name + ": " + v + "\r\n")
+		}
+	}
+	if len(body) > 0 {
+		b.WriteString("Content-Length: " + strconv.Itoa(len(body)) + "\r\n")
+	}
+	b.WriteString("\r\n")
+	b.Write(body)
+	return http.ReadRequest(bufio.NewReader(&b))
+}
