@@ -36,64 +36,65 @@ func (m *Middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // an interpreted method through a reflect.MakeFunc wrapper built for each
 // call, about four times the cost of a function call.
 func serve(m *Middleware, w http.ResponseWriter, r *http.Request, next http.Handler) {
-	path := requestPath(r)
-	d := m.engine.Check(r.Context(), edge.Request{
+	// The path exactly as the client sent it (the engine normalises it
+	// itself), without the query; a request in absolute form ("GET
+	// http://host/p") or built in process has only its parsed URL.
+	path := r.RequestURI
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	if len(path) == 0 || path[0] != '/' {
+		path = r.URL.EscapedPath()
+	}
+	// The connection's other end: the client, or a proxy in front of
+	// Traefik (spec.clientIP says which to trust). The engine unmaps it.
+	var peer netip.Addr
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		peer = ap.Addr()
+	}
+	d := (*edge.Engine).Check(m.engine, r.Context(), edge.Request{
 		Method:        r.Method,
 		Host:          r.Host,
 		Path:          path,
 		RawQuery:      r.URL.RawQuery,
 		Header:        r.Header,
-		Peer:          peerAddr(r.RemoteAddr),
+		Peer:          peer,
 		TLS:           r.TLS != nil,
 		ContentLength: r.ContentLength,
 	})
 	if r.ProtoMajor == 1 && r.ProtoMinor == 0 {
-		// Traefik's net/http server drops a Transfer-Encoding it receives
-		// in HTTP/1.0 and reads no body (Go issue 12785): the chunks would
-		// be read as the next request of a kept-alive connection, so every
-		// HTTP/1.0 connection closes after its answer (RFC 9112 §6.1).
-		w.Header().Set("Connection", "close")
+		http10(w)
 	}
 	if !d.Allow {
 		writeDecision(w, &d)
 		return
 	}
 	x := &exchange{w: w, m: m, d: d}
-	d.SetUpstreamHeaders(r.Header)
+	(*edge.Decision).SetUpstreamHeaders(&x.d, r.Header)
 	if d.Path != path {
-		// The service receives the path the policy matched, escaped as
-		// the engine normalised it.
 		setPath(r, d.Path)
 	}
-	r = arm(x, r)
+	if d.Timeout > 0 || r.Body != nil && r.Body != http.NoBody {
+		r = arm(x, r)
+	}
 	x.headers = len(w.Header())
 	next.ServeHTTP(x, r)
-	finish(x)
+	if x.status == 0 && !x.replaced {
+		// An answer never started is a 200 with no body, as net/http
+		// would send it, with the decision's headers.
+		writeHead(x, http.StatusOK)
+	}
+	if x.timer != nil {
+		stopTimer(x)
+	}
 }
 
-// requestPath is the path exactly as the client sent it (the engine
-// normalises it itself), without the query.
-func requestPath(r *http.Request) string {
-	uri := r.RequestURI
-	if len(uri) == 0 || uri[0] != '/' {
-		// Absolute form ("http://host/p"), "*", or a request built in
-		// process: the parsed URL's path.
-		return r.URL.EscapedPath()
-	}
-	if i := strings.IndexByte(uri, '?'); i >= 0 {
-		return uri[:i]
-	}
-	return uri
-}
-
-// peerAddr is the connection's remote address (Traefik's client, or a
-// proxy in front of it: spec.clientIP says which proxies to trust).
-func peerAddr(remote string) netip.Addr {
-	ap, err := netip.ParseAddrPort(remote)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
+// http10 closes an HTTP/1.0 connection after its answer. Traefik's
+// net/http server drops a Transfer-Encoding it receives in HTTP/1.0 and
+// reads no body (Go issue 12785): the chunks would be read as the next
+// request of a kept-alive connection (RFC 9112 §6.1).
+func http10(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
 }
 
 // setPath makes the request go upstream with the escaped path p.
@@ -113,7 +114,7 @@ func setPath(r *http.Request, p string) {
 // writeDecision answers with the engine's refusal (or CORS preflight).
 func writeDecision(w http.ResponseWriter, d *edge.Decision) {
 	h := w.Header()
-	d.SetResponseHeaders(h)
+	(*edge.Decision).SetResponseHeaders(d, h)
 	if d.ContentType != "" && len(d.Body) > 0 {
 		h["Content-Type"] = []string{d.ContentType}
 		h["Content-Length"] = []string{strconv.Itoa(len(d.Body))}
@@ -145,8 +146,14 @@ type exchange struct {
 	replaced bool // the next handler's answer is dropped for the engine's
 	stream   bool // flush after every write
 	rc       *http.ResponseController
-	body     *clientBody
-	timer    upstreamTimer
+
+	// The upstream timeout: timer cancels the request the proxy works on.
+	// A request with a body shares it with the proxy's goroutine, which
+	// reads the body (body, mu); one without touches it only here.
+	timer *time.Timer
+	fired bool
+	body  *clientBody
+	mu    sync.Mutex
 }
 
 func (x *exchange) Header() http.Header { return x.w.Header() }
@@ -163,14 +170,11 @@ func (x *exchange) WriteHeader(code int) {
 }
 
 func (x *exchange) Write(b []byte) (int, error) {
+	if x.status == 0 && !x.replaced {
+		writeHead(x, http.StatusOK)
+	}
 	if x.replaced {
 		return len(b), nil // the proxy's own text for a failure we answer
-	}
-	if x.status == 0 {
-		writeHead(x, http.StatusOK)
-		if x.replaced {
-			return len(b), nil
-		}
 	}
 	n, err := x.w.Write(b)
 	if x.stream && err == nil {
@@ -181,34 +185,26 @@ func (x *exchange) Write(b []byte) (int, error) {
 
 // writeHead judges the next handler's answer when its head is written.
 func writeHead(x *exchange, code int) {
-	e := x.m.engine
-	fired := x.timer.stop()
-	switch o := outcomeOf(x, code, fired); {
-	case o.ClientFault:
-		x.replaced = true
-		observe(x, o)
-		if f := e.ClientFailure(x.d, o); f.Status != edge.StatusClientClosed {
-			// The rest of the body is unread: this answer is the last.
-			x.w.Header().Set("Connection", "close")
-			writeDecision(x.w, &f)
-		}
-	case o.Failed():
-		x.replaced = true
-		observe(x, o)
-		f := e.UpstreamFailure(x.d, o)
-		writeDecision(x.w, &f)
-	default:
-		x.status = code
-		observe(x, o)
-		h := x.w.Header()
-		// The decision's values replace the service's of the same names.
-		x.d.SetResponseHeaders(h)
-		if h["Content-Length"] == nil && code != http.StatusSwitchingProtocols {
-			x.stream = true
-			x.rc = http.NewResponseController(x.w)
-		}
-		x.w.WriteHeader(code)
+	fired := x.timer != nil && stopTimer(x)
+	o := edge.Outcome{Status: code}
+	if fired || x.body != nil || len(x.w.Header()) == x.headers {
+		o = outcomeOf(x, code, fired)
 	}
+	if o.ClientFault || o.Failed() {
+		replace(x, o)
+		return
+	}
+	x.status = code
+	x.observed = true
+	(*edge.Engine).Observe(x.m.engine, &x.d, o)
+	h := x.w.Header()
+	// The decision's values replace the service's of the same names.
+	(*edge.Decision).SetResponseHeaders(&x.d, h)
+	if h["Content-Length"] == nil && code != http.StatusSwitchingProtocols {
+		x.stream = true
+		x.rc = http.NewResponseController(x.w)
+	}
+	x.w.WriteHeader(code)
 }
 
 // outcomeOf tells what the status the next handler writes means. Traefik's
@@ -238,24 +234,23 @@ func outcomeOf(x *exchange, code int, fired bool) edge.Outcome {
 	return edge.Outcome{Status: code}
 }
 
-// observe reports the outcome to the engine, once.
-func observe(x *exchange, o edge.Outcome) {
-	if x.observed {
+// replace answers for a service that gave none, or a client that failed
+// the exchange: the engine's answer instead of the proxy's.
+func replace(x *exchange, o edge.Outcome) {
+	x.replaced = true
+	x.observed = true
+	e := x.m.engine
+	e.Observe(&x.d, o)
+	if o.ClientFault {
+		if f := e.ClientFailure(x.d, o); f.Status != edge.StatusClientClosed {
+			// The rest of the body is unread: this answer is the last.
+			x.w.Header().Set("Connection", "close")
+			writeDecision(x.w, &f)
+		}
 		return
 	}
-	x.observed = true
-	x.m.engine.Observe(&x.d, o)
-}
-
-// finish runs when the next handler has returned: an answer it never
-// started is a 200 with no body (as net/http would send it), with the
-// decision's headers; a panic that skipped this leaves the breaker's slot
-// taken until its request is forgotten, which the engine bounds.
-func finish(x *exchange) {
-	if x.status == 0 && !x.replaced {
-		writeHead(x, http.StatusOK)
-	}
-	x.timer.stop()
+	f := e.UpstreamFailure(x.d, o)
+	writeDecision(x.w, &f)
 }
 
 // arm prepares an allowed request for the next handler: its body is
@@ -277,7 +272,7 @@ func arm(x *exchange, r *http.Request) *http.Request {
 			x.rc = http.NewResponseController(x.w)
 			// Where Traefik's writer cannot set a deadline, the upstream
 			// timer below still bounds the body.
-			_ = x.rc.SetReadDeadline(x.m.now().Add(x.d.BodyTimeout))
+			_ = x.rc.SetReadDeadline(time.Now().Add(x.d.BodyTimeout))
 		}
 	}
 	if x.d.Timeout <= 0 {
@@ -287,9 +282,27 @@ func arm(x *exchange, r *http.Request) *http.Request {
 	if hasBody {
 		wait += x.d.BodyTimeout
 	}
+	// The timer calls the compiled cancel function itself: no interpreted
+	// code runs when it fires.
 	ctx, cancel := context.WithCancel(r.Context())
-	x.timer.start(wait, cancel)
+	x.timer = time.AfterFunc(wait, cancel)
 	return r.WithContext(ctx)
+}
+
+// stopTimer stops the upstream timer and reports whether it had fired.
+func stopTimer(x *exchange) bool {
+	if x.body != nil {
+		x.mu.Lock()
+	}
+	if x.timer != nil {
+		x.fired = !x.timer.Stop()
+		x.timer = nil
+	}
+	fired := x.fired
+	if x.body != nil {
+		x.mu.Unlock()
+	}
+	return fired
 }
 
 // clientBody is an allowed request's body as the proxy reads it to send it
@@ -316,70 +329,38 @@ func (b *clientBody) Read(p []byte) (int, error) {
 
 func bodyRead(b *clientBody, err error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.done || b.err != nil {
-		return
-	}
-	if err != io.EOF {
+	first := !b.done && b.err == nil
+	if first && err != io.EOF {
 		b.err = err
+	}
+	if first && err == io.EOF {
+		b.done = true
+	}
+	b.mu.Unlock()
+	if !first || err != io.EOF {
 		return
 	}
-	b.done = true
-	if b.x.rc != nil {
-		_ = b.x.rc.SetReadDeadline(time.Time{})
+	x := b.x
+	if x.rc != nil {
+		_ = x.rc.SetReadDeadline(time.Time{})
 	}
-	b.x.timer.restart(b.x.d.Timeout)
+	// Handed over: the upstream's own timeout starts now.
+	x.mu.Lock()
+	if x.timer != nil {
+		if x.timer.Stop() {
+			x.timer.Reset(x.d.Timeout)
+		} else {
+			x.fired = true
+			x.timer = nil
+		}
+	}
+	x.mu.Unlock()
 }
 
 // failure is the body's first read error, or nil.
 func (b *clientBody) failure() error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.err
-}
-
-// upstreamTimer is the upstream timeout of one request. While the body
-// streams it runs for the body's timeout plus the upstream's; when the body
-// has been handed over it restarts with the upstream's alone. When it fires
-// it cancels the request the proxy is working on.
-type upstreamTimer struct {
-	mu    sync.Mutex
-	t     *time.Timer
-	armed bool
-	fired bool
-}
-
-func (u *upstreamTimer) start(d time.Duration, expire func()) {
-	u.mu.Lock()
-	u.t = time.AfterFunc(d, expire)
-	u.armed = true
-	u.mu.Unlock()
-}
-
-// restart runs the timer again for d from now, unless it was stopped or
-// has fired.
-func (u *upstreamTimer) restart(d time.Duration) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if !u.armed {
-		return
-	}
-	if !u.t.Stop() {
-		u.armed, u.fired = false, true
-		return
-	}
-	u.t.Reset(d)
-}
-
-// stop stops the timer and reports whether it had fired.
-func (u *upstreamTimer) stop() bool {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.armed {
-		u.armed = false
-		if !u.t.Stop() {
-			u.fired = true
-		}
-	}
-	return u.fired
+	err := b.err
+	b.mu.Unlock()
+	return err
 }

@@ -369,16 +369,25 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, Reason) 
 	if len(token) == 0 || len(token) > v.maxTokenBytes {
 		return Identity{}, ReasonMalformed
 	}
-	var sum [32]byte
-	if v.cache != nil {
-		sum = sha256.Sum256([]byte(token))
-		if id, ok := v.cache.get(&sum, v.now()); ok {
-			return id, ReasonOK
-		}
+	if v.cache == nil {
+		id, _, reason := v.verifyToken(ctx, token)
+		return id, reason
 	}
+	// A cache hit is the common case: a function call and compiled calls
+	// (hash, lock, clock) under the Traefik plugin's interpreter; the
+	// verification is in a function of its own.
+	sum := sha256.Sum256([]byte(token))
+	if e := cached(v.cache, &sum, v.now()); e != nil {
+		return e.id, ReasonOK
+	}
+	return verifyAndCache(v, ctx, token, &sum)
+}
+
+// verifyAndCache verifies a token the cache does not hold, and caches it.
+func verifyAndCache(v *Verifier, ctx context.Context, token string, sum *[32]byte) (Identity, Reason) {
 	id, entry, reason := v.verifyToken(ctx, token)
-	if reason == ReasonOK && v.cache != nil {
-		v.cache.put(&sum, entry, v.now())
+	if reason == ReasonOK {
+		v.cache.put(sum, entry, v.now())
 	}
 	return id, reason
 }

@@ -152,12 +152,27 @@ func (b *Breaker) State() State {
 // with Done(t, success) — always, or a half-open probe slot stays taken
 // until OpenFor passes. When !ok, do not send it: answer 503 with
 // Retry-After retryAfter (rounded up to whole seconds, at least 1).
-func (b *Breaker) Allow() (t Ticket, ok bool, retryAfter time.Duration) {
+//
+// (Its results are unnamed, like those of every method the engine calls
+// as a method expression: Yaegi v0.16.1 returns a named result assigned
+// in the body as zero to such a call.)
+func (b *Breaker) Allow() (Ticket, bool, time.Duration) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.state == Closed {
-		return Ticket{generation: b.generation}, true, 0 // the hot path reads no clock
+		// The hot path reads no clock. (Unlocks are explicit, not
+		// deferred, here and in Done: a defer costs the Traefik plugin's
+		// interpreter a function wrapper per call.)
+		t := Ticket{generation: b.generation}
+		b.mu.Unlock()
+		return t, true, 0
 	}
+	t, ok, wait := allowSlow(b)
+	b.mu.Unlock()
+	return t, ok, wait
+}
+
+// allowSlow is Allow for a breaker that is not closed, under b.mu.
+func allowSlow(b *Breaker) (Ticket, bool, time.Duration) {
 	now := b.s.Now()
 	switch b.state {
 	case Open:
@@ -186,10 +201,14 @@ func (b *Breaker) Allow() (t Ticket, ok bool, retryAfter time.Duration) {
 // ignored.
 func (b *Breaker) Done(t Ticket, success bool) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	if t.generation != b.generation {
-		return
+	if t.generation == b.generation {
+		done(b, success)
 	}
+	b.mu.Unlock()
+}
+
+// done is Done for a current ticket, under b.mu.
+func done(b *Breaker, success bool) {
 	switch b.state {
 	case Closed:
 		if success {
