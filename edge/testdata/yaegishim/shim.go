@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/contentguard/contentguard/edge"
-	"github.com/contentguard/contentguard/policy"
+	"github.com/contentguard/contentguard/policy/yamlnode"
 )
 
 var (
@@ -23,14 +23,15 @@ var (
 	next    = 0
 )
 
-// Start decodes a JSON policy inside the interpreter and builds an engine.
-func Start(policyJSON, baseDir string) (int, string) {
-	p, err := policy.DecodeJSON([]byte(policyJSON), "policy.json")
+// Start reads a policy document inside the interpreter, with the reader the
+// Traefik plugin uses, and builds an engine whose clock is now.
+func Start(name, document, baseDir string, now func() time.Time) (int, string) {
+	p, err := yamlnode.Decode(name, []byte(document))
 	if err != nil {
 		return 0, err.Error()
 	}
 	p.BaseDir = baseDir
-	e, err := edge.New(context.Background(), p, edge.Options{})
+	e, err := edge.New(context.Background(), p, edge.Options{Now: now})
 	if err != nil {
 		return 0, err.Error()
 	}
