@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/contentguard/contentguard/internal/clocktest"
 	"github.com/contentguard/contentguard/internal/traefikload"
 )
 
@@ -29,7 +30,7 @@ var pluginDir = filepath.Join("..", "..", "plugins", "traefik")
 var (
 	loadOnce  sync.Once
 	loaded    *traefikload.Plugin
-	withClock func(context.Context, func() time.Time) context.Context
+	withClock func(context.Context, *planeClock) context.Context
 	loadErr   error
 	names     atomic.Int64
 )
@@ -55,12 +56,53 @@ func loadPlugin(tb testing.TB) *traefikload.Plugin {
 			loadErr = err
 			return
 		}
-		withClock = v.Interface().(func(context.Context, func() time.Time) context.Context)
+		with := v.Interface().(func(context.Context, func() time.Time, func(time.Duration, func()) *time.Timer) context.Context)
+		withClock = func(ctx context.Context, c *planeClock) context.Context { return with(ctx, c.Now, c.AfterFunc) }
 	})
 	if loadErr != nil {
 		tb.Fatalf("loading the plugin as Traefik does: %v", loadErr)
 	}
 	return loaded
+}
+
+// planeClock is a middleware's clock in a test (WithClock): the
+// time stands still until the test moves it, and the upstream timers never
+// fire by themselves — the test fires them (fire) when the service it
+// scripts is late, so that timeouts are exact however loaded the machine.
+type planeClock struct {
+	*clocktest.Clock
+
+	mu     sync.Mutex
+	timers []*planeTimer
+}
+
+type planeTimer struct {
+	t *time.Timer
+	f func()
+}
+
+func newPlaneClock() *planeClock { return &planeClock{Clock: clocktest.New(time.Now())} }
+
+// AfterFunc returns a timer that would fire only after an hour.
+func (c *planeClock) AfterFunc(d time.Duration, f func()) *time.Timer {
+	t := time.AfterFunc(time.Hour, f)
+	c.mu.Lock()
+	c.timers = append(c.timers, &planeTimer{t: t, f: f})
+	c.mu.Unlock()
+	return t
+}
+
+// fire fires every timer not stopped yet.
+func (c *planeClock) fire() {
+	c.mu.Lock()
+	timers := c.timers
+	c.timers = nil
+	c.mu.Unlock()
+	for _, pt := range timers {
+		if pt.t.Stop() {
+			pt.f()
+		}
+	}
 }
 
 // uniqueName names a middleware as Traefik does (name@provider), once per
@@ -70,14 +112,16 @@ func uniqueName(prefix string) string {
 }
 
 // upstream is a service behind the proxy: a real loopback server whose
-// answers a test scripts and which records what it received.
+// answers a test scripts and which records what it received. A late
+// service fires the middleware's timers (late) and answers only when its
+// request is cancelled.
 type upstream struct {
 	srv *http.Server
 	url *url.URL
 
 	mu       sync.Mutex
 	status   int
-	delay    time.Duration
+	late     func() // set: the service is late
 	received []*http.Request
 }
 
@@ -98,16 +142,12 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(io.Discard, r.Body)
 	u.mu.Lock()
 	u.received = append(u.received, r.Clone(context.Background()))
-	status, delay := u.status, u.delay
+	status, late := u.status, u.late
 	u.mu.Unlock()
-	if delay > 0 {
-		t := time.NewTimer(delay)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			return
-		}
+	if late != nil {
+		late()
+		<-r.Context().Done()
+		return
 	}
 	if status == 0 {
 		status = http.StatusOK
@@ -117,9 +157,9 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, "upstream says "+strconv.Itoa(status))
 }
 
-func (u *upstream) script(status int, delay time.Duration) {
+func (u *upstream) script(status int, late func()) {
 	u.mu.Lock()
-	u.status, u.delay = status, delay
+	u.status, u.late = status, late
 	u.mu.Unlock()
 }
 

@@ -22,7 +22,7 @@ type Middleware struct {
 	name    string
 	engine  *edge.Engine
 	maxBody int64
-	now     func() time.Time
+	after   func(time.Duration, func()) *time.Timer // time.AfterFunc, or WithClock's
 }
 
 // ServeHTTP decides the request and applies the decision: a refusal is
@@ -285,7 +285,7 @@ func arm(x *exchange, r *http.Request) *http.Request {
 	// The timer calls the compiled cancel function itself: no interpreted
 	// code runs when it fires.
 	ctx, cancel := context.WithCancel(r.Context())
-	x.timer = time.AfterFunc(wait, cancel)
+	x.timer = x.m.after(wait, cancel)
 	return r.WithContext(ctx)
 }
 

@@ -86,16 +86,16 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 	if err != nil {
 		return nil, fmt.Errorf("contentguard %s: %w", name, err)
 	}
-	now := clockFrom(ctx)
+	now, after := clockFrom(ctx)
 	e, err := engines.bind(ctx, name, p, now)
 	if err != nil {
 		return nil, fmt.Errorf("contentguard %s: %w", name, err)
 	}
-	return newMiddleware(next, name, e, p, now), nil
+	return newMiddleware(next, name, e, p, after), nil
 }
 
-func newMiddleware(next http.Handler, name string, e *edge.Engine, p *policy.Policy, now func() time.Time) *Middleware {
-	return &Middleware{next: next, name: name, engine: e, maxBody: p.Spec.Limits.MaxBodyBytes, now: now}
+func newMiddleware(next http.Handler, name string, e *edge.Engine, p *policy.Policy, after func(time.Duration, func()) *time.Timer) *Middleware {
+	return &Middleware{next: next, name: name, engine: e, maxBody: p.Spec.Limits.MaxBodyBytes, after: after}
 }
 
 // load reads the configured policy.
@@ -148,19 +148,32 @@ func readFile(path string) ([]byte, error) {
 // clockKey is the context key of WithClock.
 type clockKey struct{}
 
-// WithClock returns a context under which New builds a middleware that
-// reads the time from now instead of time.Now: its rate limits, breaker,
-// token expiry and request IDs follow that clock. Traefik never sets it;
-// tests and simulations do, to move time without waiting.
-func WithClock(ctx context.Context, now func() time.Time) context.Context {
-	return context.WithValue(ctx, clockKey{}, now)
+// clock is what a middleware reads the time from and times its upstream
+// with.
+type clock struct {
+	now   func() time.Time
+	after func(time.Duration, func()) *time.Timer
 }
 
-func clockFrom(ctx context.Context) func() time.Time {
-	if now, ok := ctx.Value(clockKey{}).(func() time.Time); ok && now != nil {
-		return now
+// WithClock returns a context under which New builds a middleware that
+// follows a clock of the caller's instead of the system's: its rate limits,
+// breaker and token expiry read now, and its upstream timeouts are after's
+// timers. after is time.AfterFunc's contract: call f in a goroutine of its
+// own after d unless stopped first; a test's may return a timer of a long
+// duration and call f itself when it moves time past d, stopping the timer
+// first so that Stop reports it fired. Traefik never sets it; tests and
+// simulations do, to move time and fire timeouts without waiting. (Funcs,
+// not an interface: Yaegi cannot hand an interpreted interface a compiled
+// value.)
+func WithClock(ctx context.Context, now func() time.Time, after func(d time.Duration, f func()) *time.Timer) context.Context {
+	return context.WithValue(ctx, clockKey{}, clock{now: now, after: after})
+}
+
+func clockFrom(ctx context.Context) (func() time.Time, func(time.Duration, func()) *time.Timer) {
+	if c, ok := ctx.Value(clockKey{}).(clock); ok && c.now != nil && c.after != nil {
+		return c.now, c.after
 	}
-	return time.Now
+	return time.Now, time.AfterFunc
 }
 
 // registry holds the plugin's engines by middleware name. Traefik calls New

@@ -370,7 +370,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, Reason) 
 		return Identity{}, ReasonMalformed
 	}
 	if v.cache == nil {
-		id, _, reason := v.verifyToken(ctx, token)
+		id, _, reason := verifyToken(v, ctx, token)
 		return id, reason
 	}
 	// A cache hit is the common case: a function call and compiled calls
@@ -385,9 +385,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, Reason) 
 
 // verifyAndCache verifies a token the cache does not hold, and caches it.
 func verifyAndCache(v *Verifier, ctx context.Context, token string, sum *[32]byte) (Identity, Reason) {
-	id, entry, reason := v.verifyToken(ctx, token)
+	id, entry, reason := verifyToken(v, ctx, token)
 	if reason == ReasonOK {
-		v.cache.put(sum, entry, v.now())
+		cachePut(v.cache, sum, entry, v.now())
 	}
 	return id, reason
 }
@@ -401,10 +401,10 @@ type keySelection struct {
 }
 
 // verifyToken is Verify without the cache.
-func (v *Verifier) verifyToken(ctx context.Context, token string) (Identity, *cacheEntry, Reason) {
+func verifyToken(v *Verifier, ctx context.Context, token string) (Identity, *cacheEntry, Reason) {
 	sel := &keySelection{}
 	keyFunc := func(t *jwt.Token) (any, error) {
-		return v.selectKey(ctx, t, sel)
+		return selectKey(v, ctx, t, sel)
 	}
 	tok, err := v.parser.Parse(token, keyFunc)
 	if err != nil {
@@ -412,7 +412,7 @@ func (v *Verifier) verifyToken(ctx context.Context, token string) (Identity, *ca
 		case sel.reason != ReasonOK:
 			return Identity{}, nil, sel.reason
 		case !sel.called:
-			return Identity{}, nil, v.classifyEarlyFailure(token)
+			return Identity{}, nil, classifyEarlyFailure(v, token)
 		}
 		return Identity{}, nil, ReasonSignature
 	}
@@ -433,7 +433,7 @@ func (v *Verifier) verifyToken(ctx context.Context, token string) (Identity, *ca
 // selectKey is the jwt.Keyfunc: it picks the provider by the (not yet
 // verified) issuer, enforces that provider's allow-list, and picks a key
 // whose type fits the algorithm.
-func (v *Verifier) selectKey(ctx context.Context, t *jwt.Token, sel *keySelection) (any, error) {
+func selectKey(v *Verifier, ctx context.Context, t *jwt.Token, sel *keySelection) (any, error) {
 	sel.called = true
 	claims, ok := t.Claims.(jwt.MapClaims)
 	if !ok {
@@ -471,10 +471,10 @@ func (v *Verifier) selectKey(ctx context.Context, t *jwt.Token, sel *keySelectio
 		sel.prov, sel.gen = p, p.gen.Load()
 		return p.secret, nil
 	}
-	gen, key, reason := p.lookup(alg, kid, hasKid)
+	gen, key, reason := lookupKey(p, alg, kid, hasKid)
 	if reason == ReasonUnknownKey || reason == ReasonNoKeys {
-		if p.url != "" && v.refetch(ctx, p) {
-			gen, key, reason = p.lookup(alg, kid, hasKid)
+		if p.url != "" && refetch(v, ctx, p) {
+			gen, key, reason = lookupKey(p, alg, kid, hasKid)
 		}
 	}
 	if reason != ReasonOK {
@@ -488,7 +488,7 @@ func (v *Verifier) selectKey(ctx context.Context, t *jwt.Token, sel *keySelectio
 // classifyEarlyFailure explains a parse that failed before a key was chosen:
 // an algorithm outside every allow-list (including "none" and names jwt does
 // not know), or else a malformed token.
-func (v *Verifier) classifyEarlyFailure(token string) Reason {
+func classifyEarlyFailure(v *Verifier, token string) Reason {
 	dot := strings.IndexByte(token, '.')
 	if dot < 0 {
 		return ReasonMalformed

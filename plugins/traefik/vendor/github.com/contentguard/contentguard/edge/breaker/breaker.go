@@ -179,12 +179,12 @@ func allowSlow(b *Breaker) (Ticket, bool, time.Duration) {
 		if now.Before(b.openUntil) {
 			return Ticket{}, false, b.openUntil.Sub(now)
 		}
-		b.setState(HalfOpen, now)
+		setState(b, HalfOpen, now)
 	case HalfOpen:
 		if b.probes >= b.s.HalfOpenRequests && now.Sub(b.halfOpenSince) >= b.s.OpenFor {
 			// The probes never reported back (a caller forgot Done). Forget
 			// them and start a fresh round rather than stay stuck.
-			b.setState(HalfOpen, now)
+			setState(b, HalfOpen, now)
 		}
 	}
 	if b.state == HalfOpen {
@@ -217,20 +217,20 @@ func done(b *Breaker, success bool) {
 			b.consecutive++
 		}
 		now := b.s.Now()
-		b.window.add(now, success)
-		if b.shouldTrip() {
-			b.setState(Open, now)
+		windowAdd(&b.window, now, success)
+		if shouldTrip(b) {
+			setState(b, Open, now)
 		}
 	case HalfOpen:
 		now := b.s.Now()
 		b.probes--
 		if !success {
-			b.setState(Open, now)
+			setState(b, Open, now)
 			return
 		}
 		b.probeSuccess++
 		if b.probeSuccess >= b.s.HalfOpenRequests {
-			b.setState(Closed, now)
+			setState(b, Closed, now)
 		}
 	}
 }
@@ -253,7 +253,7 @@ func (b *Breaker) Release(t Ticket) {
 
 // shouldTrip applies the trip rules to the closed breaker's counts, with
 // the window just advanced by add.
-func (b *Breaker) shouldTrip() bool {
+func shouldTrip(b *Breaker) bool {
 	if b.s.ConsecutiveFailures > 0 && b.consecutive >= b.s.ConsecutiveFailures {
 		return true
 	}
@@ -266,7 +266,7 @@ func (b *Breaker) shouldTrip() bool {
 func (b *Breaker) Reset() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.setState(Closed, b.s.Now())
+	setState(b, Closed, b.s.Now())
 }
 
 // Status is a snapshot of one breaker, for admin endpoints and metrics.
@@ -299,7 +299,7 @@ func (b *Breaker) Status() Status {
 // counts, and reports a change of state to OnStateChange. Moving to the same
 // state (Reset of a closed breaker, a fresh half-open round) still starts a
 // new generation but reports nothing.
-func (b *Breaker) setState(to State, now time.Time) {
+func setState(b *Breaker, to State, now time.Time) {
 	from := b.state
 	b.state = to
 	b.generation++
@@ -335,7 +335,7 @@ type counts struct{ requests, failures int }
 // advance clears the buckets that fell out of the window by now and returns
 // the index of now's bucket. A clock that went backwards keeps writing into
 // the newest bucket.
-func (w *window) advance(now time.Time) int {
+func windowAdvance(w *window, now time.Time) int {
 	slot := now.UnixNano() / int64(w.width)
 	if slot > w.lastSlot {
 		stale := slot - w.lastSlot
@@ -362,8 +362,8 @@ func (w *window) advance(now time.Time) int {
 	return i
 }
 
-func (w *window) add(now time.Time, success bool) {
-	c := &w.slots[w.advance(now)]
+func windowAdd(w *window, now time.Time, success bool) {
+	c := &w.slots[windowAdvance(w, now)]
 	c.requests++
 	w.requests++
 	if !success {
@@ -373,7 +373,7 @@ func (w *window) add(now time.Time, success bool) {
 }
 
 func (w *window) totals(now time.Time) (requests, failures int) {
-	w.advance(now)
+	windowAdvance(w, now)
 	return w.requests, w.failures
 }
 
