@@ -24,8 +24,14 @@ import (
 )
 
 // pluginDir is the plugin's module, loaded with its vendor/ as Traefik
-// loads it.
-var pluginDir = filepath.Join("..", "..", "plugins", "traefik")
+// loads it. CONTENTGUARD_TRAEFIK_PLUGIN names another copy of it, for
+// benchmarks side by side with an older engine (docs/benchmarks.md).
+var pluginDir = func() string {
+	if dir := os.Getenv("CONTENTGUARD_TRAEFIK_PLUGIN"); dir != "" {
+		return dir
+	}
+	return filepath.Join("..", "..", "plugins", "traefik")
+}()
 
 var (
 	loadOnce  sync.Once

@@ -39,8 +39,8 @@ const warmPeer = "192.0.2.1:1"
 // Yaegi v0.16.1 resolves the reflect type of an interpreted method, and of
 // the wrappers that let compiled code call interpreted code, the first time
 // they run, without a lock: two requests that take such a path for the
-// first time together race inside the interpreter (TestYaegiRacesOnFirstUse
-// in internal/traefikload shows it). Traefik sends a new middleware
+// first time together race inside the interpreter (docs/traefik.md, "Under
+// Yaegi"). Traefik sends a new middleware
 // concurrent requests at once, so every path is taken here first: each
 // route without credentials, with bad ones and with good ones (an API key,
 // and a token of every algorithm family the policy accepts, verified and
