@@ -53,7 +53,9 @@ func compileRoutes(rs []policy.Route, fold bool) ([]route, error) {
 			bodyTimeout: r.BodyTimeout,
 		}
 		if fold {
-			c.exact, c.prefix = strings.ToLower(c.exact), strings.ToLower(c.prefix)
+			// Two statements: Yaegi loses the first of a, b = f(x), f(y).
+			c.exact = strings.ToLower(c.exact)
+			c.prefix = strings.ToLower(c.prefix)
 		}
 		c.accepts = acceptsText(c.anyOf)
 		if len(c.scopes) > 0 {

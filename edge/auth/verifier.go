@@ -468,7 +468,8 @@ func selectKey(v *Verifier, ctx context.Context, t *jwt.Token, sel *keySelection
 		kid, hasKid = s, true
 	}
 	if p.secret != nil {
-		sel.prov, sel.gen = p, p.gen.Load()
+		sel.prov = p
+		sel.gen = p.gen.Load()
 		return p.secret, nil
 	}
 	gen, key, reason := lookupKey(p, alg, kid, hasKid)
