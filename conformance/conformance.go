@@ -81,7 +81,7 @@ type Expect struct {
 
 // Step is one request and its expectation, optionally after a pause.
 type Step struct {
-	Sleep    time.Duration `yaml:"sleep"` // wait before sending (refill, breaker timers)
+	Sleep    time.Duration `yaml:"sleep"` // time that passes before the request (refill, breaker timers): a Clocked instance's clock advances, others sleep
 	Repeat   int           `yaml:"repeat"`
 	Request  Request       `yaml:"request"`
 	Upstream Upstream      `yaml:"upstream"`
@@ -146,12 +146,16 @@ type Instance interface {
 	Close()
 }
 
-// Clocked is an Instance whose clock the runner moves: a step's Sleep
-// advances it instead of waiting, so that refills, Retry-After and breaker
-// timers are exact however loaded the machine is. A plane whose engine can
-// take a clock (edge.Options.Now) implements it.
+// Clocked is an Instance whose engine reads a clock of its own, which
+// stands still until Advance moves it (a plane built on the engine passes
+// it as edge.Options.Now). RunCase mints a case's tokens at Now and
+// advances the clock for a step's sleep instead of sleeping, so time in a
+// case moves only when the case says so: a bucket's refill, a breaker's
+// open period and token lifetimes never depend on how fast a loaded
+// machine gets from one request to the next. Instances that cannot take a
+// clock (a gateway binary) leave it out, and RunCase sleeps for real.
 type Clocked interface {
-	Instance
+	Now() time.Time
 	Advance(d time.Duration)
 }
 
@@ -286,17 +290,20 @@ func unsupported(c Case, m map[string]string) string {
 func RunCase(t testing.TB, plane Plane, minter *Minter, dir string, c Case) {
 	inst := plane.Start(t, filepath.Join(dir, "policies", c.Policy))
 	defer inst.Close()
+	clock, clocked := inst.(Clocked)
+	if clocked {
+		minter = minter.At(clock.Now)
+	}
 	for i, s := range c.Steps {
 		n := s.Repeat
 		if n == 0 {
 			n = 1
 		}
-		if s.Sleep > 0 {
-			if c, ok := inst.(Clocked); ok {
-				c.Advance(s.Sleep)
-			} else {
-				time.Sleep(s.Sleep)
-			}
+		switch {
+		case s.Sleep > 0 && clocked:
+			clock.Advance(s.Sleep)
+		case s.Sleep > 0:
+			time.Sleep(s.Sleep)
 		}
 		for k := 0; k < n; k++ {
 			req, err := minter.Resolve(s.Request)

@@ -92,6 +92,14 @@ func NewMinter(dir string) (*Minter, error) {
 	return m, nil
 }
 
+// At returns a Minter like m that mints at the time now returns: the
+// clock of the instance the tokens are for.
+func (m *Minter) At(now func() time.Time) *Minter {
+	c := *m
+	c.now = now
+	return &c
+}
+
 // Resolve turns a case's request into the request a plane sends.
 func (m *Minter) Resolve(r Request) (SentRequest, error) {
 	s := SentRequest{Method: r.Method, Path: r.Path, Header: http.Header{}, Peer: r.Peer, BodyBytes: r.BodyBytes,

@@ -88,6 +88,8 @@ func TestClientFailureAnswers(t *testing.T) {
 		{edge.Outcome{Status: 503}, edge.ReasonAllowed, "upstream"},
 		{edge.Outcome{Timeout: true}, edge.ReasonUpstreamTimeout, "upstream"},
 		{edge.Outcome{Connection: true}, edge.ReasonUpstreamError, "upstream"},
+		{edge.Outcome{Unknown: true}, edge.ReasonOutcomeUnknown, "none"},
+		{edge.Outcome{Unknown: true, Status: 503}, edge.ReasonOutcomeUnknown, "none"},
 	} {
 		if c.o.Reason() != c.reason || c.o.Fault() != c.fault {
 			t.Errorf("%+v: %s/%s, want %s/%s", c.o, c.o.Reason(), c.o.Fault(), c.reason, c.fault)

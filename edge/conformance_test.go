@@ -6,28 +6,37 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/contentguard/contentguard/conformance"
 	"github.com/contentguard/contentguard/edge"
+	"github.com/contentguard/contentguard/internal/clocktest"
 	"github.com/contentguard/contentguard/policy/policyfile"
 )
 
 // enginePlane runs the conformance suite against the engine itself, with the
-// upstream simulated by the outcome each step scripts.
-type enginePlane struct{}
+// upstream simulated by the outcome each step scripts. With conn, requests
+// carry their connection as a Request.Conn rather than Peer.
+type enginePlane struct{ conn bool }
 
-type engineInstance struct{ e *edge.Engine }
+// engineInstance runs on its own clock (conformance.Clocked).
+type engineInstance struct {
+	e *edge.Engine
+	*clocktest.Clock
+	conn bool
+}
 
-func (enginePlane) Start(t testing.TB, policyPath string) conformance.Instance {
+func (pl enginePlane) Start(t testing.TB, policyPath string) conformance.Instance {
 	p, err := policyfile.Load(policyPath)
 	if err != nil {
 		t.Fatalf("load policy: %v", err)
 	}
-	e, err := edge.New(context.Background(), p, edge.Options{})
+	clock := clocktest.New(time.Now())
+	e, err := edge.New(context.Background(), p, edge.Options{Now: clock.Now})
 	if err != nil {
 		t.Fatalf("engine: %v", err)
 	}
-	return &engineInstance{e: e}
+	return &engineInstance{e: e, Clock: clock, conn: pl.conn}
 }
 
 func (in *engineInstance) Close() { in.e.Close() }
@@ -42,6 +51,9 @@ func (in *engineInstance) Do(t testing.TB, req conformance.SentRequest, up confo
 		Header:        req.Header.Clone(),
 		Peer:          netip.MustParseAddr(req.Peer),
 		ContentLength: int64(req.BodyBytes),
+	}
+	if in.conn {
+		r.Conn, r.Peer = &countingConn{peer: r.Peer}, netip.Addr{}
 	}
 	d := in.e.Check(context.Background(), r)
 	resp := conformance.Response{Header: http.Header{}}

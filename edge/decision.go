@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/textproto"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,6 +25,11 @@ type Request struct {
 	// the last proxy in front of this data plane.
 	Peer netip.Addr
 	TLS  bool
+	// Conn, when set, answers for Peer and TLS on demand, in place of the
+	// two fields: a data plane for which each costs a round trip (the Kong
+	// plugin: a PDK call each) sets it, and the engine asks only when the
+	// decision depends on the answer, at most once per Check. See Conn.
+	Conn Conn
 	// ContentLength is the declared body size, -1 when unknown (chunked).
 	ContentLength int64
 	// HeaderBytes is the size of the request head when the data plane knows
@@ -40,11 +46,34 @@ type Request struct {
 	// Kong plugin on several services); "" is the policy's upstream. Names
 	// must come from configuration: each one is a breaker for good.
 	Upstream string
+	// PathAsIs says the plane forwards Path to the upstream as it is: it
+	// cannot hand the upstream the normalised path (Envoy under ext_authz
+	// normalises with its own rules, then forwards what it has). The engine
+	// then refuses, 400 bad_path, a path that is not already in normal
+	// form: the upstream would read it differently from the edge.
+	PathAsIs bool
 	// HeadersTruncated says the data plane saw only part of the request's
 	// header fields because it reached its cap: the engine refuses such a
 	// request, since a field past the cap would escape every check and the
 	// stripping of forwarded-claim headers.
 	HeadersTruncated bool
+}
+
+// Conn is what a data plane knows about a request's connection, asked for
+// only when a decision needs it (Request.Conn):
+//
+//   - Peer when the client's address matters: a rate-limit key that is, or
+//     falls back to, the address (key ip, or a missing header, claim or
+//     subject), or Request.Explain. Decision.ClientIP stays the zero Addr
+//     when it was not needed.
+//   - TLS when the policy's answers differ over TLS: the strict preset's
+//     Strict-Transport-Security. It is then asked on every request.
+//
+// A Peer that is not an IP (a Unix socket) is the zero Addr, as in
+// Request.Peer.
+type Conn interface {
+	Peer() netip.Addr
+	TLS() bool
 }
 
 // Decision is the engine's answer for one request.
@@ -96,6 +125,7 @@ type Decision struct {
 	identity auth.Identity
 	ticket   breaker.Ticket
 	armed    bool             // a breaker ticket awaits Observe
+	located  bool             // ClientIP is resolved
 	breaker  *breaker.Breaker // the ticket's breaker
 	// names maps the header names the engine writes to their canonical
 	// form, and strips is the prepared form of StripHeaders and the names
@@ -130,7 +160,33 @@ type Outcome struct {
 	// not be able to open the breaker for everyone) and frees a half-open
 	// probe slot. Status may still carry the answer the client was given.
 	ClientFault bool
-	Duration    time.Duration
+	// Unknown says the edge does not know what the upstream did, because
+	// something after the edge answered the client instead (a Kong plugin
+	// running after this one, Kong's own error page for a failure of its
+	// own), or the plane lost track of the exchange. Like ClientFault it
+	// counts nothing against the upstream and frees a half-open probe
+	// slot, but it is nobody's fault: Fault "none", reason outcome_unknown.
+	Unknown  bool
+	Duration time.Duration
+}
+
+// DeclaredLength is a request's declared body size, for Request's
+// ContentLength, from its Content-Length and Transfer-Encoding fields as a
+// plane that sees only the head receives them: -1 for a chunked body (any
+// transfer coding but identity) or a Content-Length that is not a
+// non-negative number, 0 when none is declared.
+func DeclaredLength(contentLength, transferEncoding string) int64 {
+	if transferEncoding != "" && !strings.EqualFold(strings.TrimSpace(transferEncoding), "identity") {
+		return -1
+	}
+	if contentLength == "" {
+		return 0
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(contentLength), 10, 64)
+	if err != nil || n < 0 {
+		return -1
+	}
+	return n
 }
 
 // Failed reports whether the outcome produced no upstream response.
@@ -139,7 +195,8 @@ func (o Outcome) Failed() bool { return o.Timeout || o.Connection }
 // Reason is the reason code of the exchange's end: allowed when the upstream
 // answered; upstream_timeout or upstream_unreachable when it did not; and
 // for a client's fault, client_timeout (Timeout), body_too_large (Status
-// 413), client_closed (Status StatusClientClosed) or malformed_body.
+// 413), client_closed (Status StatusClientClosed) or malformed_body; and
+// outcome_unknown when the edge never saw the upstream's answer (Unknown).
 // Metrics, access logs and ClientFailure all read it here.
 func (o Outcome) Reason() string {
 	switch {
@@ -151,6 +208,8 @@ func (o Outcome) Reason() string {
 		return ReasonClientClosed
 	case o.ClientFault:
 		return ReasonMalformedBody
+	case o.Unknown:
+		return ReasonOutcomeUnknown
 	case o.Timeout:
 		return ReasonUpstreamTimeout
 	case o.Connection:
@@ -161,11 +220,14 @@ func (o Outcome) Reason() string {
 
 // Fault says whose fault the exchange's end was, for metric labels and
 // access logs: "client" (o.ClientFault: never counted by the breaker),
-// "upstream" (no response, or a 5xx), or "none".
+// "upstream" (no response, or a 5xx), or "none" (an answer below 500, or an
+// outcome the edge does not know).
 func (o Outcome) Fault() string {
 	switch {
 	case o.ClientFault:
 		return "client"
+	case o.Unknown:
+		return "none"
 	case o.Failed() || o.Status >= 500:
 		return "upstream"
 	}

@@ -98,6 +98,7 @@ type Engine struct {
 	cors         *cors.Policy
 	security     [][2]string
 	securityTLS  [][2]string
+	tlsMatters   bool // security and securityTLS differ
 	rateHeaders  string
 	verifier     *auth.Verifier
 	keysOptional map[string]bool // providers that may be ready without keys
@@ -190,6 +191,7 @@ func New(ctx context.Context, p *policy.Policy, opts Options) (*Engine, error) {
 		e.security = secheaders.Strict(false)
 		e.securityTLS = secheaders.Strict(true)
 	}
+	e.tlsMatters = !sameHeaders(e.security, e.securityTLS)
 	if err := e.buildAuth(ctx, p, opts); err != nil {
 		return nil, err
 	}
@@ -445,4 +447,17 @@ func (e *Engine) Close() {
 	if e.ownLocal && e.local != nil {
 		e.local.Close()
 	}
+}
+
+// sameHeaders reports whether two header lists are equal, in order.
+func sameHeaders(a, b [][2]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if a[i][0] != b[i][0] || a[i][1] != b[i][1] {
+			return false
+		}
+	}
+	return true
 }

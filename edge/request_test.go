@@ -17,15 +17,7 @@ func newTestEngine(t *testing.T) *edge.Engine {
 	p, err := policy.DecodeJSON([]byte(`{"apiVersion":"contentguard.dev/v1","kind":"EdgePolicy","metadata":{"name":"t"},
 		"spec":{"upstream":{"url":"http://127.0.0.1:1"},"circuitBreaker":{"consecutiveFailures":2,"openFor":"10s"},
 		"routes":[{"name":"all","match":{"pathPrefix":"/"},"auth":"none"}]}}`), "t.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := edge.New(context.Background(), p, edge.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	return e
+	return engineFor(t, p, err)
 }
 
 // TestRequestUpstreamNamesTheBreaker: a data plane in front of several
@@ -70,5 +62,40 @@ func TestHeadersTruncatedIsRefused(t *testing.T) {
 	}
 	if d.RequestID == "" || !strings.Contains(string(d.Body), d.RequestID) {
 		t.Fatalf("problem %s does not carry the request id %q", d.Body, d.RequestID)
+	}
+}
+
+// TestPathAsIsRefusesWhatTheUpstreamWouldReadDifferently: a plane that
+// forwards the path as it received it (Envoy under ext_authz) gets a path
+// the engine would normalise further refused, and a normal one judged as
+// usual.
+func TestPathAsIsRefusesWhatTheUpstreamWouldReadDifferently(t *testing.T) {
+	e := newTestEngine(t)
+	peer := netip.MustParseAddr("192.0.2.1")
+	for _, c := range []struct {
+		path  string
+		allow bool
+	}{
+		{"/api/v1/jobs", true},
+		{"/api/v1/", true},
+		{"/api/./v1/jobs", false},
+		{"/api//v1", false},
+		{"/api/%2e%2e/admin", false},
+		{"/a%2Fb", false},
+		{"/caf%C3%A9", true},
+	} {
+		d := e.Check(context.Background(), edge.Request{Method: "GET", Path: c.path, Peer: peer, PathAsIs: true})
+		if d.Allow != c.allow || !c.allow && (d.Status != http.StatusBadRequest || d.Reason != edge.ReasonBadPath) {
+			t.Errorf("%s: allow=%v status %d reason %s, want allow=%v", c.path, d.Allow, d.Status, d.Reason, c.allow)
+		}
+		if d.Allow {
+			e.Observe(&d, edge.Outcome{Status: 200})
+		}
+		// The same request from a plane that forwards the normalised path.
+		if d := e.Check(context.Background(), edge.Request{Method: "GET", Path: c.path, Peer: peer}); !d.Allow {
+			t.Errorf("%s without PathAsIs refused: %s", c.path, d.Reason)
+		} else {
+			e.Observe(&d, edge.Outcome{Status: 200})
+		}
 	}
 }

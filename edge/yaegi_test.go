@@ -130,6 +130,8 @@ func buildShim(t testing.TB) (shimFuncs, error) {
 // exact however long a case waits for its turn.
 type yaegiPlane struct{}
 
+// yaegiInstance is conformance.Clocked: the interpreted engine reads the
+// instance's clock (a compiled func passed into the interpreter).
 type yaegiInstance struct {
 	s     shimFuncs
 	id    int
@@ -151,6 +153,11 @@ func (yaegiPlane) Start(t testing.TB, policyPath string) conformance.Instance {
 	}
 	return &yaegiInstance{s: s, id: id, clock: clock}
 }
+
+// Sleeps in a case move the instance's clock.
+var _ conformance.Clocked = (*yaegiInstance)(nil)
+
+func (in *yaegiInstance) Now() time.Time { return in.clock.Now() }
 
 func (in *yaegiInstance) Advance(d time.Duration) { in.clock.Advance(d) }
 

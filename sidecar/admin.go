@@ -14,7 +14,7 @@ import (
 // AdminHandler returns the admin API. Serve it on a private listener only
 // (Serve never puts it on the public one):
 //
-//	GET  /healthz                 200 while the process runs
+//	GET  /healthz                 200 while the process runs, with Options.Version
 //	GET  /readyz                  200 with a policy loaded, every JWT provider's keys in (unless
 //	                              jwks.readyWithoutKeys) and not draining, else 503
 //	GET  /metrics                 Prometheus exposition of Options.Registry
@@ -24,7 +24,7 @@ import (
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.opts.Version})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		var awaiting []string

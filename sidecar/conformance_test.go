@@ -5,8 +5,10 @@ import (
 	"net/http"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/contentguard/contentguard/conformance"
+	"github.com/contentguard/contentguard/internal/clocktest"
 	"github.com/contentguard/contentguard/sidecar"
 )
 
@@ -15,25 +17,29 @@ import (
 // each request is written byte for byte from the case's peer address, and
 // the upstream reports what it received.
 //
-// At most a few instances run at once: cases with timing (a bucket that
-// refills every 500ms) must not starve behind a hundred parallel sidecars
-// on a two-core machine running -race.
+// At most a few instances run at once: a hundred parallel sidecars would
+// starve each other on a two-core machine running -race (the cases' own
+// time is each instance's clock, but upstream timeouts are real).
 type httpPlane struct {
 	slots   chan struct{}
 	netHTTP bool // Options.DisableFastPath
 }
 
+// httpInstance runs on its own clock (conformance.Clocked): the engine's
+// rate limits, breakers and token checks read it; sockets keep real time.
 type httpInstance struct {
 	sc *running
 	up *fakeUpstream
+	*clocktest.Clock
 }
 
 func (pl httpPlane) Start(t testing.TB, policyPath string) conformance.Instance {
 	pl.slots <- struct{}{}
 	t.Cleanup(func() { <-pl.slots }) // registered first, so it runs last
 	up := startUpstream(t)
-	sc := startSidecar(t, sidecar.Options{Policy: loadPolicy(t, policyPath), Upstream: up.URL, DisableFastPath: pl.netHTTP})
-	return &httpInstance{sc: sc, up: up}
+	clock := clocktest.New(time.Now())
+	sc := startSidecar(t, sidecar.Options{Policy: loadPolicy(t, policyPath), Upstream: up.URL, DisableFastPath: pl.netHTTP, Now: clock.Now})
+	return &httpInstance{sc: sc, up: up, Clock: clock}
 }
 
 func (in *httpInstance) Close() { in.sc.stop() }

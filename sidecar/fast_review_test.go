@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,7 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/contentguard/contentguard/internal/stacktest"
 	"github.com/contentguard/contentguard/internal/syncbuf"
+	"github.com/contentguard/contentguard/internal/tcptest"
 	"github.com/contentguard/contentguard/sidecar"
 )
 
@@ -94,14 +95,13 @@ func readRequestHead(br *bufio.Reader) (string, error) {
 // closedPortAddr is a loopback address nothing listens on.
 func closedPortAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
+	return tcptest.RefusingAddr(t) // no other process can take it meanwhile
 }
+
+// sidecarGoroutines counts the goroutines running code of package sidecar,
+// so that goroutines of the test itself, the runtime or other packages
+// (timers, the HTTP client's keep-alives) do not blur a leak check.
+func sidecarGoroutines() int { return stacktest.Count("contentguard/sidecar.") }
 
 // bothPaths runs f against the fast path and against net/http.
 func bothPaths(t *testing.T, f func(t *testing.T, netHTTP bool)) {
@@ -249,6 +249,11 @@ func TestStrayUpstreamResponseNeverReachesAnotherClient(t *testing.T) {
 					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst")
 					<-stray
 					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nLEAKED")
+					// In the sidecar's receive queue before the next client
+					// comes: the answer nobody asked for is there to notice.
+					if err := tcptest.AwaitDelivered(c, 10*time.Second); err != nil {
+						t.Error(err)
+					}
 					close(written)
 					continue
 				}
@@ -263,7 +268,6 @@ func TestStrayUpstreamResponseNeverReachesAnotherClient(t *testing.T) {
 		// the upstream sends an answer nobody asked for.
 		close(stray)
 		<-written
-		time.Sleep(50 * time.Millisecond) // loopback delivery: no signal to wait on
 		for i := 0; i < 2; i++ {
 			if r := get(t, sc.addr, "/open/b", "", nil); r.Status != 200 || string(r.Body) != "second" {
 				t.Fatalf("request %d of another client got %d %q", i, r.Status, r.Body)
@@ -545,8 +549,7 @@ func TestFastPathObservesOncePerAllowedRequest(t *testing.T) {
 	}
 	expect("an early answer to an upload")
 
-	time.Sleep(100 * time.Millisecond) // a late duplicate Observe would show now
-	if n := outcomes(); n != allowed {
+	if n := sc.drainedOutcomes(t); n != allowed {
 		t.Fatalf("%d outcomes for %d allowed requests", n, allowed)
 	}
 	statuses := map[string]float64{}
@@ -743,13 +746,13 @@ func TestFastPathTimeoutsEndStuckExchanges(t *testing.T) {
 			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		}
 	})
-	p := parsePolicy(t, strings.Replace(fastPolicy, "      auth: none\n", "      auth: none\n      bodyTimeout: 300ms\n", 1))
+	p := parsePolicy(t, strings.Replace(fastPolicy, "      auth: none\n", "      auth: none\n      bodyTimeout: 1s\n", 1))
 	sc := startSidecar(t, sidecar.Options{Policy: p, Upstream: "http://" + up.addr,
-		ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond})
+		ReadTimeout: time.Second, WriteTimeout: time.Second})
 	if r := get(t, sc.addr, "/open/warm", "", nil); r.Status != 200 {
 		t.Fatalf("warm-up: %d", r.Status)
 	}
-	baseline := runtime.NumGoroutine()
+	baseline := sidecarGoroutines()
 	closedBefore := up.closed.Load()
 
 	// A client that asks for a large answer and never reads it.
@@ -770,7 +773,7 @@ func TestFastPathTimeoutsEndStuckExchanges(t *testing.T) {
 	}
 	_ = deaf.c.Close()
 	_ = mute.c.Close()
-	waitFor(t, 10*time.Second, func() bool { return runtime.NumGoroutine() <= baseline })
+	waitFor(t, 10*time.Second, func() bool { return sidecarGoroutines() <= baseline })
 	if r := get(t, sc.addr, "/open/after", "", nil); r.Status != 200 {
 		t.Fatalf("after the stuck exchanges: %d", r.Status)
 	}
@@ -890,7 +893,7 @@ func TestHeadsInPiecesHandOverWhole(t *testing.T) {
 	for i, rq := range requests {
 		for _, p := range rq.pieces {
 			cl.write(p)
-			time.Sleep(10 * time.Millisecond) // separate reads on the sidecar's side (coverage, not correctness)
+			tcptest.WaitDelivered(t, cl.c, 10*time.Second) // in the sidecar's queue before the next piece is sent
 		}
 		if resp, body := cl.read(rq.method); resp.StatusCode != 200 || !strings.Contains(body, "upstream says 200") {
 			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
@@ -976,6 +979,15 @@ func TestNoContentLengthOnBodylessStatuses(t *testing.T) {
 	})
 }
 
+// idleTimeout is the upstream timeout of the pooling tests: long enough for
+// every answer on a loaded machine, short enough to idle past.
+const idleTimeout = 500 * time.Millisecond
+
+// idlePastDeadline lets a pooled connection's real socket deadline, set
+// idleTimeout ahead by its last exchange, pass: the kernel keeps that time,
+// no clock can stand in for it.
+func idlePastDeadline() { time.Sleep(idleTimeout + 100*time.Millisecond) }
+
 // TestPooledConnectionReusedAfterIdle: a pooled upstream connection that
 // idled longer than the upstream timeout is still reused. (The liveness
 // peek fails on a connection whose old read deadline has passed; armed
@@ -985,7 +997,7 @@ func TestPooledConnectionReusedAfterIdle(t *testing.T) {
 		up := startRawUpstream(t, func(string) rawReply {
 			return rawReply{bytes: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"}
 		})
-		p := parsePolicy(t, strings.Replace(fastPolicy, "timeout: 2s", "timeout: 100ms", 1))
+		p := parsePolicy(t, strings.Replace(fastPolicy, "timeout: 2s", "timeout: "+idleTimeout.String(), 1))
 		sc := startSidecar(t, sidecar.Options{Policy: p, Upstream: "http://" + up.addr, DisableFastPath: netHTTP})
 		cl := dialClient(t, sc.addr)
 		for i := 0; i < 3; i++ {
@@ -996,7 +1008,7 @@ func TestPooledConnectionReusedAfterIdle(t *testing.T) {
 			if resp, _ := cl.read(http.MethodPost); resp.StatusCode != 200 {
 				t.Fatalf("request %d: %d", i, resp.StatusCode)
 			}
-			time.Sleep(300 * time.Millisecond) // idle past the upstream timeout
+			idlePastDeadline() // idle past the upstream timeout
 		}
 		want := int64(1)
 		if netHTTP {
@@ -1024,13 +1036,13 @@ func TestPooledConnectionSharedAcrossPathsAfterIdle(t *testing.T) {
 			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		}
 	})
-	p := parsePolicy(t, strings.Replace(fastPolicy, "timeout: 2s", "timeout: 100ms", 1))
+	p := parsePolicy(t, strings.Replace(fastPolicy, "timeout: 2s", "timeout: "+idleTimeout.String(), 1))
 	sc := startSidecar(t, sidecar.Options{Policy: p, Upstream: "http://" + up.addr})
 	cl := dialClient(t, sc.addr)
 	if resp, _ := cl.get("/open/fast"); resp.StatusCode != 200 {
 		t.Fatalf("fast: %d", resp.StatusCode)
 	}
-	time.Sleep(300 * time.Millisecond) // idle past the upstream timeout
+	idlePastDeadline() // idle past the upstream timeout
 	// A chunked upload hands the connection to net/http (its own transport
 	// for the upload); the GET behind it takes the lean transport's pool.
 	cl.write("POST /open/up HTTP/1.1\r\nHost: edge.test\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n")
@@ -1067,7 +1079,7 @@ func TestStalledOrResetUpstreamBodyIsCut(t *testing.T) {
 	})
 	t.Cleanup(func() { close(release) })
 	sc := startSidecar(t, sidecar.Options{Policy: parsePolicy(t, fastPolicy), Upstream: "http://" + up.addr,
-		WriteTimeout: 300 * time.Millisecond})
+		WriteTimeout: time.Second})
 	for _, path := range []string{"/open/reset", "/open/stall"} {
 		cl := dialClient(t, sc.addr)
 		cl.write("GET " + path + " HTTP/1.1\r\nHost: edge.test\r\n\r\n")

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/contentguard/contentguard/internal/tcptest"
 	"github.com/contentguard/contentguard/sidecar"
 )
 
@@ -23,6 +24,9 @@ import (
 type rawUpstream struct {
 	addr  string
 	conns atomic.Int64
+	// closed counts the connections closed after a close reply, once the
+	// sidecar has received the FIN (tcptest.AwaitDelivered).
+	closed atomic.Int64
 
 	mu    sync.Mutex
 	heads []string
@@ -82,7 +86,15 @@ func (u *rawUpstream) serve(c net.Conn, reply func(path string) rawReply) {
 		u.mu.Unlock()
 		target := strings.Fields(head.String())[1]
 		r := reply(strings.SplitN(target, "?", 2)[0])
-		if _, err := io.WriteString(c, r.bytes); err != nil || r.close {
+		if _, err := io.WriteString(c, r.bytes); err != nil {
+			return
+		}
+		if r.close {
+			// The FIN first, and only once it has arrived count the close.
+			_ = c.(*net.TCPConn).CloseWrite()
+			if tcptest.AwaitDelivered(c, 10*time.Second) == nil {
+				u.closed.Add(1)
+			}
 			return
 		}
 	}
@@ -367,7 +379,9 @@ func TestFastPathStaleUpstreamConnections(t *testing.T) {
 				t.Fatalf("POST %d: %d", i, resp.StatusCode)
 			}
 		}
-		time.Sleep(20 * time.Millisecond) // the upstream's FIN arrives
+		// The upstream's FIN has arrived before the next request picks a
+		// pooled connection: that is the stale connection to be noticed.
+		waitFor(t, 10*time.Second, func() bool { return up.closed.Load() == int64(i+1) })
 	}
 	if n := len(up.takeHeads()); n != 4 {
 		t.Fatalf("the upstream answered %d requests, want 4 (no duplicate)", n)

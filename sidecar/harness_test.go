@@ -184,6 +184,18 @@ func startSidecar(t testing.TB, opts sidecar.Options) *running {
 	return r
 }
 
+// drainedOutcomes stops the sidecar, waits for Serve to return — it has
+// drained every exchange — and returns how many outcomes it observed
+// (upstream_outcomes_total counts every Observe, client faults too, which
+// the breakers do not): a late duplicate Observe has happened by then, or
+// never will.
+func (r *running) drainedOutcomes(t testing.TB) int {
+	t.Helper()
+	r.cancel()
+	r.serveReturns(t, 20*time.Second, "Serve did not return after cancel")
+	return int(counterSum(t, r, sidecar.MetricUpstreamOutcomes, nil))
+}
+
 // serveReturns waits up to limit for Serve to return (after a cancel) and
 // fails with why if it does not, or if it returned an error.
 func (r *running) serveReturns(t testing.TB, limit time.Duration, why string) {

@@ -10,14 +10,29 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/contentguard/contentguard/internal/polltest"
 )
 
 // countingServer is a real HTTP server that counts the connections it
-// accepted; closeIdle makes it drop its idle keep-alive connections.
+// accepted and closed; dropIdle makes it drop its keep-alive connection.
 type countingServer struct {
 	url      string
 	srv      *http.Server
 	accepted atomic.Int64
+	closed   atomic.Int64
+}
+
+// dropIdle has the server close its keep-alive connection, as its idle
+// timeout would, and waits until it has.
+func (s *countingServer) dropIdle(t *testing.T) {
+	t.Helper()
+	want := s.closed.Load() + 1
+	s.srv.SetKeepAlivesEnabled(false) // closes idle connections, and the busy ones when done
+	if !polltest.Until(10*time.Second, func() bool { return s.closed.Load() >= want }) {
+		t.Fatal("the server did not close its keep-alive connection")
+	}
+	s.srv.SetKeepAlivesEnabled(true)
 }
 
 type countingListener struct {
@@ -40,6 +55,11 @@ func startCounting(t *testing.T, h http.Handler, idle time.Duration) *countingSe
 		t.Fatal(err)
 	}
 	s := &countingServer{url: "http://" + ln.Addr().String(), srv: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: idle, MaxHeaderBytes: 1 << 20}}
+	s.srv.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateClosed {
+			s.closed.Add(1)
+		}
+	}
 	go func() { _ = s.srv.Serve(countingListener{ln, &s.accepted}) }()
 	t.Cleanup(func() { _ = s.srv.Close() })
 	return s
@@ -60,7 +80,7 @@ func leanGet(t *testing.T, lt *leanTransport, method, url string) (*http.Respons
 func TestLeanTransportReusesAndRecovers(t *testing.T) {
 	s := startCounting(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "hello "+r.URL.Path)
-	}), 300*time.Millisecond)
+	}), time.Minute)
 	lt := newLeanTransport(NewTransport())
 	defer lt.CloseIdleConnections()
 	for i := 0; i < 5; i++ {
@@ -84,10 +104,10 @@ func TestLeanTransportReusesAndRecovers(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	// The upstream drops its idle connection (idle timeout): the next
-	// request retries once on a fresh connection and succeeds.
+	// The upstream drops its idle connection (as at its idle timeout): the
+	// next request retries once on a fresh connection and succeeds.
 	before := s.accepted.Load()
-	time.Sleep(600 * time.Millisecond)
+	s.dropIdle(t)
 	resp, err = leanGet(t, lt, "GET", s.url+"/after")
 	if err != nil {
 		t.Fatalf("after the upstream closed idle connections: %v", err)

@@ -117,7 +117,10 @@ func TestReloadUnderLoad(t *testing.T) {
 		if err != nil {
 			t.Fatalf("valid reload %d: %v", i, err)
 		}
-		time.Sleep(5 * time.Millisecond)
+		// Requests run between every two reloads, however slow the
+		// machine: at least three more before the next swap.
+		next := sent.Load() + 3
+		waitFor(t, 20*time.Second, func() bool { return sent.Load() >= next })
 	}
 	stop.Store(true)
 	wg.Wait()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/contentguard/contentguard/internal/clocktest"
 	"github.com/contentguard/contentguard/internal/syncbuf"
 	"github.com/contentguard/contentguard/sidecar"
 )
@@ -23,7 +24,7 @@ apiVersion: contentguard.dev/v1
 kind: EdgePolicy
 metadata: {name: basic, version: "1"}
 spec:
-  upstream: {url: http://127.0.0.1:9, timeout: 300ms}
+  upstream: {url: http://127.0.0.1:9, timeout: 2s}
   clientIP: {trustedProxies: [127.0.0.10/32], headers: [X-Forwarded-For]}
   circuitBreaker: {consecutiveFailures: 3, openFor: 500ms, halfOpenRequests: 1, failOn: [502, 503, 504, timeout, connection]}
   limits: {maxBodyBytes: 4KiB, maxHeaderBytes: 8KiB}
@@ -164,21 +165,19 @@ func TestOversizeHeadIsAProblem(t *testing.T) {
 // Retry-After without touching the upstream), which half-opens after
 // openFor and closes on a good probe. Metrics follow.
 func TestUpstreamFaults(t *testing.T) {
-	// A port nobody listens on: listen, note it, close.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := "http://" + ln.Addr().String()
-	ln.Close()
+	// A port nobody listens on, held so that nobody can.
+	closed := "http://" + closedPortAddr(t)
 	dead := startSidecar(t, sidecar.Options{Policy: parsePolicy(t, basicPolicy), Upstream: closed})
 	if r := get(t, dead.addr, "/x", "", nil); r.Status != http.StatusBadGateway || problemReason(t, r) != "upstream_unreachable" {
 		t.Fatalf("closed port: %d %s", r.Status, r.Body)
 	}
 
 	up := startUpstream(t)
-	sc := startSidecar(t, sidecar.Options{Policy: parsePolicy(t, basicPolicy), Upstream: up.URL})
-	up.script(200, 2*time.Second, false)
+	// The breaker's time is a clock the test moves: it stays open exactly
+	// until openFor has passed on it, however slow the requests are.
+	clock := clocktest.New(time.Now())
+	sc := startSidecar(t, sidecar.Options{Policy: parsePolicy(t, basicPolicy), Upstream: up.URL, Now: clock.Now})
+	up.script(200, 10*time.Second, false)
 	if r := get(t, sc.addr, "/slow", "", nil); r.Status != http.StatusGatewayTimeout || problemReason(t, r) != "upstream_timeout" {
 		t.Fatalf("slow: %d %s", r.Status, r.Body)
 	}
@@ -210,11 +209,17 @@ func TestUpstreamFaults(t *testing.T) {
 		t.Fatalf("/admin/breakers = %+v", br)
 	}
 
-	// After openFor one probe goes through; its success closes the breaker.
+	// Before openFor has passed it stays open; after it, one probe goes
+	// through, and its success closes the breaker.
 	up.script(200, 0, false)
-	waitFor(t, 5*time.Second, func() bool {
-		return get(t, sc.addr, "/probe", "", nil).Status == 200
-	})
+	clock.Advance(499 * time.Millisecond)
+	if r := get(t, sc.addr, "/early", "", nil); r.Status != http.StatusServiceUnavailable {
+		t.Fatalf("1ms before openFor: %d, want 503", r.Status)
+	}
+	clock.Advance(time.Millisecond)
+	if r := get(t, sc.addr, "/probe", "", nil); r.Status != 200 {
+		t.Fatalf("probe after openFor: %d %s", r.Status, r.Body)
+	}
 	if v := breakerGauge(t, sc); v != 0 {
 		t.Fatalf("circuit_breaker_state = %v after a good probe, want 0", v)
 	}
@@ -435,9 +440,8 @@ func TestObserveOncePerAllowedRequest(t *testing.T) {
 		waitFor(t, 5*time.Second, func() bool { return up.count() > n })
 		c.Close() // hang up while the upstream works
 	}
-	waitFor(t, 5*time.Second, func() bool { return outcomes() >= 5 })
-	time.Sleep(50 * time.Millisecond)
-	if n := outcomes(); n != 5 {
+	waitFor(t, 10*time.Second, func() bool { return outcomes() >= 5 })
+	if n := sc.drainedOutcomes(t); n != 5 {
 		t.Fatalf("%d outcomes reported for 5 allowed requests", n)
 	}
 }

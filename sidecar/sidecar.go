@@ -80,6 +80,8 @@ type Options struct {
 	Tracing *telemetry.Tracing
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Version is the binary's version, reported by the admin /healthz.
+	Version string
 
 	// Profiling serves net/http/pprof under /debug/pprof/ on the admin
 	// handler.
@@ -319,6 +321,30 @@ func (s *Server) Reload() error {
 
 // reloadFrom applies the policy document data read from PolicyFile.
 func (s *Server) reloadFrom(data []byte) error {
+	return s.apply(s.opts.PolicyFile, data, func() (*policy.Policy, error) { return policyfile.ParseFile(s.opts.PolicyFile, data) })
+}
+
+// Apply puts the policy document data in force, as a reload of the policy
+// file does: decoded, validated and built into a new engine that shares
+// the rate-limit stores and breakers, swapped in atomically; on any error
+// the policy in force stays and the error (positioned, for policy errors)
+// is returned, logged and counted once per document. source names the
+// document in errors and on /admin/policy (an xDS resource, say); relative
+// file references in it resolve against baseDir. The sidecar's xDS client
+// applies what the control plane sends through it.
+func (s *Server) Apply(source, baseDir string, data []byte) error {
+	return s.apply(source, data, func() (*policy.Policy, error) {
+		p, err := policyfile.Parse(source, data)
+		if err != nil {
+			return nil, err
+		}
+		p.BaseDir = baseDir
+		return p, nil
+	})
+}
+
+// apply puts the policy that parse makes of data in force.
+func (s *Server) apply(source string, data []byte, parse func() (*policy.Policy, error)) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	if s.closed.Load() {
@@ -327,13 +353,13 @@ func (s *Server) reloadFrom(data []byte) error {
 	sum := documentHash(data)
 	counted := sum == s.lastTried && s.lastFailed
 	s.lastTried, s.lastFailed = sum, true
-	p, err := policyfile.ParseFile(s.opts.PolicyFile, data)
+	p, err := parse()
 	if err != nil {
-		return s.reloadRefused(err, counted)
+		return s.reloadRefused(source, err, counted)
 	}
 	pl, err := s.build(context.Background(), p)
 	if err != nil {
-		return s.reloadRefused(err, counted)
+		return s.reloadRefused(source, err, counted)
 	}
 	s.lastFailed = false
 	old := s.state.Swap(pl)
@@ -349,16 +375,16 @@ func (s *Server) reloadFrom(data []byte) error {
 }
 
 func (s *Server) reloadFailed(err error) error {
-	return s.reloadRefused(err, false)
+	return s.reloadRefused(s.opts.PolicyFile, err, false)
 }
 
 // reloadRefused logs a refused reload and counts it, unless the same
 // document was refused (and counted) before.
-func (s *Server) reloadRefused(err error, counted bool) error {
+func (s *Server) reloadRefused(source string, err error, counted bool) error {
 	if !counted {
 		s.metrics.ReloadFailed()
 	}
-	s.log.Error("policy reload failed; keeping the policy in force", "err", err.Error(), "policy", s.opts.PolicyFile)
+	s.log.Error("policy reload failed; keeping the policy in force", "err", err.Error(), "policy", source)
 	return err
 }
 

@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/contentguard/contentguard/internal/polltest"
+	"github.com/contentguard/contentguard/internal/stacktest"
 	"github.com/contentguard/contentguard/internal/syncbuf"
 	"github.com/contentguard/contentguard/telemetry/otlptest"
 )
@@ -296,6 +297,12 @@ func (g *gate) Write(p []byte) (int, error) {
 	return g.out.Write(p)
 }
 
+// waitingForRoom counts the goroutines blocked in BufferedWriter.Write
+// until the buffer has room.
+func waitingForRoom() int {
+	return stacktest.Count("sync.(*Cond).Wait", "telemetry.(*BufferedWriter).Write")
+}
+
 // TestBufferedWriterIsBoundedAndKeepsOrder: lines from many goroutines
 // arrive whole, none lost, each goroutine's in order; while the output is
 // stalled, writers block once 4×size bytes wait instead of growing the
@@ -320,7 +327,11 @@ func TestBufferedWriterIsBoundedAndKeepsOrder(t *testing.T) {
 	if !polltest.Until(5*time.Second, func() bool { return written.Load() >= 4<<10 }) {
 		t.Fatalf("writers stopped early: %d bytes", written.Load())
 	}
-	time.Sleep(50 * time.Millisecond) // give them every chance to run past the bound
+	// Every writer has run into the bound and waits for room: none can
+	// accept another byte until the output drains.
+	if !polltest.Until(10*time.Second, func() bool { return waitingForRoom() == writers }) {
+		t.Fatalf("%d of %d writers wait for room; %d bytes accepted", waitingForRoom(), writers, written.Load())
+	}
 	// 4×size waiting, plus the batch stuck in the write, plus a line each.
 	if n := written.Load(); n > 8<<10+writers*64 {
 		t.Fatalf("%d bytes accepted while the output was stalled; bound is about %d", n, 8<<10)

@@ -5,11 +5,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"sort"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -189,7 +192,7 @@ func TestErrorsAreProblems(t *testing.T) {
 		t.Fatalf("Allow = %q", a.Header.Get("Allow"))
 	}
 	big := `{"content":"` + strings.Repeat("a", 70<<10) + `"}`
-	if a := ts.do(t, "POST", "/analyze", big); a.Status != 413 || a.Body["type"] != "urn:contentguard:problem:too-large" {
+	if a := ts.do(t, "POST", "/analyze", big); a.Status != 413 || a.Body["type"] != "https://contentguard.dev/problems/body-too-large" {
 		t.Fatalf("oversized body: %d %s", a.Status, a.Raw)
 	}
 	if a := ts.do(t, "POST", "/batch/process", `{"jobs":`+manyJobs+`}`); a.Status != 422 || !strings.Contains(a.Body["detail"].(string), "exceed the limit of 100") {
@@ -264,7 +267,7 @@ func TestPanicBecomesProblem(t *testing.T) {
 	ts := newTestServer(t, Config{})
 	ts.Handle("GET /boom", http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("kaboom") }))
 	a := ts.do(t, "GET", "/boom", "")
-	if a.Status != 500 || a.Body["type"] != "urn:contentguard:problem:internal" || a.Body["detail"] == "kaboom" {
+	if a.Status != 500 || a.Body["type"] != "https://contentguard.dev/problems/internal" || a.Body["detail"] == "kaboom" {
 		t.Fatalf("panic answer %d %s", a.Status, a.Raw)
 	}
 	if !strings.Contains(ts.logs.String(), "kaboom") || !strings.Contains(ts.logs.String(), "panic serving request") {
@@ -341,20 +344,27 @@ func TestRedisCacheThroughTheServer(t *testing.T) {
 	}
 }
 
+// TestHealthChecks: a failing check degrades /health, which says how it
+// failed but not where: /health is public, the Redis address is not.
 func TestHealthChecks(t *testing.T) {
 	var failing atomic.Bool
 	failing.Store(true)
 	ts := newTestServer(t, Config{HealthChecks: map[string]func(context.Context) error{
 		"redis": func(context.Context) error {
 			if failing.Load() {
-				return fmt.Errorf("connection refused")
+				return fmt.Errorf("redis: %w", &net.OpError{Op: "dial", Net: "tcp",
+					Addr: &net.TCPAddr{IP: net.IPv4(10, 0, 0, 3), Port: 6379},
+					Err:  &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}})
 			}
 			return nil
 		},
 	}})
-	d := ts.do(t, "GET", "/health", "").data(t)
-	if d["status"] != "degraded" || d["checks"].(map[string]any)["redis"] != "error: connection refused" {
+	a := ts.do(t, "GET", "/health", "")
+	if d := a.data(t); d["status"] != "degraded" || d["checks"].(map[string]any)["redis"] != "error: connection refused" {
 		t.Fatalf("health %v", d)
+	}
+	if strings.Contains(string(a.Raw), "10.0.0.3") {
+		t.Fatalf("/health shows the address of the failed call: %s", a.Raw)
 	}
 	failing.Store(false)
 	if d := ts.do(t, "GET", "/api/v1/health", "").data(t); d["status"] != "healthy" || d["checks"].(map[string]any)["redis"] != "ok" {

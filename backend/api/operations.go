@@ -471,7 +471,7 @@ func problemOf(err error) *Problem {
 	if errors.As(err, &de) {
 		p := *de.problem
 		if p.Type == "" {
-			p.Type = problemType(p.Status)
+			p.Type = ProblemType(p.Status)
 		}
 		if p.Title == "" {
 			p.Title = http.StatusText(p.Status)
@@ -480,7 +480,7 @@ func problemOf(err error) *Problem {
 		return &p
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return &Problem{Type: problemType(503), Title: "Service Unavailable", Status: 503, Detail: "the request was cancelled or timed out", Error: "the request was cancelled or timed out"}
+		return &Problem{Type: ProblemType(503), Title: "Service Unavailable", Status: 503, Detail: "the request was cancelled or timed out", Error: "the request was cancelled or timed out"}
 	}
-	return &Problem{Type: problemType(500), Title: "Internal Server Error", Status: 500, Detail: "internal error", Error: "internal error"}
+	return &Problem{Type: ProblemType(500), Title: "Internal Server Error", Status: 500, Detail: "internal error", Error: "internal error"}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/contentguard/contentguard/edge/problem"
 	"github.com/contentguard/contentguard/telemetry"
 )
 
@@ -38,26 +39,25 @@ type Problem struct {
 	Timestamp float64 `json:"timestamp,omitempty"`
 }
 
-// problemTypes maps a status to its problem type URI (a stable name clients
-// can switch on; see docs/backend.md).
-var problemTypes = map[int]string{
-	http.StatusBadRequest:            "urn:contentguard:problem:malformed-request",
-	http.StatusNotFound:              "urn:contentguard:problem:not-found",
-	http.StatusMethodNotAllowed:      "urn:contentguard:problem:method-not-allowed",
-	http.StatusRequestEntityTooLarge: "urn:contentguard:problem:too-large",
-	http.StatusUnsupportedMediaType:  "urn:contentguard:problem:unsupported-media-type",
-	http.StatusUnprocessableEntity:   "urn:contentguard:problem:validation",
-	http.StatusTooManyRequests:       "urn:contentguard:problem:too-many-requests",
-	http.StatusInternalServerError:   "urn:contentguard:problem:internal",
-	http.StatusServiceUnavailable:    "urn:contentguard:problem:unavailable",
+// problemSlugs names the problem type of each status the backend answers
+// with. The URIs are problem.TypeURI's, the one scheme of the edge, the
+// backend and the token endpoint (docs/problems.md lists them all).
+var problemSlugs = map[int]string{
+	http.StatusBadRequest:            "malformed-request",
+	http.StatusNotFound:              "not-found",
+	http.StatusMethodNotAllowed:      "method-not-allowed",
+	http.StatusConflict:              "conflict",
+	http.StatusRequestEntityTooLarge: "body-too-large",
+	http.StatusUnsupportedMediaType:  "unsupported-media-type",
+	http.StatusUnprocessableEntity:   "validation",
+	http.StatusTooManyRequests:       "rate-limited",
+	http.StatusInternalServerError:   "internal",
+	http.StatusServiceUnavailable:    "unavailable",
 }
 
-func problemType(status int) string {
-	if t, ok := problemTypes[status]; ok {
-		return t
-	}
-	return "about:blank"
-}
+// ProblemType is the problem type URI of a backend answer with status:
+// problem.TypeURI of its slug, or about:blank for a status without one.
+func ProblemType(status int) string { return problem.TypeURI(problemSlugs[status]) }
 
 func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
@@ -80,7 +80,7 @@ func (rs responder) Problem(w http.ResponseWriter, r *http.Request, status int, 
 
 func (rs responder) writeProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
 	if p.Type == "" {
-		p.Type = problemType(p.Status)
+		p.Type = ProblemType(p.Status)
 	}
 	if p.Title == "" {
 		p.Title = http.StatusText(p.Status)
@@ -102,7 +102,7 @@ func (rs responder) writeJSON(w http.ResponseWriter, r *http.Request, status int
 		// Only a bug (a NaN score, an unencodable type) gets here.
 		rs.log.ErrorContext(r.Context(), "encode response", "err", err)
 		status, contentType = http.StatusInternalServerError, "application/problem+json"
-		body, _ = json.Marshal(&Problem{Type: problemType(500), Title: "Internal Server Error", Status: 500,
+		body, _ = json.Marshal(&Problem{Type: ProblemType(500), Title: "Internal Server Error", Status: 500,
 			Detail: "the response could not be encoded", Error: "the response could not be encoded",
 			Instance: r.URL.Path, RequestID: telemetry.RequestIDFromContext(r.Context()), Timestamp: unixSeconds(rs.now())})
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/contentguard/contentguard/backend/cache"
 	"github.com/contentguard/contentguard/backend/jobs"
 	"github.com/contentguard/contentguard/backend/webhook"
+	"github.com/contentguard/contentguard/internal/neterr"
 	"github.com/contentguard/contentguard/telemetry"
 )
 
@@ -260,7 +261,10 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 		err := check(ctx)
 		cancel()
 		if err != nil {
-			status, checks[name] = "degraded", "error: "+err.Error()
+			// /health is public: the kind of failure, not the address of
+			// the Redis that failed it.
+			s.log.WarnContext(r.Context(), "health check failed", "check", name, "err", err)
+			status, checks[name] = "degraded", "error: "+neterr.Describe(err)
 			continue
 		}
 		checks[name] = "ok"

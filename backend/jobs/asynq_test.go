@@ -214,7 +214,9 @@ func TestAsynqSurvivesWorkerCrash(t *testing.T) {
 		}
 		return j
 	}
-	slow := submit(50)
+	// 20 steps of 150ms: the test has 2s between seeing a quarter done and
+	// the job's end to kill the worker, however slowly it gets to run.
+	slow := submit(150)
 	var queued []Job
 	for i := 0; i < 3; i++ {
 		queued = append(queued, submit(1))

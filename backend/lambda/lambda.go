@@ -18,6 +18,8 @@ import (
 	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/contentguard/contentguard/edge/problem"
 )
 
 // MaxResponseBytes is API Gateway's own payload limit; a larger response
@@ -257,7 +259,14 @@ func isText(contentType string) bool {
 }
 
 func errorBody(status int, detail string) string {
-	b, _ := json.Marshal(map[string]any{"type": "about:blank", "title": http.StatusText(status), "status": status, "detail": detail, "success": false, "error": detail})
+	// The adapter's own answers: an event it cannot read (400, as the
+	// backend's malformed requests) and a response too large for API
+	// Gateway (502). docs/problems.md lists both.
+	typ := problem.TypeURI("malformed-request")
+	if status == http.StatusBadGateway {
+		typ = problem.TypeURI("response-too-large")
+	}
+	b, _ := json.Marshal(map[string]any{"type": typ, "title": http.StatusText(status), "status": status, "detail": detail, "success": false, "error": detail})
 	return string(b)
 }
 

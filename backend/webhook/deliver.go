@@ -3,7 +3,6 @@ package webhook
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +13,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/contentguard/contentguard/backend/internal/backoff"
@@ -530,35 +528,13 @@ func (d *Deliverer) post(ctx context.Context, del Delivery) (int, time.Duration,
 }
 
 // describeFailure says why an attempt failed in words fit for the
-// endpoint's owner: an HTTP status, or the kind of network failure, never
-// an address (the resolver's, or one the name resolved to, are ours).
+// endpoint's owner: an HTTP status, or the kind of failure (Describe),
+// never an address.
 func describeFailure(status int, err error) string {
 	if err == nil {
 		return "HTTP " + strconv.Itoa(status)
 	}
-	var dnsErr *net.DNSError
-	var netErr net.Error
-	var certErr *tls.CertificateVerificationError
-	var recordErr tls.RecordHeaderError
-	switch {
-	case errors.Is(err, ErrForbiddenAddress):
-		return "refused: the host resolves to an address the SSRF policy forbids"
-	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
-		return "could not resolve the host: no such host"
-	case errors.As(err, &dnsErr):
-		return "could not resolve the host"
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
-		return "timed out"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "connection closed before an answer"
-	case errors.As(err, &certErr), errors.As(err, &recordErr):
-		return "TLS handshake failed"
-	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
-		return "host unreachable"
-	}
-	return "connection failed"
+	return Describe(err)
 }
 
 // transport dials through the guard: names are resolved here, and every

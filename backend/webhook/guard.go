@@ -150,16 +150,18 @@ func (g Guard) checkHost(ctx context.Context, host string) error {
 	if g.Resolver != nil {
 		r = g.Resolver
 	}
+	// The answers name neither the resolver nor what the name resolves to:
+	// both are facts about the server's network, not the client's.
 	addrs, err := r.LookupNetIP(ctx, "ip", name)
 	if err != nil {
-		return fmt.Errorf("%w: resolving %q: %v", ErrForbiddenAddress, host, err)
+		return fmt.Errorf("%w: %q: %s", ErrForbiddenAddress, host, Describe(err))
 	}
 	if len(addrs) == 0 {
 		return fmt.Errorf("%w: %q has no addresses", ErrForbiddenAddress, host)
 	}
 	for _, a := range addrs {
 		if Blocked(a) {
-			return fmt.Errorf("%w: %s resolves to %s", ErrForbiddenAddress, host, a)
+			return fmt.Errorf("%w: %q resolves to a private, loopback or reserved address", ErrForbiddenAddress, host)
 		}
 	}
 	return nil
@@ -200,10 +202,10 @@ func (g Guard) Control(network, address string, _ syscall.RawConn) error {
 	}
 	addr, err := netip.ParseAddr(host)
 	if err != nil {
-		return fmt.Errorf("%w: dial address %q is not an IP", ErrForbiddenAddress, address)
+		return fmt.Errorf("%w: the dial address is not an IP", ErrForbiddenAddress)
 	}
 	if Blocked(addr) {
-		return fmt.Errorf("%w: refusing to connect to %s", ErrForbiddenAddress, addr)
+		return fmt.Errorf("%w: refusing to connect to a private, loopback or reserved address", ErrForbiddenAddress)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"time"
@@ -16,12 +17,11 @@ import (
 	"github.com/contentguard/contentguard/backend/cache"
 	"github.com/contentguard/contentguard/backend/host"
 	"github.com/contentguard/contentguard/backend/jobs"
+	"github.com/contentguard/contentguard/backend/webhook"
 	"github.com/contentguard/contentguard/backend/webhook/webhookmetrics"
+	"github.com/contentguard/contentguard/internal/buildinfo"
 	"github.com/contentguard/contentguard/telemetry"
 )
-
-// version is stamped at build time: -ldflags "-X main.version=1.2.3".
-var version = "dev"
 
 const backendHelp = `Usage: contentguard backend [flags]
 
@@ -92,7 +92,7 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 
 	logger := telemetry.NewLogger(stderr, telemetry.ParseLevel(*logLevel))
 	service := envOr("SERVICE_NAME", "contentguard-backend")
-	ver := envOr("SERVICE_VERSION", version)
+	ver := envOr("SERVICE_VERSION", buildinfo.Version())
 	tracing, flush, err := startTracing(ctx, logger, service, ver)
 	if err != nil {
 		return 1
@@ -122,75 +122,23 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 
-	hooks, deliverer, err := newWebhooks(srv, rdb, webhookFlags{
-		allowPrivate: *allowPrivate, queueSize: *hookQueue, senders: *hookSenders, bodySignature: *bodySig, timeout: *hookTimeout,
-	}, logger)
-	if err != nil {
-		logger.Error("webhooks", "err", err)
-		return 1
+	async := asyncOptions{
+		redisURL: *redisURL, rdb: rdb, work: *apiWorker, workerTTL: *workerTTL, concurrency: *jobConcurrency,
+		hooks: webhookFlags{allowPrivate: *allowPrivate, queueSize: *hookQueue, senders: *hookSenders, bodySignature: *bodySig, timeout: *hookTimeout},
 	}
-	defer closeWithin(logger, "webhook deliverer", deliverer.Close)
-	observer, err := srv.JobsObserver()
-	if err != nil {
-		logger.Error("job metrics", "err", err)
-		return 1
-	}
-	jobOpts := jobs.Options{Webhooks: deliverer, Observer: observer}
-	asynqOpts := jobs.AsynqOptions{Options: jobOpts, Logger: logger, WorkerTTL: *workerTTL, Concurrency: *jobConcurrency}
-
 	if *worker {
 		if *redisURL == "" {
 			logger.Error("--worker needs REDIS_URL or --redis")
 			return 2
 		}
-		if err := webhookmetrics.RegisterQueue(srv.Registry(), deliverer, hooks); err != nil {
-			logger.Error("webhook metrics", "err", err)
-			return 1
-		}
-		stopMetrics, err := serveMetrics(ctx, *metricsListen, srv.Registry(), logger)
-		if err != nil {
-			logger.Error("metrics listener", "err", err)
-			return 1
-		}
-		defer stopMetrics()
-		logger.Info("starting job worker", "version", ver)
-		if err := jobs.RunWorker(ctx, *redisURL, srv.Runner, asynqOpts); err != nil {
-			logger.Error("worker stopped", "err", err)
-			return 1
-		}
-		logger.Info("worker stopped cleanly")
-		return 0
+		return runWorker(ctx, srv, async, *metricsListen, ver, logger)
 	}
-
-	var queue jobs.Queue
-	if *redisURL != "" {
-		redisOpt, err := asynq.ParseRedisURI(*redisURL)
-		if err != nil {
-			logger.Error("REDIS_URL for jobs", "err", err)
-			return 1
-		}
-		var runner jobs.Runner
-		if *apiWorker {
-			runner = srv.Runner
-		}
-		queue, err = jobs.NewAsynq(redisOpt, runner, asynqOpts)
-		if err != nil {
-			logger.Error("job queue on Redis", "err", err)
-			return 1
-		}
-	} else {
-		queue, err = jobs.NewMemory(srv.Runner, jobs.MemoryOptions{Options: jobOpts})
-		if err != nil {
-			logger.Error("job queue", "err", err)
-			return 1
-		}
-	}
-	defer closeWithin(logger, "job queue", queue.Close)
-	srv.MountJobs(queue)
-	if err := srv.MountWebhooks(hooks, deliverer); err != nil {
-		logger.Error("webhooks", "err", err)
+	closeAsync, err := mountJobsAndWebhooks(srv, async, logger)
+	if err != nil {
+		logger.Error("jobs and webhooks", "err", err)
 		return 1
 	}
+	defer closeAsync()
 
 	mode, addr := host.Detect(explicitListen, os.Getenv)
 	logger.Info("starting backend", "mode", string(mode), "addr", addr, "version", ver, "cache", cfg.CacheKind, "tracing", tracing.Exporting())
@@ -205,6 +153,115 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	logger.Info("backend stopped cleanly")
 	return 0
+}
+
+// runWorker runs this process as a job worker on Redis until ctx ends,
+// serving its metrics (deliveries, retries, drops, backlog) on
+// metricsListen.
+func runWorker(ctx context.Context, srv *api.Server, o asyncOptions, metricsListen, ver string, logger *slog.Logger) int {
+	a, err := newAsync(srv, o, logger)
+	if err != nil {
+		logger.Error("jobs and webhooks", "err", err)
+		return 1
+	}
+	defer a.close(logger)
+	if err := webhookmetrics.RegisterQueue(srv.Registry(), a.deliverer, a.hooks); err != nil {
+		logger.Error("webhook metrics", "err", err)
+		return 1
+	}
+	stopMetrics, err := serveMetrics(ctx, metricsListen, srv.Registry(), logger)
+	if err != nil {
+		logger.Error("metrics listener", "err", err)
+		return 1
+	}
+	defer stopMetrics()
+	logger.Info("starting job worker", "version", ver)
+	if err := jobs.RunWorker(ctx, o.redisURL, srv.Runner, a.asynq); err != nil {
+		logger.Error("worker stopped", "err", err)
+		return 1
+	}
+	logger.Info("worker stopped cleanly")
+	return 0
+}
+
+// asyncOptions say how a backend process runs jobs and delivers webhooks.
+type asyncOptions struct {
+	redisURL    string        // jobs on asynq there; "" keeps jobs in this process
+	rdb         *redis.Client // the webhook store (endpoints, deliveries); nil: this process's memory
+	work        bool          // with Redis: also run jobs in this process
+	hooks       webhookFlags
+	workerTTL   time.Duration // with Redis; 0: asynq adapter's default
+	concurrency int           // with Redis; 0: asynq adapter's default
+}
+
+// asyncParts are the webhook registry and deliverer of a backend process and
+// the job options that deliver through them.
+type asyncParts struct {
+	hooks     *webhook.Registry
+	deliverer *webhook.Deliverer
+	asynq     jobs.AsynqOptions
+}
+
+func newAsync(srv *api.Server, o asyncOptions, logger *slog.Logger) (asyncParts, error) {
+	hooks, deliverer, err := newWebhooks(srv, o.rdb, o.hooks, logger)
+	if err != nil {
+		return asyncParts{}, fmt.Errorf("webhooks: %w", err)
+	}
+	observer, err := srv.JobsObserver()
+	if err != nil {
+		closeWithin(logger, "webhook deliverer", deliverer.Close)
+		return asyncParts{}, fmt.Errorf("job metrics: %w", err)
+	}
+	jobOpts := jobs.Options{Webhooks: deliverer, Observer: observer}
+	return asyncParts{
+		hooks:     hooks,
+		deliverer: deliverer,
+		asynq:     jobs.AsynqOptions{Options: jobOpts, Logger: logger, WorkerTTL: o.workerTTL, Concurrency: o.concurrency},
+	}, nil
+}
+
+func (a asyncParts) close(logger *slog.Logger) {
+	closeWithin(logger, "webhook deliverer", a.deliverer.Close)
+}
+
+// mountJobsAndWebhooks serves the job and webhook APIs on srv, as
+// `contentguard backend` and `up` both do: jobs on asynq when o.redisURL is
+// set (run here too when o.work), else in this process. It returns what
+// closes them.
+func mountJobsAndWebhooks(srv *api.Server, o asyncOptions, logger *slog.Logger) (func(), error) {
+	a, err := newAsync(srv, o, logger)
+	if err != nil {
+		return nil, err
+	}
+	var queue jobs.Queue
+	if o.redisURL != "" {
+		redisOpt, perr := asynq.ParseRedisURI(o.redisURL)
+		if perr != nil {
+			a.close(logger)
+			return nil, fmt.Errorf("REDIS_URL for jobs: %w", perr)
+		}
+		var runner jobs.Runner
+		if o.work {
+			runner = srv.Runner
+		}
+		queue, err = jobs.NewAsynq(redisOpt, runner, a.asynq)
+	} else {
+		queue, err = jobs.NewMemory(srv.Runner, jobs.MemoryOptions{Options: a.asynq.Options})
+	}
+	if err != nil {
+		a.close(logger)
+		return nil, fmt.Errorf("job queue: %w", err)
+	}
+	srv.MountJobs(queue)
+	if err := srv.MountWebhooks(a.hooks, a.deliverer); err != nil {
+		closeWithin(logger, "job queue", queue.Close)
+		a.close(logger)
+		return nil, fmt.Errorf("webhooks: %w", err)
+	}
+	return func() {
+		closeWithin(logger, "job queue", queue.Close)
+		a.close(logger)
+	}, nil
 }
 
 // closeWithin runs a Close that takes a context, bounded to 10s.

@@ -51,21 +51,13 @@ func TestBackendServesAndStopsOnCancel(t *testing.T) {
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
 	t.Setenv("AWS_LAMBDA_FUNCTION_NAME", "")
 	t.Setenv("PORT", "1") // --listen given explicitly must win over PORT
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout bytes.Buffer
 	stderr := &syncbuf.Buffer{}
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"backend", "--listen", addr}, &stdout, stderr) }()
-	var resp *http.Response
-	var err error
-	for i := 0; i < 500; i++ {
-		resp, err = http.Post("http://"+addr+"/api/v1/analyze", "application/json", strings.NewReader(`{"content":"a b a"}`))
-		if err == nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	go func() { done <- run(ctx, []string{"backend", "--listen", "127.0.0.1:0"}, &stdout, stderr) }()
+	addr := logField(t, stderr, "ready", "addr")
+	resp, err := http.Post("http://"+addr+"/api/v1/analyze", "application/json", strings.NewReader(`{"content":"a b a"}`))
 	if err != nil {
 		t.Fatalf("backend never answered: %v\n%s", err, stderr.String())
 	}
@@ -137,24 +129,29 @@ func TestBackendListensWherePlatformsSay(t *testing.T) {
 			t.Setenv("AWS_LAMBDA_FUNCTION_NAME", "")
 			t.Setenv("FUNCTIONS_CUSTOMHANDLER_PORT", "")
 			t.Setenv("PORT", "")
-			port := freePort(t)
-			t.Setenv(env, fmt.Sprint(port))
+			t.Setenv(env, "0") // the platform's port; 0: any free one
 			ctx, cancel := context.WithCancel(context.Background())
 			stderr := &syncbuf.Buffer{}
 			done := make(chan int, 1)
 			go func() { done <- run(ctx, []string{"backend"}, io.Discard, stderr) }()
-			var err error
-			for i := 0; i < 500; i++ {
-				var resp *http.Response
-				resp, err = http.Get(fmt.Sprintf("http://127.0.0.1:%d/health", port))
-				if err == nil {
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						t.Fatalf("status %d", resp.StatusCode)
-					}
-					break
+			// Azure's custom handler listens on loopback, PORT on every
+			// interface: the ready line names the address bound.
+			bound := ""
+			logField(t, stderr, "ready", "addr")
+			for _, line := range strings.Split(stderr.String(), "\n") {
+				if strings.Contains(line, `"msg":"ready"`) {
+					bound = line
 				}
-				time.Sleep(10 * time.Millisecond)
+			}
+			if wantLoopback := env == "FUNCTIONS_CUSTOMHANDLER_PORT"; strings.Contains(bound, `"addr":"127.0.0.1:`) != wantLoopback {
+				t.Errorf("%s: bound %s", env, bound)
+			}
+			resp, err := http.Get("http://" + logField(t, stderr, "ready", "addr") + "/health")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Fatalf("status %d", resp.StatusCode)
+				}
 			}
 			cancel()
 			if code := <-done; err != nil || code != 0 {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/contentguard/contentguard/edge"
+	"github.com/contentguard/contentguard/internal/syncbuf"
 	"github.com/contentguard/contentguard/policy/policyfile"
 	"github.com/contentguard/contentguard/sidecar/authz"
 )
@@ -33,12 +34,13 @@ func TestSidecarServesIssuerAndAuthz(t *testing.T) {
 	if err := os.WriteFile(secret, []byte(strings.Repeat("k", 40)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	listen, admin, authzAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
+	logs := &syncbuf.Buffer{}
 	go func() {
-		done <- run(ctx, []string{"sidecar", "--policy", file, "--listen", listen, "--admin", admin,
-			"--authz", authzAddr, "--authz-trusted", "127.0.0.1/32", "--authz-secret-file", secret, "--log-level", "error"}, os.Stdout, os.Stderr)
+		done <- run(ctx, []string{"sidecar", "--policy", file, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+			"--authz", "127.0.0.1:0", "--authz-trusted", "127.0.0.1/32", "--authz-secret-file", secret,
+			"--log-level", "info", "--no-access-log"}, io.Discard, logs)
 	}()
 	defer func() {
 		cancel()
@@ -51,6 +53,8 @@ func TestSidecarServesIssuerAndAuthz(t *testing.T) {
 			t.Error("sidecar did not stop")
 		}
 	}()
+	listen, admin := logField(t, logs, "starting sidecar", "listen"), logField(t, logs, "starting sidecar", "admin")
+	authzAddr := logField(t, logs, "serving the NGINX auth_request endpoint", "addr")
 	client := &http.Client{Timeout: 10 * time.Second}
 	subrequest := func(method, uri, realIP string, header map[string]string) *http.Response {
 		req, _ := http.NewRequest("GET", "http://"+authzAddr+"/authz", nil)

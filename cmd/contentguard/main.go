@@ -11,6 +11,8 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"github.com/contentguard/contentguard/internal/buildinfo"
 )
 
 // command is one subcommand: its name, a one-line summary and its entry point.
@@ -27,6 +29,8 @@ func commands() []command {
 		{"policy", "validate and explain edge policies", runPolicy},
 		{"token", "generate signing keys and mint development tokens", runToken},
 		{"up", "run backend and edge together on the embedded default policy", runUp},
+		{"version", "print the version (also --version)", runVersion},
+		{"xds", "serve policies to Envoy, gRPC clients and sidecars over xDS", runXDS},
 	}
 }
 
@@ -45,6 +49,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	if isVersion(args[0]) {
+		return runVersion(ctx, args[1:], stdout, stderr)
+	}
 	for _, c := range commands() {
 		if c.name == args[0] {
 			return c.run(ctx, args[1:], stdout, stderr)
@@ -53,6 +60,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "contentguard: unknown command %q\n\n", args[0])
 	usage(stderr)
 	return 2
+}
+
+func isVersion(s string) bool { return s == "--version" || s == "-version" }
+
+// runVersion prints the binary's version, from the build information the Go
+// toolchain recorded (see internal/buildinfo).
+func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		fmt.Fprintf(stderr, "contentguard version: unexpected arguments %q\n", args)
+		return 2
+	}
+	fmt.Fprintf(stdout, "contentguard %s\n", buildinfo.Version())
+	return 0
 }
 
 func isHelp(s string) bool { return s == "-h" || s == "--help" || s == "-help" || s == "help" }

@@ -24,6 +24,7 @@ func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 func TestHelpEverywhere(t *testing.T) {
 	for _, args := range [][]string{
 		{"--help"}, {"policy", "--help"}, {"policy", "validate", "--help"}, {"policy", "explain", "--help"}, {"policy", "nginx", "--help"},
+		{"policy", "envoy", "--help"}, {"xds", "--help"},
 		{"token", "--help"}, {"token", "keygen", "--help"}, {"token", "mint", "--help"},
 	} {
 		code, out, errs := runCLI(t, args...)

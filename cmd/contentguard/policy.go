@@ -14,17 +14,22 @@ import (
 	"strings"
 
 	"github.com/contentguard/contentguard/edge"
+	"github.com/contentguard/contentguard/policy"
 	"github.com/contentguard/contentguard/policy/policyfile"
 	"github.com/contentguard/contentguard/sidecar/authz/nginxconf"
+	"github.com/contentguard/contentguard/xds"
 )
 
 const policyHelp = `Usage: contentguard policy <subcommand> [flags]
 
 Subcommands:
-  validate FILE...   check policy files; print positioned errors, exit 1 if any is invalid
+  validate FILE...   check policy files as the sidecar loads them: positioned errors
+                     and warnings with hints; exit 1 on errors (--strict: warnings too)
   explain FILE       show how the policy decides one request, check by check
   nginx --policy FILE [--out DIR]
                      write the NGINX auth_request header snippets for the policy
+  envoy --policy FILE
+                     print a static Envoy bootstrap (YAML) that enforces the policy
 
 Run 'contentguard policy <subcommand> --help' for flags.
 `
@@ -34,33 +39,8 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		"validate": runPolicyValidate,
 		"explain":  runPolicyExplain,
 		"nginx":    runPolicyNginx,
+		"envoy":    runPolicyEnvoy,
 	}, policyHelp)
-}
-
-func runPolicyValidate(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("policy validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: contentguard policy validate FILE...\n\nChecks each policy file and prints its errors as file:line:col: path: message.\nExit status 1 if any file is invalid.")
-	}
-	if err := fs.Parse(args); err != nil {
-		return flagExit(err)
-	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return 2
-	}
-	code := 0
-	for _, file := range fs.Args() {
-		p, err := policyfile.Load(file)
-		if err != nil {
-			fmt.Fprintln(stderr, err)
-			code = 1
-			continue
-		}
-		fmt.Fprintf(stdout, "%s: ok — %s\n", file, p)
-	}
-	return code
 }
 
 func runPolicyNginx(_ context.Context, args []string, stdout, stderr io.Writer) int {
@@ -72,17 +52,9 @@ func runPolicyNginx(_ context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintln(stderr, "Usage: contentguard policy nginx --policy FILE [--out DIR]\n\nWrites the header snippets deploy/nginx/contentguard/server.conf includes, for the\nheader names this policy uses (NGINX cannot take header names at run time).\nRegenerate them whenever the policy's header names change.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return flagExit(err)
-	}
-	if *file == "" || fs.NArg() > 0 {
-		fs.Usage()
-		return 2
-	}
-	p, err := policyfile.Load(*file)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
+	p, code := loadPolicyFlag(fs, args, file, stderr)
+	if p == nil {
+		return code
 	}
 	files, err := nginxconf.Render(p)
 	if err != nil {
@@ -109,6 +81,58 @@ func runPolicyNginx(_ context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stdout, "wrote %s\n", path)
 	}
 	return 0
+}
+
+func runPolicyEnvoy(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("policy envoy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("policy", "", "policy file (YAML or JSON); required")
+	listen := fs.String("listen", xds.DefaultListenAddress, "the address Envoy's public listener binds (host:port)")
+	authz := fs.String("ext-authz-addr", xds.DefaultExtAuthzAddr, "where Envoy reaches contentguard sidecar --ext-authz (IP:port)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: contentguard policy envoy --policy FILE [--listen ADDR] [--ext-authz-addr ADDR]\n\n"+
+			"Prints a static Envoy bootstrap (YAML) that enforces the policy without a control plane: the\n"+
+			"resources contentguard xds would serve, with routes and endpoints inline. Envoy asks\n"+
+			"contentguard sidecar --ext-authz about every request (docs/envoy.md). A policy field Envoy\n"+
+			"cannot enforce is an error, exit status 1.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	p, code := loadPolicyFlag(fs, args, file, stderr)
+	if p == nil {
+		return code
+	}
+	b, err := xds.Static(p, xds.Options{ListenAddress: *listen, ExtAuthz: *authz})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	y, err := xds.YAML(b)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "# Envoy bootstrap for %s, made by contentguard policy envoy: Envoy asks\n# contentguard sidecar --ext-authz %s about every request.\n", p, *authz)
+	_, _ = stdout.Write(y)
+	return 0
+}
+
+// loadPolicyFlag parses the flags of a subcommand that takes --policy FILE
+// and nothing else, and loads the policy; on failure it returns nil and
+// the exit status (2 for usage, 1 for a bad policy, 0 for --help).
+func loadPolicyFlag(fs *flag.FlagSet, args []string, file *string, stderr io.Writer) (*policy.Policy, int) {
+	if err := fs.Parse(args); err != nil {
+		return nil, flagExit(err)
+	}
+	if *file == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return nil, 2
+	}
+	p, err := policyfile.Load(*file)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, 1
+	}
+	return p, 0
 }
 
 // writeFileAtomic replaces path with b through a temporary file in the same

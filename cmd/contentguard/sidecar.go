@@ -15,20 +15,32 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/contentguard/contentguard/internal/buildinfo"
+	"github.com/contentguard/contentguard/policy"
 	"github.com/contentguard/contentguard/policy/policyfile"
 	"github.com/contentguard/contentguard/sidecar"
+	"github.com/contentguard/contentguard/sidecar/xdsclient"
 	"github.com/contentguard/contentguard/telemetry"
 )
 
 const sidecarHelp = `Usage: contentguard sidecar --policy FILE [flags]
+       contentguard sidecar --xds ADDR --node ID [flags]
 
 Runs the edge proxy in front of an upstream (see docs/sidecar.md): every
 request is judged by the policy, then rejected with a problem document or
 forwarded to spec.upstream.url (or --upstream).
 
 The policy file is reloaded when it changes (polled every second) and on
-SIGHUP; an invalid file keeps the policy in force. SIGTERM or SIGINT drain
-in-flight requests, then exit.
+SIGHUP; an invalid file keeps the policy in force. With --xds the policy
+comes from a control plane (contentguard xds) instead: each new one is put
+in force atomically or refused (NACKed with why), and the last good one
+stays while the control plane is away. SIGTERM or SIGINT drain in-flight
+requests, then exit.
+
+--ext-authz ADDR serves Envoy's external authorization API
+(envoy.service.auth.v3.Authorization/Check) over the same engine, and on
+the same address the access-log service (envoy.service.accesslog.v3) whose
+reports feed the circuit breaker (docs/envoy.md).
 
 Admin API (on --admin only, never on the public port): /healthz, /readyz,
 /metrics, GET /admin/breakers, POST /admin/breakers/reset[?name=X],
@@ -43,7 +55,13 @@ Flags:
 func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sidecar", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	policyPath := fs.String("policy", "", "policy file (YAML or JSON); required")
+	policyPath := fs.String("policy", "", "policy file (YAML or JSON); required unless --xds")
+	xdsAddr := fs.String("xds", "", "take the policy from this xDS control plane (host:port) instead of --policy")
+	xdsNode := fs.String("node", "", "with --xds: this sidecar's node id (the control plane maps it to a policy)")
+	xdsCluster := fs.String("cluster", "", "with --xds: this sidecar's node cluster")
+	baseDir := fs.String("base-dir", ".", "with --xds: the directory relative file references of the policy (JWKS, secrets) resolve against")
+	xdsWait := fs.Duration("xds-wait", 30*time.Second, "with --xds: how long to wait for the first policy")
+	extAuthzAddr := fs.String("ext-authz", "", "serve Envoy's ext_authz and access-log gRPC services on this address; keep it private (docs/envoy.md)")
 	listen := fs.String("listen", ":8080", "public listen address")
 	adminAddr := fs.String("admin", "127.0.0.1:9901", "admin listen address (keep it private)")
 	authzAddr := fs.String("authz", "", "serve the NGINX auth_request endpoint (/authz, /authz/render) on this address; keep it private (docs/nginx.md)")
@@ -68,11 +86,16 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "contentguard sidecar: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
-	if *policyPath == "" {
-		fmt.Fprintln(stderr, "contentguard sidecar: --policy FILE is required")
+	if (*policyPath == "") == (*xdsAddr == "") {
+		fmt.Fprintln(stderr, "contentguard sidecar: give exactly one of --policy FILE and --xds ADDR")
 		return 2
 	}
-	if *adminAddr != "" && *adminAddr == *listen {
+	if *xdsAddr != "" && *xdsNode == "" {
+		fmt.Fprintln(stderr, "contentguard sidecar: --xds needs --node ID")
+		return 2
+	}
+	// Port 0 asks for a free port: two of them are two listeners.
+	if _, port, _ := net.SplitHostPort(*listen); *adminAddr != "" && *adminAddr == *listen && port != "0" {
 		fmt.Fprintln(stderr, "contentguard sidecar: --admin must differ from --listen (the admin API is never public)")
 		return 2
 	}
@@ -89,12 +112,31 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		// less often (the heap stays a few MiB; GOGC overrides).
 		debug.SetGCPercent(400)
 	}
-	p, err := policyfile.Load(*policyPath)
-	if err != nil {
+	var (
+		client  *xdsclient.Client
+		handoff *xdsclient.Handoff
+		p       *policy.Policy
+		err     error
+	)
+	if *xdsAddr != "" {
+		if client, handoff, err = xdsPolicy(*xdsAddr, *xdsNode, *xdsCluster, *baseDir, logger); err != nil {
+			fmt.Fprintf(stderr, "contentguard sidecar: %v\n", err)
+			return 2
+		}
+		go func() { _ = client.Run(ctx) }()
+		wctx, cancel := context.WithTimeout(ctx, *xdsWait)
+		p, err = handoff.First(wctx)
+		cancel()
+		if err != nil {
+			logger.Error("no policy from the control plane", "xds", *xdsAddr, "node", *xdsNode, "err", err)
+			return 1
+		}
+	} else if p, err = policyfile.Load(*policyPath); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	tracing, flush, err := startTracing(ctx, logger, envOr("SERVICE_NAME", "contentguard-sidecar"), envOr("SERVICE_VERSION", version))
+	ver := envOr("SERVICE_VERSION", buildinfo.Version())
+	tracing, flush, err := startTracing(ctx, logger, envOr("SERVICE_NAME", "contentguard-sidecar"), ver)
 	if err != nil {
 		return 1
 	}
@@ -111,8 +153,9 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	defer closeIssuer()
 	sopts := sidecar.Options{
-		Policy:           p,
-		PolicyFile:       *policyPath,
+		Policy:     p,
+		PolicyFile: *policyPath, // "" with --xds: the control plane reloads
+
 		Upstream:         *upstream,
 		Logger:           logger,
 		Registry:         reg,
@@ -123,6 +166,7 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		AccessLog:        logOut,
 		DisableFastPath:  *noFastPath,
 		Profiling:        *withPprof,
+		Version:          ver,
 	}
 	withIssuer(&sopts, iss)
 	srv, err := sidecar.New(ctx, sopts)
@@ -131,6 +175,11 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 	defer srv.Close()
+	if handoff != nil {
+		if err := handoff.Attach(srv); err != nil {
+			logger.Error("policy from the control plane", "err", err)
+		}
+	}
 
 	public, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -160,6 +209,15 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		defer stopAuthz()
 	}
 
+	if *extAuthzAddr != "" {
+		stop, err := serveExtAuthz(ctx, *extAuthzAddr, srv.Engine, reg, logger)
+		if err != nil {
+			logger.Error("ext_authz", "addr", *extAuthzAddr, "err", err)
+			return 1
+		}
+		defer stop()
+	}
+
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -174,8 +232,12 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 	}()
 
+	adminListen := ""
+	if admin != nil {
+		adminListen = admin.Addr().String()
+	}
 	logger.Info("starting sidecar", "policy", p.Metadata.Name, "hash", p.Hash, "listen", public.Addr().String(),
-		"admin", *adminAddr, "version", version, "tracing", tracing.Exporting())
+		"admin", adminListen, "version", ver, "tracing", tracing.Exporting())
 	if err := srv.Serve(ctx, public, admin); err != nil {
 		logger.Error("sidecar stopped", "err", err)
 		return 1

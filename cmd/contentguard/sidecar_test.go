@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/contentguard/contentguard/internal/polltest"
 	"github.com/contentguard/contentguard/internal/syncbuf"
 )
 
@@ -27,17 +28,37 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if binaryDir != "" {
+		_ = os.RemoveAll(binaryDir)
+	}
+	os.Exit(code)
 }
 
-func freeAddr(t *testing.T) string {
+// logField waits for the JSON log line whose msg is msg and returns its
+// field: how tests learn the addresses a command bound ("127.0.0.1:0" on
+// its command line), instead of guessing a free port another process may
+// take first. An unspecified host (":0" binds every interface) becomes
+// 127.0.0.1.
+func logField(t *testing.T, logs *syncbuf.Buffer, msg, field string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var value string
+	if !polltest.Until(30*time.Second, func() bool {
+		for _, line := range strings.Split(logs.String(), "\n") {
+			var entry map[string]any
+			if json.Unmarshal([]byte(line), &entry) == nil && entry["msg"] == msg {
+				value, _ = entry[field].(string)
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("no %q log line with %s:\n%s", msg, field, logs.String())
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	if host, port, err := net.SplitHostPort(value); err == nil && (host == "" || host == "::" || host == "0.0.0.0") {
+		value = net.JoinHostPort("127.0.0.1", port)
+	}
+	return value
 }
 
 func sidecarPolicy(name, upstream string) string {
@@ -67,16 +88,16 @@ func TestSidecarCommand(t *testing.T) {
 	if err := os.WriteFile(file, []byte(sidecarPolicy("first-policy", up.URL)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	listen, admin := freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "sidecar", "--policy", file, "--listen", listen, "--admin", admin)
+	cmd := exec.CommandContext(ctx, os.Args[0], "sidecar", "--policy", file, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "CG_RUN_MAIN=1")
 	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	listen, admin := logField(t, &stderr, "starting sidecar", "listen"), logField(t, &stderr, "starting sidecar", "admin")
 	client := &http.Client{Timeout: 5 * time.Second}
 	policyName := func() string {
 		resp, err := client.Get("http://" + admin + "/admin/policy")

@@ -9,10 +9,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"text/template"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -21,6 +25,8 @@ import (
 	"github.com/contentguard/contentguard/backend/cache"
 	"github.com/contentguard/contentguard/backend/host"
 	"github.com/contentguard/contentguard/edge/auth"
+	"github.com/contentguard/contentguard/internal/buildinfo"
+	"github.com/contentguard/contentguard/policy"
 	"github.com/contentguard/contentguard/policy/policyfile"
 	"github.com/contentguard/contentguard/sidecar"
 	"github.com/contentguard/contentguard/sidecar/issuer"
@@ -34,20 +40,35 @@ const (
 	demoAPIKey   = "demo-api-key"
 )
 
+// defaultEdgeOrigin is where the embedded default policy expects the edge
+// (its token issuer, JWT provider and CORS origins); up puts the real
+// listen address in its place.
+const defaultEdgeOrigin = "127.0.0.1:8080"
+
 const upHelp = `Usage: contentguard up [flags]
 
-Runs the backend and the edge (sidecar with the OAuth2 token endpoint) in one
-process on the embedded default policy, for a first look or development. On
-first run it writes a development ES256 key pair under the state directory
-(keys/signing.pem, keys/jwks.json); the default policy's JWT provider and its
-token issuer both use it. It prints the URLs, a ready token for the demo user
-and a curl that analyses a text through the edge.
+Runs everything the README shows in one process, on the embedded default
+policy, for a first look or development:
+
+  backend   the analysis API with asynchronous jobs and webhooks (jobs run
+            in process; with REDIS_URL they go through Redis)
+  edge      the sidecar in front of the backend, enforcing the policy, with
+            the OAuth2 token endpoint and its discovery document
+  admin     the edge's admin API (health, metrics, breakers, policy)
+  docs      the backend's interactive API reference
+
+It prints the URLs it really listens on, a token and a refresh token for the
+demo user, the demo API key, and one curl per feature. On first run it writes
+a development ES256 key pair under the state directory (keys/signing.pem,
+keys/jwks.json); the default policy's JWT provider and token issuer use it.
 
 Nothing needs to be installed. With REDIS_URL set, every store is Redis:
-rate limits, refresh tokens and the backend's result cache.
+rate limits, refresh tokens, the result cache and the job queue (worked by
+this process).
 
 The demo user (demo / contentguard-demo), client and API key are for
-development only.
+development only, and webhooks may call back to this machine (loopback and
+private addresses; 'contentguard backend' refuses them by default).
 
 Flags:
 `
@@ -55,9 +76,9 @@ Flags:
 func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	listen := fs.String("listen", "127.0.0.1:8080", "edge (public) listen address")
+	listen := fs.String("listen", defaultEdgeOrigin, "edge (public) listen address")
 	adminAddr := fs.String("admin", "127.0.0.1:9901", "edge admin listen address")
-	backendAddr := fs.String("backend", "127.0.0.1:8081", "backend listen address (the edge's upstream)")
+	backendAddr := fs.String("backend", host.DefaultListen, "backend listen address (the edge's upstream)")
 	stateDir := fs.String("state", defaultStateDir(), "state directory: development keys")
 	logLevel := fs.String("log-level", envOr("LOG_LEVEL", "warn"), "log level: debug, info, warn, error")
 	fs.Usage = func() {
@@ -89,21 +110,42 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail("default policy: %v", err)
 	}
 
+	// Listen first: every URL the policy and the banner name is derived
+	// from an address actually bound.
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			_ = ln.Close() // after Serve returns, or on a failed start
+		}
+	}()
+	for _, addr := range []string{*backendAddr, *listen, *adminAddr} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fail("listen %s: %v", addr, err)
+		}
+		lns = append(lns, ln)
+	}
+	bln, pub, adm := lns[0], lns[1], lns[2]
+	urls := upURLs{
+		Backend: listenURL(bln.Addr()), Edge: listenURL(pub.Addr()), Admin: listenURL(adm.Addr()),
+		TokenPath: p.Spec.TokenIssuer.Path,
+	}
+	retarget(p, urls.Edge)
+
+	redisURL := os.Getenv("REDIS_URL")
 	var rdb *redis.Client
-	if url := os.Getenv("REDIS_URL"); url != "" {
-		if rdb, err = cache.NewRedisFromURL(url); err != nil {
+	if redisURL != "" {
+		if rdb, err = cache.NewRedisFromURL(redisURL); err != nil {
 			return fail("REDIS_URL: %v", err)
 		}
 		defer rdb.Close()
 		p.Spec.RateLimit.Store.Type = "redis"
-		p.Spec.RateLimit.Store.URL = url
-		if p.Spec.RateLimit.Store.OnError == "" {
-			p.Spec.RateLimit.Store.OnError = "local"
-		}
+		p.Spec.RateLimit.Store.URL = redisURL
 	}
 
-	// Backend.
-	bcfg := api.Config{Service: "contentguard-backend", Version: version, Logger: logger}
+	// Backend, with jobs and webhooks as `contentguard backend` mounts them.
+	ver := buildinfo.Version()
+	bcfg := api.Config{Service: "contentguard-backend", Version: ver, Logger: logger}
 	if rdb != nil {
 		bcfg.Cache, bcfg.CacheKind = cache.NewRedis(rdb, "contentguard:cache:", api.DefaultCacheTTL), "redis"
 	}
@@ -111,11 +153,15 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("backend: %v", err)
 	}
-	bln, err := net.Listen("tcp", *backendAddr)
+	closeAsync, err := mountJobsAndWebhooks(backend, asyncOptions{
+		redisURL: redisURL, rdb: rdb, work: true,
+		// A development stack: webhooks may call this machine.
+		hooks: webhookFlags{allowPrivate: true, bodySignature: true},
+	}, logger)
 	if err != nil {
-		return fail("listen %s: %v", *backendAddr, err)
+		return fail("%v", err)
 	}
-	backendURL := "http://" + bln.Addr().String()
+	defer closeAsync()
 
 	// Edge.
 	var irdb redis.UniversalClient
@@ -125,29 +171,16 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	reg := telemetry.NewRegistry()
 	iss, closeIssuer, err := issuerFor(ctx, p, irdb, reg, logger)
 	if err != nil {
-		bln.Close()
 		return fail("token issuer: %v", err)
 	}
 	defer closeIssuer()
-	sopts := sidecar.Options{Policy: p, Upstream: backendURL, Logger: logger, Registry: reg, DisableAccessLog: true}
+	sopts := sidecar.Options{Policy: p, Upstream: urls.Backend, Logger: logger, Registry: reg, DisableAccessLog: true, Version: ver}
 	withIssuer(&sopts, iss)
 	srv, err := sidecar.New(ctx, sopts)
 	if err != nil {
-		bln.Close()
 		return fail("edge: %v", err)
 	}
 	defer srv.Close()
-	pub, err := net.Listen("tcp", *listen)
-	if err != nil {
-		bln.Close()
-		return fail("listen %s: %v", *listen, err)
-	}
-	adm, err := net.Listen("tcp", *adminAddr)
-	if err != nil {
-		bln.Close()
-		pub.Close()
-		return fail("listen %s: %v", *adminAddr, err)
-	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -169,7 +202,11 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		wg.Wait()
 		return fail("mint the demo token: %v", oerr)
 	}
-	printUp(stdout, "http://"+pub.Addr().String(), "http://"+adm.Addr().String(), backendURL, p.Spec.TokenIssuer.Path, tok, rdb != nil)
+	if err := printUp(stdout, urls, tok, rdb != nil); err != nil {
+		cancel()
+		wg.Wait()
+		return fail("%v", err)
+	}
 
 	var first error
 	select {
@@ -184,34 +221,108 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func printUp(w io.Writer, edge, admin, backend, tokenPath string, tok *issuer.TokenResponse, redis bool) {
-	stores := "memory (set REDIS_URL to share them)"
-	if redis {
-		stores = "redis"
+// listenURL is the http URL that reaches a bound address from this
+// machine: an unspecified address (0.0.0.0, ::) is reached on loopback.
+func listenURL(a net.Addr) string {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return "http://" + a.String()
 	}
-	fmt.Fprintf(w, `contentguard is up (policy: embedded default; stores: %s)
+	ip := ap.Addr().Unmap()
+	switch {
+	case ip.IsUnspecified() && ip.Is4():
+		ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	case ip.IsUnspecified():
+		ip = netip.IPv6Loopback()
+	}
+	return "http://" + netip.AddrPortFrom(ip, ap.Port()).String()
+}
 
-  edge     %s        every request judged by the policy
-  admin    %s        /healthz /readyz /metrics /admin/breakers /admin/policy
-  backend  %s        the analysis API itself, without the edge
-  docs     %s/docs   API reference (backend)
-  tokens   %s%s   OAuth2: password, client_credentials, refresh_token
+// retarget points the default policy at the edge's real address: the token
+// issuer's iss (and so its discovery document), the JWT provider that
+// trusts it, and the CORS origins of the edge's own pages.
+func retarget(p *policy.Policy, edge string) {
+	from := "http://" + defaultEdgeOrigin
+	if t := p.Spec.TokenIssuer; t != nil && t.Issuer == from {
+		t.Issuer = edge
+	}
+	for i := range p.Spec.Auth.JWT.Providers {
+		if p.Spec.Auth.JWT.Providers[i].Issuer == from {
+			p.Spec.Auth.JWT.Providers[i].Issuer = edge
+		}
+	}
+	if c := p.Spec.CORS; c != nil {
+		u, err := url.Parse(edge)
+		if err != nil {
+			return
+		}
+		_, defaultPort, _ := net.SplitHostPort(defaultEdgeOrigin)
+		for i, o := range c.AllowOrigins {
+			switch o {
+			case from:
+				c.AllowOrigins[i] = edge
+			case "http://localhost:" + defaultPort:
+				c.AllowOrigins[i] = "http://localhost:" + u.Port()
+			}
+		}
+	}
+}
 
-Demo user %s / %s (development only). A token for it, valid %ds:
+// upURLs are the addresses up serves on, as URLs.
+type upURLs struct {
+	Edge, Admin, Backend, TokenPath string
+}
 
-TOKEN=%s
+// upBanner is what up prints once everything listens. Every command in it
+// runs as printed (JOB_ID stands for the id the job submission answers);
+// TestUpBannerCommandsWork runs them all.
+var upBanner = template.Must(template.New("up").Parse(`contentguard is up (policy: embedded default; stores: {{.Stores}})
 
-Analyse a text through the edge:
+  edge       {{.Edge}}   every request judged by the policy
+  admin      {{.Admin}}   /healthz /readyz /metrics /admin/breakers /admin/policy
+  backend    {{.Backend}}   the analysis API itself, without the edge
+  docs       {{.Backend}}/docs   interactive API reference (OpenAPI: /openapi.json)
+  tokens     {{.Edge}}{{.TokenPath}}   OAuth2: password, client_credentials, refresh_token
+  discovery  {{.Edge}}/.well-known/openid-configuration
 
-curl -sS -X POST %s/api/v1/analyze -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" -d '{"content":"the quick brown fox jumps over the lazy dog"}'
+Demo user {{.User}} / {{.Password}}, demo API key {{.APIKey}} (development only).
+A token for the demo user, valid {{.ExpiresIn}}s, and its refresh token (single use: each refresh answers a new one):
 
-Get another token:
+TOKEN={{.Token}}
+REFRESH={{.Refresh}}
 
-curl -sS -X POST %s%s -d grant_type=password -d username=%s -d password=%s
+Analyse a text through the edge, with the token or with the API key:
+
+curl -sS -X POST {{.Edge}}/api/v1/analyze -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" -d '{"content":"the quick brown fox jumps over the lazy dog"}'
+curl -sS -X POST {{.Edge}}/api/v1/analyze -H "X-API-Key: {{.APIKey}}" -H "Content-Type: application/json" -d '{"content":"the quick brown fox jumps over the lazy dog"}'
+
+Submit an asynchronous job, then poll it with the id it answers:
+
+curl -sS -X POST {{.Edge}}/api/v1/jobs -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" -d '{"kind":"analyze","input":{"content":"a b a b c"}}'
+curl -sS {{.Edge}}/api/v1/jobs/JOB_ID -H "Authorization: Bearer $TOKEN"
+
+Register a webhook for finished batches (up lets webhooks call this machine: listen on 127.0.0.1:9000 to see them):
+
+curl -sS -X POST {{.Edge}}/api/v1/webhooks/register -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" -d '{"url":"http://127.0.0.1:9000/hook","events":["batch_completed"]}'
+
+Refresh the token, or get a new one with the password:
+
+curl -sS -X POST {{.Edge}}{{.TokenPath}} -d grant_type=refresh_token -d "refresh_token=$REFRESH"
+curl -sS -X POST {{.Edge}}{{.TokenPath}} -d grant_type=password -d username={{.User}} -d password={{.Password}}
 
 Press Ctrl-C to stop.
-`, stores, edge, admin, backend, backend, edge, tokenPath, demoUser, demoPassword, tok.ExpiresIn,
-		tok.AccessToken, edge, edge, tokenPath, demoUser, demoPassword)
+`))
+
+func printUp(w io.Writer, urls upURLs, tok *issuer.TokenResponse, redis bool) error {
+	stores := "memory, jobs in process; set REDIS_URL to share them"
+	if redis {
+		stores = "redis, jobs on Redis"
+	}
+	return upBanner.Execute(w, map[string]string{
+		"Stores": stores, "Edge": urls.Edge, "Admin": urls.Admin, "Backend": urls.Backend, "TokenPath": urls.TokenPath,
+		"User": demoUser, "Password": demoPassword, "APIKey": demoAPIKey,
+		"ExpiresIn": strconv.FormatInt(tok.ExpiresIn, 10), "Token": tok.AccessToken, "Refresh": tok.RefreshToken,
+	})
 }
 
 // defaultStateDir is $XDG_STATE_HOME/contentguard, else ./.contentguard.

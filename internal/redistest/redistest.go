@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/contentguard/contentguard/internal/syncbuf"
 )
 
 // Server is a redis-server owned by one test. Stop and Restart let a test
@@ -21,6 +23,8 @@ type Server struct {
 	dir  string
 	port int
 	cmd  *exec.Cmd
+	// exited is closed when cmd's process has exited and been waited for.
+	exited chan struct{}
 }
 
 // Start runs redis-server and returns its "127.0.0.1:port". A missing
@@ -33,24 +37,33 @@ func Start(tb testing.TB) string {
 // New runs redis-server on a free loopback port, answering PING before it
 // returns, and kills it at cleanup. A missing redis-server binary fails the
 // test: CI must install it.
+//
+// The port is one the kernel had free a moment before; when another process
+// takes it first, redis-server cannot bind and exits, and New tries another.
 func New(tb testing.TB) *Server {
 	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		tb.Fatalf("redis-server is required (apt-get install redis-server): %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
 	// Its own working directory: redis-server loads a dump.rdb it finds in
 	// the current one, and a test must start from an empty server.
-	s := &Server{tb: tb, bin: bin, dir: tb.TempDir(), port: port}
+	s := &Server{tb: tb, bin: bin, dir: tb.TempDir()}
 	tb.Cleanup(s.Stop)
-	s.Restart()
-	return s
+	var last error
+	for attempt := 0; attempt < 5; attempt++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		s.port = ln.Addr().(*net.TCPAddr).Port
+		_ = ln.Close()
+		if last = s.start(); last == nil {
+			return s
+		}
+	}
+	tb.Fatalf("redis-server did not start: %v", last)
+	return nil
 }
 
 // Addr returns the server's "127.0.0.1:port".
@@ -63,7 +76,7 @@ func (s *Server) Stop() {
 		return
 	}
 	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
+	<-s.exited
 	s.cmd = nil
 }
 
@@ -97,21 +110,39 @@ func (s *Server) signal(sig syscall.Signal) {
 func (s *Server) Restart() {
 	s.tb.Helper()
 	s.Stop()
+	if err := s.start(); err != nil {
+		s.tb.Fatal(err)
+	}
+}
+
+// start runs redis-server on s.port and waits until it answers PING, or
+// until it exits (the port was taken) or 30s pass.
+func (s *Server) start() error {
 	cmd := exec.Command(s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--loglevel", "warning")
 	cmd.Dir = s.dir
+	var out syncbuf.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
-		s.tb.Fatalf("starting redis-server: %v", err)
+		return fmt.Errorf("starting redis-server: %w", err)
 	}
-	s.cmd = cmd
-	deadline := time.Now().Add(10 * time.Second)
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	s.cmd, s.exited = cmd, exited
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		err := ping(s.Addr())
 		if err == nil {
-			return
+			return nil
+		}
+		select {
+		case <-exited:
+			s.cmd = nil
+			return fmt.Errorf("redis-server on %s exited: %s", s.Addr(), out.String())
+		default:
 		}
 		if time.Now().After(deadline) {
-			s.tb.Fatalf("redis-server on %s did not answer PING: %v", s.Addr(), err)
+			return fmt.Errorf("redis-server on %s did not answer PING: %v", s.Addr(), err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -1,6 +1,11 @@
 package redistest
 
-import "testing"
+import (
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
 
 // A server answers PING once New returns, refuses connections once stopped,
 // and answers again on the same address after Restart.
@@ -35,5 +40,25 @@ func TestPauseAndResume(t *testing.T) {
 	s.Resume()
 	if err := ping(s.Addr()); err != nil {
 		t.Fatalf("after Resume: %v", err)
+	}
+}
+
+// A port another process took first is noticed as soon as redis-server
+// exits for it (New then tries another), not after the PING deadline.
+func TestTakenPortFailsFast(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	s := New(t)
+	s.Stop()
+	s.port = taken.Addr().(*net.TCPAddr).Port
+	began := time.Now()
+	if err := s.start(); err == nil || !strings.Contains(err.Error(), "exited") {
+		t.Fatalf("start on a taken port: %v, want redis-server to exit", err)
+	}
+	if took := time.Since(began); took > 20*time.Second {
+		t.Fatalf("took %v: waited for the PING deadline instead of the exit", took)
 	}
 }

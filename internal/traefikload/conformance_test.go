@@ -73,6 +73,11 @@ func (in *pluginInstance) proxy(w http.ResponseWriter, r *http.Request) {
 	traefikProxy(target, http.DefaultTransport).ServeHTTP(w, r)
 }
 
+// Sleeps in a case move the instance's clock.
+var _ conformance.Clocked = (*pluginInstance)(nil)
+
+func (in *pluginInstance) Now() time.Time { return in.clock.Now() }
+
 func (in *pluginInstance) Advance(d time.Duration) { in.clock.Advance(d) }
 
 func (in *pluginInstance) Close() {}

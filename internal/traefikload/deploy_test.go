@@ -93,7 +93,12 @@ func TestDeployDynamicConfig(t *testing.T) {
 		"dynamic.yml": dig(t, dyn, "http", "middlewares", "contentguard", "plugin", "contentguard").(map[string]any),
 	}
 	var crd map[string]any
-	for _, doc := range readYAML(t, "middleware.yaml") {
+	list := readYAML(t, "middleware.yaml")
+	if len(list) != 1 || list[0]["kind"] != "List" {
+		t.Fatalf("middleware.yaml: want one v1 List document (every YAML file of the repository is one document)")
+	}
+	for _, item := range list[0]["items"].([]any) {
+		doc := item.(map[string]any)
 		switch doc["kind"] {
 		case "Middleware":
 			crd = doc

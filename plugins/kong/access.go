@@ -27,9 +27,11 @@ const MaxHeaders = 1000
 // key of its pending decision.
 const sharedKey = "contentguard"
 
-// Access decides a request. It reads what the engine needs in five PDK
-// calls (all headers in one, the client's address, method, path with query,
-// scheme), then either answers with the engine's problem in one
+// Access decides a request. It reads what every decision needs in three PDK
+// calls (all headers in one, the method, the path with the query); the
+// client's address (kong.client.get_ip) and the scheme
+// (kong.request.get_scheme) only when the engine asks for them (see
+// connection). It then either answers with the engine's problem in one
 // kong.response.exit, or forwards: the upstream headers in one
 // kong.service.request.set_headers (plus a clear_header for each client
 // header that must not pass, and set_path when the path needed
@@ -51,8 +53,18 @@ func (c *Config) Access(kong *pdk.PDK) {
 		return
 	}
 	in.req.Upstream = b.upstream
+	conn := &connection{kong: kong}
+	in.req.Conn = conn
 	eng := b.src.engine()
 	d := eng.Check(context.Background(), in.req)
+	if conn.err != nil {
+		// The engine decided without the address or scheme it asked for.
+		if d.Allow {
+			eng.Observe(&d, edge.Outcome{Unknown: true})
+		}
+		c.refuse(kong, "Kong did not answer the plugin", conn.err)
+		return
+	}
 	if !d.Allow {
 		exit(kong, &d)
 		n.metrics.HTTP().Record(in.req.Method, edgemetrics.RouteLabel(d.Route), d.Status, n.now().Sub(start))
@@ -61,15 +73,49 @@ func (c *Config) Access(kong *pdk.PDK) {
 	key, displaced := n.inflight.put(&pending{engine: eng, d: trimmed(d), method: in.req.Method, start: start})
 	if displaced != nil {
 		// Its Log never came: release its breaker slot, count nothing.
-		displaced.engine.Observe(&displaced.d, edge.Outcome{ClientFault: true})
+		displaced.engine.Observe(&displaced.d, edge.Outcome{Unknown: true})
 	}
 	err = forward(kong, &d, &in, key)
 	if err != nil {
 		if p, ok := n.inflight.take(key); ok {
-			p.engine.Observe(&p.d, edge.Outcome{ClientFault: true})
+			p.engine.Observe(&p.d, edge.Outcome{Unknown: true})
 		}
 		c.refuse(kong, "Kong did not take the decision", err)
 	}
+}
+
+// connection answers the engine's questions about the client's connection
+// (edge.Conn) with a PDK call each, made only when asked: the address when
+// the decision depends on the client's address (an ip-keyed limit, or a
+// key that falls back to it), the scheme when the policy's answers differ
+// over TLS (the strict preset's Strict-Transport-Security). A failed call
+// is kept in err, and Access refuses the request.
+type connection struct {
+	kong *pdk.PDK
+	err  error
+}
+
+// Peer is kong.client.get_ip: NGINX's $realip_remote_addr, the TCP peer,
+// whatever Kong's trusted_ips and real_ip_header say (the policy's
+// trustedProxies decide who the client is).
+func (c *connection) Peer() netip.Addr {
+	ip, err := c.kong.Client.GetIp()
+	if err != nil {
+		c.err = fmt.Errorf("kong.client.get_ip: %w", err)
+		return netip.Addr{}
+	}
+	peer, _ := netip.ParseAddr(ip) // not an IP (a unix socket): no address
+	return peer
+}
+
+// TLS is kong.request.get_scheme: whether the connection to Kong is TLS.
+func (c *connection) TLS() bool {
+	scheme, err := c.kong.Request.GetScheme()
+	if err != nil {
+		c.err = fmt.Errorf("kong.request.get_scheme: %w", err)
+		return false
+	}
+	return scheme == "https"
 }
 
 // incoming is a request as Access read it.
@@ -86,10 +132,6 @@ func readRequest(kong *pdk.PDK) (incoming, error) {
 	if err != nil {
 		return in, fmt.Errorf("kong.request.get_headers: %w", err)
 	}
-	ip, err := kong.Client.GetIp()
-	if err != nil {
-		return in, fmt.Errorf("kong.client.get_ip: %w", err)
-	}
 	method, err := kong.Request.GetMethod()
 	if err != nil {
 		return in, fmt.Errorf("kong.request.get_method: %w", err)
@@ -97,10 +139,6 @@ func readRequest(kong *pdk.PDK) (incoming, error) {
 	target, err := kong.Request.GetPathWithQuery()
 	if err != nil {
 		return in, fmt.Errorf("kong.request.get_path_with_query: %w", err)
-	}
-	scheme, err := kong.Request.GetScheme()
-	if err != nil {
-		return in, fmt.Errorf("kong.request.get_scheme: %w", err)
 	}
 	path, query, _ := strings.Cut(target, "?")
 	h := make(http.Header, len(raw))
@@ -112,7 +150,6 @@ func readRequest(kong *pdk.PDK) (incoming, error) {
 		key := http.CanonicalHeaderKey(name)
 		h[key] = append(h[key], values...)
 	}
-	peer, _ := netip.ParseAddr(ip) // not an IP (a unix socket): no address
 	in.header = raw
 	in.rawPath = path
 	in.req = edge.Request{
@@ -121,8 +158,6 @@ func readRequest(kong *pdk.PDK) (incoming, error) {
 		Path:             path,
 		RawQuery:         query,
 		Header:           h,
-		Peer:             peer,
-		TLS:              scheme == "https",
 		ContentLength:    contentLength(h),
 		HeadersTruncated: fields >= MaxHeaders,
 	}
@@ -230,10 +265,10 @@ func trimmed(d edge.Decision) edge.Decision {
 func (c *Config) refuse(kong *pdk.PDK, what string, err error) {
 	id := requestid.NewV7()
 	c.logger().Error(what+"; refusing the request", "err", err.Error(), "request_id", id)
-	p := problem.New(http.StatusInternalServerError, "internal-error", "Internal Server Error",
+	p := problem.New(http.StatusInternalServerError, "internal", "Internal Server Error",
 		"the edge could not decide on this request; see the gateway's log")
 	p.RequestID = id
-	p.Reason = "internal_error"
+	p.Reason = "internal"
 	kong.Response.Exit(http.StatusInternalServerError, p.JSON(), http.Header{
 		"Content-Type": {problem.ContentType},
 		"X-Request-Id": {id},

@@ -2,10 +2,14 @@ package kong
 
 import (
 	"encoding/json"
+	"flag"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -95,38 +99,83 @@ func harnessRequest(req conformance.SentRequest) test.Request {
 
 // TestConformance: the plugin, through go-pdk's test harness, passes every
 // case of the suite the harness can express; the others are listed with
-// the reason (docs/kong.md repeats them).
+// the reason (docs/kong.md repeats them: TestConformanceDocs).
 func TestConformance(t *testing.T) {
+	plan := planKongCases(t)
+	for _, s := range plan.skipped {
+		t.Logf("not run on the Kong plane: %s (%s)", s.name, s.gap.why)
+	}
+	t.Logf("Kong plane: %d of %d conformance cases run through go-pdk's test harness", len(plan.run), plan.total)
+	if len(plan.run) < plan.total/2 {
+		t.Errorf("only %d of %d cases run on the Kong plane", len(plan.run), plan.total)
+	}
+	conformance.Run(t, kongPlane{}, conformance.Options{Only: func(c conformance.Case) bool { return plan.run[c.Name] }})
+}
+
+// casePlan is which conformance cases the Kong plane runs, and why it
+// skips the others.
+type casePlan struct {
+	total   int
+	run     map[string]bool
+	skipped []skippedCase // in the suite's order
+}
+
+type skippedCase struct {
+	name string
+	gap  *harnessGap
+}
+
+func planKongCases(t *testing.T) casePlan {
+	t.Helper()
 	cases, err := conformance.Load(conformance.Dir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := map[string]bool{}
+	plan := casePlan{total: len(cases), run: map[string]bool{}}
 	for _, c := range cases {
 		p, err := policyfile.Load(conformance.Dir() + "/policies/" + c.Policy)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if why := harnessCannot(c, p); why != "" {
-			t.Logf("not run on the Kong plane: %s (%s)", c.Name, why)
+		if gap := harnessCannot(c, p); gap != nil {
+			plan.skipped = append(plan.skipped, skippedCase{c.Name, gap})
 			continue
 		}
-		run[c.Name] = true
+		plan.run[c.Name] = true
 	}
-	t.Logf("Kong plane: %d of %d conformance cases run through go-pdk's test harness", len(run), len(cases))
-	if len(run) < len(cases)/2 {
-		t.Errorf("only %d of %d cases run on the Kong plane", len(run), len(cases))
-	}
-	conformance.Run(t, kongPlane{}, conformance.Options{Only: func(c conformance.Case) bool { return run[c.Name] }})
+	return plan
 }
 
+// harnessGap is something go-pdk's test harness cannot express, and why.
+type harnessGap struct{ why string }
+
+// What the harness cannot express. docs/kong.md lists them with the cases
+// they keep off the Kong plane (TestConformanceDocs).
+var (
+	gapRawHeader = &harnessGap{"a CR LF inside a header value ends the header on the wire, so NGINX hands Kong two " +
+		"well-formed headers; the harness would hand the plugin one value holding CR LF, a request no client can send"}
+	gapMethod = &harnessGap{"the harness takes GET, POST, PUT and PATCH only; these cases send OPTIONS (CORS " +
+		"preflights) or DELETE"}
+	gapGetBody     = &harnessGap{"the harness refuses a GET with a body"}
+	gapEscapedPath = &harnessGap{"the harness answers `kong.request.get_path_with_query` with the decoded path " +
+		"(`url.URL.Path`) where Kong returns the raw `request_uri`, so percent-escapes would reach the plugin " +
+		"already decoded and the case would test the harness's decoding instead of the engine's"}
+	gapKongAnswers = &harnessGap{"the harness's `kong.response.get_source` always says `service`: it cannot be " +
+		"Kong answering 502 or 504 itself because the upstream was down or too slow (`TestOutcome` checks the Log " +
+		"phase's mapping of those)"}
+	gapPeers = &harnessGap{"their requests come from several client addresses; the harness answers " +
+		"`kong.client.get_ip` with " + harnessPeer + " for every request"}
+	gapTrustedPeer = &harnessGap{"their requests come from an address the policy trusts as a proxy, and the " +
+		"harness's one address, " + harnessPeer + ", is not trusted (`TestClientAddress` checks the plugin's " +
+		"reading of `get_ip` and `X-Forwarded-For` with a policy trusting " + harnessPeer + ")"}
+)
+
 // harnessCannot says why go-pdk's test harness cannot express case c of
-// policy p, or "" when it can.
-func harnessCannot(c conformance.Case, p *policy.Policy) string {
+// policy p, or nil when it can.
+func harnessCannot(c conformance.Case, p *policy.Policy) *harnessGap {
 	for _, tag := range c.Tags {
 		if tag == "raw-header-bytes" {
-			return "a CR LF inside a header value ends the header on the wire, so NGINX hands Kong two well-formed " +
-				"headers; the harness would hand the plugin one value holding CR LF, a request no client can send"
+			return gapRawHeader
 		}
 	}
 	peers := map[string]bool{}
@@ -138,17 +187,13 @@ func harnessCannot(c conformance.Case, p *policy.Policy) string {
 		}
 		switch {
 		case method != http.MethodGet && method != http.MethodPost && method != http.MethodPut && method != http.MethodPatch:
-			return "the harness takes GET, POST, PUT and PATCH only; this case sends " + method
+			return gapMethod
 		case method == http.MethodGet && r.BodyBytes > 0:
-			return "the harness refuses a GET with a body"
+			return gapGetBody
 		case strings.Contains(r.Path, "%"):
-			return "the harness answers kong.request.get_path_with_query with the decoded path (url.URL.Path) " +
-				"where Kong returns the raw request_uri, so percent-escapes would reach the plugin already decoded " +
-				"and the case would test the harness's decoding instead of the engine's"
+			return gapEscapedPath
 		case s.Upstream.Down || s.Upstream.Delay > 0:
-			return "the harness's kong.response.get_source always says \"service\": it cannot be Kong answering " +
-				"502 or 504 itself because the upstream was down or too slow (the Log phase's mapping of those is " +
-				"tested on its own, TestOutcome)"
+			return gapKongAnswers
 		}
 		peer := r.Peer
 		if peer == "" {
@@ -157,16 +202,14 @@ func harnessCannot(c conformance.Case, p *policy.Policy) string {
 		peers[peer] = true
 	}
 	if len(peers) > 1 {
-		return "its requests come from several client addresses; the harness answers kong.client.get_ip with " +
-			harnessPeer + " for every request"
+		return gapPeers
 	}
 	for peer := range peers {
 		if trusted(p, peer) != trusted(p, harnessPeer) {
-			return "its requests come from " + peer + ", which the policy trusts as a proxy and the harness's " +
-				harnessPeer + " is not"
+			return gapTrustedPeer
 		}
 	}
-	return ""
+	return nil
 }
 
 func trusted(p *policy.Policy, addr string) bool {
@@ -180,4 +223,62 @@ func trusted(p *policy.Policy, addr string) bool {
 		}
 	}
 	return false
+}
+
+var updateDocs = flag.Bool("update-docs", false, "rewrite the Kong plane's list of conformance cases in docs/kong.md")
+
+// Markers around the part of docs/kong.md that TestConformanceDocs checks.
+const (
+	docsCasesBegin = "<!-- begin: TestConformanceDocs checks this list; go test ./plugins/kong -run TestConformanceDocs -update-docs rewrites it -->\n"
+	docsCasesEnd   = "<!-- end -->\n"
+)
+
+// TestConformanceDocs: docs/kong.md states how many cases the Kong plane
+// runs, and lists exactly the cases it does not run with the reason, as
+// TestConformance decides them. With -update-docs it rewrites that part.
+func TestConformanceDocs(t *testing.T) {
+	plan := planKongCases(t)
+	path := filepath.Join("..", "..", "docs", "kong.md")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(data)
+	begin, end := strings.Index(doc, docsCasesBegin), strings.Index(doc, docsCasesEnd)
+	if begin < 0 || end < begin {
+		t.Fatalf("%s has no %q … %q section", path, docsCasesBegin, docsCasesEnd)
+	}
+	want := plan.markdown()
+	got := doc[begin+len(docsCasesBegin) : end]
+	if got == want {
+		return
+	}
+	if *updateDocs {
+		doc = doc[:begin+len(docsCasesBegin)] + want + doc[end:]
+		if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Errorf("%s does not say what TestConformance runs; rerun with -update-docs. It says:\n%s\nwant:\n%s", path, got, want)
+}
+
+// markdown is the plan as docs/kong.md states it: the count, then the cases
+// not run, grouped by reason in the order the suite first meets them.
+func (p casePlan) markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "It runs **%d of the %d cases**; the %d it cannot express, and why:\n\n", len(p.run), p.total, len(p.skipped))
+	b.WriteString("| reason | cases not run |\n| --- | --- |\n")
+	var gaps []*harnessGap
+	byGap := map[*harnessGap][]string{}
+	for _, s := range p.skipped {
+		if byGap[s.gap] == nil {
+			gaps = append(gaps, s.gap)
+		}
+		byGap[s.gap] = append(byGap[s.gap], strings.ReplaceAll(s.name, "|", `\|`))
+	}
+	for _, g := range gaps {
+		fmt.Fprintf(&b, "| %s | %s |\n", g.why, strings.Join(byGap[g], "; "))
+	}
+	return b.String()
 }

@@ -62,6 +62,9 @@ type exchange struct {
 	mu     sync.Mutex
 	calls  map[string][]string // PDK methods by phase, in order
 	exited bool
+	// broken PDK methods are answered with bytes that do not decode, as
+	// if Kong's answer had been cut short.
+	broken map[string]bool
 }
 
 // newExchange prepares req; it fails like the harness for a request the
@@ -113,6 +116,9 @@ func (s *session) Handle(method string, args []byte) (out []byte) {
 	if !harnessCalls[method] {
 		x.tb.Errorf("the %s phase called %s, which the plugin does not budget for", s.phase, method)
 		return nil
+	}
+	if x.broken[method] {
+		return []byte{0xff} // a field tag whose varint never ends
 	}
 	return x.TestEnv.Handle(method, args)
 }

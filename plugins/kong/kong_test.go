@@ -90,39 +90,130 @@ func mint(t testing.TB, tok conformance.Token) string {
 	return "Bearer " + s
 }
 
+// PDK calls, by what they are for.
+var (
+	callsRead    = []string{"kong.request.get_headers", "kong.request.get_method", "kong.request.get_path_with_query"}
+	callScheme   = "kong.request.get_scheme"
+	callPeer     = "kong.client.get_ip"
+	callsForward = []string{"kong.service.request.set_headers", "kong.response.set_headers", "kong.ctx.shared.set"}
+	callsLog     = []string{"kong.ctx.shared.get", "kong.response.get_status", "kong.response.get_source"}
+)
+
+// calls concatenates call lists and single calls.
+func calls(parts ...any) []string {
+	var out []string
+	for _, p := range parts {
+		switch p := p.(type) {
+		case string:
+			out = append(out, p)
+		case []string:
+			out = append(out, p...)
+		}
+	}
+	return out
+}
+
 // TestPDKCalls: the round trips each kind of request costs, call by call.
-// Access reads in five calls; a refusal is one exit; a forward is the
+// Access reads in three calls, asks for the scheme only when the policy's
+// answers differ over TLS (the strict preset) and for the client's address
+// only when the decision depends on it (an ip-keyed limit, or a key
+// falling back to the address); a refusal is one exit; a forward is the
 // upstream headers, the response headers and the shared key (and a
-// clear_header per forged claim header). Log is one call for a refused
-// request and three for a forwarded one.
+// clear_header per forged claim header, a set_path for a normalised path).
+// Log is one call for a refused request and three for a forwarded one.
 func TestPDKCalls(t *testing.T) {
-	_, c := startInstance(t, NodeOptions{}, map[string]any{"policy_file": conformancePolicy("standard.yaml")})
-	read := []string{"kong.request.get_headers", "kong.client.get_ip", "kong.request.get_method",
-		"kong.request.get_path_with_query", "kong.request.get_scheme"}
-	forward := append(append([]string(nil), read...), "kong.service.request.set_headers", "kong.response.set_headers", "kong.ctx.shared.set")
-	logForwarded := []string{"kong.ctx.shared.get", "kong.response.get_status", "kong.response.get_source"}
+	standard := conformancePolicy("standard.yaml")
+	custom := policyVariant(t, standard, "securityHeaders: strict",
+		"securityHeaders: {X-Content-Type-Options: nosniff, Strict-Transport-Security: max-age=31536000}")
 	jwt := mint(t, conformance.Token{Sub: "alice", Scope: "read"})
+	writer := mint(t, conformance.Token{Sub: "alice", Scope: "read write"})
+	key := http.Header{"X-Api-Key": {"cg-conformance-read-key"}}
+	deploy := filepath.Join("..", "..", "deploy", "kong", "policy.yaml")
+	limited := benchPolicy(t)
 	for _, tc := range []struct {
-		name        string
-		req         test.Request
-		access, log []string
+		name, policy string
+		req          test.Request
+		access, log  []string
+		again        bool // send it twice, count the second
 	}{
-		{"no auth", test.Request{Url: "http://edge.test/healthz"}, forward, logForwarded},
-		{"API key", test.Request{Url: "http://edge.test/api/v1/jobs?page=2", Headers: http.Header{"X-Api-Key": {"cg-conformance-read-key"}}}, forward, logForwarded},
-		{"JWT", test.Request{Url: "http://edge.test/api/v1/jobs", Headers: http.Header{"Authorization": {jwt}}}, forward, logForwarded},
-		{"forged claim header", test.Request{Url: "http://edge.test/healthz", Headers: http.Header{"X-Auth-Subject": {"root"}}},
-			append(append(append([]string(nil), read...), "kong.service.request.clear_header"), forward[len(read):]...), logForwarded},
-		{"normalised path", test.Request{Url: "http://edge.test/api/./v1/jobs", Headers: http.Header{"X-Api-Key": {"cg-conformance-read-key"}}},
-			append(append(append([]string(nil), forward[:len(read)+1]...), "kong.service.request.set_path"), forward[len(read)+1:]...), logForwarded},
-		{"refused", test.Request{Url: "http://edge.test/api/v1/jobs"}, append(append([]string(nil), read...), "kong.response.exit"), []string{"kong.ctx.shared.get"}},
+		{"public route", standard, test.Request{Url: "http://edge.test/healthz"},
+			calls(callsRead, callScheme, callsForward), callsLog, false},
+		{"API key, ip-keyed limit", standard, test.Request{Url: "http://edge.test/api/v1/jobs?page=2", Headers: key},
+			calls(callsRead, callScheme, callPeer, callsForward), callsLog, false},
+		{"JWT, ip-keyed limit", standard, test.Request{Url: "http://edge.test/api/v1/jobs", Headers: http.Header{"Authorization": {jwt}}},
+			calls(callsRead, callScheme, callPeer, callsForward), callsLog, false},
+		{"JWT, subject-keyed limit", standard, test.Request{Method: http.MethodPost, Url: "http://edge.test/api/v1/jobs",
+			Headers: http.Header{"Authorization": {writer}}, Body: []byte("{}")},
+			calls(callsRead, callScheme, callsForward), callsLog, false},
+		{"JWT, subject-keyed limit, headers the same over TLS", custom, test.Request{Method: http.MethodPost, Url: "http://edge.test/api/v1/jobs",
+			Headers: http.Header{"Authorization": {writer}}, Body: []byte("{}")},
+			calls(callsRead, callsForward), callsLog, false},
+		{"public route, headers the same over TLS", custom, test.Request{Url: "http://edge.test/healthz"},
+			calls(callsRead, callsForward), callsLog, false},
+		{"JWT, ip-keyed limit, headers the same over TLS", custom, test.Request{Url: "http://edge.test/api/v1/jobs", Headers: http.Header{"Authorization": {jwt}}},
+			calls(callsRead, callPeer, callsForward), callsLog, false},
+		{"forged claim header", standard, test.Request{Url: "http://edge.test/healthz", Headers: http.Header{"X-Auth-Subject": {"root"}}},
+			calls(callsRead, callScheme, "kong.service.request.clear_header", callsForward), callsLog, false},
+		{"normalised path", standard, test.Request{Url: "http://edge.test/api/./v1/jobs", Headers: key},
+			calls(callsRead, callScheme, callPeer, callsForward[0], "kong.service.request.set_path", callsForward[1:]), callsLog, false},
+		{"API key, apiKey-keyed limit (the deploy policy)", deploy, test.Request{Url: "http://edge.test/api/v1/jobs",
+			Headers: http.Header{"X-Api-Key": {"demo-api-key"}}},
+			calls(callsRead, callScheme, callsForward), callsLog, false},
+		{"refused", standard, test.Request{Url: "http://edge.test/api/v1/jobs"},
+			calls(callsRead, callScheme, "kong.response.exit"), []string{"kong.ctx.shared.get"}, false},
+		{"no route", standard, test.Request{Url: "http://edge.test/nowhere"},
+			calls(callsRead, callScheme, "kong.response.exit"), []string{"kong.ctx.shared.get"}, false},
+		{"refused by an ip-keyed limit", limited, test.Request{Url: "http://edge.test/limited"},
+			calls(callsRead, callScheme, callPeer, "kong.response.exit"), []string{"kong.ctx.shared.get"}, true},
+		{"refused, headers the same over TLS", custom, test.Request{Url: "http://edge.test/api/v1/jobs"},
+			calls(callsRead, "kong.response.exit"), []string{"kong.ctx.shared.get"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			_, c := startInstance(t, NodeOptions{}, map[string]any{"policy_file": tc.policy})
 			x := send(t, c, tc.req, test.Response{})
+			if tc.again {
+				x = send(t, c, tc.req, test.Response{})
+			}
 			if got := x.callsOf("access"); !reflect.DeepEqual(got, tc.access) {
 				t.Errorf("access calls:\n got %q\nwant %q", got, tc.access)
 			}
 			if got := x.callsOf("log"); !reflect.DeepEqual(got, tc.log) {
 				t.Errorf("log calls:\n got %q\nwant %q", got, tc.log)
+			}
+		})
+	}
+}
+
+// TestConnectionCallFails: when Kong does not answer the address or scheme
+// the engine asked for, the request is refused with a 500 problem, nothing
+// is forwarded, and the breaker slot the decision held is handed back.
+func TestConnectionCallFails(t *testing.T) {
+	for _, method := range []string{callPeer, callScheme} {
+		t.Run(method, func(t *testing.T) {
+			var logs syncbuf.Buffer
+			n, c := startInstance(t, NodeOptions{Logger: slog.New(slog.NewJSONHandler(&logs, nil))},
+				map[string]any{"policy_file": conformancePolicy("standard.yaml"), "upstream": "content-api"})
+			x, err := newExchange(t, test.Request{Method: http.MethodGet, Url: "http://edge.test/api/v1/jobs",
+				Headers: http.Header{"Host": {"edge.test"}, "X-Api-Key": {"cg-conformance-read-key"}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			x.broken = map[string]bool{method: true}
+			x.do(c, test.Response{Status: http.StatusOK, Headers: http.Header{}})
+			if !x.exited || x.ClientRes.Status != http.StatusInternalServerError ||
+				!strings.Contains(string(x.ClientRes.Body), `"reason":"internal"`) {
+				t.Fatalf("exited=%v status %d body %s", x.exited, x.ClientRes.Status, x.ClientRes.Body)
+			}
+			if !strings.Contains(logs.String(), method) {
+				t.Errorf("the log does not name %s:\n%s", method, logs.String())
+			}
+			if got := n.inflight.len(); got != 0 {
+				t.Errorf("%d requests pending", got)
+			}
+			// The decision's breaker slot was handed back, as an outcome
+			// nobody knows.
+			if m := exposition(t, n); !strings.Contains(m, `upstream_outcomes_total{fault="none",reason="outcome_unknown",upstream="content-api"} 1`) {
+				t.Errorf("no outcome_unknown in /metrics:\n%s", m)
 			}
 		})
 	}
@@ -235,7 +326,7 @@ func TestBreakerThroughAccessAndLog(t *testing.T) {
 	state(breaker.Open)
 	step(0, http.StatusServiceUnavailable, false)
 	clk.Advance(time.Second)
-	step(statusClientClosed, statusClientClosed, true) // the client left: no verdict, slot freed
+	step(edge.StatusClientClosed, edge.StatusClientClosed, true) // the client left: no verdict, slot freed
 	state(breaker.HalfOpen)
 	step(http.StatusOK, http.StatusOK, true)
 	state(breaker.Closed)
@@ -279,30 +370,38 @@ func TestBreakersPerUpstream(t *testing.T) {
 }
 
 // TestOutcome: what Log tells the engine for each source and status Kong
-// reports.
+// reports, and so how the breaker counts it and upstream_outcomes_total
+// labels it.
 func TestOutcome(t *testing.T) {
 	for _, tc := range []struct {
-		source string
-		status int
-		want   edge.Outcome
+		source        string
+		status        int
+		want          edge.Outcome
+		fault, reason string
 	}{
-		{"service", 200, edge.Outcome{Status: 200}},
-		{"service", 503, edge.Outcome{Status: 503}},
-		{"service", 504, edge.Outcome{Status: 504}}, // the upstream's own 504
-		{"service", 499, edge.Outcome{Status: 499, ClientFault: true}},
-		{"error", 504, edge.Outcome{Status: 504, Timeout: true}},
-		{"error", 502, edge.Outcome{Status: 502, Connection: true}},
-		{"error", 503, edge.Outcome{Status: 503, Connection: true}},
-		{"error", 499, edge.Outcome{Status: 499, ClientFault: true}},
-		{"error", 408, edge.Outcome{Status: 408, ClientFault: true}},
-		{"error", 400, edge.Outcome{Status: 400, ClientFault: true}},
-		{"error", 500, edge.Outcome{Status: 500, ClientFault: true}},
-		{"exit", 200, edge.Outcome{Status: 200, ClientFault: true}},
-		{"exit", 503, edge.Outcome{Status: 503, ClientFault: true}},
-		{"", 0, edge.Outcome{ClientFault: true}},
+		{sourceService, 200, edge.Outcome{Status: 200}, "none", "allowed"},
+		{sourceService, 101, edge.Outcome{Status: 101}, "none", "allowed"}, // a websocket the route allows
+		{sourceService, 503, edge.Outcome{Status: 503}, "upstream", "allowed"},
+		{sourceService, 504, edge.Outcome{Status: 504}, "upstream", "allowed"}, // the upstream's own 504
+		{sourceService, 499, edge.Outcome{Status: 499, ClientFault: true}, "client", "client_closed"},
+		{sourceError, 504, edge.Outcome{Status: 504, Timeout: true}, "upstream", "upstream_timeout"},
+		{sourceError, 502, edge.Outcome{Status: 502, Connection: true}, "upstream", "upstream_unreachable"},
+		{sourceError, 503, edge.Outcome{Status: 503, Connection: true}, "upstream", "upstream_unreachable"},
+		{sourceError, 499, edge.Outcome{Status: 499, ClientFault: true}, "client", "client_closed"},
+		{sourceError, 408, edge.Outcome{Status: 408, ClientFault: true, Timeout: true}, "client", "client_timeout"},
+		{sourceError, 413, edge.Outcome{Status: 413, ClientFault: true}, "client", "body_too_large"},
+		{sourceError, 400, edge.Outcome{Status: 400, ClientFault: true}, "client", "malformed_body"},
+		{sourceError, 411, edge.Outcome{Status: 411, ClientFault: true}, "client", "malformed_body"},
+		{sourceError, 500, edge.Outcome{Status: 500, Unknown: true}, "none", "outcome_unknown"},
+		{sourceExit, 200, edge.Outcome{Status: 200, Unknown: true}, "none", "outcome_unknown"}, // proxy-cache hit
+		{sourceExit, 503, edge.Outcome{Status: 503, Unknown: true}, "none", "outcome_unknown"},
+		{sourceExit, 499, edge.Outcome{Status: 499, ClientFault: true}, "client", "client_closed"},
+		{"", 0, edge.Outcome{Unknown: true}, "none", "outcome_unknown"},
 	} {
-		if got := outcome(tc.source, tc.status); got != tc.want {
-			t.Errorf("outcome(%q, %d) = %+v, want %+v", tc.source, tc.status, got, tc.want)
+		got := outcome(tc.source, tc.status)
+		if got != tc.want || got.Fault() != tc.fault || got.Reason() != tc.reason {
+			t.Errorf("outcome(%q, %d) = %+v (%s, %s), want %+v (%s, %s)", tc.source, tc.status,
+				got, got.Fault(), got.Reason(), tc.want, tc.fault, tc.reason)
 		}
 	}
 }

@@ -13,12 +13,18 @@ import (
 )
 
 // Log reports what became of a request Access allowed, for the circuit
-// breaker and the metrics: the key Access left in kong.ctx.shared, the
-// status the client got and where it came from (kong.response.get_source:
-// the service, Kong's own error page, or another plugin's exit). Kong runs
-// it after the response is sent (for plugin servers, from a timer over data
-// saved at the end of the request), so its calls add no latency. A request
-// Access refused left no key and costs one call.
+// breaker and the metrics, in three PDK calls: the key Access left in
+// kong.ctx.shared, the status the client got (kong.response.get_status) and
+// where it came from (kong.response.get_source: the service, Kong's own
+// error page, or a plugin's exit). A request Access refused left no key and
+// costs one call.
+//
+// Kong runs an external plugin's Log phase from a timer after the response
+// is sent, over data it saved at the end of the request: its calls add no
+// latency, and only the PDK functions Kong answers from that saved data
+// work there. Both calls above are among them; kong.service.response
+// .get_status, which would give the upstream's own status in one call, is
+// not (it reads ngx.var.upstream_status, which a timer cannot, and fails).
 func (c *Config) Log(kong *pdk.PDK) {
 	defer c.recoverLog()
 	key, err := kong.Ctx.GetSharedString(sharedKey)
@@ -40,7 +46,7 @@ func (c *Config) Log(kong *pdk.PDK) {
 	}
 	if err != nil {
 		// Unknown: release the slot, count nothing.
-		p.engine.Observe(&p.d, edge.Outcome{ClientFault: true})
+		p.engine.Observe(&p.d, edge.Outcome{Unknown: true})
 		n.log.Warn("cannot read the outcome of a request", "err", err.Error(), "request_id", p.d.RequestID)
 		return
 	}
@@ -57,34 +63,37 @@ const (
 	sourceExit    = "exit"    // a plugin answered (kong.response.exit)
 )
 
-// statusClientClosed is the status NGINX logs when the client closed the
-// connection before the answer was sent.
-const statusClientClosed = 499
-
 // outcome translates Kong's account of an allowed request into the
 // engine's. The upstream is blamed only for what it did: its own answers,
 // and Kong's 502/503 (it could not be reached or had no healthy target) and
-// 504 (it did not answer in time). A client that went away, sent a body
-// Kong refused or was too slow is the client's fault; an exit by a plugin
-// after this one and Kong's own failures (500) say nothing about the
-// upstream. Both release a half-open probe slot without counting
-// (edge.Outcome.ClientFault).
+// 504 (it did not answer in time). What the client did is the client's
+// fault (edge.Outcome.ClientFault): it went away (499, whatever the
+// source), or Kong refused the body it sent — too slow (408), too large
+// (413), malformed or unframed (400, 411). An answer the upstream did not
+// give — another plugin's exit (proxy-cache serving a hit,
+// request-termination), Kong's own 500, a source this version does not
+// know — says nothing about the upstream (edge.Outcome.Unknown). Neither
+// of the last two counts for the breaker; both free a half-open probe slot.
 func outcome(source string, status int) edge.Outcome {
 	switch {
-	case status == statusClientClosed:
+	case status == edge.StatusClientClosed:
 		return edge.Outcome{Status: status, ClientFault: true}
 	case source == sourceService:
 		return edge.Outcome{Status: status}
-	case source == sourceError && status == http.StatusGatewayTimeout:
+	case source != sourceError:
+		return edge.Outcome{Status: status, Unknown: true}
+	}
+	switch status {
+	case http.StatusGatewayTimeout:
 		return edge.Outcome{Status: status, Timeout: true}
-	case source == sourceError && (status == http.StatusBadGateway || status == http.StatusServiceUnavailable):
+	case http.StatusBadGateway, http.StatusServiceUnavailable:
 		return edge.Outcome{Status: status, Connection: true}
-	default:
-		// Kong's own 4xx (400, 408, 411, 413, 414, 494: the client's
-		// request), its 500, another plugin's exit, or a source this
-		// version does not know.
+	case http.StatusRequestTimeout:
+		return edge.Outcome{Status: status, ClientFault: true, Timeout: true}
+	case http.StatusBadRequest, http.StatusLengthRequired, http.StatusRequestEntityTooLarge:
 		return edge.Outcome{Status: status, ClientFault: true}
 	}
+	return edge.Outcome{Status: status, Unknown: true}
 }
 
 // recoverLog keeps a bug in the log phase from taking the plugin server

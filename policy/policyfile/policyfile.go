@@ -38,11 +38,23 @@ func Default(baseDir string) (*policy.Policy, error) {
 
 // Load reads, decodes and validates the policy file at path.
 func Load(path string) (*policy.Policy, error) {
+	p, _, err := LoadTree(path)
+	return p, err
+}
+
+// LoadTree is Load that also returns the document's Node tree (nil if it
+// could not be read), for tools that position findings of their own.
+func LoadTree(path string) (*policy.Policy, *policy.Node, error) {
 	data, err := Read(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return ParseFile(path, data)
+	p, root, err := yamlnode.DecodeTree(path, data)
+	if err != nil {
+		return nil, root, err
+	}
+	p.BaseDir = baseDir(path)
+	return p, root, nil
 }
 
 // Read reads the policy document at path, refusing one larger than
@@ -64,12 +76,17 @@ func ParseFile(path string, data []byte) (*policy.Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	abs, aerr := filepath.Abs(filepath.Dir(path))
-	if aerr != nil {
-		abs = filepath.Dir(path)
-	}
-	p.BaseDir = abs
+	p.BaseDir = baseDir(path)
 	return p, nil
+}
+
+// baseDir is the directory relative references of the policy file at path
+// resolve against: absolute when it can be.
+func baseDir(path string) string {
+	if abs, err := filepath.Abs(filepath.Dir(path)); err == nil {
+		return abs
+	}
+	return filepath.Dir(path)
 }
 
 // read returns all of r, at most MaxFileBytes. Any read error is an error:
@@ -89,6 +106,9 @@ func read(path string, r io.Reader) ([]byte, error) {
 // name is used in error messages.
 func Parse(name string, data []byte) (*policy.Policy, error) { return yamlnode.Decode(name, data) }
 
+// SyntaxError is a document ParseYAML cannot read, with its position.
+type SyntaxError = yamlnode.Error
+
 // ParseYAML converts a YAML document into a policy.Node tree with
-// yamlnode.Parse; its errors are *yamlnode.Error.
+// yamlnode.Parse. A document it cannot read is a *SyntaxError.
 func ParseYAML(data []byte) (*policy.Node, error) { return yamlnode.Parse(data) }

@@ -282,7 +282,7 @@ func (h *Handler) request(r *http.Request, e *edge.Engine) (edge.Request, bool) 
 		RawQuery:      query,
 		Header:        header,
 		Peer:          peer,
-		ContentLength: contentLength(r.Header.Get(HeaderContentLength), r.Header.Get(HeaderTransferEncoding)),
+		ContentLength: edge.DeclaredLength(r.Header.Get(HeaderContentLength), r.Header.Get(HeaderTransferEncoding)),
 		DecideOnly:    true,
 	}
 	if trusted {
@@ -328,22 +328,6 @@ func splitURI(uri string) (string, string) {
 	}
 	path, query, _ := strings.Cut(uri, "?")
 	return path, query
-}
-
-// contentLength is the declared body size: -1 for a chunked body, 0 when
-// none is declared.
-func contentLength(cl, te string) int64 {
-	if te != "" && !strings.EqualFold(strings.TrimSpace(te), "identity") {
-		return -1
-	}
-	if cl == "" {
-		return 0
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(cl), 10, 64)
-	if err != nil || n < 0 {
-		return -1
-	}
-	return n
 }
 
 func peerAddr(remote string) netip.Addr {

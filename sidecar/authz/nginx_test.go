@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/contentguard/contentguard/conformance"
+	"github.com/contentguard/contentguard/internal/clocktest"
 	"github.com/contentguard/contentguard/policy"
 	"github.com/contentguard/contentguard/policy/policyfile"
 	"github.com/contentguard/contentguard/sidecar"
@@ -124,12 +125,14 @@ func (u *upstream) take() ([]*http.Request, int) {
 
 // nginxInstance is NGINX with the shipped configuration in front of a
 // scripted upstream, asking a sidecar's authz endpoint.
+// nginxInstance is conformance.Clocked: its engine reads the clock.
 type nginxInstance struct {
 	addr string
 	up   *upstream
 	cmd  *exec.Cmd
 	dir  string
 	stop func()
+	*clocktest.Clock
 }
 
 func freePort(t testing.TB) int {
@@ -179,13 +182,26 @@ func startNGINX(t testing.TB, p *policy.Policy, authzAddr, backendAddr string) (
 	if os.Geteuid() == 0 {
 		user = "user root;" // workers must read and write the temp dir
 	}
-	port := freePort(t)
-	addr = fmt.Sprintf("127.0.0.1:%d", port)
 	readTimeout := int(upstreamTimeout / time.Millisecond)
 	if readTimeout <= 0 {
 		readTimeout = 30000
 	}
-	conf := fmt.Sprintf(`%[1]s
+	// The port is one the kernel had free a moment ago; NGINX cannot bind
+	// port 0 and say which it got. When another process takes it first,
+	// NGINX exits, and another port is tried.
+	for attempt := 1; ; attempt++ {
+		addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		err := runNGINX(t, bin, dir, fmt.Sprintf(nginxConf, user, dir, strings.ReplaceAll(authzAddr, ",", "; server "), backendAddr, addr, readTimeout), addr)
+		if err == nil {
+			return addr, dir
+		}
+		if attempt == 5 || !strings.Contains(err.Error(), "Address already in use") {
+			t.Fatal(err)
+		}
+	}
+}
+
+const nginxConf = `%[1]s
 worker_processes 1;
 pid %[2]s/nginx.pid;
 error_log %[2]s/logs/error.log warn;
@@ -206,11 +222,20 @@ http {
         include contentguard/server.conf;
     }
 }
-`, user, dir, strings.ReplaceAll(authzAddr, ",", "; server "), backendAddr, addr, readTimeout)
+`
+
+// runNGINX starts NGINX on conf, stopped at cleanup, and waits until it
+// listens on addr: its master has written its pid file (it does once its
+// sockets are bound) and addr accepts. It returns an error with NGINX's
+// logs if NGINX exits first or is not up within 30s.
+func runNGINX(t testing.TB, bin, dir, conf, addr string) error {
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	pidFile, errorLog := filepath.Join(dir, "nginx.pid"), filepath.Join(dir, "logs", "error.log")
+	_ = os.Remove(pidFile)
+	_ = os.Remove(errorLog)
 	// Output goes to a file, not a pipe: workers inherit it, and a pipe
 	// would keep Wait waiting for them.
 	out, err := os.Create(filepath.Join(dir, "logs", "stderr.log"))
@@ -235,22 +260,27 @@ http {
 			<-exited
 		}
 	})
-	stderrText := func() string { b, _ := os.ReadFile(out.Name()); return string(b) }
-	deadline := time.Now().Add(10 * time.Second)
+	logs := func() string {
+		stderr, _ := os.ReadFile(out.Name())
+		log, _ := os.ReadFile(errorLog)
+		return string(stderr) + string(log)
+	}
+	ours := strconv.Itoa(cmd.Process.Pid)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return addr, dir
-		}
 		select {
 		case <-exited:
-			log, _ := os.ReadFile(filepath.Join(dir, "logs", "error.log"))
-			t.Fatalf("nginx exited: %s\n%s", stderrText(), log)
+			return fmt.Errorf("nginx exited: %s", logs())
 		default:
 		}
+		if pid, _ := os.ReadFile(pidFile); strings.TrimSpace(string(pid)) == ours {
+			if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+				c.Close()
+				return nil
+			}
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("nginx did not listen on %s: %s", addr, stderrText())
+			return fmt.Errorf("nginx did not listen on %s: %s", addr, logs())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -275,7 +305,8 @@ func (nginxPlane) Start(t testing.TB, policyPath string) conformance.Instance {
 	if err != nil {
 		t.Fatalf("load policy: %v", err)
 	}
-	sc, err := sidecar.New(context.Background(), sidecar.Options{Policy: p})
+	clock := clocktest.New(time.Now()) // the engine's: see conformance.Clocked
+	sc, err := sidecar.New(context.Background(), sidecar.Options{Policy: p, Now: clock.Now})
 	if err != nil {
 		t.Fatalf("sidecar: %v", err)
 	}
@@ -286,7 +317,7 @@ func (nginxPlane) Start(t testing.TB, policyPath string) conformance.Instance {
 	}
 	up := startUpstream(t)
 	addr, dir := startNGINX(t, p, serveAuthz(t, h), up.addr)
-	return &nginxInstance{addr: addr, up: up, dir: dir}
+	return &nginxInstance{addr: addr, up: up, dir: dir, Clock: clock}
 }
 
 func (in *nginxInstance) Close() {}

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/contentguard/contentguard/edge/problem"
 	"github.com/contentguard/contentguard/edge/urlpath"
 )
 
@@ -29,7 +30,7 @@ func (i *Issuer) Handler() http.Handler {
 		p, ok := urlpath.Normalize(r.URL.EscapedPath())
 		switch {
 		case !ok:
-			http.NotFound(w, r)
+			writeProblem(w, http.StatusNotFound, "not-found", "no such path")
 		case p == i.cfg.Path:
 			i.serveToken(w, r)
 		case p == i.revokePath:
@@ -39,7 +40,7 @@ func (i *Issuer) Handler() http.Handler {
 		case p == DiscoveryPath:
 			discovery(w, r)
 		default:
-			http.NotFound(w, r)
+			writeProblem(w, http.StatusNotFound, "not-found", "no such path")
 		}
 	})
 }
@@ -48,7 +49,7 @@ func (i *Issuer) serveDocument(doc []byte, contentType string) http.HandlerFunc 
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			writeOAuthError(w, &Error{Code: "invalid_request", Description: "use GET", Status: http.StatusMethodNotAllowed})
+			writeProblem(w, http.StatusMethodNotAllowed, "method-not-allowed", "use GET")
 			return
 		}
 		w.Header().Set("Content-Type", contentType)
@@ -193,6 +194,17 @@ func writeOAuthError(w http.ResponseWriter, e *Error) {
 		status = http.StatusBadRequest
 	}
 	writeJSON(w, status, e)
+}
+
+// writeProblem answers a request that is not an OAuth exchange (an unknown
+// path, a POST to a document) with a problem of the scheme every
+// contentguard answer shares. The token and revocation endpoints answer
+// with RFC 6749 errors instead: that is what OAuth clients read.
+func writeProblem(w http.ResponseWriter, status int, slug, detail string) {
+	w.Header().Set("Content-Type", problem.ContentType)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(problem.New(status, slug, "", detail).JSON())
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

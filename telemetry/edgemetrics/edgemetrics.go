@@ -107,7 +107,7 @@ func New(reg *prometheus.Registry, log *slog.Logger) (*Metrics, error) {
 		}, []string{"upstream"}),
 		upstreamOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricUpstreamOutcomes,
-			Help: "Forwarded requests by upstream, whose fault their end was (none, client, upstream: only upstream faults count for the circuit breaker) and reason (allowed, upstream_timeout, upstream_unreachable, client_timeout, malformed_body, body_too_large, client_closed).",
+			Help: "Forwarded requests by upstream, whose fault their end was (none, client, upstream: only upstream faults count for the circuit breaker) and reason (allowed, upstream_timeout, upstream_unreachable, client_timeout, malformed_body, body_too_large, client_closed, or outcome_unknown when something after the edge answered instead).",
 		}, []string{"upstream", "fault", "reason"}),
 		reloads: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: MetricPolicyReloads, Help: "Policy reloads applied.",

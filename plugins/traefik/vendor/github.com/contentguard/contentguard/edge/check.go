@@ -46,6 +46,9 @@ const (
 	ReasonClientTimeout = "client_timeout"
 	ReasonMalformedBody = "malformed_body"
 	ReasonClientClosed  = "client_closed"
+	// ReasonOutcomeUnknown: the edge never saw the upstream's answer
+	// (Outcome.Unknown).
+	ReasonOutcomeUnknown = "outcome_unknown"
 )
 
 // StatusClientClosed is the status logged for a request whose client went
@@ -73,6 +76,14 @@ func (e *Engine) Check(ctx context.Context, r Request) Decision {
 // explanation needs (detail texts, problems) is in functions of its own,
 // off the path. See docs/traefik.md, "Why it is fast".
 func decide(e *Engine, ctx context.Context, r *Request, d *Decision) {
+	if r.Conn != nil && r.Explain {
+		// An explanation shows every fact: ask for them all up front
+		// (one assignment each: Yaegi loses the first of a, b = x, f(y)).
+		c := r.Conn
+		r.Peer = c.Peer()
+		r.TLS = c.TLS()
+		r.Conn = nil
+	}
 	if r.Upstream != "" {
 		d.Upstream = r.Upstream
 	}
@@ -81,8 +92,15 @@ func decide(e *Engine, ctx context.Context, r *Request, d *Decision) {
 	headers := make([][2]string, 0, 18)
 	d.ResponseHeaders = headers[0:0:12]
 	d.UpstreamHeaders = headers[12:12:18]
+	// Over TLS the strict preset adds Strict-Transport-Security. A Conn is
+	// asked only when that changes the answer (each question may cost the
+	// plane a round trip).
 	d.SecurityHeaders = e.security
-	if r.TLS {
+	if r.Conn == nil {
+		if r.TLS {
+			d.SecurityHeaders = e.securityTLS
+		}
+	} else if e.tlsMatters && r.Conn.TLS() {
 		d.SecurityHeaders = e.securityTLS
 	}
 	d.names = e.names
@@ -157,6 +175,10 @@ func decide(e *Engine, ctx context.Context, r *Request, d *Decision) {
 		return
 	}
 	d.Path = path
+	if r.PathAsIs && path != r.Path {
+		refusePathAsIs(e, d, r)
+		return
+	}
 	if !e.params && urlpath.HasParameter(path) {
 		reject(e, d, r, http.StatusBadRequest, ReasonBadPath, "Bad Request",
 			"the request path has a ';' path parameter, which upstreams disagree on (see spec.paths.allowParameters)")
@@ -170,7 +192,12 @@ func decide(e *Engine, ctx context.Context, r *Request, d *Decision) {
 		return // a preflight, answered or refused
 	}
 
-	d.ClientIP = (*clientip.Resolver).ClientIP(e.clientIP, r.Peer, r.Header)
+	// With a Conn the peer is asked for only if the rate-limit key needs it
+	// (locate).
+	if r.Conn == nil {
+		d.ClientIP = (*clientip.Resolver).ClientIP(e.clientIP, r.Peer, r.Header)
+		d.located = true
+	}
 	if r.Explain {
 		explainClientIP(d, r)
 	}
@@ -265,13 +292,15 @@ func applyCORS(e *Engine, d *Decision, r *Request) bool {
 // has turned d into a refusal.
 func authenticate(e *Engine, ctx context.Context, d *Decision, r *Request, rt *route) bool {
 	failure := ReasonCredentialsMissing
-	presented := false
+	presented := false // any credential this route takes
+	tokenSent := false // a bearer token, for WWW-Authenticate
 	for i := 0; i < len(rt.anyOf) && d.AuthMethod == ""; i++ {
 		kind := rt.anyOf[i]
 		if kind == "jwt" && e.verifier != nil {
 			token, has := bearer(r.Header)
 			if has {
 				presented = true
+				tokenSent = true
 				id, reason := (*auth.Verifier).Verify(e.verifier, ctx, token)
 				if reason == auth.ReasonOK {
 					d.identity = id
@@ -297,7 +326,7 @@ func authenticate(e *Engine, ctx context.Context, d *Decision, r *Request, rt *r
 		}
 	}
 	if d.AuthMethod == "" {
-		refuseCredentials(e, d, r, rt, presented, failure)
+		refuseCredentials(e, d, r, rt, presented, tokenSent, failure)
 		return false
 	}
 	if r.Explain {
@@ -347,7 +376,7 @@ func forwardIdentity(e *Engine, d *Decision) {
 // limit applies the route's rate limit; it reports false when it has
 // turned d into a refusal.
 func limit(e *Engine, ctx context.Context, d *Decision, r *Request, rt *route) bool {
-	key := rateKey(d, r, rt)
+	key := rateKey(e, d, r, rt)
 	var res ratelimit.Result
 	var err error
 	if e.shared == nil {
@@ -375,7 +404,7 @@ func limit(e *Engine, ctx context.Context, d *Decision, r *Request, rt *route) b
 // rateKey builds the bucket key of a request. A key whose value is missing
 // (no such header or claim) falls back to the client address, so that
 // omitting a header cannot buy a fresh or shared-by-everyone bucket.
-func rateKey(d *Decision, r *Request, rt *route) string {
+func rateKey(e *Engine, d *Decision, r *Request, rt *route) string {
 	switch rt.rateKey {
 	case "route":
 		return rt.keyBase + "route"
@@ -399,7 +428,22 @@ func rateKey(d *Decision, r *Request, rt *route) string {
 			return rt.keyBase + "claim:" + v
 		}
 	}
-	return ipKey(rt.keyBase, d.ClientIP)
+	return ipKey(rt.keyBase, locate(e, d, r))
+}
+
+// locate resolves the client's address from the peer and the forwarded
+// headers the policy trusts, once per decision: eagerly for a Request with
+// its Peer, on first use for one with a Conn.
+func locate(e *Engine, d *Decision, r *Request) netip.Addr {
+	if !d.located {
+		peer := r.Peer
+		if r.Conn != nil {
+			peer = r.Conn.Peer()
+		}
+		d.ClientIP = (*clientip.Resolver).ClientIP(e.clientIP, peer, r.Header)
+		d.located = true
+	}
+	return d.ClientIP
 }
 
 // ipKey is keyBase + "ip:" + ratelimit.IPKey(addr), built with one
@@ -446,6 +490,11 @@ func refuseBodySize(e *Engine, d *Decision, r *Request) {
 		"Content Too Large", "the request body is "+strconv.FormatInt(r.ContentLength, 10)+" bytes; the limit is "+strconv.FormatInt(e.maxBody, 10))
 }
 
+func refusePathAsIs(e *Engine, d *Decision, r *Request) {
+	reject(e, d, r, http.StatusBadRequest, ReasonBadPath, "Bad Request",
+		"the path would reach the upstream as "+strconv.Quote(r.Path)+", which the edge reads as "+strconv.Quote(d.Path))
+}
+
 func refuseNoRoute(e *Engine, d *Decision, r *Request) {
 	reject(e, d, r, http.StatusNotFound, ReasonNoRoute, "Not Found", "no route matches "+r.Method+" "+d.Path)
 }
@@ -456,13 +505,19 @@ func refuseUpgrade(e *Engine, d *Decision, r *Request, rt *route) {
 			" (only websocket, on a GET to a route with websocket: true)")
 }
 
-func refuseCredentials(e *Engine, d *Decision, r *Request, rt *route, presented bool, failure string) {
+func refuseCredentials(e *Engine, d *Decision, r *Request, rt *route, presented, tokenSent bool, failure string) {
 	detail := "credentials are missing: this route accepts " + rt.accepts
 	if presented {
 		detail = "credentials were rejected: " + strings.ReplaceAll(failure, "_", " ")
 	}
-	d.ResponseHeaders = append(d.ResponseHeaders, [2]string{"WWW-Authenticate",
-		`Bearer error="invalid_token", error_description="` + detail + `"`})
+	// RFC 6750 §3.1: an error code only when a token was sent; a request
+	// without one (or with another kind of credential) is told the scheme,
+	// not that its token is invalid.
+	challenge := "Bearer"
+	if tokenSent {
+		challenge = `Bearer error="invalid_token", error_description="` + detail + `"`
+	}
+	d.ResponseHeaders = append(d.ResponseHeaders, [2]string{"WWW-Authenticate", challenge})
 	reject(e, d, r, http.StatusUnauthorized, failure, "Unauthorized", detail)
 }
 
@@ -583,8 +638,9 @@ func (d *Decision) step(check, result, detail string) {
 
 // Observe reports what happened upstream to an allowed request: the breaker
 // counts it as a success or failure, unless the client caused the failure
-// (Outcome.ClientFault), in which case it only releases the request's slot.
-// Call it exactly once per allowed decision (not for DecideOnly ones).
+// (Outcome.ClientFault) or the edge does not know (Outcome.Unknown), in
+// which case it only releases the request's slot. Call it exactly once per
+// allowed decision (not for DecideOnly ones).
 func (e *Engine) Observe(d *Decision, o Outcome) {
 	if d.armed {
 		d.armed = false
@@ -592,7 +648,7 @@ func (e *Engine) Observe(d *Decision, o Outcome) {
 		if b == nil {
 			b = (*breaker.Registry).Get(e.breakers, d.Upstream)
 		}
-		if o.ClientFault {
+		if o.ClientFault || o.Unknown {
 			(*breaker.Breaker).Release(b, d.ticket)
 		} else {
 			(*breaker.Breaker).Done(b, d.ticket, !isFailure(e, o))

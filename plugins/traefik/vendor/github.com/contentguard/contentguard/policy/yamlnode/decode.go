@@ -10,12 +10,21 @@ import "github.com/contentguard/contentguard/policy"
 // Traefik plugin cannot import policyfile, which embeds the default policy
 // (Yaegi has no embed package).
 func Decode(name string, data []byte) (*policy.Policy, error) {
+	p, _, err := DecodeTree(name, data)
+	return p, err
+}
+
+// DecodeTree is Decode that also returns the document's node tree (nil
+// when the document cannot be read), for callers that look at the policy
+// as written (policy validate's lint).
+func DecodeTree(name string, data []byte) (*policy.Policy, *policy.Node, error) {
 	root, err := Parse(data)
 	if err != nil {
 		if e, ok := err.(*Error); ok {
-			return nil, policy.Errors{{File: name, Line: e.Line, Column: e.Column, Message: e.Message}}
+			return nil, nil, policy.Errors{{File: name, Line: e.Line, Column: e.Column, Message: e.Message}}
 		}
-		return nil, policy.Errors{{File: name, Message: err.Error()}}
+		return nil, nil, policy.Errors{{File: name, Message: err.Error()}}
 	}
-	return policy.Decode(root, name, data)
+	p, err := policy.Decode(root, name, data)
+	return p, root, err
 }

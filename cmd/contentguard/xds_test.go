@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	bootstrap "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/contentguard/contentguard/conformance"
+	"github.com/contentguard/contentguard/internal/syncbuf"
+	"github.com/contentguard/contentguard/xds"
+)
+
+// startProcess runs the test binary as contentguard with args until the
+// test ends (SIGTERM, then it must exit 0).
+func startProcess(t *testing.T, args ...string) *syncbuf.Buffer {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "CG_RUN_MAIN=1")
+	var stderr syncbuf.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("%s exited: %v\n%s", args[0], err, stderr.String())
+			}
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("%s did not stop on SIGTERM\n%s", args[0], stderr.String())
+		}
+	})
+	return &stderr
+}
+
+// TestXDSAndSidecarCommands runs `contentguard xds --policy FILE --listen
+// ADDR` and `contentguard sidecar --xds ADDR --node ID --ext-authz ADDR` as
+// processes: the sidecar takes its policy from the control plane and
+// enforces it as a proxy and through ext_authz; a change of the file
+// reaches both.
+func TestXDSAndSidecarCommands(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "upstream "+r.URL.Path) }))
+	defer up.Close()
+	file := filepath.Join(t.TempDir(), "policy.yaml")
+	write := func(paths ...string) {
+		doc := "apiVersion: contentguard.dev/v1\nkind: EdgePolicy\nmetadata: {name: cmd-xds}\nspec:\n  upstream: {url: " + up.URL + ", timeout: 5s}\n  routes:\n"
+		for _, p := range paths {
+			doc += "    - {name: r" + strings.TrimPrefix(p, "/") + ", match: {path: " + p + "}, auth: none}\n"
+		}
+		if err := os.WriteFile(file+".tmp", []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(file+".tmp", file); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("/a")
+	// Every address is port 0; the processes' logs say what they bound.
+	cpLog := startProcess(t, "xds", "--policy", file, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--watch-interval", "100ms")
+	xdsAddr := logField(t, cpLog, "serving xDS", "listen")
+	xdsAdmin := logField(t, cpLog, "serving the xds admin API", "addr")
+	scLog := startProcess(t, "sidecar", "--xds", xdsAddr, "--node", "pod-1", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--ext-authz", "127.0.0.1:0")
+	listen := logField(t, scLog, "starting sidecar", "listen")
+	authz := logField(t, scLog, "serving Envoy ext_authz and access-log services", "addr")
+
+	client := &http.Client{Timeout: 5 * time.Second}
+	get := func(url string) int {
+		resp, err := client.Get(url)
+		if err != nil {
+			return 0
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitUntil(t, func() bool { return get("http://"+listen+"/a") == http.StatusOK })
+	if got := get("http://" + listen + "/b"); got != http.StatusNotFound {
+		t.Fatalf("/b: %d, want 404\nsidecar: %s\nxds: %s", got, scLog.String(), cpLog.String())
+	}
+
+	conn, err := grpc.NewClient(authz, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	check := func(path string) int {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+			Source: &authv3.AttributeContext_Peer{Address: &core.Address{Address: &core.Address_SocketAddress{
+				SocketAddress: &core.SocketAddress{Address: "192.0.2.7", PortSpecifier: &core.SocketAddress_PortValue{PortValue: 40000}}}}},
+			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+				Method: "GET", Path: path, Host: "api.test", Scheme: "http", Headers: map[string]string{"user-agent": "test"}}},
+		}})
+		if err != nil {
+			t.Fatalf("Check %s: %v", path, err)
+		}
+		if resp.GetOkResponse() != nil {
+			return 200
+		}
+		return int(resp.GetDeniedResponse().GetStatus().GetCode())
+	}
+	if a, c := check("/a"), check("/c"); a != 200 || c != 404 {
+		t.Fatalf("ext_authz: /a %d, /c %d; want 200, 404", a, c)
+	}
+
+	write("/a", "/c")
+	waitUntil(t, func() bool { return get("http://"+listen+"/c") == http.StatusOK })
+	if got := check("/c"); got != 200 {
+		t.Fatalf("ext_authz after the change: /c %d, want 200", got)
+	}
+
+	resp, err := client.Get("http://" + xdsAdmin + "/admin/xds")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var state struct{ Nodes []xds.NodeStatus }
+	err = json.NewDecoder(resp.Body).Decode(&state)
+	resp.Body.Close()
+	if err != nil || len(state.Nodes) != 1 || state.Nodes[0].ID != "pod-1" || state.Nodes[0].Flavor != xds.FlavorSidecar {
+		t.Fatalf("/admin/xds nodes %+v (%v)", state.Nodes, err)
+	}
+}
+
+// TestPolicyEnvoy: `contentguard policy envoy --policy FILE` prints a
+// bootstrap that decodes with Envoy's protos and passes ValidateAll, every
+// packed message included; a policy Envoy cannot enforce is refused with
+// the field named.
+func TestPolicyEnvoy(t *testing.T) {
+	code, out, errs := runCLI(t, "policy", "envoy", "--policy", filepath.Join(conformance.Dir(), "policies", "standard.yaml"))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	b := &bootstrap.Bootstrap{}
+	if err := xds.DecodeYAML([]byte(out), b); err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	if err := xds.Validate(b); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(b.GetStaticResources().GetListeners()); n != 1 {
+		t.Fatalf("%d listeners", n)
+	}
+	bad := filepath.Join(t.TempDir(), "issuer.yaml")
+	doc := `apiVersion: contentguard.dev/v1
+kind: EdgePolicy
+metadata: {name: with-issuer}
+spec:
+  upstream: {url: "http://127.0.0.1:8081"}
+  tokenIssuer: {issuer: https://x.test, audience: api, signingKey: {file: key.pem}}
+  routes: [{name: all, match: {pathPrefix: /}, auth: none}]
+`
+	if err := os.WriteFile(bad, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := runCLI(t, "policy", "envoy", "--policy", bad); code != 1 || !strings.Contains(errs, "spec.tokenIssuer") {
+		t.Fatalf("unenforceable policy: exit %d, %q", code, errs)
+	}
+}
