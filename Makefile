@@ -3,18 +3,19 @@ GO       ?= go
 PKGS     ?= ./...
 FUZZTIME ?= 20s
 
-.PHONY: all build test vet fmt-check race deploy-check fuzz bench tidy azure-functions build-Backend build-Authorizer
+.PHONY: all build test vet fmt-check race traefik vendor deploy-check fuzz bench tidy azure-functions build-Backend build-Authorizer
 
-all: build
+all: vendor build
 
 build:
 	$(GO) build -o bin/contentguard ./cmd/contentguard
 
 ## test: everything CI runs — formatting, vet, and the race-enabled test suite
 ## (unit, conformance, Yaegi, real Redis / NGINX / Python / Chromium where named),
-## then the checks of deploy/ (their own module: kustomize, k8s.io/api,
-## Prometheus's parser stay out of the product's go.mod).
-test: fmt-check vet race deploy-check
+## the Traefik plugin's module (see traefik), then the checks of deploy/
+## (their own module: kustomize, k8s.io/api, Prometheus's parser stay out of
+## the product's go.mod).
+test: fmt-check vet race traefik deploy-check
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -24,7 +25,18 @@ vet:
 	$(GO) vet $(PKGS)
 
 race:
-	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+	$(GO) test -race -count=1 -timeout 30m $$($(GO) list $(PKGS) | grep -v '/internal/traefikload$$')
+
+## traefik: the Traefik plugin (plugins/traefik, a module of its own):
+## compiled and under `yaegi test`, and through Traefik's loader
+## (internal/traefikload), printing the conformance case count.
+traefik:
+	GO=$(GO) scripts/test-traefik.sh
+
+## vendor: refresh plugins/traefik/vendor from this module (Traefik's plugin
+## loader reads vendor/, not modules); TestVendorInSync fails when it drifts.
+vendor:
+	cd plugins/traefik && $(GO) mod vendor
 
 ## deploy-check: the image, compose stack, Kubernetes overlays, Prometheus rules,
 ## dashboards and serverless templates, run and checked against the binary.

@@ -20,6 +20,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -209,10 +210,16 @@ type Options struct {
 	Unsupported map[string]string
 	// Only runs just these cases (by name) when not empty.
 	Only func(Case) bool
+	// Clients, when > 0, runs that many cases at once, each from its own
+	// goroutine, instead of as parallel subtests (which -parallel bounds,
+	// to GOMAXPROCS by default): a plane that must hold up under many
+	// concurrent clients from its first request on runs the suite so.
+	Clients int
 }
 
-// Run runs every case against the plane, each as a parallel subtest.
-func Run(t *testing.T, plane Plane, opts Options) {
+// Run runs every case against the plane, each as a parallel subtest, and
+// returns how many it started.
+func Run(t *testing.T, plane Plane, opts Options) int {
 	dir := Dir()
 	cases, err := Load(dir)
 	if err != nil {
@@ -222,9 +229,8 @@ func Run(t *testing.T, plane Plane, opts Options) {
 	if err != nil {
 		t.Fatalf("conformance keys: %v", err)
 	}
-	ran := 0
+	var run []Case
 	for _, c := range cases {
-		c := c
 		if opts.Only != nil && !opts.Only(c) {
 			continue
 		}
@@ -232,15 +238,43 @@ func Run(t *testing.T, plane Plane, opts Options) {
 			t.Logf("not run on this plane: %s (%s)", c.Name, why)
 			continue
 		}
-		ran++
+		run = append(run, c)
+	}
+	if len(run) == 0 {
+		t.Fatal("no conformance case ran")
+	}
+	if opts.Clients > 0 {
+		runConcurrently(t, plane, minter, dir, run, opts.Clients)
+		return len(run)
+	}
+	for _, c := range run {
 		t.Run(c.Name, func(t *testing.T) {
 			t.Parallel()
 			RunCase(t, plane, minter, dir, c)
 		})
 	}
-	if ran == 0 {
-		t.Fatal("no conformance case ran")
+	return len(run)
+}
+
+// runConcurrently runs cases from clients goroutines at once (t.Run may be
+// called from several goroutines; each subtest runs on its caller's).
+func runConcurrently(t *testing.T, plane Plane, minter *Minter, dir string, cases []Case, clients int) {
+	next := make(chan Case)
+	var wg sync.WaitGroup
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range next {
+				t.Run(c.Name, func(t *testing.T) { RunCase(t, plane, minter, dir, c) })
+			}
+		}()
 	}
+	for _, c := range cases {
+		next <- c
+	}
+	close(next)
+	wg.Wait()
 }
 
 func unsupported(c Case, m map[string]string) string {

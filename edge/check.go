@@ -6,12 +6,16 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/contentguard/contentguard/edge/auth"
+	"github.com/contentguard/contentguard/edge/breaker"
+	"github.com/contentguard/contentguard/edge/clientip"
 	"github.com/contentguard/contentguard/edge/cors"
 	"github.com/contentguard/contentguard/edge/problem"
 	"github.com/contentguard/contentguard/edge/ratelimit"
 	"github.com/contentguard/contentguard/edge/urlpath"
+	"github.com/contentguard/contentguard/internal/httpsyntax"
 	"github.com/contentguard/contentguard/internal/requestid"
 )
 
@@ -56,9 +60,29 @@ const StatusClientClosed = 499
 // rate-limit store, both bounded by their own timeouts.
 func (e *Engine) Check(ctx context.Context, r Request) Decision {
 	d := Decision{ContentType: problem.ContentType, Upstream: e.upstream, Timeout: e.timeout}
+	decide(e, ctx, &r, &d)
+	return d
+}
+
+// decide is the decision, on d. It is written for the Traefik plugin, where
+// Yaegi interprets it and what costs is not the work but the interpreter:
+// calling an interpreted function allocates a slot for every local and
+// temporary the function has, on whichever path, and calling an interpreted
+// method first builds a reflect wrapper for it (about four function calls).
+// So an allowed request takes one function of cheap steps and compiled
+// standard-library calls; the engine's helpers are functions; the concern
+// packages' methods are called as method expressions ((*T).M(x, …)), which
+// Yaegi calls like functions; and everything that only a refusal or an
+// explanation needs (detail texts, problems) is in functions of its own,
+// off the path. See docs/traefik.md, "Why it is fast".
+func decide(e *Engine, ctx context.Context, r *Request, d *Decision) {
 	if r.Conn != nil && r.Explain {
-		// An explanation shows every fact: ask for them all up front.
-		r.Peer, r.TLS, r.Conn = r.Conn.Peer(), r.Conn.TLS(), nil
+		// An explanation shows every fact: ask for them all up front
+		// (one assignment each: Yaegi loses the first of a, b = x, f(y)).
+		c := r.Conn
+		r.Peer = c.Peer()
+		r.TLS = c.TLS()
+		r.Conn = nil
 	}
 	if r.Upstream != "" {
 		d.Upstream = r.Upstream
@@ -68,14 +92,33 @@ func (e *Engine) Check(ctx context.Context, r Request) Decision {
 	headers := make([][2]string, 0, 18)
 	d.ResponseHeaders = headers[0:0:12]
 	d.UpstreamHeaders = headers[12:12:18]
-	if e.overTLS(r) {
+	// Over TLS the strict preset adds Strict-Transport-Security. A Conn is
+	// asked only when that changes the answer (each question may cost the
+	// plane a round trip).
+	d.SecurityHeaders = e.security
+	if r.Conn == nil {
+		if r.TLS {
+			d.SecurityHeaders = e.securityTLS
+		}
+	} else if e.tlsMatters && r.Conn.TLS() {
 		d.SecurityHeaders = e.securityTLS
-	} else {
-		d.SecurityHeaders = e.security
 	}
+	d.names = e.names
 
-	// Request ID first: every answer, including rejections, carries it.
-	id, generated := requestid.Resolve(header(r.Header, e.idKey), e.trustID, e.newID)
+	// Request ID first: every answer, including refusals, carries it. A
+	// well-formed incoming ID is kept only when the policy trusts them.
+	id := ""
+	if e.trustID {
+		if v := r.Header[e.idKey]; len(v) > 0 && requestid.Valid(v[0]) {
+			id = v[0]
+		}
+	}
+	kept := id != ""
+	if !kept && e.ids != nil {
+		id = (*requestid.V7Generator).New(e.ids)
+	} else if !kept {
+		id = requestid.NewV4()
+	}
 	d.RequestID = id
 	d.ResponseHeaders = append(d.ResponseHeaders, [2]string{e.idHeader, id})
 	d.UpstreamHeaders = append(d.UpstreamHeaders, [2]string{e.idHeader, id})
@@ -84,29 +127,43 @@ func (e *Engine) Check(ctx context.Context, r Request) Decision {
 		d.UpstreamHeaders = append(d.UpstreamHeaders, [2]string{e.alsoIDs[i], id})
 	}
 	if r.Explain {
-		how := "kept the incoming id"
-		if generated {
-			how = "generated"
-		}
-		d.step("request-id", id, how)
+		explainID(d, kept)
 	}
 
+	// Header and body limits, and header names that spell a framing field
+	// with '_' for '-' (see framingLookalike), in one pass over the header.
 	if r.HeadersTruncated {
-		return e.reject(&d, r, http.StatusRequestHeaderFieldsTooLarge, ReasonHeadersTooLarge,
-			"Request Header Fields Too Large", "the request has more header fields than the edge can inspect")
+		refuseTruncated(e, d, r)
+		return
 	}
-	n, ambiguous := e.scanHeaders(r)
-	if int64(n) > e.maxHeader {
-		return e.reject(&d, r, http.StatusRequestHeaderFieldsTooLarge, ReasonHeadersTooLarge,
-			"Request Header Fields Too Large", "the request headers are "+strconv.Itoa(n)+" bytes; the limit is "+strconv.FormatInt(e.maxHeader, 10))
+	size := r.HeaderBytes
+	if size <= 0 {
+		size = len(r.Method) + len(r.Path) + len(r.RawQuery) + 12
+	}
+	ambiguous := ""
+	for name, values := range r.Header {
+		if r.HeaderBytes <= 0 {
+			for i := 0; i < len(values); i++ {
+				size += len(name) + len(values[i]) + 4
+			}
+		}
+		// Only names as long as Content-Length or Transfer-Encoding can
+		// spell them: the length spares a call for every other name.
+		if (len(name) == 14 || len(name) == 17) && ambiguous == "" && framingLookalike(name) {
+			ambiguous = name
+		}
+	}
+	if int64(size) > e.maxHeader {
+		refuseHeaderSize(e, d, r, size)
+		return
 	}
 	if ambiguous != "" {
-		return e.reject(&d, r, http.StatusBadRequest, ReasonAmbiguousHeader, "Bad Request",
-			"the header name "+strconv.Quote(ambiguous)+" spells a framing header with '_' for '-', which upstreams may read as that header")
+		refuseAmbiguous(e, d, r, ambiguous)
+		return
 	}
 	if r.ContentLength > e.maxBody {
-		return e.reject(&d, r, http.StatusRequestEntityTooLarge, ReasonBodyTooLarge,
-			"Content Too Large", "the request body is "+strconv.FormatInt(r.ContentLength, 10)+" bytes; the limit is "+strconv.FormatInt(e.maxBody, 10))
+		refuseBodySize(e, d, r)
+		return
 	}
 	if r.Explain {
 		d.step("limits", "ok", "headers and declared body within limits")
@@ -114,116 +171,83 @@ func (e *Engine) Check(ctx context.Context, r Request) Decision {
 
 	path, ok := urlpath.Normalize(r.Path)
 	if !ok {
-		return e.reject(&d, r, http.StatusBadRequest, ReasonBadPath, "Bad Request", "the request path is not a valid, normalisable path")
+		reject(e, d, r, http.StatusBadRequest, ReasonBadPath, "Bad Request", "the request path is not a valid, normalisable path")
+		return
 	}
 	d.Path = path
 	if r.PathAsIs && path != r.Path {
-		return e.reject(&d, r, http.StatusBadRequest, ReasonBadPath, "Bad Request",
-			"the path would reach the upstream as "+strconv.Quote(r.Path)+", which the edge reads as "+strconv.Quote(path))
+		refusePathAsIs(e, d, r)
+		return
 	}
 	if !e.params && urlpath.HasParameter(path) {
-		return e.reject(&d, r, http.StatusBadRequest, ReasonBadPath, "Bad Request",
+		reject(e, d, r, http.StatusBadRequest, ReasonBadPath, "Bad Request",
 			"the request path has a ';' path parameter, which upstreams disagree on (see spec.paths.allowParameters)")
+		return
 	}
 	if r.Explain {
-		d.step("path", path, "normalised from "+r.Path)
+		explainPath(d, r)
 	}
 
-	origin := header(r.Header, "Origin")
-	if e.cors != nil && cors.IsPreflight(r.Method, r.Header) {
-		headers, ok := e.cors.Preflight(r.Header)
-		if !ok {
-			return e.reject(&d, r, http.StatusForbidden, ReasonPreflightRejected, "Forbidden",
-				"CORS preflight refused: origin, method or headers not allowed")
-		}
-		d.ResponseHeaders = append(d.ResponseHeaders, headers...)
-		d.Status = http.StatusNoContent
-		d.Reason = ReasonPreflight
-		d.ContentType = ""
-		if r.Explain {
-			d.step("cors", "preflight", "answered at the edge, not forwarded")
-		}
-		e.decided(&d)
-		return d
-	}
-	if e.cors != nil && origin != "" {
-		d.ResponseHeaders = append(d.ResponseHeaders, e.cors.Actual(origin)...)
+	if e.cors != nil && applyCORS(e, d, r) {
+		return // a preflight, answered or refused
 	}
 
+	// With a Conn the peer is asked for only if the rate-limit key needs it
+	// (locate).
 	if r.Conn == nil {
-		e.locate(&d, &r)
+		d.ClientIP = (*clientip.Resolver).ClientIP(e.clientIP, r.Peer, r.Header)
+		d.located = true
 	}
 	if r.Explain {
-		d.step("client-ip", d.ClientIP.String(), "peer "+r.Peer.String())
+		explainClientIP(d, r)
 	}
 
-	matched := e.matchForm(path)
-	rt := e.match(r.Method, matched)
+	rt := match(e, r.Method, path)
 	if rt == nil {
-		return e.reject(&d, r, http.StatusNotFound, ReasonNoRoute, "Not Found", "no route matches "+r.Method+" "+path)
+		refuseNoRoute(e, d, r)
+		return
 	}
 	d.Route = rt.name
 	d.BodyTimeout = rt.bodyTimeout
 	if r.Explain {
-		d.step("route", rt.name, "first route matching "+r.Method+" "+matched)
+		explainRoute(e, d, r, rt)
 	}
 
 	// Headers that carry verified claims upstream are never taken from the
 	// client, authenticated or not.
 	d.StripHeaders = e.strip
+	d.strips = e.strips
 	if len(r.Header["Upgrade"]) > 0 || len(r.Header["Http2-Settings"]) > 0 {
-		if !e.upgrade(&d, r, rt) {
-			return e.reject(&d, r, http.StatusForbidden, ReasonUpgradeRefused, "Forbidden",
-				"route "+rt.name+" does not allow an upgrade to "+strconv.Quote(strings.Join(r.Header["Upgrade"], ", "))+
-					" (only websocket, on a GET to a route with websocket: true)")
+		if !upgrade(e, d, r, rt) {
+			refuseUpgrade(e, d, r, rt)
+			return
 		}
 		if r.Explain {
 			d.step("upgrade", d.Upgrade, "h2c and HTTP2-Settings are dropped; websocket only where the route allows it")
 		}
 	}
 	if !rt.public {
-		if reject := e.authenticate(ctx, &d, r, rt); reject {
-			return d
+		if !authenticate(e, ctx, d, r, rt) {
+			return
 		}
 	} else if r.Explain {
 		d.step("auth", "none", "public route")
 	}
 
-	if rt.limit != nil {
-		key := e.rateKey(&d, r, rt)
-		res, err := e.rates.Allow(ctx, key, *rt.limit, e.now())
-		if err != nil {
-			return e.reject(&d, r, http.StatusServiceUnavailable, ReasonRateLimitError, "Service Unavailable", "the rate-limit store is unavailable")
-		}
-		d.ResponseHeaders = ratelimit.AppendHeaders(d.ResponseHeaders, e.rateHeaders, res)
-		if !res.Allowed {
-			if e.rateHeaders == ratelimit.StyleNone {
-				// Retry-After goes on every 429, whatever the header style.
-				d.ResponseHeaders = append(d.ResponseHeaders, [2]string{"Retry-After", strconv.FormatInt(ratelimit.RetryAfterSeconds(res.RetryAfter), 10)})
-			}
-			retry := strconv.FormatInt(ratelimit.RetryAfterSeconds(res.RetryAfter), 10)
-			if res.StoreDown {
-				return e.reject(&d, r, http.StatusTooManyRequests, ReasonRateLimitStoreDown, "Too Many Requests",
-					"the shared rate-limit store is unavailable and the policy refuses without it (onError: deny); retry in "+retry+"s")
-			}
-			return e.reject(&d, r, http.StatusTooManyRequests, ReasonRateLimited, "Too Many Requests",
-				"rate limit of route "+rt.name+" exceeded; retry in "+retry+"s")
-		}
-		if r.Explain {
-			d.step("rate-limit", "ok", "bucket "+key+": "+strconv.Itoa(res.Remaining)+" of "+strconv.Itoa(res.Limit)+" left")
-		}
+	if rt.limit != nil && !limit(e, ctx, d, r, rt) {
+		return
 	}
 
 	if !r.DecideOnly {
-		b := e.breakers.Get(d.Upstream)
-		t, ok, wait := b.Allow()
+		b := (*breaker.Registry).Get(e.breakers, d.Upstream)
+		t, ok, wait := (*breaker.Breaker).Allow(b)
 		if !ok {
-			d.ResponseHeaders = append(d.ResponseHeaders, [2]string{"Retry-After", strconv.FormatInt(ratelimit.RetryAfterSeconds(wait), 10)})
-			return e.reject(&d, r, http.StatusServiceUnavailable, ReasonCircuitOpen, "Service Unavailable",
-				"the circuit breaker for "+d.Upstream+" is open; retry in "+strconv.FormatInt(ratelimit.RetryAfterSeconds(wait), 10)+"s")
+			refuseCircuit(e, d, r, wait)
+			return
 		}
 		d.ticket = t
 		d.armed = true
+		d.breaker = b
 		if r.Explain {
 			d.step("circuit-breaker", b.State().String(), d.Upstream)
 		}
@@ -231,103 +255,108 @@ func (e *Engine) Check(ctx context.Context, r Request) Decision {
 
 	d.Allow = true
 	d.Reason = ReasonAllowed
-	e.decided(&d)
-	return d
+	if e.observer != nil {
+		e.observer.Decided(*d)
+	}
 }
 
-// authenticate verifies the route's credentials; it reports true when it
-// has turned d into a rejection.
-func (e *Engine) authenticate(ctx context.Context, d *Decision, r Request, rt *route) bool {
+// applyCORS answers a CORS preflight here, allowed or refused (true), and
+// gives an actual request from an Origin its CORS headers.
+func applyCORS(e *Engine, d *Decision, r *Request) bool {
+	if !cors.IsPreflight(r.Method, r.Header) {
+		if origin := r.Header["Origin"]; len(origin) > 0 && origin[0] != "" {
+			d.ResponseHeaders = append(d.ResponseHeaders, (*cors.Policy).Actual(e.cors, origin[0])...)
+		}
+		return false
+	}
+	headers, ok := (*cors.Policy).Preflight(e.cors, r.Header)
+	if !ok {
+		reject(e, d, r, http.StatusForbidden, ReasonPreflightRejected, "Forbidden",
+			"CORS preflight refused: origin, method or headers not allowed")
+		return true
+	}
+	d.ResponseHeaders = append(d.ResponseHeaders, headers...)
+	d.Status = http.StatusNoContent
+	d.Reason = ReasonPreflight
+	d.ContentType = ""
+	if r.Explain {
+		d.step("cors", "preflight", "answered at the edge, not forwarded")
+	}
+	if e.observer != nil {
+		e.observer.Decided(*d)
+	}
+	return true
+}
+
+// authenticate verifies the route's credentials; it reports false when it
+// has turned d into a refusal.
+func authenticate(e *Engine, ctx context.Context, d *Decision, r *Request, rt *route) bool {
 	failure := ReasonCredentialsMissing
 	presented := false // any credential this route takes
 	tokenSent := false // a bearer token, for WWW-Authenticate
-	for i := 0; i < len(rt.anyOf); i++ {
-		switch rt.anyOf[i] {
-		case "jwt":
-			if e.verifier == nil {
-				continue
-			}
+	for i := 0; i < len(rt.anyOf) && d.AuthMethod == ""; i++ {
+		kind := rt.anyOf[i]
+		if kind == "jwt" && e.verifier != nil {
 			token, has := bearer(r.Header)
-			if !has {
-				continue
-			}
-			presented, tokenSent = true, true
-			id, reason := e.verifier.Verify(ctx, token)
-			if reason != auth.ReasonOK {
-				if failure == ReasonCredentialsMissing {
+			if has {
+				presented = true
+				tokenSent = true
+				id, reason := (*auth.Verifier).Verify(e.verifier, ctx, token)
+				if reason == auth.ReasonOK {
+					d.identity = id
+					d.Subject = id.Subject
+					d.AuthMethod = "jwt"
+				} else if failure == ReasonCredentialsMissing {
 					failure = string(reason)
 				}
-				continue
 			}
-			d.identity = id
-			d.Subject = id.Subject
-			d.AuthMethod = "jwt"
-		case "apiKey":
-			if e.keyring == nil {
-				continue
-			}
-			key := header(r.Header, e.apiKeyHeader)
-			if key == "" {
-				continue
-			}
-			presented = true
-			k, ok := e.keyring.Lookup(key)
-			if !ok {
-				if failure == ReasonCredentialsMissing {
+		} else if kind == "apiKey" && e.keyring != nil {
+			if v := r.Header[e.apiKeyHeader]; len(v) > 0 && v[0] != "" {
+				presented = true
+				k, ok := (*auth.Keyring).Lookup(e.keyring, v[0])
+				if ok {
+					// The identities of keys are made once, in New.
+					d.identity = e.keyIdentities[k.ID]
+					d.Subject = "apikey:" + k.ID
+					d.AuthMethod = "apiKey"
+				} else if failure == ReasonCredentialsMissing {
 					failure = ReasonInvalidAPIKey
 				}
-				continue
 			}
-			d.identity = auth.Identity{Provider: "apiKey", Subject: k.ID, Scopes: k.Scopes}
-			d.Subject = "apikey:" + k.ID
-			d.AuthMethod = "apiKey"
-		}
-		if d.AuthMethod != "" {
-			break
 		}
 	}
 	if d.AuthMethod == "" {
-		detail := "credentials are missing: this route accepts " + rt.accepts
-		if presented {
-			detail = "credentials were rejected: " + strings.ReplaceAll(failure, "_", " ")
-		}
-		// RFC 6750 §3.1: an error code only when a token was sent; a
-		// request without one (or with another kind of credential) is
-		// told the scheme, not that its token is invalid.
-		challenge := "Bearer"
-		if tokenSent {
-			challenge = `Bearer error="invalid_token", error_description="` + detail + `"`
-		}
-		d.ResponseHeaders = append(d.ResponseHeaders, [2]string{"WWW-Authenticate", challenge})
-		e.reject(d, r, http.StatusUnauthorized, failure, "Unauthorized", detail)
-		return true
+		refuseCredentials(e, d, r, rt, presented, tokenSent, failure)
+		return false
 	}
 	if r.Explain {
 		d.step("auth", d.AuthMethod, "subject "+d.Subject+", scopes "+strings.Join(d.identity.Scopes, " "))
 	}
+	scopes := d.identity.Scopes
 	for i := 0; i < len(rt.scopes); i++ {
-		if !containsString(d.identity.Scopes, rt.scopes[i]) {
-			d.ResponseHeaders = append(d.ResponseHeaders, [2]string{"WWW-Authenticate", rt.scopeHeader})
-			e.reject(d, r, http.StatusForbidden, ReasonInsufficientScope, "Forbidden",
-				"the credentials lack scope "+rt.scopes[i])
-			return true
+		found := false
+		for j := 0; j < len(scopes) && !found; j++ {
+			found = scopes[j] == rt.scopes[i]
+		}
+		if !found {
+			refuseScope(e, d, r, rt, rt.scopes[i])
+			return false
 		}
 	}
-	e.forwardIdentity(d)
-	return false
+	forwardIdentity(e, d)
+	return true
 }
 
 // forwardIdentity adds the verified claims that the policy forwards.
-func (e *Engine) forwardIdentity(d *Decision) {
-	id := d.identity
+func forwardIdentity(e *Engine, d *Decision) {
+	id := &d.identity
 	claims := e.forward[id.Provider]
 	if d.AuthMethod == "apiKey" {
 		claims = e.keyForward
 	}
 	for i := 0; i < len(claims); i++ {
-		c := claims[i]
-		var v string
-		switch c.Claim {
+		v := ""
+		switch claims[i].Claim {
 		case "sub":
 			v = id.Subject
 		case "scope", "scp":
@@ -336,18 +365,46 @@ func (e *Engine) forwardIdentity(d *Decision) {
 				v = strings.Join(id.Scopes, " ")
 			}
 		default:
-			v = claimString(id.Claims[c.Claim])
+			v = claimString(id.Claims[claims[i].Claim])
 		}
 		if v != "" && validHeaderValue(v) {
-			d.UpstreamHeaders = append(d.UpstreamHeaders, [2]string{c.Header, v})
+			d.UpstreamHeaders = append(d.UpstreamHeaders, [2]string{claims[i].Header, v})
 		}
 	}
+}
+
+// limit applies the route's rate limit; it reports false when it has
+// turned d into a refusal.
+func limit(e *Engine, ctx context.Context, d *Decision, r *Request, rt *route) bool {
+	key := rateKey(e, d, r, rt)
+	var res ratelimit.Result
+	var err error
+	if e.shared == nil {
+		// The memory store itself, not through the Store interface: an
+		// interface call costs Yaegi a method call's wrapper.
+		res, err = (*ratelimit.Memory).Allow(e.local, ctx, key, *rt.limit, e.now())
+	} else {
+		res, err = e.shared.Allow(ctx, key, *rt.limit, e.now())
+	}
+	if err != nil {
+		reject(e, d, r, http.StatusServiceUnavailable, ReasonRateLimitError, "Service Unavailable", "the rate-limit store is unavailable")
+		return false
+	}
+	d.ResponseHeaders = ratelimit.AppendHeaders(d.ResponseHeaders, e.rateHeaders, res)
+	if !res.Allowed {
+		refuseRate(e, d, r, rt, res)
+		return false
+	}
+	if r.Explain {
+		d.step("rate-limit", "ok", "bucket "+key+": "+strconv.Itoa(res.Remaining)+" of "+strconv.Itoa(res.Limit)+" left")
+	}
+	return true
 }
 
 // rateKey builds the bucket key of a request. A key whose value is missing
 // (no such header or claim) falls back to the client address, so that
 // omitting a header cannot buy a fresh or shared-by-everyone bucket.
-func (e *Engine) rateKey(d *Decision, r Request, rt *route) string {
+func rateKey(e *Engine, d *Decision, r *Request, rt *route) string {
 	switch rt.rateKey {
 	case "route":
 		return rt.keyBase + "route"
@@ -371,56 +428,142 @@ func (e *Engine) rateKey(d *Decision, r Request, rt *route) string {
 			return rt.keyBase + "claim:" + v
 		}
 	}
-	return ipKey(rt.keyBase, e.locate(d, &r))
+	return ipKey(rt.keyBase, locate(e, d, r))
 }
 
 // locate resolves the client's address from the peer and the forwarded
 // headers the policy trusts, once per decision: eagerly for a Request with
 // its Peer, on first use for one with a Conn.
-func (e *Engine) locate(d *Decision, r *Request) netip.Addr {
+func locate(e *Engine, d *Decision, r *Request) netip.Addr {
 	if !d.located {
 		peer := r.Peer
 		if r.Conn != nil {
 			peer = r.Conn.Peer()
 		}
-		d.ClientIP = e.clientIP.ClientIP(peer, r.Header)
+		d.ClientIP = (*clientip.Resolver).ClientIP(e.clientIP, peer, r.Header)
 		d.located = true
 	}
 	return d.ClientIP
 }
 
-// overTLS reports whether r came over TLS, asking r.Conn only when the
-// answer changes the decision (the security headers differ over TLS).
-func (e *Engine) overTLS(r Request) bool {
-	if r.Conn == nil {
-		return r.TLS
-	}
-	return e.tlsMatters && r.Conn.TLS()
-}
-
 // ipKey is keyBase + "ip:" + ratelimit.IPKey(addr), built with one
-// allocation: this key is on the path of nearly every request.
+// allocation: this key is on the path of nearly every request. An IPv4
+// address, the common case, takes one compiled call to check and one to
+// write.
 func ipKey(keyBase string, addr netip.Addr) string {
 	var buf [96]byte
 	b := append(buf[:0], keyBase...)
 	b = append(b, "ip:"...)
-	addr = addr.Unmap().WithZone("")
-	if addr.Is6() {
-		p, _ := addr.Prefix(64)
-		b = p.AppendTo(b)
-	} else if addr.IsValid() {
-		b = addr.AppendTo(b)
+	if !addr.Is4() {
+		addr = addr.Unmap().WithZone("")
+		if addr.Is6() {
+			p, _ := addr.Prefix(64)
+			return string(p.AppendTo(b))
+		}
+		if !addr.IsValid() {
+			return string(b)
+		}
 	}
-	return string(b)
+	return string(addr.AppendTo(b))
 }
 
-// header returns the first value of a header whose name is already in
-// canonical form, without canonicalising it again on every request.
-func header(h http.Header, canonicalKey string) string {
-	if v := h[canonicalKey]; len(v) > 0 {
-		return v[0]
+// The refusals and explanations of decide, each a function of its own so
+// that its texts cost nothing to a request that is allowed.
+
+func refuseTruncated(e *Engine, d *Decision, r *Request) {
+	reject(e, d, r, http.StatusRequestHeaderFieldsTooLarge, ReasonHeadersTooLarge,
+		"Request Header Fields Too Large", "the request has more header fields than the edge can inspect")
+}
+
+func refuseHeaderSize(e *Engine, d *Decision, r *Request, n int) {
+	reject(e, d, r, http.StatusRequestHeaderFieldsTooLarge, ReasonHeadersTooLarge,
+		"Request Header Fields Too Large", "the request headers are "+strconv.Itoa(n)+" bytes; the limit is "+strconv.FormatInt(e.maxHeader, 10))
+}
+
+func refuseAmbiguous(e *Engine, d *Decision, r *Request, name string) {
+	reject(e, d, r, http.StatusBadRequest, ReasonAmbiguousHeader, "Bad Request",
+		"the header name "+strconv.Quote(name)+" spells a framing header with '_' for '-', which upstreams may read as that header")
+}
+
+func refuseBodySize(e *Engine, d *Decision, r *Request) {
+	reject(e, d, r, http.StatusRequestEntityTooLarge, ReasonBodyTooLarge,
+		"Content Too Large", "the request body is "+strconv.FormatInt(r.ContentLength, 10)+" bytes; the limit is "+strconv.FormatInt(e.maxBody, 10))
+}
+
+func refusePathAsIs(e *Engine, d *Decision, r *Request) {
+	reject(e, d, r, http.StatusBadRequest, ReasonBadPath, "Bad Request",
+		"the path would reach the upstream as "+strconv.Quote(r.Path)+", which the edge reads as "+strconv.Quote(d.Path))
+}
+
+func refuseNoRoute(e *Engine, d *Decision, r *Request) {
+	reject(e, d, r, http.StatusNotFound, ReasonNoRoute, "Not Found", "no route matches "+r.Method+" "+d.Path)
+}
+
+func refuseUpgrade(e *Engine, d *Decision, r *Request, rt *route) {
+	reject(e, d, r, http.StatusForbidden, ReasonUpgradeRefused, "Forbidden",
+		"route "+rt.name+" does not allow an upgrade to "+strconv.Quote(strings.Join(r.Header["Upgrade"], ", "))+
+			" (only websocket, on a GET to a route with websocket: true)")
+}
+
+func refuseCredentials(e *Engine, d *Decision, r *Request, rt *route, presented, tokenSent bool, failure string) {
+	detail := "credentials are missing: this route accepts " + rt.accepts
+	if presented {
+		detail = "credentials were rejected: " + strings.ReplaceAll(failure, "_", " ")
 	}
-	return ""
+	// RFC 6750 §3.1: an error code only when a token was sent; a request
+	// without one (or with another kind of credential) is told the scheme,
+	// not that its token is invalid.
+	challenge := "Bearer"
+	if tokenSent {
+		challenge = `Bearer error="invalid_token", error_description="` + detail + `"`
+	}
+	d.ResponseHeaders = append(d.ResponseHeaders, [2]string{"WWW-Authenticate", challenge})
+	reject(e, d, r, http.StatusUnauthorized, failure, "Unauthorized", detail)
+}
+
+func refuseScope(e *Engine, d *Decision, r *Request, rt *route, scope string) {
+	d.ResponseHeaders = append(d.ResponseHeaders, [2]string{"WWW-Authenticate", rt.scopeHeader})
+	reject(e, d, r, http.StatusForbidden, ReasonInsufficientScope, "Forbidden", "the credentials lack scope "+scope)
+}
+
+func refuseRate(e *Engine, d *Decision, r *Request, rt *route, res ratelimit.Result) {
+	retry := strconv.FormatInt(ratelimit.RetryAfterSeconds(res.RetryAfter), 10)
+	if e.rateHeaders == ratelimit.StyleNone {
+		// Retry-After goes on every 429, whatever the header style.
+		d.ResponseHeaders = append(d.ResponseHeaders, [2]string{"Retry-After", retry})
+	}
+	if res.StoreDown {
+		reject(e, d, r, http.StatusTooManyRequests, ReasonRateLimitStoreDown, "Too Many Requests",
+			"the shared rate-limit store is unavailable and the policy refuses without it (onError: deny); retry in "+retry+"s")
+		return
+	}
+	reject(e, d, r, http.StatusTooManyRequests, ReasonRateLimited, "Too Many Requests",
+		"rate limit of route "+rt.name+" exceeded; retry in "+retry+"s")
+}
+
+func refuseCircuit(e *Engine, d *Decision, r *Request, wait time.Duration) {
+	retry := strconv.FormatInt(ratelimit.RetryAfterSeconds(wait), 10)
+	d.ResponseHeaders = append(d.ResponseHeaders, [2]string{"Retry-After", retry})
+	reject(e, d, r, http.StatusServiceUnavailable, ReasonCircuitOpen, "Service Unavailable",
+		"the circuit breaker for "+d.Upstream+" is open; retry in "+retry+"s")
+}
+
+func explainID(d *Decision, kept bool) {
+	how := "generated"
+	if kept {
+		how = "kept the incoming id"
+	}
+	d.step("request-id", d.RequestID, how)
+}
+
+func explainPath(d *Decision, r *Request) { d.step("path", d.Path, "normalised from "+r.Path) }
+
+func explainClientIP(d *Decision, r *Request) {
+	d.step("client-ip", d.ClientIP.String(), "peer "+r.Peer.String())
+}
+
+func explainRoute(e *Engine, d *Decision, r *Request, rt *route) {
+	d.step("route", rt.name, "first route matching "+r.Method+" "+matchForm(e, d.Path))
 }
 
 func claimString(v any) string {
@@ -443,18 +586,22 @@ func claimString(v any) string {
 	return ""
 }
 
+// validHeaderValue reports whether v may be sent as a header value: no
+// control bytes but tab. One compiled call (see httpsyntax.NewFilter).
 func validHeaderValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < 0x20 && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
+	return len(headerValueFilter.Replace(v)) == len(v)
 }
+
+// headerValueFilter drops the bytes a header value may not hold.
+var headerValueFilter = httpsyntax.NewFilter(httpsyntax.FieldValueChars)
 
 // bearer extracts an RFC 6750 bearer token from Authorization.
 func bearer(h http.Header) (string, bool) {
-	v := header(h, "Authorization")
+	values := h["Authorization"]
+	if len(values) == 0 {
+		return "", false
+	}
+	v := values[0]
 	if len(v) < 7 || !strings.EqualFold(v[:7], "Bearer ") {
 		return "", false
 	}
@@ -463,13 +610,14 @@ func bearer(h http.Header) (string, bool) {
 }
 
 // reject turns d into a problem answer and reports the decision.
-func (e *Engine) reject(d *Decision, r Request, status int, reason, title, detail string) Decision {
+func reject(e *Engine, d *Decision, r *Request, status int, reason, title, detail string) {
 	fail(d, status, reason, title, detail)
 	if r.Explain {
 		d.step("decision", strconv.Itoa(status), reason+": "+detail)
 	}
-	e.decided(d)
-	return *d
+	if e.observer != nil {
+		e.observer.Decided(*d)
+	}
 }
 
 func fail(d *Decision, status int, reason, title, detail string) {
@@ -484,12 +632,6 @@ func fail(d *Decision, status int, reason, title, detail string) {
 	d.ContentType = problem.ContentType
 }
 
-func (e *Engine) decided(d *Decision) {
-	if e.observer != nil {
-		e.observer.Decided(*d)
-	}
-}
-
 func (d *Decision) step(check, result, detail string) {
 	d.Trace = append(d.Trace, Step{Check: check, Result: result, Detail: detail})
 }
@@ -502,11 +644,14 @@ func (d *Decision) step(check, result, detail string) {
 func (e *Engine) Observe(d *Decision, o Outcome) {
 	if d.armed {
 		d.armed = false
-		b := e.breakers.Get(d.Upstream)
+		b := d.breaker
+		if b == nil {
+			b = (*breaker.Registry).Get(e.breakers, d.Upstream)
+		}
 		if o.ClientFault || o.Unknown {
-			b.Release(d.ticket)
+			(*breaker.Breaker).Release(b, d.ticket)
 		} else {
-			b.Done(d.ticket, !e.isFailure(o))
+			(*breaker.Breaker).Done(b, d.ticket, !isFailure(e, o))
 		}
 	}
 	if e.observer != nil {
@@ -514,7 +659,7 @@ func (e *Engine) Observe(d *Decision, o Outcome) {
 	}
 }
 
-func (e *Engine) isFailure(o Outcome) bool {
+func isFailure(e *Engine, o Outcome) bool {
 	if o.Timeout {
 		return e.failOn.Timeout
 	}

@@ -3,6 +3,7 @@ package edge
 import (
 	"net/http"
 	"net/netip"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
@@ -123,8 +124,16 @@ type Decision struct {
 
 	identity auth.Identity
 	ticket   breaker.Ticket
-	armed    bool // a breaker ticket awaits Observe
-	located  bool // ClientIP is resolved
+	armed    bool             // a breaker ticket awaits Observe
+	located  bool             // ClientIP is resolved
+	breaker  *breaker.Breaker // the ticket's breaker
+	// names maps the header names the engine writes to their canonical
+	// form, and strips is the prepared form of StripHeaders and the names
+	// of UpstreamHeaders: both the engine's, shared and read-only, so that
+	// applying a decision canonicalises and compares nothing per request.
+	// A Decision made by hand has neither and is applied all the same.
+	names  map[string]string
+	strips *stripSet
 
 	Trace []Step
 }
@@ -229,11 +238,18 @@ func (o Outcome) Fault() string {
 // headers into h, replacing values of the same name. Adapters call it on
 // rejections and on the upstream's response alike.
 func (d *Decision) SetResponseHeaders(h http.Header) {
-	for i := 0; i < len(d.ResponseHeaders); i++ {
-		h.Set(d.ResponseHeaders[i][0], d.ResponseHeaders[i][1])
-	}
-	for i := 0; i < len(d.SecurityHeaders); i++ {
-		h.Set(d.SecurityHeaders[i][0], d.SecurityHeaders[i][1])
+	// A header's canonical name is looked up in names (canonicalised only
+	// when it is not there), inline: an interpreted call per header costs
+	// the Traefik plugin more than the header itself.
+	lists := [2][][2]string{d.ResponseHeaders, d.SecurityHeaders}
+	for l := 0; l < len(lists); l++ {
+		for i := 0; i < len(lists[l]); i++ {
+			key := d.names[lists[l][i][0]]
+			if key == "" {
+				key = textproto.CanonicalMIMEHeaderKey(lists[l][i][0])
+			}
+			h[key] = []string{lists[l][i][1]}
+		}
 	}
 }
 
@@ -242,13 +258,23 @@ func (d *Decision) SetResponseHeaders(h http.Header) {
 // header the decision sets, under any spelling Strips recognises) and sets
 // the request ID and verified claims.
 func (d *Decision) SetUpstreamHeaders(h http.Header) {
+	s := d.strips
 	for name := range h {
-		if d.Strips(name) {
+		// The engine's decisions know which name lengths can match: most
+		// names are let through on their length alone.
+		if s != nil && (len(name) >= len(s.lengths) || !s.lengths[len(name)]) {
+			continue
+		}
+		if strips(d, name) {
 			delete(h, name)
 		}
 	}
 	for i := 0; i < len(d.UpstreamHeaders); i++ {
-		h.Set(d.UpstreamHeaders[i][0], d.UpstreamHeaders[i][1])
+		key := d.names[d.UpstreamHeaders[i][0]]
+		if key == "" {
+			key = textproto.CanonicalMIMEHeaderKey(d.UpstreamHeaders[i][0])
+		}
+		h[key] = []string{d.UpstreamHeaders[i][1]}
 	}
 }
 
@@ -260,7 +286,19 @@ func (d *Decision) SetUpstreamHeaders(h http.Header) {
 // same HTTP_X_AUTH_SUBJECT: a client must not plant a claim that way. For
 // the same reason the '_' spellings of the X-Forwarded-* fields, which
 // planes write afresh, are stripped.
-func (d *Decision) Strips(name string) bool {
+func (d *Decision) Strips(name string) bool { return strips(d, name) }
+
+func strips(d *Decision, name string) bool {
+	if s := d.strips; s != nil {
+		if s.exact[name] {
+			return true
+		}
+		if len(name) >= len(s.lengths) || !s.lengths[len(name)] {
+			return false
+		}
+		folded := fieldNameFolder.Replace(name)
+		return s.folded[folded] || s.underscored[folded] && strings.IndexByte(name, '_') >= 0
+	}
 	if strings.IndexByte(name, '_') >= 0 {
 		for i := 0; i < len(forwardingFields); i++ {
 			if sameFieldName(name, forwardingFields[i]) {
@@ -280,6 +318,52 @@ func (d *Decision) Strips(name string) bool {
 	}
 	return false
 }
+
+// stripSet is what Strips compares a name with, prepared once per engine
+// for its decisions: the names of StripHeaders and of every header the
+// engine may set upstream, exactly as written and canonical (exact), and
+// folded as sameFieldName compares them (folded); the forwarding fields,
+// folded, for names that hold a '_' (underscored); and the lengths all of
+// these have, so that a name of another length is let through at once.
+type stripSet struct {
+	exact       map[string]bool
+	folded      map[string]bool
+	underscored map[string]bool
+	lengths     []bool
+}
+
+// newStripSet prepares the set of strip plus upstream.
+func newStripSet(strip, upstream []string) *stripSet {
+	s := &stripSet{exact: map[string]bool{}, folded: map[string]bool{}, underscored: map[string]bool{}}
+	add := func(m map[string]bool, name string) {
+		for len(s.lengths) <= len(name) {
+			s.lengths = append(s.lengths, false)
+		}
+		s.lengths[len(name)] = true
+		m[fieldNameFolder.Replace(name)] = true
+	}
+	for _, list := range [][]string{strip, upstream} {
+		for _, name := range list {
+			s.exact[name] = true
+			s.exact[textproto.CanonicalMIMEHeaderKey(name)] = true
+			add(s.folded, name)
+		}
+	}
+	for _, name := range forwardingFields {
+		add(s.underscored, name)
+	}
+	return s
+}
+
+// fieldNameFolder folds a header name as sameFieldName compares: ASCII
+// letters to lower case, '_' to '-'. One compiled call.
+var fieldNameFolder = func() *strings.Replacer {
+	pairs := []string{"_", "-"}
+	for c := 'A'; c <= 'Z'; c++ {
+		pairs = append(pairs, string(c), string(c+'a'-'A'))
+	}
+	return strings.NewReplacer(pairs...)
+}()
 
 // sameFieldName compares header names ASCII case-insensitively with '_'
 // and '-' alike.

@@ -89,9 +89,9 @@ type Engine struct {
 	now      func() time.Time
 	observer Observer
 
-	newID        requestid.Generator
-	idHeader     string // as written in the policy, for responses
-	idKey        string // canonical form, for lookups
+	ids          *requestid.V7Generator // nil: UUIDv4s
+	idHeader     string                 // as written in the policy, for responses
+	idKey        string                 // canonical form, for lookups
 	alsoIDs      []string
 	trustID      bool
 	clientIP     *clientip.Resolver
@@ -108,7 +108,7 @@ type Engine struct {
 	forward      map[string][]policy.ClaimHeader // provider name -> claims to forward
 	keyForward   []policy.ClaimHeader            // what API-key identities forward: sub and scopes
 	routes       []route
-	rates        ratelimit.Store
+	shared       ratelimit.Store // the store of a policy that shares one (Redis), else nil
 	local        *ratelimit.Memory
 	ownLocal     bool
 	breakers     *breaker.Registry
@@ -120,6 +120,13 @@ type Engine struct {
 	params       bool     // spec.paths.allowParameters
 	fold         bool     // spec.paths.caseInsensitive
 	stripUpgrade []string // strip plus the h2c upgrade's fields
+
+	// Prepared once for every decision (see Decision.names and strips).
+	names         map[string]string
+	strips        *stripSet
+	stripsUpgrade *stripSet
+	// keyIdentities are the identities of the API keys, by id.
+	keyIdentities map[string]auth.Identity
 }
 
 // New builds an engine for p. It reads the key material the policy names
@@ -151,10 +158,13 @@ func New(ctx context.Context, p *policy.Policy, opts Options) (*Engine, error) {
 	if e.now == nil {
 		e.now = time.Now
 	}
-	var err error
-	if e.newID, err = requestid.ForFormat(s.RequestID.Format); err != nil {
+	if _, err := requestid.ForFormat(s.RequestID.Format); err != nil {
 		return nil, fmt.Errorf("edge: request IDs: %v", err)
 	}
+	if s.RequestID.Format != "uuidv4" {
+		e.ids = &requestid.V7Generator{}
+	}
+	var err error
 	if e.clientIP, err = clientip.New(s.ClientIP.TrustedProxies, s.ClientIP.Headers); err != nil {
 		return nil, fmt.Errorf("edge: client IP: %v", err)
 	}
@@ -191,19 +201,22 @@ func New(ctx context.Context, p *policy.Policy, opts Options) (*Engine, error) {
 	}
 	// A fresh slice: strip is shared by every decision and never grows.
 	e.stripUpgrade = append(append(make([]string, 0, len(e.strip)+3), e.strip...), h2cFields...)
+	ids := append([]string{e.idHeader}, e.alsoIDs...)
+	e.strips = newStripSet(e.strip, ids)
+	e.stripsUpgrade = newStripSet(e.stripUpgrade, ids)
+	e.names = headerNames(e, ids)
 	e.local = opts.LocalRateStore
 	if e.local == nil {
 		e.local = ratelimit.NewMemory(ratelimit.MemoryOptions{SweepInterval: ratelimit.DefaultSweepInterval, Now: opts.Now})
 		e.ownLocal = true
 	}
-	e.rates = e.local
 	if opts.RateStore != nil {
 		onFallback := func(err error) {
 			if e.observer != nil {
 				e.observer.RateLimitFallback(err)
 			}
 		}
-		e.rates = ratelimit.WithFallback(opts.RateStore, e.local, ratelimit.OnError(s.RateLimit.Store.OnError), onFallback)
+		e.shared = ratelimit.WithFallback(opts.RateStore, e.local, ratelimit.OnError(s.RateLimit.Store.OnError), onFallback)
 	}
 	e.breakers = opts.Breakers
 	if e.breakers == nil {
@@ -314,6 +327,13 @@ func (e *Engine) buildAuth(ctx context.Context, p *policy.Policy, opts Options) 
 		}
 		e.keyring = auth.NewKeyring(keys)
 		e.apiKeyHeader = http.CanonicalHeaderKey(s.Auth.APIKeys.Header)
+		// API keys have no claims: they forward their id as the subject and
+		// their scopes.
+		e.keyIdentities = make(map[string]auth.Identity, len(keys))
+		for i := 0; i < len(keys); i++ {
+			e.keyIdentities[keys[i].ID] = auth.Identity{Provider: "apiKey", Subject: keys[i].ID,
+				Scopes: keys[i].Scopes, ScopeText: strings.Join(keys[i].Scopes, " ")}
+		}
 	}
 	return nil
 }
@@ -335,6 +355,27 @@ func readSecret(base string, s *policy.SecretRef, lookup func(string) (string, b
 		}
 		return b, nil
 	}
+}
+
+// headerNames maps every header name the engine writes to its canonical
+// form (see Decision.names).
+func headerNames(e *Engine, ids []string) map[string]string {
+	var names []string
+	names = append(names, ids...)
+	names = append(names, e.strip...)
+	names = append(names, h2cFields...)
+	for _, list := range [][][2]string{e.security, e.securityTLS, ratelimit.Headers(ratelimit.StyleBoth, ratelimit.Result{})} {
+		for _, kv := range list {
+			names = append(names, kv[0])
+		}
+	}
+	names = append(names, "Retry-After", "WWW-Authenticate", cors.HeaderAllowOrigin, cors.HeaderAllowMethods,
+		cors.HeaderAllowHeaders, cors.HeaderAllowCredentials, cors.HeaderExposeHeaders, cors.HeaderMaxAge, cors.HeaderVary)
+	m := make(map[string]string, len(names))
+	for _, name := range names {
+		m[name] = http.CanonicalHeaderKey(name)
+	}
+	return m
 }
 
 func appendUnique(list []string, s string) []string {

@@ -53,7 +53,9 @@ func compileRoutes(rs []policy.Route, fold bool) ([]route, error) {
 			bodyTimeout: r.BodyTimeout,
 		}
 		if fold {
-			c.exact, c.prefix = strings.ToLower(c.exact), strings.ToLower(c.prefix)
+			// Two statements: Yaegi loses the first of a, b = f(x), f(y).
+			c.exact = strings.ToLower(c.exact)
+			c.prefix = strings.ToLower(c.prefix)
 		}
 		c.accepts = acceptsText(c.anyOf)
 		if len(c.scopes) > 0 {
@@ -93,7 +95,7 @@ func acceptsText(anyOf []string) string {
 // against: without ';' parameters when the policy admits them, in lower
 // case when it matches without regard to case. The upstream still receives
 // the normalised path itself.
-func (e *Engine) matchForm(path string) string {
+func matchForm(e *Engine, path string) string {
 	if e.params {
 		path = urlpath.StripParameters(path)
 	}
@@ -103,14 +105,22 @@ func (e *Engine) matchForm(path string) string {
 	return path
 }
 
-// match returns the first route whose path and method match, or nil.
-func (e *Engine) match(method, path string) *route {
+// match returns the first route whose path and method match the
+// normalised path, or nil. (One function with the match form inline: under
+// Yaegi every call costs.)
+func match(e *Engine, method, path string) *route {
+	if e.params {
+		path = urlpath.StripParameters(path)
+	}
+	if e.fold {
+		path = strings.ToLower(path)
+	}
 	for i := 0; i < len(e.routes); i++ {
 		r := &e.routes[i]
 		if r.exact != "" && path != r.exact {
 			continue
 		}
-		if r.prefix != "" && !strings.HasPrefix(path, r.prefix) {
+		if r.prefix != "" && (len(path) < len(r.prefix) || path[:len(r.prefix)] != r.prefix) {
 			continue
 		}
 		if len(r.methods) > 0 && !containsString(r.methods, method) {

@@ -10,7 +10,7 @@ import (
 // here, once, for every data plane.
 
 // framingFields are the fields that frame a message. Their spellings with
-// '_' for '-' are refused (see scanHeaders).
+// '_' for '-' are refused (see framingLookalike).
 var framingFields = []string{"Content-Length", "Transfer-Encoding"}
 
 // forwardingFields are the fields the data planes write afresh for the
@@ -27,37 +27,25 @@ var forwardingFields = []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwa
 // goes too: it named the other two.
 var h2cFields = []string{"Upgrade", "HTTP2-Settings", "Connection"}
 
-// scanHeaders returns the size of the request head as HTTP/1.1 would send
-// it (Request.HeaderBytes when the plane knows it) and the first header
-// name that spells a framing field with '_' for '-' ("" for none), in one
-// pass over the header.
+// framingLookalike reports whether name spells a framing field with '_'
+// for '-' ("Transfer_Encoding"). The engine refuses such a request (400
+// ambiguous_header), on every data plane alike; Check measures the request
+// head in the same pass over the header.
 //
 // CGI-style servers (WSGI, Rack, PHP) and lenient parsers read
 // "Transfer_Encoding" as Transfer-Encoding: forwarded, such a field would
 // reframe the request on a pooled upstream connection (a desync). NGINX
-// drops names with '_' by default for this reason; the edge refuses the
-// request (400 ambiguous_header), on every plane alike.
-func (e *Engine) scanHeaders(r Request) (size int, ambiguous string) {
-	size = r.HeaderBytes
-	if size <= 0 {
-		size = len(r.Method) + len(r.Path) + len(r.RawQuery) + 12
+// drops names with '_' by default for this reason.
+func framingLookalike(name string) bool {
+	if strings.IndexByte(name, '_') < 0 {
+		return false
 	}
-	for name, values := range r.Header {
-		if r.HeaderBytes <= 0 {
-			for i := 0; i < len(values); i++ {
-				size += len(name) + len(values[i]) + 4
-			}
-		}
-		if ambiguous == "" && strings.IndexByte(name, '_') >= 0 {
-			for i := 0; i < len(framingFields); i++ {
-				if sameFieldName(name, framingFields[i]) {
-					ambiguous = name
-					break
-				}
-			}
+	for i := 0; i < len(framingFields); i++ {
+		if sameFieldName(name, framingFields[i]) {
+			return true
 		}
 	}
-	return size, ambiguous
+	return false
 }
 
 // upgrade applies the route's upgrade rule to a request that carries
@@ -65,11 +53,12 @@ func (e *Engine) scanHeaders(r Request) (size int, ambiguous string) {
 // GET upgrading to websocket alone is let through on a route with
 // websocket: true (Decision.Upgrade), and anything else is refused. It
 // reports false when the request must be refused.
-func (e *Engine) upgrade(d *Decision, r Request, rt *route) bool {
+func upgrade(e *Engine, d *Decision, r *Request, rt *route) bool {
 	values := r.Header["Upgrade"]
 	switch {
 	case len(values) == 0 || allTokens(values, "h2c"):
 		d.StripHeaders = e.stripUpgrade
+		d.strips = e.stripsUpgrade
 	case rt.websocket && len(values) == 1 && allTokens(values, "websocket") && r.Method == http.MethodGet:
 		d.Upgrade = "websocket"
 	default:

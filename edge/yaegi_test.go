@@ -16,7 +16,6 @@ import (
 	"github.com/contentguard/contentguard/conformance"
 	"github.com/contentguard/contentguard/internal/clocktest"
 	"github.com/contentguard/contentguard/internal/yaegitest"
-	"github.com/contentguard/contentguard/policy/policyfile"
 )
 
 // The Traefik plugin runs the engine interpreted by Yaegi v0.16.1. This test
@@ -28,12 +27,12 @@ import (
 
 const module = "github.com/contentguard/contentguard"
 
-// yaegiDeps lists what the engine imports, transitively: this module's
+// yaegiDeps lists what the engine and the policy reader import, transitively: this module's
 // packages (copied into the interpreter's GOPATH) and anything else outside
 // the standard library, which must be only golang-jwt — Redis, Prometheus
 // and OpenTelemetry stay out of what the Traefik plugin interprets.
 func yaegiDeps() (own []string, err error) {
-	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", module+"/edge").Output()
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", module+"/edge", module+"/policy/yamlnode").Output()
 	if err != nil {
 		return nil, fmt.Errorf("go list -deps: %w", err)
 	}
@@ -58,10 +57,9 @@ func yaegiDeps() (own []string, err error) {
 var interpMu sync.Mutex
 
 type shimFuncs struct {
-	start   func(string, string, int64) (int, string)
-	advance func(int, int64)
-	do      func(int, string, string, string, string, int64, int, bool, int64) string
-	close   func(int)
+	start func(string, string, string, func() time.Time) (int, string)
+	do    func(int, string, string, string, string, int64, int, bool, int64) string
+	close func(int)
 }
 
 var (
@@ -114,11 +112,7 @@ func buildShim(t testing.TB) (shimFuncs, error) {
 	if err != nil {
 		return s, err
 	}
-	s.start = v.Interface().(func(string, string, int64) (int, string))
-	if v, err = i.Eval("yaegishim.Advance"); err != nil {
-		return s, err
-	}
-	s.advance = v.Interface().(func(int, int64))
+	s.start = v.Interface().(func(string, string, string, func() time.Time) (int, string))
 	if v, err = i.Eval("yaegishim.Do"); err != nil {
 		return s, err
 	}
@@ -131,52 +125,41 @@ func buildShim(t testing.TB) (shimFuncs, error) {
 }
 
 // yaegiPlane runs the cases through one interpreter, whose calls take turns
-// (interpMu), so running many cases at once gains nothing but a queue: at
-// most two instances run at a time, and a case with timing (a bucket that
-// refills every 500ms) never waits its turn behind a hundred parallel
-// cases' requests.
-type yaegiPlane struct{ slots chan struct{} }
+// (interpMu). Each instance has a clock of its own that the cases' sleeps
+// move (conformance.Clocked): refills, Retry-After and breaker timers are
+// exact however long a case waits for its turn.
+type yaegiPlane struct{}
 
-// yaegiInstance is conformance.Clocked: the interpreted engine's clock
-// lives inside the interpreter (only numbers cross), mirrored here.
+// yaegiInstance is conformance.Clocked: the interpreted engine reads the
+// instance's clock (a compiled func passed into the interpreter).
 type yaegiInstance struct {
-	s      shimFuncs
-	id     int
-	mirror *clocktest.Clock
+	s     shimFuncs
+	id    int
+	clock *clocktest.Clock
 }
 
-func (in *yaegiInstance) Now() time.Time { return in.mirror.Now() }
-
-func (in *yaegiInstance) Advance(d time.Duration) {
-	interpMu.Lock()
-	in.s.advance(in.id, int64(d))
-	interpMu.Unlock()
-	in.mirror.Advance(d)
-}
-
-func (pl yaegiPlane) Start(t testing.TB, policyPath string) conformance.Instance {
-	pl.slots <- struct{}{}
-	t.Cleanup(func() { <-pl.slots }) // registered first, so it runs last
+func (yaegiPlane) Start(t testing.TB, policyPath string) conformance.Instance {
 	s := loadShim(t)
 	data, err := os.ReadFile(policyPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The interpreted engine reads the policy as JSON: Yaegi cannot run
-	// the YAML library, and the Traefik plugin receives JSON the same way.
-	node, err := policyfile.ParseYAML(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mirror := clocktest.New(time.Now())
+	clock := clocktest.New(time.Now())
 	interpMu.Lock()
-	id, msg := s.start(node.JSON(), filepath.Dir(policyPath), mirror.Now().UnixNano())
+	id, msg := s.start(policyPath, string(data), filepath.Dir(policyPath), clock.Now)
 	interpMu.Unlock()
 	if msg != "" {
 		t.Fatalf("interpreted engine: %s", msg)
 	}
-	return &yaegiInstance{s: s, id: id, mirror: mirror}
+	return &yaegiInstance{s: s, id: id, clock: clock}
 }
+
+// Sleeps in a case move the instance's clock.
+var _ conformance.Clocked = (*yaegiInstance)(nil)
+
+func (in *yaegiInstance) Now() time.Time { return in.clock.Now() }
+
+func (in *yaegiInstance) Advance(d time.Duration) { in.clock.Advance(d) }
 
 func (in *yaegiInstance) Close() {
 	interpMu.Lock()
@@ -213,14 +196,14 @@ func TestConformanceUnderYaegi(t *testing.T) {
 	if testing.Short() {
 		t.Log("-short: running the interpreted suite anyway; it is the proof the Traefik plugin depends on")
 	}
-	conformance.Run(t, yaegiPlane{slots: make(chan struct{}, 2)}, conformance.Options{})
+	conformance.Run(t, yaegiPlane{}, conformance.Options{})
 }
 
 // BenchmarkCheckUnderYaegi: one cached-JWT decision made by the interpreted
 // engine, as the Traefik plugin makes it (plus the shim's JSON round trip).
 func BenchmarkCheckUnderYaegi(b *testing.B) {
 	s := loadShim(b)
-	inst := yaegiPlane{slots: make(chan struct{}, 1)}.Start(b, filepath.Join("testdata", "bench.yaml")).(*yaegiInstance)
+	inst := yaegiPlane{}.Start(b, filepath.Join("testdata", "bench.yaml")).(*yaegiInstance)
 	defer inst.Close()
 	h, _ := json.Marshal(http.Header{"Authorization": {"Bearer " + benchToken(b, "read write")}})
 	b.ReportAllocs()

@@ -102,7 +102,7 @@ func keyFits(k JWK, alg string) bool {
 
 // lookup picks the verification key for alg and kid. Without a kid, the key
 // must be the only one in the set that fits alg.
-func (p *provider) lookup(alg, kid string, hasKid bool) (int64, any, Reason) {
+func lookupKey(p *provider, alg, kid string, hasKid bool) (int64, any, Reason) {
 	p.mu.RLock()
 	keys := p.keys
 	gen := p.gen.Load()
@@ -138,7 +138,7 @@ func (p *provider) lookup(alg, kid string, hasKid bool) (int64, any, Reason) {
 // minRefetch per provider; callers arriving while a fetch runs wait for it
 // instead of starting another. It reports whether a fetch finished (so a
 // second lookup is worth it). Waiting ends early if ctx ends.
-func (v *Verifier) refetch(ctx context.Context, p *provider) bool {
+func refetch(v *Verifier, ctx context.Context, p *provider) bool {
 	now := v.now()
 	p.fetchMu.Lock()
 	if !p.fetching {

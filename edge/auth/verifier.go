@@ -357,16 +357,25 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, Reason) 
 	if len(token) == 0 || len(token) > v.maxTokenBytes {
 		return Identity{}, ReasonMalformed
 	}
-	var sum [32]byte
-	if v.cache != nil {
-		sum = sha256.Sum256([]byte(token))
-		if id, ok := v.cache.get(&sum, v.now()); ok {
-			return id, ReasonOK
-		}
+	if v.cache == nil {
+		id, _, reason := verifyToken(v, ctx, token)
+		return id, reason
 	}
-	id, entry, reason := v.verifyToken(ctx, token)
-	if reason == ReasonOK && v.cache != nil {
-		v.cache.put(&sum, entry, v.now())
+	// A cache hit is the common case: a function call and compiled calls
+	// (hash, lock, clock) under the Traefik plugin's interpreter; the
+	// verification is in a function of its own.
+	sum := sha256.Sum256([]byte(token))
+	if e := cached(v.cache, &sum, v.now()); e != nil {
+		return e.id, ReasonOK
+	}
+	return verifyAndCache(v, ctx, token, &sum)
+}
+
+// verifyAndCache verifies a token the cache does not hold, and caches it.
+func verifyAndCache(v *Verifier, ctx context.Context, token string, sum *[32]byte) (Identity, Reason) {
+	id, entry, reason := verifyToken(v, ctx, token)
+	if reason == ReasonOK {
+		cachePut(v.cache, sum, entry, v.now())
 	}
 	return id, reason
 }
@@ -380,10 +389,10 @@ type keySelection struct {
 }
 
 // verifyToken is Verify without the cache.
-func (v *Verifier) verifyToken(ctx context.Context, token string) (Identity, *cacheEntry, Reason) {
+func verifyToken(v *Verifier, ctx context.Context, token string) (Identity, *cacheEntry, Reason) {
 	sel := &keySelection{}
 	keyFunc := func(t *jwt.Token) (any, error) {
-		return v.selectKey(ctx, t, sel)
+		return selectKey(v, ctx, t, sel)
 	}
 	tok, err := v.parser.Parse(token, keyFunc)
 	if err != nil {
@@ -391,7 +400,7 @@ func (v *Verifier) verifyToken(ctx context.Context, token string) (Identity, *ca
 		case sel.reason != ReasonOK:
 			return Identity{}, nil, sel.reason
 		case !sel.called:
-			return Identity{}, nil, v.classifyEarlyFailure(token)
+			return Identity{}, nil, classifyEarlyFailure(v, token)
 		}
 		return Identity{}, nil, ReasonSignature
 	}
@@ -412,7 +421,7 @@ func (v *Verifier) verifyToken(ctx context.Context, token string) (Identity, *ca
 // selectKey is the jwt.Keyfunc: it picks the provider by the (not yet
 // verified) issuer, enforces that provider's allow-list, and picks a key
 // whose type fits the algorithm.
-func (v *Verifier) selectKey(ctx context.Context, t *jwt.Token, sel *keySelection) (any, error) {
+func selectKey(v *Verifier, ctx context.Context, t *jwt.Token, sel *keySelection) (any, error) {
 	sel.called = true
 	claims, ok := t.Claims.(jwt.MapClaims)
 	if !ok {
@@ -447,13 +456,14 @@ func (v *Verifier) selectKey(ctx context.Context, t *jwt.Token, sel *keySelectio
 		kid, hasKid = s, true
 	}
 	if p.secret != nil {
-		sel.prov, sel.gen = p, p.gen.Load()
+		sel.prov = p
+		sel.gen = p.gen.Load()
 		return p.secret, nil
 	}
-	gen, key, reason := p.lookup(alg, kid, hasKid)
+	gen, key, reason := lookupKey(p, alg, kid, hasKid)
 	if reason == ReasonUnknownKey || reason == ReasonNoKeys {
-		if p.url != "" && v.refetch(ctx, p) {
-			gen, key, reason = p.lookup(alg, kid, hasKid)
+		if p.url != "" && refetch(v, ctx, p) {
+			gen, key, reason = lookupKey(p, alg, kid, hasKid)
 		}
 	}
 	if reason != ReasonOK {
@@ -467,7 +477,7 @@ func (v *Verifier) selectKey(ctx context.Context, t *jwt.Token, sel *keySelectio
 // classifyEarlyFailure explains a parse that failed before a key was chosen:
 // an algorithm outside every allow-list (including "none" and names jwt does
 // not know), or else a malformed token.
-func (v *Verifier) classifyEarlyFailure(token string) Reason {
+func classifyEarlyFailure(v *Verifier, token string) Reason {
 	dot := strings.IndexByte(token, '.')
 	if dot < 0 {
 		return ReasonMalformed

@@ -152,24 +152,39 @@ func (b *Breaker) State() State {
 // with Done(t, success) — always, or a half-open probe slot stays taken
 // until OpenFor passes. When !ok, do not send it: answer 503 with
 // Retry-After retryAfter (rounded up to whole seconds, at least 1).
-func (b *Breaker) Allow() (t Ticket, ok bool, retryAfter time.Duration) {
+//
+// (Its results are unnamed, like those of every method the engine calls
+// as a method expression: Yaegi v0.16.1 returns a named result assigned
+// in the body as zero to such a call.)
+func (b *Breaker) Allow() (Ticket, bool, time.Duration) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.state == Closed {
-		return Ticket{generation: b.generation}, true, 0 // the hot path reads no clock
+		// The hot path reads no clock. (Unlocks are explicit, not
+		// deferred, here and in Done: a defer costs the Traefik plugin's
+		// interpreter a function wrapper per call.)
+		t := Ticket{generation: b.generation}
+		b.mu.Unlock()
+		return t, true, 0
 	}
+	t, ok, wait := allowSlow(b)
+	b.mu.Unlock()
+	return t, ok, wait
+}
+
+// allowSlow is Allow for a breaker that is not closed, under b.mu.
+func allowSlow(b *Breaker) (Ticket, bool, time.Duration) {
 	now := b.s.Now()
 	switch b.state {
 	case Open:
 		if now.Before(b.openUntil) {
 			return Ticket{}, false, b.openUntil.Sub(now)
 		}
-		b.setState(HalfOpen, now)
+		setState(b, HalfOpen, now)
 	case HalfOpen:
 		if b.probes >= b.s.HalfOpenRequests && now.Sub(b.halfOpenSince) >= b.s.OpenFor {
 			// The probes never reported back (a caller forgot Done). Forget
 			// them and start a fresh round rather than stay stuck.
-			b.setState(HalfOpen, now)
+			setState(b, HalfOpen, now)
 		}
 	}
 	if b.state == HalfOpen {
@@ -186,10 +201,14 @@ func (b *Breaker) Allow() (t Ticket, ok bool, retryAfter time.Duration) {
 // ignored.
 func (b *Breaker) Done(t Ticket, success bool) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	if t.generation != b.generation {
-		return
+	if t.generation == b.generation {
+		done(b, success)
 	}
+	b.mu.Unlock()
+}
+
+// done is Done for a current ticket, under b.mu.
+func done(b *Breaker, success bool) {
 	switch b.state {
 	case Closed:
 		if success {
@@ -198,20 +217,20 @@ func (b *Breaker) Done(t Ticket, success bool) {
 			b.consecutive++
 		}
 		now := b.s.Now()
-		b.window.add(now, success)
-		if b.shouldTrip() {
-			b.setState(Open, now)
+		windowAdd(&b.window, now, success)
+		if shouldTrip(b) {
+			setState(b, Open, now)
 		}
 	case HalfOpen:
 		now := b.s.Now()
 		b.probes--
 		if !success {
-			b.setState(Open, now)
+			setState(b, Open, now)
 			return
 		}
 		b.probeSuccess++
 		if b.probeSuccess >= b.s.HalfOpenRequests {
-			b.setState(Closed, now)
+			setState(b, Closed, now)
 		}
 	}
 }
@@ -234,7 +253,7 @@ func (b *Breaker) Release(t Ticket) {
 
 // shouldTrip applies the trip rules to the closed breaker's counts, with
 // the window just advanced by add.
-func (b *Breaker) shouldTrip() bool {
+func shouldTrip(b *Breaker) bool {
 	if b.s.ConsecutiveFailures > 0 && b.consecutive >= b.s.ConsecutiveFailures {
 		return true
 	}
@@ -247,7 +266,7 @@ func (b *Breaker) shouldTrip() bool {
 func (b *Breaker) Reset() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.setState(Closed, b.s.Now())
+	setState(b, Closed, b.s.Now())
 }
 
 // Status is a snapshot of one breaker, for admin endpoints and metrics.
@@ -280,7 +299,7 @@ func (b *Breaker) Status() Status {
 // counts, and reports a change of state to OnStateChange. Moving to the same
 // state (Reset of a closed breaker, a fresh half-open round) still starts a
 // new generation but reports nothing.
-func (b *Breaker) setState(to State, now time.Time) {
+func setState(b *Breaker, to State, now time.Time) {
 	from := b.state
 	b.state = to
 	b.generation++
@@ -316,7 +335,7 @@ type counts struct{ requests, failures int }
 // advance clears the buckets that fell out of the window by now and returns
 // the index of now's bucket. A clock that went backwards keeps writing into
 // the newest bucket.
-func (w *window) advance(now time.Time) int {
+func windowAdvance(w *window, now time.Time) int {
 	slot := now.UnixNano() / int64(w.width)
 	if slot > w.lastSlot {
 		stale := slot - w.lastSlot
@@ -343,8 +362,8 @@ func (w *window) advance(now time.Time) int {
 	return i
 }
 
-func (w *window) add(now time.Time, success bool) {
-	c := &w.slots[w.advance(now)]
+func windowAdd(w *window, now time.Time, success bool) {
+	c := &w.slots[windowAdvance(w, now)]
 	c.requests++
 	w.requests++
 	if !success {
@@ -354,7 +373,7 @@ func (w *window) add(now time.Time, success bool) {
 }
 
 func (w *window) totals(now time.Time) (requests, failures int) {
-	w.advance(now)
+	windowAdvance(w, now)
 	return w.requests, w.failures
 }
 

@@ -23,12 +23,12 @@ func NewRegistry(s Settings) *Registry {
 // Get returns the breaker called name, creating it closed on first use.
 func (r *Registry) Get(name string) *Breaker {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	b, ok := r.breakers[name]
-	if !ok {
+	b := r.breakers[name]
+	if b == nil {
 		b = New(name, r.settings)
 		r.breakers[name] = b
 	}
+	r.mu.Unlock() // not deferred: see Breaker.Allow
 	return b
 }
 

@@ -120,8 +120,19 @@ func inPrefixes(ps []netip.Prefix, a netip.Addr) bool {
 // ClientIP returns the client address of a request that arrived from peer
 // with headers h. An invalid peer is returned as is (the zero Addr).
 func (r *Resolver) ClientIP(peer netip.Addr, h http.Header) netip.Addr {
-	peer = peer.Unmap().WithZone("")
-	if !peer.IsValid() || !inPrefixes(r.trusted, peer) {
+	if !peer.Is4() {
+		// (An IPv4 address has neither a mapping nor a zone to drop: the
+		// common case is one compiled call under Yaegi.)
+		peer = peer.Unmap().WithZone("")
+		if !peer.IsValid() {
+			return peer
+		}
+	}
+	trusted := false
+	for i := 0; i < len(r.trusted) && !trusted; i++ {
+		trusted = r.trusted[i].Contains(peer)
+	}
+	if !trusted {
 		return peer
 	}
 	for i := 0; i < len(r.sources); i++ {

@@ -242,12 +242,15 @@ func IsPreflight(method string, h http.Header) bool {
 	return method == http.MethodOptions && first(h, "Origin") != "" && first(h, "Access-Control-Request-Method") != ""
 }
 
-// Preflight answers a preflight request. ok is true only when the origin is
-// allowed, the requested method is allowed (case-sensitive, as HTTP methods
-// are) and every requested header is allowed (case-insensitive). When ok,
-// headers hold Access-Control-Allow-Origin, -Methods, -Headers, -Max-Age,
-// -Credentials (as configured) and Vary; otherwise only Vary.
-func (p *Policy) Preflight(h http.Header) (headers [][2]string, ok bool) {
+// Preflight answers a preflight request with its headers, and true only
+// when the origin is allowed, the requested method is allowed
+// (case-sensitive, as HTTP methods are) and every requested header is
+// allowed (case-insensitive). Then the headers are
+// Access-Control-Allow-Origin, -Methods, -Headers, -Max-Age, -Credentials
+// (as configured) and Vary; otherwise only Vary.
+//
+// (Its results are unnamed: see breaker.Breaker.Allow.)
+func (p *Policy) Preflight(h http.Header) ([][2]string, bool) {
 	origins := h["Origin"]
 	methods := h["Access-Control-Request-Method"]
 	if len(origins) != 1 || len(methods) != 1 || !allowedOrigin(p, origins[0]) {

@@ -171,7 +171,7 @@ func (m *Memory) Allow(ctx context.Context, key string, l Limit, now time.Time) 
 	newTAT, r := gcraMicros(tat, nowMicros, interval, burst)
 	if r.Allowed {
 		if !found {
-			s.makeRoom(nowMicros, m.perShard)
+			makeRoom(s, nowMicros, m.perShard)
 			key = strings.Clone(key) // do not pin a larger buffer the key was cut from
 		}
 		s.tats[key] = newTAT
@@ -192,7 +192,7 @@ func digestKey(key string) string {
 
 // makeRoom runs before a new key is inserted into s (locked): it sweeps when
 // the shard has doubled since the last sweep and evicts when it is full.
-func (s *memoryShard) makeRoom(now int64, capacity int) {
+func makeRoom(s *memoryShard, now int64, capacity int) {
 	if len(s.tats) >= s.sweepAt {
 		s.sweep(now)
 	}

@@ -73,20 +73,31 @@ func Normalize(escapedPath string) (string, bool) {
 	if n == 0 || n > MaxLen || escapedPath[0] != '/' {
 		return "", false
 	}
+	// Already normal: only bytes kept as they are, no empty segment but a
+	// final trailing slash, and no segment starting with a dot
+	// (conservative: "/.well-known" takes the long way and comes out the
+	// same). Three compiled calls, and no allocation; the long way is a
+	// function of its own, so that an interpreted caller (the Traefik
+	// plugin) pays for nothing else on a normal path.
+	if len(normalFilter.Replace(escapedPath)) == n &&
+		!strings.Contains(escapedPath, "//") && !strings.Contains(escapedPath, "/.") {
+		return escapedPath, true
+	}
+	return normalize(escapedPath)
+}
+
+// normalFilter drops every byte that may not appear in a normal path (see
+// httpsyntax.NewFilter). Built once, never changed.
+var normalFilter = httpsyntax.NewFilter(normalChars)
+
+// normalize is Normalize for a path that is not normal already.
+func normalize(escapedPath string) (string, bool) {
+	n := len(escapedPath)
 	// plain: every raw byte is one to keep, a '%' or a slash or backslash
 	// (true nearly always), so the runs between '%', '/' and '\\' can be
 	// copied whole; otherwise appendRaw looks at each byte. The filter
 	// allocates only when the check fails.
 	plain := len(rawFilter.Replace(escapedPath)) == n
-	// Already normal: plain without escapes or backslashes, no empty segment
-	// except a final trailing slash, and no segment starting with a dot
-	// (conservative: "/.well-known" takes the slow path and comes out the
-	// same). Inline, not a helper: under Yaegi every call costs.
-	if plain && strings.IndexAny(escapedPath, "%\\") < 0 &&
-		!strings.Contains(escapedPath, "//") && !strings.Contains(escapedPath, "/.") {
-		return escapedPath, true
-	}
-
 	out := make([]byte, 0, n+8)
 	last := segEmpty // the kind of the last segment decides the trailing slash
 	i := 1

@@ -27,6 +27,13 @@ func (c *Clock) Now() time.Time {
 	return c.now
 }
 
+// Set sets the clock to t.
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
 // Advance moves the clock forward by d (back, for a negative d).
 func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()

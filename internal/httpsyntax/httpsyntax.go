@@ -11,6 +11,19 @@ import "strings"
 // TokenChars are the characters of an RFC 9110 token.
 const TokenChars = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
+// FieldValueChars are the bytes a header field value may hold as sent by
+// the edge: tab, visible ASCII and space, and every byte above 0x7f
+// (obs-text); no other control byte.
+var FieldValueChars = func() string {
+	b := []byte{'\t'}
+	for c := 0x20; c < 0x100; c++ {
+		if c != 0x7f {
+			b = append(b, byte(c))
+		}
+	}
+	return string(b)
+}()
+
 // tokenFilter drops every byte that is not a token character.
 var tokenFilter = NewFilter(TokenChars)
 

@@ -123,47 +123,43 @@ const (
 )
 
 // New returns the next UUIDv7 of g.
+//
+// It is written for the Traefik plugin's interpreter as well, where every
+// call costs: one clock read, one lock, the counter kept in g, and the
+// text made by one hex encoding.
 func (g *V7Generator) New() string {
-	var r [16]byte
 	now := time.Now().UnixMilli()
-
 	g.mu.Lock()
-	if g.spent == 0 || g.spent+len(r) > len(g.entropy) {
+	if g.spent == 0 || g.spent+16 > len(g.entropy) {
 		randomBytes(g.entropy[:])
 		g.spent = 0
 	}
-	copy(r[:], g.entropy[g.spent:g.spent+len(r)])
-	g.spent += len(r)
+	r := g.entropy[g.spent : g.spent+16]
+	g.spent += 16
 	if now > g.lastMs {
 		g.lastMs = now
-		reseed(g, &r)
+		g.hi = uint64(binary.BigEndian.Uint16(r[4:6])) & hiMask
+		g.lo = binary.BigEndian.Uint64(r[8:16]) & loMask
 	} else {
 		// Same or earlier millisecond: step the counter by 1..2^32, taken
-		// from r[0:4] (reseed uses r[4:], so no random bits are shared).
+		// from r[0:4] (a new millisecond uses r[4:], so no random bits
+		// are shared).
 		g.lo += uint64(binary.BigEndian.Uint32(r[0:4])) + 1
 		if g.lo > loMask {
 			g.lo &= loMask
 			g.hi++
 			if g.hi > hiMask {
 				g.lastMs++
-				reseed(g, &r)
+				g.hi = uint64(binary.BigEndian.Uint16(r[4:6])) & hiMask
+				g.lo = binary.BigEndian.Uint64(r[8:16]) & loMask
 			}
 		}
 	}
-	ms, hi, lo := g.lastMs, g.hi, g.lo
-	g.mu.Unlock()
-
 	var u [16]byte
-	binary.BigEndian.PutUint16(u[6:8], uint16(hi))
-	binary.BigEndian.PutUint64(u[8:16], lo)
-	return format(encodeV7(&u, ms))
-}
-
-// reseed starts the counter at a random value from r[4:16]. (A function,
-// not a method: under Yaegi a method call costs several function calls.)
-func reseed(g *V7Generator, r *[16]byte) {
-	g.hi = uint64(binary.BigEndian.Uint16(r[4:6])) & hiMask
-	g.lo = binary.BigEndian.Uint64(r[8:16]) & loMask
+	binary.BigEndian.PutUint64(u[0:8], uint64(g.lastMs)<<16|0x7000|g.hi) // version 7
+	binary.BigEndian.PutUint64(u[8:16], g.lo|0x8000000000000000)         // variant 10
+	g.mu.Unlock()
+	return format(&u)
 }
 
 // encodeV7 writes the timestamp, version and variant into u, whose bytes
@@ -191,16 +187,18 @@ func randomBytes(b []byte) {
 }
 
 // format renders u in the canonical 8-4-4-4-12 lower-case form: one
-// hex.Encode (compiled code under Yaegi) and the dashes put in by copy.
+// hex.Encode (compiled code under Yaegi), then the groups moved right, last
+// first, to make room for the dashes.
 func format(u *[16]byte) string {
-	var h [32]byte
-	hex.Encode(h[:], u[:])
 	var b [36]byte
-	copy(b[0:8], h[0:8])
-	copy(b[9:13], h[8:12])
-	copy(b[14:18], h[12:16])
-	copy(b[19:23], h[16:20])
-	copy(b[24:36], h[20:32])
-	b[8], b[13], b[18], b[23] = '-', '-', '-', '-'
+	hex.Encode(b[:32], u[:])
+	copy(b[24:36], b[20:32])
+	copy(b[19:23], b[16:20])
+	copy(b[14:18], b[12:16])
+	copy(b[9:13], b[8:12])
+	b[8] = '-'
+	b[13] = '-'
+	b[18] = '-'
+	b[23] = '-'
 	return string(b[:])
 }

@@ -49,7 +49,7 @@ func LoadTree(path string) (*policy.Policy, *policy.Node, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	p, root, err := parse(path, data)
+	p, root, err := yamlnode.DecodeTree(path, data)
 	if err != nil {
 		return nil, root, err
 	}
@@ -104,22 +104,7 @@ func read(path string, r io.Reader) ([]byte, error) {
 
 // Parse decodes a policy document. JSON is YAML, so one reader serves both.
 // name is used in error messages.
-func Parse(name string, data []byte) (*policy.Policy, error) {
-	p, _, err := parse(name, data)
-	return p, err
-}
-
-func parse(name string, data []byte) (*policy.Policy, *policy.Node, error) {
-	root, err := ParseYAML(data)
-	if err != nil {
-		if e, ok := err.(*SyntaxError); ok {
-			return nil, nil, policy.Errors{{File: name, Line: e.Line, Column: e.Column, Message: e.Message}}
-		}
-		return nil, nil, policy.Errors{{File: name, Message: err.Error()}}
-	}
-	p, err := policy.Decode(root, name, data)
-	return p, root, err
-}
+func Parse(name string, data []byte) (*policy.Policy, error) { return yamlnode.Decode(name, data) }
 
 // SyntaxError is a document ParseYAML cannot read, with its position.
 type SyntaxError = yamlnode.Error

@@ -11,8 +11,6 @@ package exchange
 
 import (
 	"errors"
-	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"time"
@@ -89,28 +87,9 @@ func (x *Exchange) UpstreamFailed(o edge.Outcome) edge.Decision {
 
 // Whose fault: a request body that fails to arrive is the client's, and
 // the upstream's timeout runs only once the whole request is handed over.
-// Both paths apply the same rules (edge.Outcome.ClientFault, and
-// edge.Engine.ClientFailure for the answer); see docs/security.md.
-
-// BodyFault is the outcome of an exchange whose client body could not be
-// read, by the read error: past the body's deadline a client timeout (408),
-// past maxBodyBytes 413, a broken connection (reset, closed under us) a
-// client gone (nobody to answer), anything else — a bad chunk, fewer bytes
-// than Content-Length, a client that half-closed mid-body — a malformed
-// body (400).
-func BodyFault(err error) edge.Outcome {
-	var tooLarge *http.MaxBytesError
-	var opErr *net.OpError
-	switch {
-	case IsTimeout(err):
-		return edge.Outcome{ClientFault: true, Timeout: true}
-	case errors.As(err, &tooLarge):
-		return edge.Outcome{ClientFault: true, Status: http.StatusRequestEntityTooLarge}
-	case errors.As(err, &opErr), errors.Is(err, net.ErrClosed):
-		return edge.Outcome{ClientFault: true, Status: edge.StatusClientClosed}
-	}
-	return edge.Outcome{ClientFault: true, Status: http.StatusBadRequest}
-}
+// Both paths apply the same rules (edge.Outcome.ClientFault,
+// edge.Engine.ClientFailure for the answer, edge.BodyFault for whose fault
+// a body's read error is); see docs/security.md.
 
 // IsTimeout reports a deadline that passed.
 func IsTimeout(err error) bool {

@@ -105,7 +105,7 @@ func (fc *conn) earlyAnswer(uc *upstream.Conn, d *edge.Decision) bool {
 // (bodyFault): 408, 413 or 400, or nothing to a client that is gone. The
 // rest of the body is unread, so the connection closes either way.
 func (fc *conn) clientFailed(x *exchange.Exchange, method string, err error) bool {
-	if f, answer := x.ClientFailed(exchange.BodyFault(err)); answer {
+	if f, answer := x.ClientFailed(edge.BodyFault(err)); answer {
 		x.Written = int64(len(f.Body))
 		fc.writeDecision(&f, method, true)
 		fc.linger = true

@@ -259,7 +259,7 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 		if berr == nil {
 			berr = err
 		}
-		if f, answer := x.ClientFailed(exchange.BodyFault(berr)); answer {
+		if f, answer := x.ClientFailed(edge.BodyFault(berr)); answer {
 			// The rest of the body is unread: this answer is the last.
 			w.Header().Set("Connection", "close")
 			writeDecision(w, &f, x.Plane.Names)

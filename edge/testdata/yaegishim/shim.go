@@ -14,39 +14,24 @@ import (
 	"time"
 
 	"github.com/contentguard/contentguard/edge"
-	"github.com/contentguard/contentguard/policy"
+	"github.com/contentguard/contentguard/policy/yamlnode"
 )
 
 var (
 	mu      sync.Mutex
 	engines = map[int]*edge.Engine{}
-	clocks  = map[int]*clock{}
 	next    = 0
 )
 
-// clock is an engine's time, in Unix nanoseconds: it stands still until
-// Advance moves it (the native side mirrors it; see conformance.Clocked).
-type clock struct {
-	mu  sync.Mutex
-	now int64
-}
-
-func (c *clock) read() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Unix(0, c.now)
-}
-
-// Start decodes a JSON policy inside the interpreter and builds an engine
-// whose clock reads startUnixNano until Advance moves it.
-func Start(policyJSON, baseDir string, startUnixNano int64) (int, string) {
-	p, err := policy.DecodeJSON([]byte(policyJSON), "policy.json")
+// Start reads a policy document inside the interpreter, with the reader the
+// Traefik plugin uses, and builds an engine whose clock is now.
+func Start(name, document, baseDir string, now func() time.Time) (int, string) {
+	p, err := yamlnode.Decode(name, []byte(document))
 	if err != nil {
 		return 0, err.Error()
 	}
 	p.BaseDir = baseDir
-	c := &clock{now: startUnixNano}
-	e, err := edge.New(context.Background(), p, edge.Options{Now: c.read})
+	e, err := edge.New(context.Background(), p, edge.Options{Now: now})
 	if err != nil {
 		return 0, err.Error()
 	}
@@ -54,19 +39,8 @@ func Start(policyJSON, baseDir string, startUnixNano int64) (int, string) {
 	next++
 	id := next
 	engines[id] = e
-	clocks[id] = c
 	mu.Unlock()
 	return id, ""
-}
-
-// Advance moves an engine's clock forward.
-func Advance(id int, nanos int64) {
-	mu.Lock()
-	c := clocks[id]
-	mu.Unlock()
-	c.mu.Lock()
-	c.now += nanos
-	c.mu.Unlock()
 }
 
 // Close stops an engine.
@@ -74,7 +48,6 @@ func Close(id int) {
 	mu.Lock()
 	e := engines[id]
 	delete(engines, id)
-	delete(clocks, id)
 	mu.Unlock()
 	if e != nil {
 		e.Close()
