@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -58,6 +59,8 @@ func kind(s types.ServiceConfig) string {
 		return "grafana"
 	case img == "nginx":
 		return "nginx"
+	case img == "traefik":
+		return "traefik"
 	}
 	return "unknown"
 }
@@ -126,6 +129,8 @@ func TestComposeFile(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(s.Build.Context, s.Build.Dockerfile)); err != nil {
 				t.Errorf("%s: %v", name, err)
 			}
+		case "traefik":
+			checkTraefik(t, p, img, s)
 		case "unknown":
 			t.Errorf("%s: image %s: no test runs or checks it", name, s.Image)
 		}
@@ -170,26 +175,110 @@ func TestComposeFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range kongConf.Services {
-		ref := regexp.MustCompile(`//([a-z-]+):(\d+)`).FindStringSubmatch(s.URL)
-		svc, ok := p.Services[ref1(ref)]
-		if !ok || kind(svc) != "contentguard" {
-			t.Errorf("deploy/kong/kong.yml: service url %s is no contentguard service of the stack", s.URL)
-			continue
+		checkServiceURL(t, p, img, "deploy/kong/kong.yml", s.URL)
+	}
+}
+
+// checkServiceURL: url, which file routes to, is a contentguard service of
+// the stack on a port it listens on.
+func checkServiceURL(t *testing.T, p *types.Project, img image, file, url string) {
+	t.Helper()
+	ref := regexp.MustCompile(`//([a-z-]+):(\d+)`).FindStringSubmatch(url)
+	svc, ok := p.Services[ref1(ref)]
+	if !ok || kind(svc) != "contentguard" {
+		t.Errorf("%s: service url %s is no contentguard service of the stack", file, url)
+		return
+	}
+	env := map[string]string{}
+	for k, v := range img.Env {
+		env[k] = v
+	}
+	for k, v := range environment(svc) {
+		env[k] = v
+	}
+	role, set := parseArgs(t, svc.Name, svc.Command)
+	found := false
+	for _, addr := range listenFlags(t, role, set, func(k string) string { return env[k] }) {
+		found = found || portOf(addr) == mustAtoi(t, ref[2])
+	}
+	if !found {
+		t.Errorf("%s: %s, where %s does not listen", file, url, svc.Name)
+	}
+}
+
+// checkTraefik: the Traefik service runs deploy/traefik as its files say —
+// the static configuration where --configFile points, the dynamic one
+// where the file provider reads, the policy where the middleware's
+// policyFile is, the plugin's source under ./plugins-local/src/<module>
+// of its working directory, the web entry point published — and routes to
+// a contentguard service of the stack.
+func checkTraefik(t *testing.T, p *types.Project, img image, s types.ServiceConfig) {
+	t.Helper()
+	mounts := bindMounts(t, s)
+	readYAML := func(container string) map[string]any {
+		t.Helper()
+		host, ok := mounts[container]
+		if !ok {
+			t.Fatalf("%s: nothing mounted at %s", s.Name, container)
 		}
-		env := map[string]string{}
-		for k, v := range img.Env {
-			env[k] = v
+		b, err := os.ReadFile(host)
+		if err != nil {
+			t.Fatal(err)
 		}
-		for k, v := range environment(svc) {
-			env[k] = v
+		var doc map[string]any
+		if err := yaml.Unmarshal(b, &doc); err != nil {
+			t.Fatalf("%s: %v", host, err)
 		}
-		role, set := parseArgs(t, svc.Name, svc.Command)
-		found := false
-		for _, addr := range listenFlags(t, role, set, func(k string) string { return env[k] }) {
-			found = found || portOf(addr) == mustAtoi(t, ref[2])
+		return doc
+	}
+	str := func(doc map[string]any, keys ...string) string {
+		t.Helper()
+		var v any = doc
+		for _, k := range keys {
+			m, _ := v.(map[string]any)
+			v = m[k]
 		}
-		if !found {
-			t.Errorf("deploy/kong/kong.yml: %s, where %s does not listen", s.URL, svc.Name)
+		out, _ := v.(string)
+		if out == "" {
+			t.Errorf("%s: no %s", s.Name, strings.Join(keys, "."))
+		}
+		return out
+	}
+	var static string
+	for _, arg := range s.Command {
+		if f, ok := strings.CutPrefix(arg, "--configFile="); ok {
+			static = f
+		}
+	}
+	if mounts[static] != inRepo(t, "deploy/traefik/traefik.yml") {
+		t.Fatalf("%s: --configFile=%s is not deploy/traefik/traefik.yml", s.Name, static)
+	}
+	st := readYAML(static)
+	dyn := readYAML(str(st, "providers", "file", "filename"))
+	module := str(st, "experimental", "localPlugins", "contentguard", "moduleName")
+	src := path.Join(s.WorkingDir, "plugins-local", "src", module)
+	if mounts[src] != inRepo(t, "plugins/traefik") {
+		t.Errorf("%s: the plugin's source must be mounted at %s (working_dir %q), not %v", s.Name, src, s.WorkingDir, mounts)
+	}
+	policy := str(dyn, "http", "middlewares", "contentguard", "plugin", "contentguard", "policyFile")
+	if mounts[policy] != inRepo(t, "deploy/traefik/policy.yaml") {
+		t.Errorf("%s: policyFile %s is not deploy/traefik/policy.yaml", s.Name, policy)
+	}
+	web := str(st, "entryPoints", "web", "address")
+	published := false
+	for _, port := range s.Ports {
+		published = published || ":"+fmt.Sprint(port.Target) == web
+	}
+	if !published {
+		t.Errorf("%s: the web entry point %s is not published", s.Name, web)
+	}
+	services, _ := dyn["http"].(map[string]any)["services"].(map[string]any)
+	for name := range services {
+		lb, _ := services[name].(map[string]any)["loadBalancer"].(map[string]any)
+		servers, _ := lb["servers"].([]any)
+		for _, srv := range servers {
+			url, _ := srv.(map[string]any)["url"].(string)
+			checkServiceURL(t, p, img, "deploy/traefik/dynamic.yml", url)
 		}
 	}
 }
@@ -332,7 +421,7 @@ func runStack(t *testing.T) *stack {
 func checkPorts(t *testing.T, pl *place, name string, s types.ServiceConfig) {
 	t.Helper()
 	switch kind(s) {
-	case "grafana", "build", "jaeger":
+	case "grafana", "build", "jaeger", "traefik":
 		return // their images' own ports; what others use of them is checked where used
 	}
 	var ports []string

@@ -36,6 +36,7 @@ var checkedBy = map[string]string{
 	"deploy/nginx/*":                           "sidecar/authz (TestShippedExampleConfigIsValid) and TestComposeStack",
 	"deploy/nginx/contentguard/*":              "sidecar/authz (TestGeneratedSnippetsPassNginxT) and TestComposeStack",
 	"deploy/envoy/*":                           "xds (TestDeployEnvoy)",
+	"deploy/traefik/*":                         "internal/traefikload (TestDeployStaticConfig, TestDeployDynamicConfig, TestDocsInstallSteps) and TestComposeFile",
 }
 
 // TestEveryDeployFileIsChecked: every file under deploy/ that git tracks
