@@ -57,7 +57,10 @@ func startUp(t *testing.T, state string) *upRun {
 		close(lines)
 		_, _ = io.Copy(io.Discard, pr)
 	}()
-	timeout := time.After(30 * time.Second)
+	// A liveness bound, not a speed check: under -race on a loaded CI
+	// machine the first start (keys made, stores opened, four listeners)
+	// has taken over 30 s.
+	timeout := time.After(2 * time.Minute)
 	for {
 		select {
 		case line, ok := <-lines:
