@@ -3,6 +3,7 @@ package traefikload
 import (
 	"fmt"
 	"go/ast"
+	"go/build"
 	"go/importer"
 	"go/parser"
 	"go/token"
@@ -22,6 +23,16 @@ type Finding struct {
 }
 
 func (f Finding) String() string { return f.Pos.String() + ": " + f.What }
+
+// yaegiBuild selects a package's files as Yaegi does for the plugin: the
+// host's GOOS and GOARCH, and the yaegi tag, which a `yaegi:tags yaegi`
+// line sets for the files that follow it (edge/auth picks its Yaegi-safe
+// elliptic-curve code that way).
+var yaegiBuild = func() build.Context {
+	c := build.Default
+	c.BuildTags = append([]string{"yaegi"}, c.BuildTags...)
+	return c
+}()
 
 // Guard type-checks the Go package in dir (its imports resolved from dir's
 // module, vendor/ included) and reports every construct Yaegi v0.16.1
@@ -43,6 +54,7 @@ func (f Finding) String() string { return f.Pos.String() + ": " + f.What }
 //     come back zero);
 //   - a package-level function returned as a named func type (reflect.Set
 //     panics).
+
 func Guard(dir string) ([]Finding, error) {
 	guardMu.Lock()
 	defer guardMu.Unlock()
@@ -56,6 +68,9 @@ func Guard(dir string) ([]Finding, error) {
 		name := e.Name()
 		if e.IsDir() || !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
 			continue
+		}
+		if ok, err := yaegiBuild.MatchFile(dir, name); err != nil || !ok {
+			continue // a file Yaegi does not load (its build constraints)
 		}
 		f, err := parser.ParseFile(fset, filepath.Join(dir, name), nil, parser.ParseComments)
 		if err != nil {

@@ -223,7 +223,7 @@ func writeField(b *bytes.Buffer, f field, known map[string]bool) error {
 		case strings.HasPrefix(f.typ, "*"):
 			fmt.Fprintf(b, "if x := %s; x != nil {\n%s = &%s{}\nd.decode%s(x, %s, %s, %s)\n}", get, v, elem, elem, at, v, keysArg)
 		case list:
-			fmt.Fprintf(b, "{\nx, p, errs := %s, %s, len(d.errs)\nfor i, item := range d.list(x, p) {\nvar e %s\nd.decode%s(item, index(p, i), &e, %s)\n%s = append(%s, e)\n}\n", get, at, elem, elem, keysArg, v, v)
+			fmt.Fprintf(b, "{\nx := %s\np := %s\nerrs := len(d.errs)\nfor i, item := range d.list(x, p) {\nvar e %s\nd.decode%s(item, index(p, i), &e, %s)\n%s = append(%s, e)\n}\n", get, at, elem, elem, keysArg, v, v)
 			if f.check != "" {
 				fmt.Fprintf(b, "if len(d.errs) == errs {\nd.%s(x, p, %s)\n}\n", f.check, v)
 			} else {
@@ -254,10 +254,13 @@ func writeField(b *bytes.Buffer, f field, known map[string]bool) error {
 		return nil
 	}
 	b.WriteString("{\n")
+	// One value per statement: the decoder also runs under Yaegi v0.16.1,
+	// which can lose the first value of a multiple assignment whose later
+	// values come from calls (internal/traefikload's guard refuses them).
 	if f.enum != "" || f.check != "" || f.required {
-		fmt.Fprintf(b, "x, p, errs := %s, %s, len(d.errs)\n", get, at)
+		fmt.Fprintf(b, "x := %s\np := %s\nerrs := len(d.errs)\n", get, at)
 	} else {
-		fmt.Fprintf(b, "x, p := %s, %s\n", get, at)
+		fmt.Fprintf(b, "x := %s\np := %s\n", get, at)
 	}
 	fmt.Fprintf(b, "%s = d.%s(x, p)\n", v, read)
 	if f.required {

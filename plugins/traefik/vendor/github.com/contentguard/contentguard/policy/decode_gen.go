@@ -12,14 +12,18 @@ func (d *decoder) decodePolicy(n *Node, path string, v *Policy, known []string) 
 		return
 	}
 	{
-		x, p, errs := n.Get("apiVersion"), join(path, "apiVersion"), len(d.errs)
+		x := n.Get("apiVersion")
+		p := join(path, "apiVersion")
+		errs := len(d.errs)
 		v.APIVersion = d.str(x, p)
 		if len(d.errs) == errs {
 			d.apiVersion(x, p, v.APIVersion)
 		}
 	}
 	{
-		x, p, errs := n.Get("kind"), join(path, "kind"), len(d.errs)
+		x := n.Get("kind")
+		p := join(path, "kind")
+		errs := len(d.errs)
 		v.Kind = d.str(x, p)
 		if len(d.errs) == errs {
 			d.kind(x, p, v.Kind)
@@ -74,7 +78,9 @@ func (d *decoder) decodeSpec(n *Node, path string, v *Spec, known []string) {
 	d.decodeLimits(n.Get("limits"), join(path, "limits"), &v.Limits, keysOfLimits)
 	d.decodePaths(n.Get("paths"), join(path, "paths"), &v.Paths, keysOfPaths)
 	{
-		x, p, errs := n.Get("routes"), join(path, "routes"), len(d.errs)
+		x := n.Get("routes")
+		p := join(path, "routes")
+		errs := len(d.errs)
 		for i, item := range d.list(x, p) {
 			var e Route
 			d.decodeRoute(item, index(p, i), &e, keysOfRoute)
@@ -96,14 +102,17 @@ func (d *decoder) decodeUpstream(n *Node, path string, v *Upstream, known []stri
 		return
 	}
 	{
-		x, p, errs := n.Get("url"), join(path, "url"), len(d.errs)
+		x := n.Get("url")
+		p := join(path, "url")
+		errs := len(d.errs)
 		v.URL = d.str(x, p)
 		if len(d.errs) == errs {
 			d.upstreamURL(x, p, v.URL)
 		}
 	}
 	{
-		x, p := n.Get("timeout"), join(path, "timeout")
+		x := n.Get("timeout")
+		p := join(path, "timeout")
 		v.Timeout = d.duration(x, p)
 		if v.Timeout == 0 {
 			v.Timeout = DefaultUpstreamTimeout
@@ -134,7 +143,9 @@ func (d *decoder) decodeRequestID(n *Node, path string, v *RequestID, known []st
 		return
 	}
 	{
-		x, p, errs := n.Get("header"), join(path, "header"), len(d.errs)
+		x := n.Get("header")
+		p := join(path, "header")
+		errs := len(d.errs)
 		v.Header = d.str(x, p)
 		if v.Header == "" {
 			v.Header = DefaultRequestIDHeader
@@ -144,21 +155,26 @@ func (d *decoder) decodeRequestID(n *Node, path string, v *RequestID, known []st
 		}
 	}
 	{
-		x, p, errs := n.Get("alsoHeaders"), join(path, "alsoHeaders"), len(d.errs)
+		x := n.Get("alsoHeaders")
+		p := join(path, "alsoHeaders")
+		errs := len(d.errs)
 		v.AlsoHeaders = d.strings(x, p)
 		if len(d.errs) == errs {
 			d.headerNames(x, p, v.AlsoHeaders)
 		}
 	}
 	{
-		x, p := n.Get("trustIncoming"), join(path, "trustIncoming")
+		x := n.Get("trustIncoming")
+		p := join(path, "trustIncoming")
 		v.TrustIncoming = d.boolean(x, p)
 		if x == nil {
 			v.TrustIncoming = true
 		}
 	}
 	{
-		x, p, errs := n.Get("format"), join(path, "format"), len(d.errs)
+		x := n.Get("format")
+		p := join(path, "format")
+		errs := len(d.errs)
 		v.Format = d.str(x, p)
 		if v.Format == "" {
 			v.Format = DefaultRequestIDFormat
@@ -195,7 +211,9 @@ func (d *decoder) decodeJWT(n *Node, path string, v *JWT, known []string) {
 		return
 	}
 	{
-		x, p, errs := n.Get("providers"), join(path, "providers"), len(d.errs)
+		x := n.Get("providers")
+		p := join(path, "providers")
+		errs := len(d.errs)
 		for i, item := range d.list(x, p) {
 			var e JWTProvider
 			d.decodeJWTProvider(item, index(p, i), &e, keysOfJWTProvider)
@@ -215,7 +233,9 @@ func (d *decoder) decodeJWTProvider(n *Node, path string, v *JWTProvider, known 
 		return
 	}
 	{
-		x, p, errs := n.Get("name"), join(path, "name"), len(d.errs)
+		x := n.Get("name")
+		p := join(path, "name")
+		errs := len(d.errs)
 		v.Name = d.str(x, p)
 		if x == nil || len(d.errs) == errs && v.Name == "" {
 			d.fail(p, "is required")
@@ -223,7 +243,9 @@ func (d *decoder) decodeJWTProvider(n *Node, path string, v *JWTProvider, known 
 		_ = errs
 	}
 	{
-		x, p, errs := n.Get("issuer"), join(path, "issuer"), len(d.errs)
+		x := n.Get("issuer")
+		p := join(path, "issuer")
+		errs := len(d.errs)
 		v.Issuer = d.str(x, p)
 		if x == nil || len(d.errs) == errs && v.Issuer == "" {
 			d.fail(p, "is required")
@@ -231,14 +253,18 @@ func (d *decoder) decodeJWTProvider(n *Node, path string, v *JWTProvider, known 
 		_ = errs
 	}
 	{
-		x, p, errs := n.Get("audiences"), join(path, "audiences"), len(d.errs)
+		x := n.Get("audiences")
+		p := join(path, "audiences")
+		errs := len(d.errs)
 		v.Audiences = d.strings(x, p)
 		if len(d.errs) == errs {
 			d.audiences(x, p, v.Audiences)
 		}
 	}
 	{
-		x, p, errs := n.Get("algorithms"), join(path, "algorithms"), len(d.errs)
+		x := n.Get("algorithms")
+		p := join(path, "algorithms")
+		errs := len(d.errs)
 		v.Algorithms = d.strings(x, p)
 		if len(v.Algorithms) == 0 {
 			v.Algorithms = append([]string(nil), defaultAlgorithms...)
@@ -256,7 +282,9 @@ func (d *decoder) decodeJWTProvider(n *Node, path string, v *JWTProvider, known 
 		d.decodeSecretRef(x, join(path, "secret"), v.Secret, keysOfSecretRef)
 	}
 	{
-		x, p, errs := n.Get("clockSkew"), join(path, "clockSkew"), len(d.errs)
+		x := n.Get("clockSkew")
+		p := join(path, "clockSkew")
+		errs := len(d.errs)
 		v.ClockSkew = d.durationOrZero(x, p)
 		if x == nil {
 			v.ClockSkew = DefaultClockSkew
@@ -266,7 +294,8 @@ func (d *decoder) decodeJWTProvider(n *Node, path string, v *JWTProvider, known 
 		}
 	}
 	{
-		x, p := n.Get("scopeClaim"), join(path, "scopeClaim")
+		x := n.Get("scopeClaim")
+		p := join(path, "scopeClaim")
 		v.ScopeClaim = d.str(x, p)
 		if v.ScopeClaim == "" {
 			v.ScopeClaim = DefaultScopeClaim
@@ -286,7 +315,9 @@ func (d *decoder) decodeKeySource(n *Node, path string, v *KeySource, known []st
 	}
 	v.File = d.str(n.Get("file"), join(path, "file"))
 	{
-		x, p, errs := n.Get("url"), join(path, "url"), len(d.errs)
+		x := n.Get("url")
+		p := join(path, "url")
+		errs := len(d.errs)
 		v.URL = d.str(x, p)
 		if len(d.errs) == errs {
 			d.keyURL(x, p, v.URL)
@@ -321,7 +352,9 @@ func (d *decoder) decodeAPIKeys(n *Node, path string, v *APIKeys, known []string
 		return
 	}
 	{
-		x, p, errs := n.Get("header"), join(path, "header"), len(d.errs)
+		x := n.Get("header")
+		p := join(path, "header")
+		errs := len(d.errs)
 		v.Header = d.str(x, p)
 		if v.Header == "" {
 			v.Header = DefaultAPIKeyHeader
@@ -331,7 +364,9 @@ func (d *decoder) decodeAPIKeys(n *Node, path string, v *APIKeys, known []string
 		}
 	}
 	{
-		x, p, errs := n.Get("keys"), join(path, "keys"), len(d.errs)
+		x := n.Get("keys")
+		p := join(path, "keys")
+		errs := len(d.errs)
 		for i, item := range d.list(x, p) {
 			var e APIKey
 			d.decodeAPIKey(item, index(p, i), &e, keysOfAPIKey)
@@ -353,7 +388,9 @@ func (d *decoder) decodeAPIKey(n *Node, path string, v *APIKey, known []string) 
 		return
 	}
 	{
-		x, p, errs := n.Get("id"), join(path, "id"), len(d.errs)
+		x := n.Get("id")
+		p := join(path, "id")
+		errs := len(d.errs)
 		v.ID = d.str(x, p)
 		if x == nil || len(d.errs) == errs && v.ID == "" {
 			d.fail(p, "is required")
@@ -362,7 +399,9 @@ func (d *decoder) decodeAPIKey(n *Node, path string, v *APIKey, known []string) 
 	}
 	v.SHA256 = d.sha256(n.Get("sha256"), join(path, "sha256"))
 	{
-		x, p, errs := n.Get("scopes"), join(path, "scopes"), len(d.errs)
+		x := n.Get("scopes")
+		p := join(path, "scopes")
+		errs := len(d.errs)
 		v.Scopes = d.strings(x, p)
 		if len(d.errs) == errs {
 			d.scopes(x, p, v.Scopes)
@@ -380,7 +419,9 @@ func (d *decoder) decodeTokenIssuer(n *Node, path string, v *TokenIssuer, known 
 		return
 	}
 	{
-		x, p, errs := n.Get("path"), join(path, "path"), len(d.errs)
+		x := n.Get("path")
+		p := join(path, "path")
+		errs := len(d.errs)
 		v.Path = d.str(x, p)
 		if v.Path == "" {
 			v.Path = DefaultTokenPath
@@ -390,7 +431,9 @@ func (d *decoder) decodeTokenIssuer(n *Node, path string, v *TokenIssuer, known 
 		}
 	}
 	{
-		x, p, errs := n.Get("issuer"), join(path, "issuer"), len(d.errs)
+		x := n.Get("issuer")
+		p := join(path, "issuer")
+		errs := len(d.errs)
 		v.Issuer = d.str(x, p)
 		if x == nil || len(d.errs) == errs && v.Issuer == "" {
 			d.fail(p, "is required")
@@ -398,7 +441,9 @@ func (d *decoder) decodeTokenIssuer(n *Node, path string, v *TokenIssuer, known 
 		_ = errs
 	}
 	{
-		x, p, errs := n.Get("audience"), join(path, "audience"), len(d.errs)
+		x := n.Get("audience")
+		p := join(path, "audience")
+		errs := len(d.errs)
 		v.Audience = d.str(x, p)
 		if x == nil || len(d.errs) == errs && v.Audience == "" {
 			d.fail(p, "is required")
@@ -407,14 +452,16 @@ func (d *decoder) decodeTokenIssuer(n *Node, path string, v *TokenIssuer, known 
 	}
 	d.decodeKeySource(n.Get("signingKey"), join(path, "signingKey"), &v.SigningKey, []string{"file", "url", "inline"})
 	{
-		x, p := n.Get("accessTTL"), join(path, "accessTTL")
+		x := n.Get("accessTTL")
+		p := join(path, "accessTTL")
 		v.AccessTTL = d.duration(x, p)
 		if v.AccessTTL == 0 {
 			v.AccessTTL = DefaultAccessTTL
 		}
 	}
 	{
-		x, p := n.Get("refreshTTL"), join(path, "refreshTTL")
+		x := n.Get("refreshTTL")
+		p := join(path, "refreshTTL")
 		v.RefreshTTL = d.duration(x, p)
 		if v.RefreshTTL == 0 {
 			v.RefreshTTL = DefaultRefreshTTL
@@ -435,7 +482,9 @@ func (d *decoder) decodeRateLimit(n *Node, path string, v *RateLimit, known []st
 	}
 	d.decodeStore(n.Get("store"), join(path, "store"), &v.Store, keysOfStore)
 	{
-		x, p, errs := n.Get("headers"), join(path, "headers"), len(d.errs)
+		x := n.Get("headers")
+		p := join(path, "headers")
+		errs := len(d.errs)
 		v.Headers = d.str(x, p)
 		if v.Headers == "" {
 			v.Headers = DefaultRateLimitHeaders
@@ -456,7 +505,9 @@ func (d *decoder) decodeStore(n *Node, path string, v *Store, known []string) {
 		return
 	}
 	{
-		x, p, errs := n.Get("type"), join(path, "type"), len(d.errs)
+		x := n.Get("type")
+		p := join(path, "type")
+		errs := len(d.errs)
 		v.Type = d.str(x, p)
 		if v.Type == "" {
 			v.Type = DefaultStore
@@ -467,7 +518,9 @@ func (d *decoder) decodeStore(n *Node, path string, v *Store, known []string) {
 	}
 	v.URL = d.str(n.Get("url"), join(path, "url"))
 	{
-		x, p, errs := n.Get("onError"), join(path, "onError"), len(d.errs)
+		x := n.Get("onError")
+		p := join(path, "onError")
+		errs := len(d.errs)
 		v.OnError = d.str(x, p)
 		if v.OnError == "" {
 			v.OnError = DefaultStoreOnError
@@ -488,7 +541,9 @@ func (d *decoder) decodeCircuitBreaker(n *Node, path string, v *CircuitBreaker, 
 		return
 	}
 	{
-		x, p, errs := n.Get("consecutiveFailures"), join(path, "consecutiveFailures"), len(d.errs)
+		x := n.Get("consecutiveFailures")
+		p := join(path, "consecutiveFailures")
+		errs := len(d.errs)
 		v.ConsecutiveFailures = d.integer(x, p)
 		if x == nil {
 			v.ConsecutiveFailures = DefaultConsecutiveFailures
@@ -502,14 +557,17 @@ func (d *decoder) decodeCircuitBreaker(n *Node, path string, v *CircuitBreaker, 
 		d.decodeFailureRatio(x, join(path, "failureRatio"), v.FailureRatio, keysOfFailureRatio)
 	}
 	{
-		x, p := n.Get("openFor"), join(path, "openFor")
+		x := n.Get("openFor")
+		p := join(path, "openFor")
 		v.OpenFor = d.duration(x, p)
 		if v.OpenFor == 0 {
 			v.OpenFor = DefaultOpenFor
 		}
 	}
 	{
-		x, p, errs := n.Get("halfOpenRequests"), join(path, "halfOpenRequests"), len(d.errs)
+		x := n.Get("halfOpenRequests")
+		p := join(path, "halfOpenRequests")
+		errs := len(d.errs)
 		v.HalfOpenRequests = d.integer(x, p)
 		if x == nil {
 			v.HalfOpenRequests = DefaultHalfOpenRequests
@@ -531,14 +589,18 @@ func (d *decoder) decodeFailureRatio(n *Node, path string, v *FailureRatio, know
 		return
 	}
 	{
-		x, p, errs := n.Get("ratio"), join(path, "ratio"), len(d.errs)
+		x := n.Get("ratio")
+		p := join(path, "ratio")
+		errs := len(d.errs)
 		v.Ratio = d.float(x, p)
 		if len(d.errs) == errs {
 			d.ratio(x, p, v.Ratio)
 		}
 	}
 	{
-		x, p, errs := n.Get("minRequests"), join(path, "minRequests"), len(d.errs)
+		x := n.Get("minRequests")
+		p := join(path, "minRequests")
+		errs := len(d.errs)
 		v.MinRequests = d.integer(x, p)
 		if v.MinRequests == 0 {
 			v.MinRequests = DefaultRatioMinRequests
@@ -548,7 +610,8 @@ func (d *decoder) decodeFailureRatio(n *Node, path string, v *FailureRatio, know
 		}
 	}
 	{
-		x, p := n.Get("window"), join(path, "window")
+		x := n.Get("window")
+		p := join(path, "window")
 		v.Window = d.duration(x, p)
 		if v.Window == 0 {
 			v.Window = DefaultRatioWindow
@@ -567,21 +630,27 @@ func (d *decoder) decodeCORS(n *Node, path string, v *CORS, known []string) {
 	}
 	v.AllowOrigins = d.strings(n.Get("allowOrigins"), join(path, "allowOrigins"))
 	{
-		x, p, errs := n.Get("allowMethods"), join(path, "allowMethods"), len(d.errs)
+		x := n.Get("allowMethods")
+		p := join(path, "allowMethods")
+		errs := len(d.errs)
 		v.AllowMethods = d.strings(x, p)
 		if len(d.errs) == errs {
 			d.methods(x, p, v.AllowMethods)
 		}
 	}
 	{
-		x, p, errs := n.Get("allowHeaders"), join(path, "allowHeaders"), len(d.errs)
+		x := n.Get("allowHeaders")
+		p := join(path, "allowHeaders")
+		errs := len(d.errs)
 		v.AllowHeaders = d.strings(x, p)
 		if len(d.errs) == errs {
 			d.headerNames(x, p, v.AllowHeaders)
 		}
 	}
 	{
-		x, p, errs := n.Get("exposeHeaders"), join(path, "exposeHeaders"), len(d.errs)
+		x := n.Get("exposeHeaders")
+		p := join(path, "exposeHeaders")
+		errs := len(d.errs)
 		v.ExposeHeaders = d.strings(x, p)
 		if len(d.errs) == errs {
 			d.headerNames(x, p, v.ExposeHeaders)
@@ -601,14 +670,16 @@ func (d *decoder) decodeLimits(n *Node, path string, v *Limits, known []string) 
 		return
 	}
 	{
-		x, p := n.Get("maxBodyBytes"), join(path, "maxBodyBytes")
+		x := n.Get("maxBodyBytes")
+		p := join(path, "maxBodyBytes")
 		v.MaxBodyBytes = d.size(x, p)
 		if v.MaxBodyBytes == 0 {
 			v.MaxBodyBytes = DefaultMaxBodyBytes
 		}
 	}
 	{
-		x, p := n.Get("maxHeaderBytes"), join(path, "maxHeaderBytes")
+		x := n.Get("maxHeaderBytes")
+		p := join(path, "maxHeaderBytes")
 		v.MaxHeaderBytes = d.size(x, p)
 		if v.MaxHeaderBytes == 0 {
 			v.MaxHeaderBytes = DefaultMaxHeaderBytes
@@ -639,7 +710,9 @@ func (d *decoder) decodeRoute(n *Node, path string, v *Route, known []string) {
 		return
 	}
 	{
-		x, p, errs := n.Get("name"), join(path, "name"), len(d.errs)
+		x := n.Get("name")
+		p := join(path, "name")
+		errs := len(d.errs)
 		v.Name = d.str(x, p)
 		if x == nil || len(d.errs) == errs && v.Name == "" {
 			d.fail(p, "is required")
@@ -658,7 +731,8 @@ func (d *decoder) decodeRoute(n *Node, path string, v *Route, known []string) {
 	}
 	v.WebSocket = d.boolean(n.Get("websocket"), join(path, "websocket"))
 	{
-		x, p := n.Get("bodyTimeout"), join(path, "bodyTimeout")
+		x := n.Get("bodyTimeout")
+		p := join(path, "bodyTimeout")
 		v.BodyTimeout = d.duration(x, p)
 		if v.BodyTimeout == 0 {
 			v.BodyTimeout = DefaultBodyTimeout
@@ -681,7 +755,9 @@ func (d *decoder) decodeMatch(n *Node, path string, v *Match, known []string) {
 	v.Path = d.str(n.Get("path"), join(path, "path"))
 	v.PathPrefix = d.str(n.Get("pathPrefix"), join(path, "pathPrefix"))
 	{
-		x, p, errs := n.Get("methods"), join(path, "methods"), len(d.errs)
+		x := n.Get("methods")
+		p := join(path, "methods")
+		errs := len(d.errs)
 		v.Methods = d.strings(x, p)
 		if len(d.errs) == errs {
 			d.methods(x, p, v.Methods)
@@ -700,7 +776,9 @@ func (d *decoder) decodeRouteAuth(n *Node, path string, v *RouteAuth, known []st
 	}
 	v.AnyOf = d.strings(n.Get("anyOf"), join(path, "anyOf"))
 	{
-		x, p, errs := n.Get("scopes"), join(path, "scopes"), len(d.errs)
+		x := n.Get("scopes")
+		p := join(path, "scopes")
+		errs := len(d.errs)
 		v.Scopes = d.strings(x, p)
 		if len(d.errs) == errs {
 			d.scopes(x, p, v.Scopes)
@@ -718,7 +796,9 @@ func (d *decoder) decodeRouteRateLimit(n *Node, path string, v *RouteRateLimit, 
 		return
 	}
 	{
-		x, p, errs := n.Get("key"), join(path, "key"), len(d.errs)
+		x := n.Get("key")
+		p := join(path, "key")
+		errs := len(d.errs)
 		v.Key = d.str(x, p)
 		if x == nil {
 			v.Key = DefaultRateKey
@@ -728,7 +808,9 @@ func (d *decoder) decodeRouteRateLimit(n *Node, path string, v *RouteRateLimit, 
 		}
 	}
 	{
-		x, p, errs := n.Get("rate"), join(path, "rate"), len(d.errs)
+		x := n.Get("rate")
+		p := join(path, "rate")
+		errs := len(d.errs)
 		v.Rate = d.integer(x, p)
 		if x == nil {
 			d.fail(p, "is required")
@@ -738,7 +820,9 @@ func (d *decoder) decodeRouteRateLimit(n *Node, path string, v *RouteRateLimit, 
 		}
 	}
 	{
-		x, p, errs := n.Get("per"), join(path, "per"), len(d.errs)
+		x := n.Get("per")
+		p := join(path, "per")
+		errs := len(d.errs)
 		v.Per = d.duration(x, p)
 		if x == nil {
 			d.fail(p, "is required")
@@ -746,7 +830,9 @@ func (d *decoder) decodeRouteRateLimit(n *Node, path string, v *RouteRateLimit, 
 		_ = errs
 	}
 	{
-		x, p, errs := n.Get("burst"), join(path, "burst"), len(d.errs)
+		x := n.Get("burst")
+		p := join(path, "burst")
+		errs := len(d.errs)
 		v.Burst = d.integer(x, p)
 		if len(d.errs) == errs {
 			d.requests(x, p, v.Burst)
