@@ -3,12 +3,14 @@ package traefikload
 import (
 	"fmt"
 	"go/ast"
+	"go/build/constraint"
 	"go/importer"
 	"go/parser"
 	"go/token"
 	"go/types"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -61,6 +63,9 @@ func Guard(dir string) ([]Finding, error) {
 		if err != nil {
 			return nil, err
 		}
+		if !interpreted(f) {
+			continue
+		}
 		files = append(files, f)
 	}
 	if len(files) == 0 {
@@ -91,6 +96,30 @@ func Guard(dir string) ([]Finding, error) {
 		return a.Line < b.Line
 	})
 	return g.found, nil
+}
+
+// interpreted reports whether Yaegi loads f: its //go:build line, if any,
+// holds with the yaegi tag set (the interpreter's files, such as
+// edge/auth's ecpoint_yaegi.go, and not their compiled twins).
+func interpreted(f *ast.File) bool {
+	for _, g := range f.Comments {
+		if g.Pos() >= f.Package {
+			break
+		}
+		for _, c := range g.List {
+			if !constraint.IsGoBuild(c.Text) {
+				continue
+			}
+			expr, err := constraint.Parse(c.Text)
+			if err != nil {
+				return true // let the type check report it
+			}
+			return expr.Eval(func(tag string) bool {
+				return tag == "yaegi" || tag == runtime.GOOS || tag == runtime.GOARCH
+			})
+		}
+	}
+	return true
 }
 
 // The packages the guard imports are type-checked once, for every Guard.
