@@ -338,28 +338,35 @@ type counts struct{ requests, failures int }
 func windowAdvance(w *window, now time.Time) int {
 	slot := now.UnixNano() / int64(w.width)
 	if slot > w.lastSlot {
-		stale := slot - w.lastSlot
-		if stale >= windowBuckets {
-			w.clear()
-		} else {
-			for k := w.lastSlot + 1; k <= slot; k++ {
-				i := int(k % windowBuckets)
-				if i < 0 {
-					i += windowBuckets
-				}
-				c := &w.slots[i]
-				w.requests -= c.requests
-				w.failures -= c.failures
-				*c = counts{}
-			}
-		}
-		w.lastSlot = slot
+		windowRoll(w, slot)
 	}
 	i := int(w.lastSlot % windowBuckets)
 	if i < 0 {
 		i += windowBuckets // slots before 1970
 	}
 	return i
+}
+
+// windowRoll moves the window on to slot, clearing the buckets it passes.
+// Apart from windowAdvance, which calls it once per bucket width: the
+// Traefik plugin's interpreter allocates a slot per expression of a
+// function on every call, and most outcomes land in the current bucket.
+func windowRoll(w *window, slot int64) {
+	if slot-w.lastSlot >= windowBuckets {
+		w.clear()
+	} else {
+		for k := w.lastSlot + 1; k <= slot; k++ {
+			i := int(k % windowBuckets)
+			if i < 0 {
+				i += windowBuckets
+			}
+			c := &w.slots[i]
+			w.requests -= c.requests
+			w.failures -= c.failures
+			*c = counts{}
+		}
+	}
+	w.lastSlot = slot
 }
 
 func windowAdd(w *window, now time.Time, success bool) {

@@ -205,9 +205,12 @@ func (g *guard) file(f *ast.File) {
 }
 
 // lostAssignment reports a, b = x, f(y): several values assigned at once
-// when one after the first comes from a call.
+// when one after the first comes from a call. A definition (a, b := x,
+// f(y)) keeps every value under Yaegi v0.16.1 — with a variable, a
+// constant or a call first, as the generated policy decoder writes them —
+// and is not reported.
 func (g *guard) lostAssignment(n *ast.AssignStmt) {
-	if len(n.Lhs) < 2 || len(n.Lhs) != len(n.Rhs) {
+	if n.Tok == token.DEFINE || len(n.Lhs) < 2 || len(n.Lhs) != len(n.Rhs) {
 		return
 	}
 	for _, rhs := range n.Rhs[1:] {

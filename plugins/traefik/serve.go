@@ -186,8 +186,9 @@ func (x *exchange) Write(b []byte) (int, error) {
 // writeHead judges the next handler's answer when its head is written.
 func writeHead(x *exchange, code int) {
 	fired := x.timer != nil && stopTimer(x)
+	h := x.w.Header()
 	o := edge.Outcome{Status: code}
-	if fired || x.body != nil || len(x.w.Header()) == x.headers {
+	if fired || x.body != nil || len(h) == x.headers {
 		o = outcomeOf(x, code, fired)
 	}
 	if o.ClientFault || o.Failed() {
@@ -197,7 +198,6 @@ func writeHead(x *exchange, code int) {
 	x.status = code
 	x.observed = true
 	(*edge.Engine).Observe(x.m.engine, &x.d, o)
-	h := x.w.Header()
 	// The decision's values replace the service's of the same names.
 	(*edge.Decision).SetResponseHeaders(&x.d, h)
 	if h["Content-Length"] == nil && code != http.StatusSwitchingProtocols {

@@ -77,12 +77,7 @@ func (e *Engine) Check(ctx context.Context, r Request) Decision {
 // off the path. See docs/traefik.md, "Why it is fast".
 func decide(e *Engine, ctx context.Context, r *Request, d *Decision) {
 	if r.Conn != nil && r.Explain {
-		// An explanation shows every fact: ask for them all up front
-		// (one assignment each: Yaegi loses the first of a, b = x, f(y)).
-		c := r.Conn
-		r.Peer = c.Peer()
-		r.TLS = c.TLS()
-		r.Conn = nil
+		askConn(r)
 	}
 	if r.Upstream != "" {
 		d.Upstream = r.Upstream
@@ -188,7 +183,9 @@ func decide(e *Engine, ctx context.Context, r *Request, d *Decision) {
 		explainPath(d, r)
 	}
 
-	if e.cors != nil && applyCORS(e, d, r) {
+	// Only a request from an Origin, or a preflight (OPTIONS), has CORS
+	// work: the others skip the call.
+	if e.cors != nil && (r.Method == http.MethodOptions || len(r.Header["Origin"]) > 0) && applyCORS(e, d, r) {
 		return // a preflight, answered or refused
 	}
 
@@ -217,14 +214,8 @@ func decide(e *Engine, ctx context.Context, r *Request, d *Decision) {
 	// client, authenticated or not.
 	d.StripHeaders = e.strip
 	d.strips = e.strips
-	if len(r.Header["Upgrade"]) > 0 || len(r.Header["Http2-Settings"]) > 0 {
-		if !upgrade(e, d, r, rt) {
-			refuseUpgrade(e, d, r, rt)
-			return
-		}
-		if r.Explain {
-			d.step("upgrade", d.Upgrade, "h2c and HTTP2-Settings are dropped; websocket only where the route allows it")
-		}
+	if (len(r.Header["Upgrade"]) > 0 || len(r.Header["Http2-Settings"]) > 0) && !upgradeAllowed(e, d, r, rt) {
+		return
 	}
 	if !rt.public {
 		if !authenticate(e, ctx, d, r, rt) {
@@ -249,7 +240,7 @@ func decide(e *Engine, ctx context.Context, r *Request, d *Decision) {
 		d.armed = true
 		d.breaker = b
 		if r.Explain {
-			d.step("circuit-breaker", b.State().String(), d.Upstream)
+			explainBreaker(d, b)
 		}
 	}
 
@@ -367,7 +358,8 @@ func forwardIdentity(e *Engine, d *Decision) {
 		default:
 			v = claimString(id.Claims[claims[i].Claim])
 		}
-		if v != "" && validHeaderValue(v) {
+		// A valid header value (see headerValueFilter), inline.
+		if v != "" && len(headerValueFilter.Replace(v)) == len(v) {
 			d.UpstreamHeaders = append(d.UpstreamHeaders, [2]string{claims[i].Header, v})
 		}
 	}
@@ -427,6 +419,11 @@ func rateKey(e *Engine, d *Decision, r *Request, rt *route) string {
 		if v := claimString(d.identity.Claims[rt.keyArg]); v != "" {
 			return rt.keyBase + "claim:" + v
 		}
+	}
+	// The address is resolved already unless the plane gave a Conn: no
+	// call for the common case.
+	if d.located {
+		return ipKey(rt.keyBase, d.ClientIP)
 	}
 	return ipKey(rt.keyBase, locate(e, d, r))
 }
@@ -548,6 +545,33 @@ func refuseCircuit(e *Engine, d *Decision, r *Request, wait time.Duration) {
 		"the circuit breaker for "+d.Upstream+" is open; retry in "+retry+"s")
 }
 
+// askConn asks r's Conn for every fact up front, for an explanation, which
+// shows them all (one assignment each: Yaegi loses the first of a, b = x,
+// f(y)).
+func askConn(r *Request) {
+	c := r.Conn
+	r.Peer = c.Peer()
+	r.TLS = c.TLS()
+	r.Conn = nil
+}
+
+// upgradeAllowed settles a request that asks for a protocol upgrade; it
+// reports false when it has turned d into a refusal.
+func upgradeAllowed(e *Engine, d *Decision, r *Request, rt *route) bool {
+	if !upgrade(e, d, r, rt) {
+		refuseUpgrade(e, d, r, rt)
+		return false
+	}
+	if r.Explain {
+		d.step("upgrade", d.Upgrade, "h2c and HTTP2-Settings are dropped; websocket only where the route allows it")
+	}
+	return true
+}
+
+func explainBreaker(d *Decision, b *breaker.Breaker) {
+	d.step("circuit-breaker", b.State().String(), d.Upstream)
+}
+
 func explainID(d *Decision, kept bool) {
 	how := "generated"
 	if kept {
@@ -586,13 +610,9 @@ func claimString(v any) string {
 	return ""
 }
 
-// validHeaderValue reports whether v may be sent as a header value: no
-// control bytes but tab. One compiled call (see httpsyntax.NewFilter).
-func validHeaderValue(v string) bool {
-	return len(headerValueFilter.Replace(v)) == len(v)
-}
-
-// headerValueFilter drops the bytes a header value may not hold.
+// headerValueFilter drops the bytes a header value may not hold: a value
+// is valid (no control bytes but tab) when it loses none. One compiled call
+// (see httpsyntax.NewFilter).
 var headerValueFilter = httpsyntax.NewFilter(httpsyntax.FieldValueChars)
 
 // bearer extracts an RFC 6750 bearer token from Authorization.

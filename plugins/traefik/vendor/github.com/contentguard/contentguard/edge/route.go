@@ -123,19 +123,14 @@ func match(e *Engine, method, path string) *route {
 		if r.prefix != "" && (len(path) < len(r.prefix) || path[:len(r.prefix)] != r.prefix) {
 			continue
 		}
-		if len(r.methods) > 0 && !containsString(r.methods, method) {
-			continue
+		// The method list inline, not a call per route.
+		allowed := len(r.methods) == 0
+		for j := 0; j < len(r.methods) && !allowed; j++ {
+			allowed = r.methods[j] == method
 		}
-		return r
+		if allowed {
+			return r
+		}
 	}
 	return nil
-}
-
-func containsString(list []string, s string) bool {
-	for i := 0; i < len(list); i++ {
-		if list[i] == s {
-			return true
-		}
-	}
-	return false
 }
