@@ -498,7 +498,7 @@ func (st *stack) startNGINX(t *testing.T, name string, s types.ServiceConfig) {
 		t.Fatalf("nginx is needed (apt-get install nginx): %v", err)
 	}
 	prefix := filepath.Join(st.pl.dir, name)
-	listen := freeAddr(t)
+	listen := st.pl.freeAddr()
 	for _, d := range []string{"conf.d", "contentguard", "logs", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(prefix, d), 0o755); err != nil {
 			t.Fatal(err)
@@ -576,7 +576,7 @@ func (st *stack) startPrometheus(t *testing.T, name string, s types.ServiceConfi
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := st.pl.freeAddr()
 	argv := []string{bin}
 	var configPath string
 	for _, a := range s.Command {

@@ -345,12 +345,31 @@ func (pl *place) listen(name, addr string) (int, string) {
 	if real, ok := pl.addrs[ref]; ok {
 		return port, real
 	}
-	real := freeAddr(pl.t)
+	real := pl.freeAddr()
 	pl.addrs[ref] = real
 	if h == "127.0.0.1" || h == "localhost" || h == "::1" {
 		pl.loopbackOnly[ref] = true
 	}
 	return port, real
+}
+
+// freeAddr is a free loopback address that this place has not handed out
+// yet. Every listener is planned before any process binds, and the kernel
+// may offer a port it just freed again: two services on one port would
+// fail a run by chance (it did: Redis and a sidecar's admin API).
+func (pl *place) freeAddr() string {
+	pl.t.Helper()
+	taken := map[string]bool{}
+	for _, a := range pl.addrs {
+		taken[a] = true
+	}
+	for range 100 {
+		if a := freeAddr(pl.t); !taken[a] {
+			return a
+		}
+	}
+	pl.t.Fatal("no free loopback port the place has not handed out")
+	return ""
 }
 
 // planContentguard gives the listeners of `contentguard args...` run as
