@@ -43,20 +43,30 @@ func inRepo(t testing.TB, rel string) string {
 
 var (
 	binOnce sync.Once
+	binDir  string
 	binPath string
 	binErr  error
 )
+
+// TestMain removes the binary built for the tests: every run builds its own,
+// and a machine running CI many times would otherwise keep them all.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
 
 // binary builds cmd/contentguard once per test process.
 func binary(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "cg-deploy-check-")
-		if err != nil {
-			binErr = err
+		binDir, binErr = os.MkdirTemp("", "cg-deploy-check-")
+		if binErr != nil {
 			return
 		}
-		binPath = filepath.Join(dir, "contentguard")
+		binPath = filepath.Join(binDir, "contentguard")
 		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/contentguard")
 		cmd.Dir = repoRoot(t)
 		if out, err := cmd.CombinedOutput(); err != nil {

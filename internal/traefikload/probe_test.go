@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -229,9 +230,8 @@ func SetHeaders(n int) {
 func BenchmarkYaegiParts(b *testing.B) {
 	p := loadPlugin(b)
 	base, _ := filepath.Abs(filepath.Dir(benchPolicy))
-	src := []byte(probeSource)
-	src = []byte(replaceAll(string(src), "BASEDIR", base))
-	if _, err := p.Interp.Eval(string(src)); err != nil {
+	src := strings.ReplaceAll(probeSource, "BASEDIR", base)
+	if _, err := p.Interp.Eval(src); err != nil {
 		b.Fatal(err)
 	}
 	setup, err := p.Interp.Eval("probe.Setup")
@@ -276,25 +276,4 @@ func BenchmarkYaegiParts(b *testing.B) {
 			f(b.N)
 		})
 	}
-}
-
-func replaceAll(s, old, new string) string {
-	out := ""
-	for {
-		i := indexOf(s, old)
-		if i < 0 {
-			return out + s
-		}
-		out += s[:i] + new
-		s = s[i+len(old):]
-	}
-}
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
 }
