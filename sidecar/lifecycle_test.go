@@ -200,6 +200,10 @@ func TestWatchReloadsOnChange(t *testing.T) {
 	if info.Name != "policy-B" || info.Hash != sc.srv.Policy().Hash || info.Source != file || info.LoadedAt == "" {
 		t.Fatalf("/admin/policy = %+v", info)
 	}
+	// A policy from a file has no xDS subscription to report.
+	if resp := adminDo(t, sc, "GET", "/admin/xds"); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("/admin/xds without --xds: %d, want 404", resp.StatusCode)
+	}
 	writeFile(t, file, policyMarked("A"))
 	waitFor(t, 10*time.Second, func() bool { return sc.srv.Policy().Metadata.Name == "policy-A" })
 }

@@ -99,6 +99,10 @@ type Options struct {
 	Now func() time.Time
 	// Version is the binary's version, reported by the admin /healthz.
 	Version string
+	// XDSStatus, when the policy comes from an xDS control plane, reports
+	// the subscription on the admin API's GET /admin/xds (the command
+	// passes xdsclient.Client.Status).
+	XDSStatus func() any
 
 	// Profiling serves net/http/pprof under /debug/pprof/ on the admin
 	// handler.
@@ -427,6 +431,7 @@ func (s *Server) AdminHandler() http.Handler {
 		Version:   s.opts.Version,
 		Registry:  s.opts.Registry,
 		Breakers:  s.breakers,
+		XDS:       s.opts.XDSStatus,
 		Profiling: s.opts.Profiling,
 	})
 }

@@ -168,6 +168,10 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		Profiling:        *withPprof,
 		Version:          ver,
 	}
+	if client != nil {
+		reg.MustRegister(client.Collector())
+		sopts.XDSStatus = func() any { return client.Status() }
+	}
 	withIssuer(&sopts, iss)
 	srv, err := sidecar.New(ctx, sopts)
 	if err != nil {

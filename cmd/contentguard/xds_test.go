@@ -22,6 +22,7 @@ import (
 
 	"github.com/contentguard/contentguard/conformance"
 	"github.com/contentguard/contentguard/internal/syncbuf"
+	"github.com/contentguard/contentguard/sidecar/xdsclient"
 	"github.com/contentguard/contentguard/xds"
 )
 
@@ -82,6 +83,7 @@ func TestXDSAndSidecarCommands(t *testing.T) {
 	scLog := startProcess(t, "sidecar", "--xds", xdsAddr, "--node", "pod-1", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--ext-authz", "127.0.0.1:0")
 	listen := logField(t, scLog, "starting sidecar", "listen")
 	authz := logField(t, scLog, "serving Envoy ext_authz and access-log services", "addr")
+	scAdmin := logField(t, scLog, "starting sidecar", "admin")
 
 	client := &http.Client{Timeout: 5 * time.Second}
 	get := func(url string) int {
@@ -130,7 +132,33 @@ func TestXDSAndSidecarCommands(t *testing.T) {
 		t.Fatalf("ext_authz after the change: /c %d, want 200", got)
 	}
 
-	resp, err := client.Get("http://" + xdsAdmin + "/admin/xds")
+	// The sidecar says how its subscription stands, as JSON and as metrics.
+	var sub xdsclient.Status
+	waitUntil(t, func() bool {
+		resp, err := client.Get("http://" + scAdmin + "/admin/xds")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		return json.NewDecoder(resp.Body).Decode(&sub) == nil && sub.Applied == 2
+	})
+	if sub.Server != xdsAddr || sub.Node != "pod-1" || !sub.Connected || sub.Refused != 0 || sub.Resource == "" || sub.Version == "" {
+		t.Fatalf("sidecar /admin/xds = %+v", sub)
+	}
+	resp, err := client.Get("http://" + scAdmin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	metrics := string(body)
+	for _, want := range []string{"xds_connected 1\n", `xds_updates_total{result="applied"} 2` + "\n", `xds_updates_total{result="refused"} 0` + "\n"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("sidecar /metrics lacks %q", want)
+		}
+	}
+
+	resp, err = client.Get("http://" + xdsAdmin + "/admin/xds")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,8 @@ type Config struct {
 	Version   string               // reported by /healthz
 	Registry  *prometheus.Registry // served on /metrics
 	Breakers  *breaker.Registry
-	Profiling bool // net/http/pprof under /debug/pprof/
+	XDS       func() any // the xDS subscription's state on /admin/xds; nil: no subscription
+	Profiling bool       // net/http/pprof under /debug/pprof/
 }
 
 // Handler returns the admin API. Serve it on a private listener only
@@ -46,6 +47,7 @@ type Config struct {
 //	GET  /admin/breakers          the circuit breakers, as JSON
 //	POST /admin/breakers/reset    close every breaker, or ?name=X only (404 if unknown)
 //	GET  /admin/policy            name, version, hash, source, loaded_at of the policy in force
+//	GET  /admin/xds               the xDS subscription (Config.XDS); 404 when the policy comes from a file
 func Handler(c Config) http.Handler {
 	s := c.Sidecar
 	mux := http.NewServeMux()
@@ -99,6 +101,13 @@ func Handler(c Config) http.Handler {
 			Upstream: pl.Target.String(),
 			Routes:   len(p.Spec.Routes),
 		})
+	})
+	mux.HandleFunc("GET /admin/xds", func(w http.ResponseWriter, r *http.Request) {
+		if c.XDS == nil {
+			writeJSON(w, http.StatusNotFound, map[string]any{"error": "no xDS subscription: the policy comes from a file"})
+			return
+		}
+		writeJSON(w, http.StatusOK, c.XDS())
 	})
 	if c.Profiling {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)

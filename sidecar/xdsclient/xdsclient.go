@@ -93,9 +93,20 @@ func New(opts Options) (*Client, error) {
 	return &Client{opts: opts, log: opts.Logger, versions: map[string]string{}}, nil
 }
 
-// Status is a snapshot of the client.
+// Status is a snapshot of the client: what an operator asks a sidecar
+// about its control plane (the sidecar's admin API serves it as
+// GET /admin/xds, and its metrics xds_connected and xds_updates_total).
 type Status struct {
+	Server    string `json:"server"`
+	Node      string `json:"node"`
 	Connected bool   `json:"connected"`
+	// Resource and Version name the policy resource in force and the
+	// control plane's version of it; empty before the first one.
+	Resource string `json:"resource,omitempty"`
+	Version  string `json:"version,omitempty"`
+	// Applied and Refused count the policies put in force and NACKed since
+	// the start; LastError is the latest refusal while no policy has been
+	// applied since.
 	Applied   int    `json:"applied"`
 	Refused   int    `json:"refused"`
 	LastError string `json:"last_error,omitempty"`
@@ -105,7 +116,12 @@ type Status struct {
 func (c *Client) Status() Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Status{Connected: c.connected, Applied: c.applied, Refused: c.refused, LastError: c.lastErr}
+	st := Status{Server: c.opts.Server, Node: c.opts.NodeID, Connected: c.connected,
+		Applied: c.applied, Refused: c.refused, LastError: c.lastErr}
+	for name, version := range c.versions {
+		st.Resource, st.Version = name, version
+	}
+	return st
 }
 
 // Run subscribes until ctx ends, reconnecting with backoff. It returns

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 
 	"github.com/contentguard/contentguard/internal/polltest"
@@ -238,6 +239,18 @@ func TestInvalidPolicyIsNACKed(t *testing.T) {
 	}
 	if st := sc.client.Status(); st.Refused != 1 || !strings.Contains(st.LastError, "missing-jwks.json") {
 		t.Errorf("client status %+v", st)
+	}
+	// The refusal shows in the metrics, with the policy in force still counted.
+	want := `# HELP xds_connected 1 while the sidecar's stream to the xDS control plane is up.
+# TYPE xds_connected gauge
+xds_connected 1
+# HELP xds_updates_total Policies received from the xDS control plane, by result (applied, refused).
+# TYPE xds_updates_total counter
+xds_updates_total{result="applied"} 1
+xds_updates_total{result="refused"} 1
+`
+	if err := testutil.CollectAndCompare(sc.client.Collector(), strings.NewReader(want)); err != nil {
+		t.Error(err)
 	}
 	if got := sc.status(t, "/d"); got != http.StatusNotFound {
 		t.Errorf("/d after the refused policy: %d, want 404 (the last good policy)", got)
