@@ -68,12 +68,13 @@ type Client struct {
 	opts Options
 	log  *slog.Logger
 
-	mu        sync.Mutex
-	versions  map[string]string // resource name -> version in force
-	connected bool
-	applied   int
-	refused   int
-	lastErr   string
+	mu sync.Mutex
+	// resource and version name the policy in force (a node has one).
+	resource, version string
+	connected         bool
+	applied           int
+	refused           int
+	lastErr           string
 }
 
 // New returns a client; it connects when Run is called.
@@ -90,7 +91,7 @@ func New(opts Options) (*Client, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Client{opts: opts, log: opts.Logger, versions: map[string]string{}}, nil
+	return &Client{opts: opts, log: opts.Logger}, nil
 }
 
 // Status is a snapshot of the client: what an operator asks a sidecar
@@ -116,12 +117,9 @@ type Status struct {
 func (c *Client) Status() Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := Status{Server: c.opts.Server, Node: c.opts.NodeID, Connected: c.connected,
+	return Status{Server: c.opts.Server, Node: c.opts.NodeID, Connected: c.connected,
+		Resource: c.resource, Version: c.version,
 		Applied: c.applied, Refused: c.refused, LastError: c.lastErr}
-	for name, version := range c.versions {
-		st.Resource, st.Version = name, version
-	}
-	return st
 }
 
 // Run subscribes until ctx ends, reconnecting with backoff. It returns
@@ -225,7 +223,7 @@ func (c *Client) handle(resp *discovery.DeltaDiscoveryResponse) *discovery.Delta
 			return c.nack(reply, err)
 		}
 		c.mu.Lock()
-		c.versions = map[string]string{r.GetName(): r.GetVersion()}
+		c.resource, c.version = r.GetName(), r.GetVersion()
 		c.applied++
 		c.lastErr = ""
 		c.mu.Unlock()
@@ -252,14 +250,10 @@ func (c *Client) nack(reply *discovery.DeltaDiscoveryRequest, err error) *discov
 func (c *Client) inForce() map[string]string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.versions) == 0 {
+	if c.resource == "" {
 		return nil
 	}
-	out := make(map[string]string, len(c.versions))
-	for k, v := range c.versions {
-		out[k] = v
-	}
-	return out
+	return map[string]string{c.resource: c.version}
 }
 
 func (c *Client) setConnected(v bool) {
