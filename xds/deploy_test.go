@@ -112,10 +112,10 @@ func TestDeployEnvoy(t *testing.T) {
 	cp := containers("Deployment/contentguard-xds")["xds"]
 	pod := containers("Pod/content-api")
 	_, cpPort, _ := net.SplitHostPort(flag(cp, "--listen"))
-	if _, port, _ := net.SplitHostPort(flag(pod["contentguard"], "--xds")); port != cpPort {
+	if _, port, _ := net.SplitHostPort(flag(pod["sidecar"], "--xds")); port != cpPort {
 		t.Errorf("the sidecar asks the control plane on port %s, it listens on %s", port, cpPort)
 	}
-	if a, b := flag(cp, "--ext-authz-addr"), flag(pod["contentguard"], "--ext-authz"); a != b {
+	if a, b := flag(cp, "--ext-authz-addr"), flag(pod["sidecar"], "--ext-authz"); a != b {
 		t.Errorf("Envoy is sent to ext_authz at %s, the sidecar serves it on %s", a, b)
 	}
 	if !strings.HasSuffix(p.Spec.Upstream.URL, flag(pod["backend"], "--listen")) {
@@ -129,7 +129,7 @@ func TestDeployEnvoy(t *testing.T) {
 		t.Fatal(err)
 	}
 	sock := boot.GetStaticResources().GetClusters()[0].GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress()
-	if xdsHost, _, _ := net.SplitHostPort(flag(pod["contentguard"], "--xds")); sock.GetAddress() != xdsHost || strconv.Itoa(int(sock.GetPortValue())) != cpPort {
-		t.Errorf("Envoy asks the control plane at %s:%d, the sidecar at %s", sock.GetAddress(), sock.GetPortValue(), flag(pod["contentguard"], "--xds"))
+	if xdsHost, _, _ := net.SplitHostPort(flag(pod["sidecar"], "--xds")); sock.GetAddress() != xdsHost || strconv.Itoa(int(sock.GetPortValue())) != cpPort {
+		t.Errorf("Envoy asks the control plane at %s:%d, the sidecar at %s", sock.GetAddress(), sock.GetPortValue(), flag(pod["sidecar"], "--xds"))
 	}
 }

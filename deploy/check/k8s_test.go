@@ -463,19 +463,12 @@ func checkPolicies(t *testing.T, m *manifests) {
 				continue
 			}
 			covered = true
+			eachAdmittedPort(t, np, w.name, w.template.Spec, func(_ networkingv1.NetworkPolicyIngressRule, _ string, n int32) {
+				if apiPorts[n] {
+					t.Errorf("NetworkPolicy %s admits the backend's port %d on %s", np.Name, n, w.name)
+				}
+			})
 			for _, rule := range np.Spec.Ingress {
-				if len(rule.Ports) == 0 {
-					t.Errorf("NetworkPolicy %s admits every port of %s", np.Name, w.name)
-				}
-				for _, p := range rule.Ports {
-					n, ok := portNumber(w.template.Spec, *p.Port)
-					if !ok {
-						t.Errorf("NetworkPolicy %s admits port %s, which %s does not declare", np.Name, p.Port.String(), w.name)
-					}
-					if apiPorts[n] {
-						t.Errorf("NetworkPolicy %s admits the backend's port %d on %s", np.Name, n, w.name)
-					}
-				}
 				for _, from := range rule.From {
 					if from.PodSelector == nil || (from.NamespaceSelector != nil) {
 						continue
@@ -494,6 +487,26 @@ func checkPolicies(t *testing.T, m *manifests) {
 		}
 		if !covered {
 			t.Errorf("%s: no NetworkPolicy covers its pods", w.name)
+		}
+	}
+}
+
+// eachAdmittedPort calls f for every port an ingress rule of np admits to
+// the pods of spec (the workload name), by the port's name or number as
+// the rule gives it and its number; a rule that admits every port, or a
+// port the pods do not declare, is an error.
+func eachAdmittedPort(t *testing.T, np networkingv1.NetworkPolicy, name string, spec corev1.PodSpec, f func(rule networkingv1.NetworkPolicyIngressRule, port string, n int32)) {
+	t.Helper()
+	for _, rule := range np.Spec.Ingress {
+		if len(rule.Ports) == 0 {
+			t.Errorf("NetworkPolicy %s admits every port of %s", np.Name, name)
+		}
+		for _, p := range rule.Ports {
+			n, ok := portNumber(spec, *p.Port)
+			if !ok {
+				t.Errorf("NetworkPolicy %s admits port %s, which %s does not declare", np.Name, p.Port.String(), name)
+			}
+			f(rule, p.Port.String(), n)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -13,6 +14,9 @@ import (
 	_ "github.com/prometheus/prometheus/discovery/kubernetes" // kubernetes_sd_configs in kubernetes.yml
 	"go.yaml.in/yaml/v3"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	sigsyaml "sigs.k8s.io/yaml"
 )
 
@@ -127,11 +131,14 @@ func k8sScrapeKeeps(t *testing.T) map[string]*regexp.Regexp {
 	return out
 }
 
-// TestKubernetesScrapesEnvoyControlPlane: the Prometheus of kubernetes.yml
-// scrapes the control plane of deploy/envoy/pod.yaml (contentguard xds) on
-// the admin listener its --admin flag opens, as job xds — the job the
-// alerts and the System Health dashboard name.
-func TestKubernetesScrapesEnvoyControlPlane(t *testing.T) {
+// TestKubernetesScrapesEnvoyPods: the Prometheus of kubernetes.yml scrapes
+// what deploy/envoy/pod.yaml runs — the control plane (contentguard xds,
+// job xds) and the sidecar beside Envoy (job sidecar: xds_connected and
+// the edge's metrics) — on the admin listener each one's --admin opens, on
+// the pod's address; and a NetworkPolicy admits only Prometheus to those
+// ports and admits nothing undeclared. Every item decodes strictly into
+// the Kubernetes API types.
+func TestKubernetesScrapesEnvoyPods(t *testing.T) {
 	b, err := os.ReadFile(inRepo(t, "deploy/envoy/pod.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -142,64 +149,121 @@ func TestKubernetesScrapesEnvoyControlPlane(t *testing.T) {
 	if err := yaml.Unmarshal(b, &list); err != nil {
 		t.Fatal(err)
 	}
-	var d *appsv1.Deployment
+	type workload struct {
+		name, namespace string
+		meta            metav1.ObjectMeta // of its pods
+		spec            corev1.PodSpec
+	}
+	workloads := map[string]workload{}
+	var netpols []networkingv1.NetworkPolicy
 	for _, item := range list.Items {
-		var meta struct {
+		var head struct {
 			Kind     string `yaml:"kind"`
 			Metadata struct {
 				Name string `yaml:"name"`
 			} `yaml:"metadata"`
 		}
-		if err := item.Decode(&meta); err != nil {
+		if err := item.Decode(&head); err != nil {
 			t.Fatal(err)
-		}
-		if meta.Kind != "Deployment" || meta.Metadata.Name != "contentguard-xds" {
-			continue
 		}
 		raw, err := yaml.Marshal(&item)
 		if err != nil {
 			t.Fatal(err)
 		}
-		d = &appsv1.Deployment{}
-		if err := sigsyaml.UnmarshalStrict(raw, d); err != nil {
-			t.Fatalf("Deployment/contentguard-xds: %v", err)
+		name := head.Kind + "/" + head.Metadata.Name
+		decode := func(v any) {
+			if err := sigsyaml.UnmarshalStrict(raw, v); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
 		}
-	}
-	if d == nil {
-		t.Fatal("deploy/envoy/pod.yaml has no Deployment/contentguard-xds")
+		switch head.Kind {
+		case "Deployment":
+			var d appsv1.Deployment
+			decode(&d)
+			workloads[name] = workload{name, d.Namespace, d.Spec.Template.ObjectMeta, d.Spec.Template.Spec}
+		case "Pod":
+			var p corev1.Pod
+			decode(&p)
+			workloads[name] = workload{name, p.Namespace, p.ObjectMeta, p.Spec}
+		case "NetworkPolicy":
+			var np networkingv1.NetworkPolicy
+			decode(&np)
+			netpols = append(netpols, np)
+		}
 	}
 	keeps := k8sScrapeKeeps(t)
-	if v := d.Spec.Template.Labels["app.kubernetes.io/part-of"]; !keeps["__meta_kubernetes_pod_label_app_kubernetes_io_part_of"].MatchString(v) {
-		t.Errorf("the control plane's pods are labelled app.kubernetes.io/part-of=%q: kubernetes.yml does not keep them", v)
-	}
-	scraped := false
-	for _, c := range d.Spec.Template.Spec.Containers {
-		role, set := parseArgs(t, "Deployment/contentguard-xds container "+c.Name, c.Args)
-		if role != "xds" {
+	prometheus := map[string]string{"app.kubernetes.io/name": "prometheus"}
+	for _, want := range []struct{ workload, role, job string }{
+		{"Deployment/contentguard-xds", "xds", "xds"},
+		{"Pod/content-api", "sidecar", "sidecar"},
+	} {
+		w, ok := workloads[want.workload]
+		if !ok {
+			t.Errorf("deploy/envoy/pod.yaml has no %s", want.workload)
 			continue
 		}
-		if c.Name != "xds" {
-			t.Errorf("container %s: Prometheus names the job after the container; the alerts and dashboards expect xds", c.Name)
+		if v := w.meta.Labels["app.kubernetes.io/part-of"]; !keeps["__meta_kubernetes_pod_label_app_kubernetes_io_part_of"].MatchString(v) {
+			t.Errorf("%s is labelled app.kubernetes.io/part-of=%q: kubernetes.yml does not keep it", w.name, v)
 		}
-		admin := set["admin"]
-		if admin == "" {
-			admin = flags(t, "xds")["admin"].Default
-		}
-		host, _, _ := net.SplitHostPort(admin)
-		for _, p := range c.Ports {
-			if !keeps["__meta_kubernetes_pod_container_port_name"].MatchString(p.Name) {
+		// The ports Prometheus scrapes, and the ports the policies admit
+		// from Prometheus only.
+		scraped := map[string]bool{}
+		for _, c := range w.spec.Containers {
+			if !isContentguard(t, c) {
+				continue // Envoy
+			}
+			role, set := parseArgs(t, w.name+" container "+c.Name, c.Args)
+			if role != want.role {
 				continue
 			}
-			if int(p.ContainerPort) != portOf(admin) {
-				t.Errorf("port %s (%d) is scraped, the admin API (/metrics) is on %s", p.Name, p.ContainerPort, admin)
+			if c.Name != want.job {
+				t.Errorf("%s container %s: Prometheus names the job after the container; the alerts and dashboards expect %s", w.name, c.Name, want.job)
 			}
-			if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-				t.Errorf("port %s is scraped, but --admin %s listens on loopback", p.Name, admin)
+			admin := set["admin"]
+			if admin == "" {
+				admin = flags(t, role)["admin"].Default
 			}
-			scraped = true
+			host, _, _ := net.SplitHostPort(admin)
+			for _, p := range c.Ports {
+				if !keeps["__meta_kubernetes_pod_container_port_name"].MatchString(p.Name) {
+					continue
+				}
+				if int(p.ContainerPort) != portOf(admin) {
+					t.Errorf("%s: port %s (%d) is scraped, the admin API (/metrics) is on %s", w.name, p.Name, p.ContainerPort, admin)
+				}
+				if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+					t.Errorf("%s: port %s is scraped, but --admin %s listens on loopback", w.name, p.Name, admin)
+				}
+				// A policy may name the port or give its number.
+				scraped[p.Name], scraped[strconv.Itoa(int(p.ContainerPort))] = true, true
+			}
 		}
-	}
-	if !scraped {
-		t.Error("no port of the control plane is scraped")
+		if len(scraped) == 0 {
+			t.Errorf("%s: no port of its %s is scraped", w.name, want.role)
+		}
+		covered := false
+		for _, np := range netpols {
+			if np.Namespace != w.namespace || !selects(t, &np.Spec.PodSelector, w.meta.Labels) {
+				continue
+			}
+			covered = true
+			eachAdmittedPort(t, np, w.name, w.spec, func(rule networkingv1.NetworkPolicyIngressRule, port string, _ int32) {
+				if !scraped[port] {
+					return
+				}
+				// The admin API resets breakers: Prometheus only.
+				if len(rule.From) == 0 {
+					t.Errorf("NetworkPolicy %s admits anyone to %s's admin port %s", np.Name, w.name, port)
+				}
+				for _, from := range rule.From {
+					if from.PodSelector == nil || !selects(t, from.PodSelector, prometheus) || len(from.PodSelector.MatchLabels) != 1 {
+						t.Errorf("NetworkPolicy %s admits %v to %s's admin port, want Prometheus only", np.Name, from, w.name)
+					}
+				}
+			})
+		}
+		if !covered {
+			t.Errorf("%s: no NetworkPolicy covers its pods", w.name)
+		}
 	}
 }
