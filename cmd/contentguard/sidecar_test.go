@@ -76,8 +76,9 @@ spec:
 }
 
 // TestSidecarCommand runs `contentguard sidecar` as a process: it proxies,
-// reloads on SIGHUP (the file's size and mtime are kept, so the poller
-// cannot be what noticed), and drains and exits 0 on SIGTERM.
+// reloads a changed file by itself, reloads on SIGHUP (the file's size and
+// mtime are kept, so the poller cannot be what noticed), and drains and
+// exits 0 on SIGTERM.
 func TestSidecarCommand(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "upstream "+r.URL.Path)
@@ -121,7 +122,13 @@ func TestSidecarCommand(t *testing.T) {
 		t.Fatalf("proxied: %d %q %v", resp.StatusCode, body, resp.Header)
 	}
 
-	time.Sleep(1500 * time.Millisecond) // let the poller take its first look
+	// A real change, which the poller applies: from then on it holds this
+	// file's modification time and size (waiting for it orders the test
+	// after a poll, where a sleep would only hope to).
+	if err := os.WriteFile(file, []byte(sidecarPolicy("other-policy", up.URL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool { return policyName() == "other-policy" })
 	fi, err := os.Stat(file)
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +140,7 @@ func TestSidecarCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(1500 * time.Millisecond) // a poll or two: they must not notice
-	if n := policyName(); n != "first-policy" {
+	if n := policyName(); n != "other-policy" {
 		t.Fatalf("the poller reloaded an unchanged-looking file: %q", n)
 	}
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
