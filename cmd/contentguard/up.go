@@ -275,8 +275,8 @@ type upURLs struct {
 }
 
 // upBanner is what up prints once everything listens. Every command in it
-// runs as printed (JOB_ID stands for the id the job submission answers);
-// TestUpBannerCommandsWork runs them all.
+// runs as printed, pasted in order into one shell (the job's id is kept in
+// JOB_ID for the poll); TestUpBannerCommandsWork runs them all.
 var upBanner = template.Must(template.New("up").Parse(`contentguard is up (policy: embedded default; stores: {{.Stores}})
 
   edge       {{.Edge}}   every request judged by the policy
@@ -297,10 +297,10 @@ Analyse a text through the edge, with the token or with the API key:
 curl -sS -X POST {{.Edge}}/api/v1/analyze -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" -d '{"content":"the quick brown fox jumps over the lazy dog"}'
 curl -sS -X POST {{.Edge}}/api/v1/analyze -H "X-API-Key: {{.APIKey}}" -H "Content-Type: application/json" -d '{"content":"the quick brown fox jumps over the lazy dog"}'
 
-Submit an asynchronous job, then poll it with the id it answers:
+Submit an asynchronous job (202: its id is kept in JOB_ID), then poll it until its status is completed:
 
-curl -sS -X POST {{.Edge}}/api/v1/jobs -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" -d '{"kind":"analyze","input":{"content":"a b a b c"}}'
-curl -sS {{.Edge}}/api/v1/jobs/JOB_ID -H "Authorization: Bearer $TOKEN"
+JOB_ID=$(curl -sS -X POST {{.Edge}}/api/v1/jobs -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" -d '{"kind":"analyze","input":{"content":"a b a b c"}}' | sed -E 's/.*"id":"([^"]+)".*/\1/')
+curl -sS {{.Edge}}/api/v1/jobs/$JOB_ID -H "Authorization: Bearer $TOKEN"
 
 Register a webhook for finished batches (up lets webhooks call this machine: listen on 127.0.0.1:9000 to see them):
 

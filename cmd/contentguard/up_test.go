@@ -30,7 +30,7 @@ import (
 // upRun is one `contentguard up` running in-process on free ports.
 type upRun struct {
 	edge, admin, backend, token, refresh, curl string
-	curls                                      []string // every curl line of the banner, in order
+	curls                                      []string // every command line of the banner (curl, or VAR=$(curl …)), in order
 	output                                     []string
 	cancel                                     context.CancelFunc
 	exit                                       chan int
@@ -79,7 +79,7 @@ func startUp(t *testing.T, state string) *upRun {
 				u.token = strings.TrimPrefix(line, "TOKEN=")
 			case strings.HasPrefix(line, "REFRESH="):
 				u.refresh = strings.TrimPrefix(line, "REFRESH=")
-			case strings.HasPrefix(line, "curl "):
+			case strings.HasPrefix(line, "curl "), bannerAssign.MatchString(line):
 				u.curls = append(u.curls, line)
 				if u.curl == "" && strings.Contains(line, "/analyze") {
 					u.curl = line
@@ -343,15 +343,21 @@ func sh(t *testing.T, dir string, env []string, script string) (string, error) {
 	return out.String(), err
 }
 
-// TestUpBannerCommandsWork runs every curl the banner prints, as printed,
-// with the real curl: analyse with the token and with the API key, submit a
-// job and poll it until it completes, register a webhook, refresh the token
-// and get a new one. Jobs and webhooks used to answer 404 (not mounted).
+// TestUpBannerCommandsWork runs every command the banner prints, as
+// printed and in order, with the real curl: analyse with the token and with
+// the API key, submit a job and poll it until it completes, register a
+// webhook, refresh the token and get a new one. Jobs and webhooks used to
+// answer 404 (not mounted); the poll used to name a placeholder, JOB_ID,
+// that a newcomer pasting it got a 404 for.
 func TestUpBannerCommandsWork(t *testing.T) {
 	t.Setenv("REDIS_URL", "")
 	u := startUp(t, filepath.Join(t.TempDir(), "state"))
 	checkBannerCommands(t, u)
 }
+
+// bannerAssign is a banner line that keeps a command's answer in a shell
+// variable for the lines after it: VAR=$(curl …).
+var bannerAssign = regexp.MustCompile(`^([A-Z_]+)=\$\(curl `)
 
 func checkBannerCommands(t *testing.T, u *upRun) {
 	t.Helper()
@@ -359,11 +365,18 @@ func checkBannerCommands(t *testing.T, u *upRun) {
 	features := map[string]bool{}
 	jobID := ""
 	for _, line := range u.curls {
-		if strings.Contains(line, "JOB_ID") {
-			if jobID == "" {
-				t.Fatalf("the banner polls a job before submitting one: %q", line)
+		if m := bannerAssign.FindStringSubmatch(line); m != nil {
+			// The variable lives on in the shell that pastes the banner.
+			out, err := sh(t, t.TempDir(), env, line+"\nprintf %s \"$"+m[1]+"\"")
+			if err != nil {
+				t.Fatalf("printed command failed: %v", err)
 			}
-			line = strings.ReplaceAll(line, "JOB_ID", jobID)
+			env = append(env, m[1]+"="+out)
+			if strings.Contains(line, "-X POST "+u.edge+"/api/v1/jobs ") {
+				jobID = out
+				features["job"] = strings.HasPrefix(jobID, "job_")
+			}
+			continue
 		}
 		out, err := sh(t, t.TempDir(), env, line)
 		if err != nil {
@@ -381,11 +394,6 @@ func checkBannerCommands(t *testing.T, u *upRun) {
 		switch {
 		case strings.Contains(line, "/analyze"):
 			features["analyze"] = answer.Success
-		case strings.Contains(line, "-X POST "+u.edge+"/api/v1/jobs"):
-			var job struct{ ID string }
-			_ = json.Unmarshal(answer.Data, &job)
-			jobID = job.ID
-			features["job"] = answer.Success && jobID != ""
 		case strings.Contains(line, "/api/v1/jobs/"):
 			// Poll as a client would, until the job is done.
 			status := ""
