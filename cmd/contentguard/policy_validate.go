@@ -66,18 +66,17 @@ func runPolicyValidate(ctx context.Context, args []string, stdout, stderr io.Wri
 		fmt.Fprint(stderr, validateHelp)
 		fs.PrintDefaults()
 	}
-	// Accept files before or among the flags.
-	var files []string
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return flagExit(err)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		files, args = append(files, fs.Arg(0)), fs.Args()[1:]
+	files, err := parseAmongFlags(fs, args)
+	if err != nil {
+		return flagExit(err)
 	}
-	if len(files) == 0 || (*format != "text" && *format != "json") {
+	switch {
+	case *format != "text" && *format != "json":
+		fmt.Fprintf(stderr, "contentguard policy validate: --format %q: want text or json\n\n", *format)
+		fs.Usage()
+		return 2
+	case len(files) == 0:
+		fmt.Fprint(stderr, "contentguard policy validate: no policy file given\n\n")
 		fs.Usage()
 		return 2
 	}

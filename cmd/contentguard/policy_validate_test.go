@@ -198,7 +198,18 @@ func TestValidateJSON(t *testing.T) {
 	if code, _, _ := runCLI(t, "policy", "validate", "--format", "json", "--strict", warned); code != 1 {
 		t.Errorf("--strict with a warning: exit %d", code)
 	}
-	if code, _, _ := runCLI(t, "policy", "validate", "--format", "yaml", good); code != 2 {
-		t.Errorf("unknown format: exit %d", code)
+	// A usage error says what was wrong before the usage (it used to print
+	// the usage alone).
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--format", "yaml", good}, `--format "yaml": want text or json`},
+		{[]string{"--strict"}, "no policy file given"},
+	} {
+		code, _, errs := runCLI(t, append([]string{"policy", "validate"}, c.args...)...)
+		if first, _, _ := strings.Cut(errs, "\n"); code != 2 || !strings.Contains(first, c.want) {
+			t.Errorf("%v: exit %d, first line %q, want %q", c.args, code, first, c.want)
+		}
 	}
 }
