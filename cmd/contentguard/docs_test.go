@@ -226,3 +226,38 @@ func TestDocsLinksStayInRepository(t *testing.T) {
 		}
 	}
 }
+
+// TestDocsNameCodeThatExists: where a page points into the code as
+// `dir/file.go` (`Name`, `Type.Method`), the file exists and declares or
+// uses each name, so a rename or a move cannot leave a page pointing at
+// nothing (security.md named edge/wire.go's scanHeaders and
+// sidecar/metrics.go's KeysFetched after both had moved).
+func TestDocsNameCodeThatExists(t *testing.T) {
+	root := filepath.Join("..", "..")
+	ref := regexp.MustCompile("`([a-z][a-z0-9_]*/[a-z0-9_/]*\\.go)`(?: \\(([^)]*)\\))?")
+	name := regexp.MustCompile("`([A-Za-z_][A-Za-z0-9_.]*)`")
+	checked := 0
+	for page, path := range docPages(t) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ref.FindAllStringSubmatch(string(b), -1) {
+			src, err := os.ReadFile(filepath.Join(root, m[1]))
+			if err != nil {
+				t.Errorf("%s names %s, which is not in the repository", page, m[1])
+				continue
+			}
+			for _, n := range name.FindAllStringSubmatch(m[2], -1) {
+				ident := n[1][strings.LastIndex(n[1], ".")+1:]
+				if !regexp.MustCompile(`\b` + regexp.QuoteMeta(ident) + `\b`).Match(src) {
+					t.Errorf("%s names %s in %s, which has no %s", page, n[1], m[1], ident)
+				}
+				checked++
+			}
+		}
+	}
+	if checked == 0 {
+		t.Error("no code reference found: the pattern no longer fits the docs")
+	}
+}
