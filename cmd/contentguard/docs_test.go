@@ -3,11 +3,14 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/contentguard/contentguard/conformance"
 )
 
 // An example in README.md or docs/*.md is a fenced block. Every sh and
@@ -259,5 +262,40 @@ func TestDocsNameCodeThatExists(t *testing.T) {
 	}
 	if checked == 0 {
 		t.Error("no code reference found: the pattern no longer fits the docs")
+	}
+}
+
+// TestGuidesForwardWhatTheBackendServes: the request each gateway guide
+// (Kong, Traefik, Envoy) shows forwarded, with the policy's API key, is one
+// the real backend answers as shown. The guides' own tests run them through
+// their plane in front of a scripted upstream that answers 200 to anything;
+// the guides showed GET /api/v1/jobs as 200 while the backend answers 405
+// (jobs are submitted with POST and read by id).
+func TestGuidesForwardWhatTheBackendServes(t *testing.T) {
+	t.Setenv("REDIS_URL", "")
+	u := startUp(t, filepath.Join(t.TempDir(), "state"))
+	for page, host := range map[string]string{"kong.md": "localhost:8000", "traefik.md": "localhost:8000", "envoy.md": "localhost:10000"} {
+		doc, err := os.ReadFile(filepath.Join("..", "..", "docs", page))
+		if err != nil {
+			t.Fatal(err)
+		}
+		examples, err := conformance.CurlExamples(doc, host)
+		if err != nil {
+			t.Fatalf("docs/%s: %v", page, err)
+		}
+		forwarded := 0
+		for _, ex := range examples {
+			if ex.Status >= 300 {
+				continue // refused at the edge: the backend never sees it
+			}
+			forwarded++
+			req, _ := http.NewRequest(http.MethodGet, u.backend+ex.Path, nil)
+			if status, _, body := do(t, req); status != ex.Status {
+				t.Errorf("docs/%s:%d: the backend answers GET %s with %d, the guide shows %d: %s", page, ex.Line, ex.Path, status, ex.Status, body)
+			}
+		}
+		if forwarded == 0 {
+			t.Errorf("docs/%s shows no forwarded request", page)
+		}
 	}
 }
