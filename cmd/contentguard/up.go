@@ -297,14 +297,14 @@ Analyse a text through the edge, with the token or with the API key:
 curl -sS -X POST {{.Edge}}/api/v1/analyze -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" -d '{"content":"the quick brown fox jumps over the lazy dog"}'
 curl -sS -X POST {{.Edge}}/api/v1/analyze -H "X-API-Key: {{.APIKey}}" -H "Content-Type: application/json" -d '{"content":"the quick brown fox jumps over the lazy dog"}'
 
+Register a webhook for finished analyses and batches (up lets webhooks call this machine: listen on 127.0.0.1:9000 to see the job below arrive):
+
+curl -sS -X POST {{.Edge}}/api/v1/webhooks/register -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" -d '{"url":"http://127.0.0.1:9000/hook","events":["analysis_completed","batch_completed"]}'
+
 Submit an asynchronous job (202: its id is kept in JOB_ID), then poll it until its status is completed:
 
 JOB_ID=$(curl -sS -X POST {{.Edge}}/api/v1/jobs -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" -d '{"kind":"analyze","input":{"content":"a b a b c"}}' | sed -E 's/.*"id":"([^"]+)".*/\1/')
 curl -sS {{.Edge}}/api/v1/jobs/$JOB_ID -H "Authorization: Bearer $TOKEN"
-
-Register a webhook for finished batches (up lets webhooks call this machine: listen on 127.0.0.1:9000 to see them):
-
-curl -sS -X POST {{.Edge}}/api/v1/webhooks/register -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" -d '{"url":"http://127.0.0.1:9000/hook","events":["batch_completed"]}'
 
 Refresh the token, or get a new one with the password:
 

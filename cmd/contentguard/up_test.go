@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -345,10 +346,13 @@ func sh(t *testing.T, dir string, env []string, script string) (string, error) {
 
 // TestUpBannerCommandsWork runs every command the banner prints, as
 // printed and in order, with the real curl: analyse with the token and with
-// the API key, submit a job and poll it until it completes, register a
-// webhook, refresh the token and get a new one. Jobs and webhooks used to
-// answer 404 (not mounted); the poll used to name a placeholder, JOB_ID,
-// that a newcomer pasting it got a 404 for.
+// the API key, register a webhook, submit a job and poll it until it
+// completes, refresh the token and get a new one; the webhook, where the
+// banner says to listen (here a free port in its place), hears the job
+// finish. Jobs and webhooks used to answer 404 (not mounted); the poll used
+// to name a placeholder, JOB_ID, that a newcomer pasting it got a 404 for;
+// the webhook was registered after the job, for batches only, so nothing
+// the banner ran ever reached it.
 func TestUpBannerCommandsWork(t *testing.T) {
 	t.Setenv("REDIS_URL", "")
 	u := startUp(t, filepath.Join(t.TempDir(), "state"))
@@ -364,7 +368,17 @@ func checkBannerCommands(t *testing.T, u *upRun) {
 	env := []string{"TOKEN=" + u.token, "REFRESH=" + u.refresh}
 	features := map[string]bool{}
 	jobID := ""
+	var mu sync.Mutex
+	var heard []string // the events of webhook deliveries, with their bodies
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		heard = append(heard, r.Header.Get("X-Webhook-Event")+" "+string(b))
+		mu.Unlock()
+	}))
+	defer hook.Close()
 	for _, line := range u.curls {
+		line = strings.ReplaceAll(line, "http://127.0.0.1:9000/", hook.URL+"/")
 		if m := bannerAssign.FindStringSubmatch(line); m != nil {
 			// The variable lives on in the shell that pastes the banner.
 			out, err := sh(t, t.TempDir(), env, line+"\nprintf %s \"$"+m[1]+"\"")
@@ -418,6 +432,23 @@ func checkBannerCommands(t *testing.T, u *upRun) {
 			features["refresh"] = answer.Access != "" && answer.Refresh != "" && answer.Refresh != u.refresh
 		case strings.Contains(line, "grant_type=password"):
 			features["password"] = answer.Access != ""
+		}
+	}
+	if features["webhook"] && jobID != "" {
+		features["webhook"] = polltest.Until(30*time.Second, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, h := range heard {
+				if strings.HasPrefix(h, "analysis_completed ") && strings.Contains(h, jobID) {
+					return true
+				}
+			}
+			return false
+		})
+		if !features["webhook"] {
+			mu.Lock()
+			t.Errorf("the banner's webhook did not hear its job %s finish; heard %q", jobID, heard)
+			mu.Unlock()
 		}
 	}
 	for _, f := range []string{"analyze", "job", "poll", "webhook", "refresh", "password"} {
