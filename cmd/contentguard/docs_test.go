@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/contentguard/contentguard/conformance"
 )
@@ -183,7 +184,8 @@ var publicReferences = []string{
 }
 
 // TestDocsLinksStayInRepository: every link of README.md and docs/*.md is
-// a file of the repository (that exists) or a public reference, and no
+// a file of the repository (that exists; a #fragment of a page, a heading
+// of it) or a public reference, and no
 // page points at a path outside the repository (the policy reference once
 // named ../shared/design/policy-v1.md, which a clone does not have).
 func TestDocsLinksStayInRepository(t *testing.T) {
@@ -201,6 +203,17 @@ func TestDocsLinksStayInRepository(t *testing.T) {
 		dir := filepath.Dir(path)
 		for _, m := range link.FindAllStringSubmatch(string(b), -1) {
 			target := m[1]
+			if file, frag, ok := strings.Cut(target, "#"); ok && !strings.HasPrefix(target, "http") {
+				md := path
+				if file != "" {
+					md = filepath.Join(dir, file)
+				}
+				if strings.HasSuffix(md, ".md") {
+					if anchors, err := mdAnchors(md); err == nil && !anchors[frag] {
+						t.Errorf("%s links to %s, a heading %s does not have", name, target, filepath.Base(md))
+					}
+				}
+			}
 			switch {
 			case strings.HasPrefix(target, "#"):
 			case strings.HasPrefix(target, "http://"), strings.HasPrefix(target, "https://"):
@@ -228,6 +241,50 @@ func TestDocsLinksStayInRepository(t *testing.T) {
 			}
 		}
 	}
+}
+
+// mdAnchors are the fragments a Markdown page's headings get on GitHub:
+// the heading's text without its markup, lower-cased, punctuation dropped,
+// spaces made '-', a repeat numbered (-1, -2, ...); and explicit <a id>s.
+func mdAnchors(path string) (map[string]bool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	markup := regexp.MustCompile(`\[([^\]]*)\]\([^)]*\)`)
+	explicit := regexp.MustCompile(`<a (?:id|name)="([^"]+)"`)
+	anchors, seen := map[string]bool{}, map[string]int{}
+	fenced := false
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "```") {
+			fenced = !fenced
+			continue
+		}
+		for _, m := range explicit.FindAllStringSubmatch(line, -1) {
+			anchors[m[1]] = true
+		}
+		text, ok := strings.CutPrefix(strings.TrimLeft(line, "#"), " ")
+		if fenced || !ok || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		text = strings.ToLower(strings.TrimSpace(markup.ReplaceAllString(text, "$1")))
+		slug := strings.Map(func(r rune) rune {
+			switch {
+			case r == ' ':
+				return '-'
+			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+				return r
+			}
+			return -1
+		}, text)
+		if n := seen[slug]; n > 0 {
+			anchors[fmt.Sprintf("%s-%d", slug, n)] = true
+		} else {
+			anchors[slug] = true
+		}
+		seen[slug]++
+	}
+	return anchors, nil
 }
 
 // TestDocsNameCodeThatExists: where a page points into the code as
