@@ -119,10 +119,12 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			_ = ln.Close() // after Serve returns, or on a failed start
 		}
 	}()
-	for _, addr := range []string{*backendAddr, *listen, *adminAddr} {
-		ln, err := net.Listen("tcp", addr)
+	for _, l := range []struct{ what, flag, addr string }{
+		{"backend", "backend", *backendAddr}, {"edge", "listen", *listen}, {"admin", "admin", *adminAddr},
+	} {
+		ln, err := net.Listen("tcp", l.addr)
 		if err != nil {
-			return fail("listen %s: %v", addr, err)
+			return fail("%s: %v (--%s chooses another address)", l.what, err, l.flag)
 		}
 		lns = append(lns, ln)
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -517,4 +518,29 @@ func jwtClaims(token string) (map[string]any, error) {
 	}
 	var m map[string]any
 	return m, json.Unmarshal(b, &m)
+}
+
+// TestUpNamesTheFlagOfABusyPort: with one of its ports taken (8080 often
+// is), up says which listener could not bind and which flag moves it,
+// instead of a bare "listen ADDR: listen tcp ADDR: ... in use".
+func TestUpNamesTheFlagOfABusyPort(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	state := filepath.Join(t.TempDir(), "state")
+	for _, c := range []struct{ flag, what string }{{"listen", "edge"}, {"backend", "backend"}, {"admin", "admin"}} {
+		args := []string{"up", "--state", state, "--listen", "127.0.0.1:0", "--backend", "127.0.0.1:0", "--admin", "127.0.0.1:0"}
+		for i := range args {
+			if args[i] == "--"+c.flag {
+				args[i+1] = busy.Addr().String()
+			}
+		}
+		code, _, errs := runCLI(t, args...)
+		head, tail := fmt.Sprintf("contentguard up: %s: listen tcp %s: ", c.what, busy.Addr()), fmt.Sprintf(" (--%s chooses another address)", c.flag)
+		if got := strings.TrimSpace(errs); code != 1 || !strings.HasPrefix(got, head) || !strings.HasSuffix(got, tail) {
+			t.Errorf("%s busy: exit %d, stderr %q, want %q…%q", c.what, code, errs, head, tail)
+		}
+	}
 }
