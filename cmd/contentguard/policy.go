@@ -243,7 +243,7 @@ func runPolicyExplain(ctx context.Context, args []string, stdout, stderr io.Writ
 	defer e.Close()
 	rawPath, query, _ := strings.Cut(*path, "?")
 	d := e.Check(ctx, edge.Request{
-		Method: strings.ToUpper(*method), Host: "explain.local", Path: rawPath, RawQuery: query,
+		Method: *method, Host: "explain.local", Path: rawPath, RawQuery: query,
 		Header: h, Peer: addr, TLS: *tls, ContentLength: *bodyBytes, DecideOnly: true, Explain: true,
 	})
 	x := explanation{
