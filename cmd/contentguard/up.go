@@ -142,6 +142,13 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return fail("REDIS_URL: %v", err)
 		}
 		defer rdb.Close()
+		// Every store would fail on its own, noisily: say it once, first.
+		pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+		err = rdb.Ping(pctx).Err()
+		pcancel()
+		if err != nil {
+			return fail("REDIS_URL: Redis does not answer: %v (start it, or unset REDIS_URL to keep every store in memory)", err)
+		}
 		p.Spec.RateLimit.Store.Type = "redis"
 		p.Spec.RateLimit.Store.URL = redisURL
 	}

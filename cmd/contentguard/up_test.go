@@ -544,3 +544,21 @@ func TestUpNamesTheFlagOfABusyPort(t *testing.T) {
 		}
 	}
 }
+
+// TestUpSaysWhenRedisIsNotThere: with REDIS_URL naming a Redis that does
+// not answer, up says so first and how to do without, instead of seconds of
+// go-redis dial errors and then the job queue's.
+func TestUpSaysWhenRedisIsNotThere(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	t.Setenv("REDIS_URL", "redis://"+addr+"/0")
+	code, _, errs := runCLI(t, "up", "--state", filepath.Join(t.TempDir(), "state"),
+		"--listen", "127.0.0.1:0", "--backend", "127.0.0.1:0", "--admin", "127.0.0.1:0")
+	if code != 1 || !strings.HasPrefix(errs, "contentguard up: REDIS_URL: Redis does not answer: ") || !strings.Contains(errs, "unset REDIS_URL") {
+		t.Errorf("exit %d, stderr %q", code, errs)
+	}
+}
