@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -345,5 +346,46 @@ func TestDirectoryMapsNodesToPolicies(t *testing.T) {
 			t.Errorf("node %s of cluster %s got policy %q, want %q", c.id, c.cluster, got, c.want)
 		}
 		cancel()
+	}
+}
+
+// TestStreamsEndWithTheContext: when ServerOptions.Context is done, the open
+// State of the World and Delta streams end (the node sees the stream end
+// and reconnects elsewhere), so that GracefulStop returns at once:
+// `contentguard xds` used to wait out its 5 s bound on every stop while a
+// node was connected.
+func TestStreamsEndWithTheContext(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "policy.yaml")
+	writeFile(t, file, policyDoc("demo", "http://127.0.0.1:8081", "2s"))
+	src, err := NewSource(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv, err := NewServer(ServerOptions{Source: src, Logger: slog.New(slog.DiscardHandler), Context: ctx})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := &plane{srv: srv, addr: grpctest.Serve(t, "", srv.Register)}
+	delta := sidecarStream(t, pl, "sidecar-1")
+	recvDelta(t, delta)
+	client, sctx := adsClient(t, pl)
+	sotw, err := client.StreamAggregatedResources(sctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sotw.Send(&discovery.DiscoveryRequest{Node: &core.Node{Id: "envoy-1", UserAgentName: "envoy"}, TypeUrl: resource.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	recvSotw(t, sotw)
+	cancel()
+	// Each Recv is bounded by the test's stream context (30 s): a stream
+	// that does not end fails with DeadlineExceeded, not EOF.
+	if _, err := delta.Recv(); err != io.EOF {
+		t.Errorf("delta stream after the context ended: %v, want EOF", err)
+	}
+	if _, err := sotw.Recv(); err != io.EOF {
+		t.Errorf("State of the World stream after the context ended: %v, want EOF", err)
 	}
 }
