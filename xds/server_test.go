@@ -66,12 +66,20 @@ type plane struct {
 // loopback port.
 func startPlane(t testing.TB, path string) *plane {
 	t.Helper()
+	return startPlaneWith(t, path, ServerOptions{})
+}
+
+// startPlaneWith is startPlane with opts, whose Source, Registry and Logger
+// it sets.
+func startPlaneWith(t testing.TB, path string, opts ServerOptions) *plane {
+	t.Helper()
 	src, err := NewSource(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	srv, err := NewServer(ServerOptions{Source: src, Registry: reg, Logger: slog.New(slog.DiscardHandler)})
+	opts.Source, opts.Registry, opts.Logger = src, reg, slog.New(slog.DiscardHandler)
+	srv, err := NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,17 +365,9 @@ func TestDirectoryMapsNodesToPolicies(t *testing.T) {
 func TestStreamsEndWithTheContext(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "policy.yaml")
 	writeFile(t, file, policyDoc("demo", "http://127.0.0.1:8081", "2s"))
-	src, err := NewSource(file)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	srv, err := NewServer(ServerOptions{Source: src, Logger: slog.New(slog.DiscardHandler), Context: ctx})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pl := &plane{srv: srv, addr: grpctest.Serve(t, "", srv.Register)}
+	pl := startPlaneWith(t, file, ServerOptions{Context: ctx})
 	delta := sidecarStream(t, pl, "sidecar-1")
 	recvDelta(t, delta)
 	client, sctx := adsClient(t, pl)
