@@ -99,3 +99,29 @@ func TestPathAsIsRefusesWhatTheUpstreamWouldReadDifferently(t *testing.T) {
 		}
 	}
 }
+
+// TestMethodCaseCannotDodgeARoute: a method in another case meets the route
+// its upper-case form meets. Django and Werkzeug upper-case the method they
+// are given, so a "delete" that the engine matched as a method of its own
+// (on a route without a method list) reached them as DELETE with only the
+// other route's scopes: the sidecar forwarded it with a read-only key.
+func TestMethodCaseCannotDodgeARoute(t *testing.T) {
+	p, err := policy.DecodeJSON([]byte(`{"apiVersion":"contentguard.dev/v1","kind":"EdgePolicy","metadata":{"name":"t"},
+		"spec":{"upstream":{"url":"http://127.0.0.1:1"},
+		"auth":{"apiKeys":{"keys":[{"id":"reader","sha256":"75faa757a8e1da36bdaac42307987ea88a7f449b34c6f157dc80b6ce87b0ad82","scopes":["read"]}]}},
+		"routes":[{"name":"write","match":{"pathPrefix":"/api/","methods":["POST","PUT","DELETE"]},"auth":{"anyOf":["apiKey"],"scopes":["write"]}},
+		          {"name":"read","match":{"pathPrefix":"/api/"},"auth":{"anyOf":["apiKey"],"scopes":["read"]}}]}}`), "t.json")
+	e := engineFor(t, p, err)
+	for _, method := range []string{"DELETE", "delete", "Delete", "post"} {
+		d := e.Check(context.Background(), edge.Request{Method: method, Path: "/api/items/1", Peer: netip.MustParseAddr("192.0.2.1"),
+			ContentLength: -1, Header: http.Header{"X-Api-Key": {"cg-conformance-read-key"}}})
+		if d.Allow || d.Route != "write" || d.Reason != edge.ReasonInsufficientScope {
+			t.Errorf("%s /api/items/1 with a read key: allow=%v route %q reason %s, want the write route's 403", method, d.Allow, d.Route, d.Reason)
+		}
+	}
+	d := e.Check(context.Background(), edge.Request{Method: "get", Path: "/api/items/1", Peer: netip.MustParseAddr("192.0.2.1"),
+		ContentLength: -1, Header: http.Header{"X-Api-Key": {"cg-conformance-read-key"}}})
+	if !d.Allow || d.Route != "read" {
+		t.Errorf("get with a read key: allow=%v route %q reason %s", d.Allow, d.Route, d.Reason)
+	}
+}

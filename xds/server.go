@@ -49,6 +49,10 @@ type ServerOptions struct {
 	Registry prometheus.Registerer
 	// MaxNodes bounds the nodes connected at once; default DefaultMaxNodes.
 	MaxNodes int
+	// Context ends the server's ADS streams when it is done: a gRPC
+	// server's GracefulStop waits for its streams, and a node's stream
+	// never ends by itself. Nil: streams end only with their nodes.
+	Context context.Context
 }
 
 // Server is the control plane: an ADS server (State of the World and
@@ -120,7 +124,11 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		reported: map[string]string{},
 	}
 	s.cache = cache.NewSnapshotCache(true, cache.IDHash{}, cplLogger{s.log})
-	s.xds = serverv3.NewServer(context.Background(), s.cache, serverv3.CallbackFuncs{
+	ctx := opts.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	s.xds = serverv3.NewServer(ctx, s.cache, serverv3.CallbackFuncs{
 		StreamOpenFunc:          func(ctx context.Context, id int64, typ string) error { return s.opened() },
 		DeltaStreamOpenFunc:     func(ctx context.Context, id int64, typ string) error { return s.opened() },
 		StreamClosedFunc:        func(id int64, _ *core.Node) { s.closed(s.sotw, id) },

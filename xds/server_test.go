@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -65,12 +66,20 @@ type plane struct {
 // loopback port.
 func startPlane(t testing.TB, path string) *plane {
 	t.Helper()
+	return startPlaneWith(t, path, ServerOptions{})
+}
+
+// startPlaneWith is startPlane with opts, whose Source, Registry and Logger
+// it sets.
+func startPlaneWith(t testing.TB, path string, opts ServerOptions) *plane {
+	t.Helper()
 	src, err := NewSource(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	srv, err := NewServer(ServerOptions{Source: src, Registry: reg, Logger: slog.New(slog.DiscardHandler)})
+	opts.Source, opts.Registry, opts.Logger = src, reg, slog.New(slog.DiscardHandler)
+	srv, err := NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,5 +354,38 @@ func TestDirectoryMapsNodesToPolicies(t *testing.T) {
 			t.Errorf("node %s of cluster %s got policy %q, want %q", c.id, c.cluster, got, c.want)
 		}
 		cancel()
+	}
+}
+
+// TestStreamsEndWithTheContext: when ServerOptions.Context is done, the open
+// State of the World and Delta streams end (the node sees the stream end
+// and reconnects elsewhere), so that GracefulStop returns at once:
+// `contentguard xds` used to wait out its 5 s bound on every stop while a
+// node was connected.
+func TestStreamsEndWithTheContext(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "policy.yaml")
+	writeFile(t, file, policyDoc("demo", "http://127.0.0.1:8081", "2s"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pl := startPlaneWith(t, file, ServerOptions{Context: ctx})
+	delta := sidecarStream(t, pl, "sidecar-1")
+	recvDelta(t, delta)
+	client, sctx := adsClient(t, pl)
+	sotw, err := client.StreamAggregatedResources(sctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sotw.Send(&discovery.DiscoveryRequest{Node: &core.Node{Id: "envoy-1", UserAgentName: "envoy"}, TypeUrl: resource.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	recvSotw(t, sotw)
+	cancel()
+	// Each Recv is bounded by the test's stream context (30 s): a stream
+	// that does not end fails with DeadlineExceeded, not EOF.
+	if _, err := delta.Recv(); err != io.EOF {
+		t.Errorf("delta stream after the context ended: %v, want EOF", err)
+	}
+	if _, err := sotw.Recv(); err != io.EOF {
+		t.Errorf("State of the World stream after the context ended: %v, want EOF", err)
 	}
 }

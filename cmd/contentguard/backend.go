@@ -44,8 +44,9 @@ sender (needs REDIS_URL or --redis), with Prometheus metrics on
 API listens on loopback behind the sidecar is scraped there.
 
 Environment: REDIS_URL (result cache and job queue in Redis), SERVICE_NAME, SERVICE_VERSION,
-LOG_LEVEL (debug|info|warn|error), METRICS_LISTEN, OTEL_EXPORTER_OTLP_ENDPOINT
-and the other OTEL_* variables, or OTLP_ENDPOINT (traces over OTLP/HTTP).
+LOG_LEVEL (debug|info|warn|error), METRICS_LISTEN, WEBHOOK_ALLOW_PRIVATE=true
+(--webhook-allow-private), OTEL_EXPORTER_OTLP_ENDPOINT and the other OTEL_*
+variables, or OTLP_ENDPOINT (traces over OTLP/HTTP).
 
 Flags:
 `

@@ -3,11 +3,15 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"unicode"
+
+	"github.com/contentguard/contentguard/conformance"
 )
 
 // An example in README.md or docs/*.md is a fenced block. Every sh and
@@ -180,7 +184,8 @@ var publicReferences = []string{
 }
 
 // TestDocsLinksStayInRepository: every link of README.md and docs/*.md is
-// a file of the repository (that exists) or a public reference, and no
+// a file of the repository (that exists; a #fragment of a page, a heading
+// of it) or a public reference, and no
 // page points at a path outside the repository (the policy reference once
 // named ../shared/design/policy-v1.md, which a clone does not have).
 func TestDocsLinksStayInRepository(t *testing.T) {
@@ -198,6 +203,17 @@ func TestDocsLinksStayInRepository(t *testing.T) {
 		dir := filepath.Dir(path)
 		for _, m := range link.FindAllStringSubmatch(string(b), -1) {
 			target := m[1]
+			if file, frag, ok := strings.Cut(target, "#"); ok && !strings.HasPrefix(target, "http") {
+				md := path
+				if file != "" {
+					md = filepath.Join(dir, file)
+				}
+				if strings.HasSuffix(md, ".md") {
+					if anchors, err := mdAnchors(md); err == nil && !anchors[frag] {
+						t.Errorf("%s links to %s, a heading %s does not have", name, target, filepath.Base(md))
+					}
+				}
+			}
 			switch {
 			case strings.HasPrefix(target, "#"):
 			case strings.HasPrefix(target, "http://"), strings.HasPrefix(target, "https://"):
@@ -223,6 +239,120 @@ func TestDocsLinksStayInRepository(t *testing.T) {
 			if _, err := os.Stat(abs); err != nil || !strings.HasPrefix(abs, root+string(filepath.Separator)) {
 				t.Errorf("%s names %s, which is not in the repository", name, m[1])
 			}
+		}
+	}
+}
+
+// mdAnchors are the fragments a Markdown page's headings get on GitHub:
+// the heading's text without its markup, lower-cased, punctuation dropped,
+// spaces made '-', a repeat numbered (-1, -2, ...); and explicit <a id>s.
+func mdAnchors(path string) (map[string]bool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	markup := regexp.MustCompile(`\[([^\]]*)\]\([^)]*\)`)
+	explicit := regexp.MustCompile(`<a (?:id|name)="([^"]+)"`)
+	anchors, seen := map[string]bool{}, map[string]int{}
+	fenced := false
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "```") {
+			fenced = !fenced
+			continue
+		}
+		for _, m := range explicit.FindAllStringSubmatch(line, -1) {
+			anchors[m[1]] = true
+		}
+		text, ok := strings.CutPrefix(strings.TrimLeft(line, "#"), " ")
+		if fenced || !ok || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		text = strings.ToLower(strings.TrimSpace(markup.ReplaceAllString(text, "$1")))
+		slug := strings.Map(func(r rune) rune {
+			switch {
+			case r == ' ':
+				return '-'
+			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+				return r
+			}
+			return -1
+		}, text)
+		if n := seen[slug]; n > 0 {
+			anchors[fmt.Sprintf("%s-%d", slug, n)] = true
+		} else {
+			anchors[slug] = true
+		}
+		seen[slug]++
+	}
+	return anchors, nil
+}
+
+// TestDocsNameCodeThatExists: where a page points into the code as
+// `dir/file.go` (`Name`, `Type.Method`), the file exists and declares or
+// uses each name, so a rename or a move cannot leave a page pointing at
+// nothing (security.md named edge/wire.go's scanHeaders and
+// sidecar/metrics.go's KeysFetched after both had moved).
+func TestDocsNameCodeThatExists(t *testing.T) {
+	root := filepath.Join("..", "..")
+	ref := regexp.MustCompile("`([a-z][a-z0-9_]*/[a-z0-9_/]*\\.go)`(?: \\(([^)]*)\\))?")
+	name := regexp.MustCompile("`([A-Za-z_][A-Za-z0-9_.]*)`")
+	checked := 0
+	for page, path := range docPages(t) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ref.FindAllStringSubmatch(string(b), -1) {
+			src, err := os.ReadFile(filepath.Join(root, m[1]))
+			if err != nil {
+				t.Errorf("%s names %s, which is not in the repository", page, m[1])
+				continue
+			}
+			for _, n := range name.FindAllStringSubmatch(m[2], -1) {
+				ident := n[1][strings.LastIndex(n[1], ".")+1:]
+				if !regexp.MustCompile(`\b` + regexp.QuoteMeta(ident) + `\b`).Match(src) {
+					t.Errorf("%s names %s in %s, which has no %s", page, n[1], m[1], ident)
+				}
+				checked++
+			}
+		}
+	}
+	if checked == 0 {
+		t.Error("no code reference found: the pattern no longer fits the docs")
+	}
+}
+
+// TestGuidesForwardWhatTheBackendServes: the request each gateway guide
+// (Kong, Traefik, Envoy) shows forwarded, with the policy's API key, is one
+// the real backend answers as shown. The guides' own tests run them through
+// their plane in front of a scripted upstream that answers 200 to anything;
+// the guides showed GET /api/v1/jobs as 200 while the backend answers 405
+// (jobs are submitted with POST and read by id).
+func TestGuidesForwardWhatTheBackendServes(t *testing.T) {
+	t.Setenv("REDIS_URL", "")
+	u := startUp(t, filepath.Join(t.TempDir(), "state"))
+	for page, host := range map[string]string{"kong.md": "localhost:8000", "traefik.md": "localhost:8000", "envoy.md": "localhost:10000"} {
+		doc, err := os.ReadFile(filepath.Join("..", "..", "docs", page))
+		if err != nil {
+			t.Fatal(err)
+		}
+		examples, err := conformance.CurlExamples(doc, host)
+		if err != nil {
+			t.Fatalf("docs/%s: %v", page, err)
+		}
+		forwarded := 0
+		for _, ex := range examples {
+			if ex.Status >= 300 {
+				continue // refused at the edge: the backend never sees it
+			}
+			forwarded++
+			req, _ := http.NewRequest(http.MethodGet, u.backend+ex.Path, nil)
+			if status, _, body := do(t, req); status != ex.Status {
+				t.Errorf("docs/%s:%d: the backend answers GET %s with %d, the guide shows %d: %s", page, ex.Line, ex.Path, status, ex.Status, body)
+			}
+		}
+		if forwarded == 0 {
+			t.Errorf("docs/%s shows no forwarded request", page)
 		}
 	}
 }

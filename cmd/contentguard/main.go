@@ -28,7 +28,7 @@ func commands() []command {
 		{"healthcheck", "exit 0 when every URL answers 2xx (the image's HEALTHCHECK)", runHealthcheck},
 		{"lambda-authorizer", "run as an AWS API Gateway Lambda authorizer on the policy", runLambdaAuthorizer},
 		{"sidecar", "run the edge proxy in front of an upstream", runSidecar},
-		{"policy", "validate and explain edge policies", runPolicy},
+		{"policy", "validate and explain edge policies; write their NGINX and Envoy configuration", runPolicy},
 		{"token", "generate signing keys and mint development tokens", runToken},
 		{"up", "run backend and edge together on the embedded default policy", runUp},
 		{"version", "print the version (also --version)", runVersion},
@@ -70,6 +70,10 @@ func isVersion(s string) bool { return s == "--version" || s == "-version" }
 // runVersion prints the binary's version, from the build information the Go
 // toolchain recorded (see internal/buildinfo).
 func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && isHelp(args[0]) {
+		fmt.Fprint(stdout, "Usage: contentguard version (or contentguard --version)\n\nPrints the version of this build, from what the Go toolchain recorded in\nit: the module version (a release tag, or a pseudo-version of the commit),\nelse the commit, else (devel).\n")
+		return 0
+	}
 	if len(args) > 0 {
 		fmt.Fprintf(stderr, "contentguard version: unexpected arguments %q\n", args)
 		return 2
@@ -90,7 +94,7 @@ func usage(w io.Writer) {
 		width = max(width, len(c.name))
 	}
 	for _, c := range cs {
-		fmt.Fprintf(w, "  %-*s %s\n", width, c.name, c.summary)
+		fmt.Fprintf(w, "  %-*s  %s\n", width, c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'contentguard <command> --help' for the flags of one command.")
 }

@@ -21,12 +21,17 @@ func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errb.String()
 }
 
+// TestHelpEverywhere: every command and subcommand answers --help with its
+// usage and exit 0 (`version --help` used to be an error, exit 2).
 func TestHelpEverywhere(t *testing.T) {
-	for _, args := range [][]string{
-		{"--help"}, {"policy", "--help"}, {"policy", "validate", "--help"}, {"policy", "explain", "--help"}, {"policy", "nginx", "--help"},
-		{"policy", "envoy", "--help"}, {"xds", "--help"},
-		{"token", "--help"}, {"token", "keygen", "--help"}, {"token", "mint", "--help"},
-	} {
+	all := [][]string{
+		{"--help"}, {"policy", "validate", "--help"}, {"policy", "explain", "--help"}, {"policy", "nginx", "--help"},
+		{"policy", "envoy", "--help"}, {"token", "keygen", "--help"}, {"token", "mint", "--help"},
+	}
+	for _, c := range commands() {
+		all = append(all, []string{c.name, "--help"})
+	}
+	for _, args := range all {
 		code, out, errs := runCLI(t, args...)
 		if code != 0 || !strings.Contains(out+errs, "Usage") {
 			t.Errorf("%v: exit %d, output %q", args, code, out+errs)
@@ -154,4 +159,42 @@ func TestExplainAnswersConformance(t *testing.T) {
 		u := c.Steps[0].Upstream
 		return u.Status == 0 && u.Delay == 0 && !u.Down
 	}})
+}
+
+// TestExplainTakesFlagsAroundTheFile: the policy file may stand before,
+// between or after the flags, and every flag counts wherever it stands
+// (flags after a file named between them used to be dropped without a
+// word: `explain --method POST p.yaml --path /x` explained POST /). A
+// second file is a usage error, not ignored.
+func TestExplainTakesFlagsAroundTheFile(t *testing.T) {
+	file := filepath.Join(conformance.Dir(), "policies", "standard.yaml")
+	for _, args := range [][]string{
+		{file, "--method", "GET", "--path", "/healthz", "--json"},
+		{"--method", "GET", file, "--path", "/healthz", "--json"},
+		{"--method", "GET", "--path", "/healthz", "--json", file},
+	} {
+		code, out, errs := runCLI(t, append([]string{"policy", "explain"}, args...)...)
+		var got struct {
+			Route  string
+			Status int
+		}
+		if code != 0 || json.Unmarshal([]byte(out), &got) != nil || got.Route != "health" || got.Status != 200 {
+			t.Errorf("%v: exit %d, %s%s", args, code, out, errs)
+		}
+	}
+	code, _, errs := runCLI(t, "policy", "explain", file, "--path", "/healthz", file)
+	if code != 2 || !strings.Contains(errs, "one policy file") {
+		t.Errorf("two files: exit %d, %q", code, errs)
+	}
+}
+
+// TestUsageErrorsSayWhy: a subcommand missing its policy says so on the
+// first line, before the usage (it used to print the usage alone).
+func TestUsageErrorsSayWhy(t *testing.T) {
+	for _, args := range [][]string{{"policy", "nginx"}, {"policy", "envoy", "--listen", "0.0.0.0:10000"}} {
+		code, _, errs := runCLI(t, args...)
+		if first, _, _ := strings.Cut(errs, "\n"); code != 2 || !strings.Contains(first, "--policy FILE is required") {
+			t.Errorf("%v: exit %d, first line %q", args, code, first)
+		}
+	}
 }

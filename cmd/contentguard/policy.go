@@ -123,7 +123,13 @@ func loadPolicyFlag(fs *flag.FlagSet, args []string, file *string, stderr io.Wri
 	if err := fs.Parse(args); err != nil {
 		return nil, flagExit(err)
 	}
-	if *file == "" || fs.NArg() > 0 {
+	switch {
+	case *file == "":
+		fmt.Fprintf(stderr, "contentguard %s: --policy FILE is required\n\n", fs.Name())
+		fs.Usage()
+		return nil, 2
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "contentguard %s: unexpected arguments %q (the policy is --policy FILE)\n\n", fs.Name(), fs.Args())
 		fs.Usage()
 		return nil, 2
 	}
@@ -200,21 +206,16 @@ func runPolicyExplain(ctx context.Context, args []string, stdout, stderr io.Writ
 		fmt.Fprintln(stderr, "Usage: contentguard policy explain FILE --method M --path P [--header 'K: V']... [--peer IP] [--json]\n\nShows the matched route, the identity, each check and the final decision.\nAn allowed request is reported with status 200, as if the upstream answered OK.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	// Accept the file before or after the flags.
-	var file string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		file, args = args[0], args[1:]
-	}
-	if err := fs.Parse(args); err != nil {
+	files, err := parseAmongFlags(fs, args)
+	if err != nil {
 		return flagExit(err)
 	}
-	if file == "" && fs.NArg() > 0 {
-		file = fs.Arg(0)
-	}
-	if file == "" {
+	if len(files) != 1 {
+		fmt.Fprintf(stderr, "contentguard policy explain: want one policy file, got %d\n\n", len(files))
 		fs.Usage()
 		return 2
 	}
+	file := files[0]
 	p, err := policyfile.Load(file)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -242,7 +243,7 @@ func runPolicyExplain(ctx context.Context, args []string, stdout, stderr io.Writ
 	defer e.Close()
 	rawPath, query, _ := strings.Cut(*path, "?")
 	d := e.Check(ctx, edge.Request{
-		Method: strings.ToUpper(*method), Host: "explain.local", Path: rawPath, RawQuery: query,
+		Method: *method, Host: "explain.local", Path: rawPath, RawQuery: query,
 		Header: h, Peer: addr, TLS: *tls, ContentLength: *bodyBytes, DecideOnly: true, Explain: true,
 	})
 	x := explanation{
@@ -322,6 +323,25 @@ func printHeaders(w io.Writer, title string, h map[string]string) {
 }
 
 // flagExit maps a flag parsing error to an exit status: 0 for --help.
+// parseAmongFlags parses args whose operands (file names) may stand
+// before, among or after the flags, as `policy validate --strict a.yaml
+// b.yaml --format json` does: every flag counts wherever it stands, and the
+// operands come back in order. The flag package alone stops at the first
+// operand and leaves the flags after it unread.
+func parseAmongFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var operands []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		operands, args = append(operands, fs.Arg(0)), fs.Args()[1:]
+	}
+	return operands, nil
+}
+
 func flagExit(err error) int {
 	if err == flag.ErrHelp {
 		return 0

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/contentguard/contentguard/edge"
@@ -66,18 +67,17 @@ func runPolicyValidate(ctx context.Context, args []string, stdout, stderr io.Wri
 		fmt.Fprint(stderr, validateHelp)
 		fs.PrintDefaults()
 	}
-	// Accept files before or among the flags.
-	var files []string
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return flagExit(err)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		files, args = append(files, fs.Arg(0)), fs.Args()[1:]
+	files, err := parseAmongFlags(fs, args)
+	if err != nil {
+		return flagExit(err)
 	}
-	if len(files) == 0 || (*format != "text" && *format != "json") {
+	switch {
+	case *format != "text" && *format != "json":
+		fmt.Fprintf(stderr, "contentguard policy validate: --format %q: want text or json\n\n", *format)
+		fs.Usage()
+		return 2
+	case len(files) == 0:
+		fmt.Fprint(stderr, "contentguard policy validate: no policy file given\n\n")
 		fs.Usage()
 		return 2
 	}
@@ -242,7 +242,7 @@ func checkReferences(p *policy.Policy, root *policy.Node) []lint.Finding {
 		}
 		v, err := auth.NewVerifier(context.Background(), []auth.Provider{ap}, auth.Options{})
 		if err != nil {
-			add(lint.Error, keyPath, "keys", "a JWKS is a JSON {\"keys\": [...]} document with a key for each algorithm the provider allows (`contentguard token keygen` writes one); an HS* secret has at least as many bytes as its hash",
+			add(lint.Error, keyPath, "keys", keysHint(keyPath, ap.JWKSFile, err),
 				"provider %q: %s", pr.Name, trimPrefixes(err.Error(), fmt.Sprintf("auth: provider 0 (%q): ", pr.Name), fmt.Sprintf("auth: provider %q: ", pr.Name)))
 			continue
 		}
@@ -264,6 +264,20 @@ func checkReferences(p *policy.Policy, root *policy.Node) []lint.Finding {
 		}
 	}
 	return out
+}
+
+// keysHint is the hint for a provider's keys the verifier refused, about
+// the mistake made: a JWKS file that is not where the policy says (relative
+// paths start at the policy's directory), a JWKS that is not one, or an HS*
+// secret too short.
+func keysHint(keyPath, jwksFile string, err error) string {
+	switch {
+	case strings.HasSuffix(keyPath, ".secret"):
+		return "an HS* secret has at least as many bytes as its hash: 32 for HS256, 48 for HS384, 64 for HS512"
+	case jwksFile != "" && errors.Is(err, os.ErrNotExist):
+		return fmt.Sprintf("relative paths start at the policy file's directory; `contentguard token keygen --out %s` writes jwks.json and signing.pem there", filepath.Dir(jwksFile))
+	}
+	return "a JWKS is a JSON {\"keys\": [...]} document with a key for each algorithm the provider allows (`contentguard token keygen` writes one)"
 }
 
 func trimPrefixes(s string, prefixes ...string) string {

@@ -80,25 +80,26 @@ func TestValidateRefusesWhatTheSidecarRefuses(t *testing.T) {
 		want    string // after "policy.yaml:"
 		hint    string
 		setup   func(dir string)
+		notHint string // a hint for another mistake, which this one must not get
 	}{
 		{"missing JWKS file", []string{"jwks: {file: keys/jwks.json}", "jwks: {file: keys/missing.json}"},
-			"13:24: spec.auth.jwt.providers[0].jwks.file: provider \"main\": read JWKS file", "token keygen", nil},
+			"13:24: spec.auth.jwt.providers[0].jwks.file: provider \"main\": read JWKS file", "relative paths start at the policy file's directory", nil, "HS*"},
 		{"JWKS file that is not a JWKS", nil, "13:24: spec.auth.jwt.providers[0].jwks.file: provider \"main\": jwks: decode", "JWKS",
-			func(dir string) { os.WriteFile(filepath.Join(dir, "keys", "jwks.json"), []byte("not json"), 0o644) }},
+			func(dir string) { os.WriteFile(filepath.Join(dir, "keys", "jwks.json"), []byte("not json"), 0o644) }, "HS*"},
 		{"JWKS without a key for the algorithm", []string{"algorithms: [ES256]", "algorithms: [RS256]"},
-			"13:24: spec.auth.jwt.providers[0].jwks.file: provider \"main\": no key in the set verifies any allowed algorithm", "", nil},
+			"13:24: spec.auth.jwt.providers[0].jwks.file: provider \"main\": no key in the set verifies any allowed algorithm", "", nil, ""},
 		{"missing signing key", []string{"signingKey: {file: keys/signing.pem}", "signingKey: {file: keys/gone.pem}"},
-			"18:24: spec.tokenIssuer.signingKey.file: cannot use the signing key", "token keygen", nil},
+			"18:24: spec.tokenIssuer.signingKey.file: cannot use the signing key", "token keygen", nil, ""},
 		{"HS256 secret too short", []string{"algorithms: [ES256]\n          jwks: {file: keys/jwks.json}", "algorithms: [HS256]\n          secret: {value: too-short}"},
-			"13:19: spec.auth.jwt.providers[0].secret: provider \"main\": secret of 9 bytes is too short for HS256", "at least as many bytes", nil},
+			"13:19: spec.auth.jwt.providers[0].secret: provider \"main\": secret of 9 bytes is too short for HS256", "at least as many bytes", nil, "JWKS"},
 		{"bcrypt hash bcrypt cannot use", []string{"    signingKey: {file: keys/signing.pem}\n", "    signingKey: {file: keys/signing.pem}\n    users:\n      - {username: demo, bcrypt: \"$2a$03$Q0XZXiyXgc3uJwRdDaThbu65beAf8lMdplU2ARDR6HyLYKnlshQqy\", scopes: [read]}\n"},
-			"20:34: spec.tokenIssuer.users[0].bcrypt: the sidecar refuses this policy: issuer: user \"demo\": bad bcrypt hash", "", nil},
+			"20:34: spec.tokenIssuer.users[0].bcrypt: the sidecar refuses this policy: issuer: user \"demo\": bad bcrypt hash", "", nil, ""},
 		{"duplicate route names", []string{"- name: read", "- name: analyze"},
-			"32:13: spec.routes[4].name: duplicate route name \"analyze\"", "", nil},
+			"32:13: spec.routes[4].name: duplicate route name \"analyze\"", "", nil, ""},
 		{"YAML syntax error", []string{"      auth: none\n    - name: revoke", "\tauth: none\n    - name: revoke"},
-			"22:1: found a tab character where a space is expected; indent YAML with spaces", "", nil},
+			"22:1: found a tab character where a space is expected; indent YAML with spaces", "", nil, ""},
 		{"typo in a key", []string{"pathPrefix: /.well-known/", "pathprefix: /.well-known/"},
-			"27:15: spec.routes[2].match.pathprefix: unknown key", "did you mean \"pathPrefix\"?", nil},
+			"27:15: spec.routes[2].match.pathprefix: unknown key", "did you mean \"pathPrefix\"?", nil, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			file := writeLintPolicy(t, c.patches...)
@@ -111,6 +112,9 @@ func TestValidateRefusesWhatTheSidecarRefuses(t *testing.T) {
 			}
 			if c.hint != "" && !strings.Contains(errs, "\thint: ") || !strings.Contains(errs, c.hint) {
 				t.Errorf("no hint mentioning %q:\n%s", c.hint, errs)
+			}
+			if c.notHint != "" && strings.Contains(errs, c.notHint) {
+				t.Errorf("the hint speaks of %q, another mistake:\n%s", c.notHint, errs)
 			}
 		})
 	}
@@ -198,7 +202,18 @@ func TestValidateJSON(t *testing.T) {
 	if code, _, _ := runCLI(t, "policy", "validate", "--format", "json", "--strict", warned); code != 1 {
 		t.Errorf("--strict with a warning: exit %d", code)
 	}
-	if code, _, _ := runCLI(t, "policy", "validate", "--format", "yaml", good); code != 2 {
-		t.Errorf("unknown format: exit %d", code)
+	// A usage error says what was wrong before the usage (it used to print
+	// the usage alone).
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--format", "yaml", good}, `--format "yaml": want text or json`},
+		{[]string{"--strict"}, "no policy file given"},
+	} {
+		code, _, errs := runCLI(t, append([]string{"policy", "validate"}, c.args...)...)
+		if first, _, _ := strings.Cut(errs, "\n"); code != 2 || !strings.Contains(first, c.want) {
+			t.Errorf("%v: exit %d, first line %q, want %q", c.args, code, first, c.want)
+		}
 	}
 }

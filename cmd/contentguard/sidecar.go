@@ -46,8 +46,10 @@ Admin API (on --admin only, never on the public port): /healthz, /readyz,
 /metrics, GET /admin/breakers, POST /admin/breakers/reset[?name=X],
 GET /admin/policy.
 
-Environment: LOG_LEVEL, OTEL_EXPORTER_OTLP_ENDPOINT and the other OTEL_*
-variables, or OTLP_ENDPOINT (traces over OTLP/HTTP).
+Environment: LOG_LEVEL, SERVICE_NAME (default contentguard-sidecar),
+SERVICE_VERSION, OTEL_EXPORTER_OTLP_ENDPOINT and the other OTEL_* variables,
+or OTLP_ENDPOINT (traces over OTLP/HTTP); GOGC (default 400 here) and
+GOMEMLIMIT (docs/sidecar.md).
 
 Flags:
 `

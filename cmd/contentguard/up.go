@@ -119,10 +119,12 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			_ = ln.Close() // after Serve returns, or on a failed start
 		}
 	}()
-	for _, addr := range []string{*backendAddr, *listen, *adminAddr} {
-		ln, err := net.Listen("tcp", addr)
+	for _, l := range []struct{ what, flag, addr string }{
+		{"backend", "backend", *backendAddr}, {"edge", "listen", *listen}, {"admin", "admin", *adminAddr},
+	} {
+		ln, err := net.Listen("tcp", l.addr)
 		if err != nil {
-			return fail("listen %s: %v", addr, err)
+			return fail("%s: %v (--%s chooses another address)", l.what, err, l.flag)
 		}
 		lns = append(lns, ln)
 	}
@@ -140,6 +142,13 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return fail("REDIS_URL: %v", err)
 		}
 		defer rdb.Close()
+		// Every store would fail on its own, noisily: say it once, first.
+		pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+		err = rdb.Ping(pctx).Err()
+		pcancel()
+		if err != nil {
+			return fail("REDIS_URL: Redis does not answer: %v (start it, or unset REDIS_URL to keep every store in memory)", err)
+		}
 		p.Spec.RateLimit.Store.Type = "redis"
 		p.Spec.RateLimit.Store.URL = redisURL
 	}
@@ -275,8 +284,8 @@ type upURLs struct {
 }
 
 // upBanner is what up prints once everything listens. Every command in it
-// runs as printed (JOB_ID stands for the id the job submission answers);
-// TestUpBannerCommandsWork runs them all.
+// runs as printed, pasted in order into one shell (the job's id is kept in
+// JOB_ID for the poll); TestUpBannerCommandsWork runs them all.
 var upBanner = template.Must(template.New("up").Parse(`contentguard is up (policy: embedded default; stores: {{.Stores}})
 
   edge       {{.Edge}}   every request judged by the policy
@@ -297,14 +306,14 @@ Analyse a text through the edge, with the token or with the API key:
 curl -sS -X POST {{.Edge}}/api/v1/analyze -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" -d '{"content":"the quick brown fox jumps over the lazy dog"}'
 curl -sS -X POST {{.Edge}}/api/v1/analyze -H "X-API-Key: {{.APIKey}}" -H "Content-Type: application/json" -d '{"content":"the quick brown fox jumps over the lazy dog"}'
 
-Submit an asynchronous job, then poll it with the id it answers:
+Register a webhook for finished analyses and batches (up lets webhooks call this machine: listen on 127.0.0.1:9000 to see the job below arrive):
 
-curl -sS -X POST {{.Edge}}/api/v1/jobs -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" -d '{"kind":"analyze","input":{"content":"a b a b c"}}'
-curl -sS {{.Edge}}/api/v1/jobs/JOB_ID -H "Authorization: Bearer $TOKEN"
+curl -sS -X POST {{.Edge}}/api/v1/webhooks/register -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" -d '{"url":"http://127.0.0.1:9000/hook","events":["analysis_completed","batch_completed"]}'
 
-Register a webhook for finished batches (up lets webhooks call this machine: listen on 127.0.0.1:9000 to see them):
+Submit an asynchronous job (202: its id is kept in JOB_ID), then poll it until its status is completed:
 
-curl -sS -X POST {{.Edge}}/api/v1/webhooks/register -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" -d '{"url":"http://127.0.0.1:9000/hook","events":["batch_completed"]}'
+JOB_ID=$(curl -sS -X POST {{.Edge}}/api/v1/jobs -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" -d '{"kind":"analyze","input":{"content":"a b a b c"}}' | sed -E 's/.*"id":"([^"]+)".*/\1/')
+curl -sS {{.Edge}}/api/v1/jobs/$JOB_ID -H "Authorization: Bearer $TOKEN"
 
 Refresh the token, or get a new one with the password:
 

@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -30,7 +32,7 @@ import (
 // upRun is one `contentguard up` running in-process on free ports.
 type upRun struct {
 	edge, admin, backend, token, refresh, curl string
-	curls                                      []string // every curl line of the banner, in order
+	curls                                      []string // every command line of the banner (curl, or VAR=$(curl …)), in order
 	output                                     []string
 	cancel                                     context.CancelFunc
 	exit                                       chan int
@@ -79,7 +81,7 @@ func startUp(t *testing.T, state string) *upRun {
 				u.token = strings.TrimPrefix(line, "TOKEN=")
 			case strings.HasPrefix(line, "REFRESH="):
 				u.refresh = strings.TrimPrefix(line, "REFRESH=")
-			case strings.HasPrefix(line, "curl "):
+			case strings.HasPrefix(line, "curl "), bannerAssign.MatchString(line):
 				u.curls = append(u.curls, line)
 				if u.curl == "" && strings.Contains(line, "/analyze") {
 					u.curl = line
@@ -343,27 +345,53 @@ func sh(t *testing.T, dir string, env []string, script string) (string, error) {
 	return out.String(), err
 }
 
-// TestUpBannerCommandsWork runs every curl the banner prints, as printed,
-// with the real curl: analyse with the token and with the API key, submit a
-// job and poll it until it completes, register a webhook, refresh the token
-// and get a new one. Jobs and webhooks used to answer 404 (not mounted).
+// TestUpBannerCommandsWork runs every command the banner prints, as
+// printed and in order, with the real curl: analyse with the token and with
+// the API key, register a webhook, submit a job and poll it until it
+// completes, refresh the token and get a new one; the webhook, where the
+// banner says to listen (here a free port in its place), hears the job
+// finish. Jobs and webhooks used to answer 404 (not mounted); the poll used
+// to name a placeholder, JOB_ID, that a newcomer pasting it got a 404 for;
+// the webhook was registered after the job, for batches only, so nothing
+// the banner ran ever reached it.
 func TestUpBannerCommandsWork(t *testing.T) {
 	t.Setenv("REDIS_URL", "")
 	u := startUp(t, filepath.Join(t.TempDir(), "state"))
 	checkBannerCommands(t, u)
 }
 
+// bannerAssign is a banner line that keeps a command's answer in a shell
+// variable for the lines after it: VAR=$(curl …).
+var bannerAssign = regexp.MustCompile(`^([A-Z_]+)=\$\(curl `)
+
 func checkBannerCommands(t *testing.T, u *upRun) {
 	t.Helper()
 	env := []string{"TOKEN=" + u.token, "REFRESH=" + u.refresh}
 	features := map[string]bool{}
 	jobID := ""
+	var mu sync.Mutex
+	var heard []string // the events of webhook deliveries, with their bodies
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		heard = append(heard, r.Header.Get("X-Webhook-Event")+" "+string(b))
+		mu.Unlock()
+	}))
+	defer hook.Close()
 	for _, line := range u.curls {
-		if strings.Contains(line, "JOB_ID") {
-			if jobID == "" {
-				t.Fatalf("the banner polls a job before submitting one: %q", line)
+		line = strings.ReplaceAll(line, "http://127.0.0.1:9000/", hook.URL+"/")
+		if m := bannerAssign.FindStringSubmatch(line); m != nil {
+			// The variable lives on in the shell that pastes the banner.
+			out, err := sh(t, t.TempDir(), env, line+"\nprintf %s \"$"+m[1]+"\"")
+			if err != nil {
+				t.Fatalf("printed command failed: %v", err)
 			}
-			line = strings.ReplaceAll(line, "JOB_ID", jobID)
+			env = append(env, m[1]+"="+out)
+			if strings.Contains(line, "-X POST "+u.edge+"/api/v1/jobs ") {
+				jobID = out
+				features["job"] = strings.HasPrefix(jobID, "job_")
+			}
+			continue
 		}
 		out, err := sh(t, t.TempDir(), env, line)
 		if err != nil {
@@ -381,11 +409,6 @@ func checkBannerCommands(t *testing.T, u *upRun) {
 		switch {
 		case strings.Contains(line, "/analyze"):
 			features["analyze"] = answer.Success
-		case strings.Contains(line, "-X POST "+u.edge+"/api/v1/jobs"):
-			var job struct{ ID string }
-			_ = json.Unmarshal(answer.Data, &job)
-			jobID = job.ID
-			features["job"] = answer.Success && jobID != ""
 		case strings.Contains(line, "/api/v1/jobs/"):
 			// Poll as a client would, until the job is done.
 			status := ""
@@ -410,6 +433,23 @@ func checkBannerCommands(t *testing.T, u *upRun) {
 			features["refresh"] = answer.Access != "" && answer.Refresh != "" && answer.Refresh != u.refresh
 		case strings.Contains(line, "grant_type=password"):
 			features["password"] = answer.Access != ""
+		}
+	}
+	if features["webhook"] && jobID != "" {
+		features["webhook"] = polltest.Until(30*time.Second, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, h := range heard {
+				if strings.HasPrefix(h, "analysis_completed ") && strings.Contains(h, jobID) {
+					return true
+				}
+			}
+			return false
+		})
+		if !features["webhook"] {
+			mu.Lock()
+			t.Errorf("the banner's webhook did not hear its job %s finish; heard %q", jobID, heard)
+			mu.Unlock()
 		}
 	}
 	for _, f := range []string{"analyze", "job", "poll", "webhook", "refresh", "password"} {
@@ -478,4 +518,47 @@ func jwtClaims(token string) (map[string]any, error) {
 	}
 	var m map[string]any
 	return m, json.Unmarshal(b, &m)
+}
+
+// TestUpNamesTheFlagOfABusyPort: with one of its ports taken (8080 often
+// is), up says which listener could not bind and which flag moves it,
+// instead of a bare "listen ADDR: listen tcp ADDR: ... in use".
+func TestUpNamesTheFlagOfABusyPort(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	state := filepath.Join(t.TempDir(), "state")
+	for _, c := range []struct{ flag, what string }{{"listen", "edge"}, {"backend", "backend"}, {"admin", "admin"}} {
+		args := []string{"up", "--state", state, "--listen", "127.0.0.1:0", "--backend", "127.0.0.1:0", "--admin", "127.0.0.1:0"}
+		for i := range args {
+			if args[i] == "--"+c.flag {
+				args[i+1] = busy.Addr().String()
+			}
+		}
+		code, _, errs := runCLI(t, args...)
+		head, tail := fmt.Sprintf("contentguard up: %s: listen tcp %s: ", c.what, busy.Addr()), fmt.Sprintf(" (--%s chooses another address)", c.flag)
+		if got := strings.TrimSpace(errs); code != 1 || !strings.HasPrefix(got, head) || !strings.HasSuffix(got, tail) {
+			t.Errorf("%s busy: exit %d, stderr %q, want %q…%q", c.what, code, errs, head, tail)
+		}
+	}
+}
+
+// TestUpSaysWhenRedisIsNotThere: with REDIS_URL naming a Redis that does
+// not answer, up says so first and how to do without, instead of seconds of
+// go-redis dial errors and then the job queue's.
+func TestUpSaysWhenRedisIsNotThere(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	t.Setenv("REDIS_URL", "redis://"+addr+"/0")
+	code, _, errs := runCLI(t, "up", "--state", filepath.Join(t.TempDir(), "state"),
+		"--listen", "127.0.0.1:0", "--backend", "127.0.0.1:0", "--admin", "127.0.0.1:0")
+	if code != 1 || !strings.HasPrefix(errs, "contentguard up: REDIS_URL: Redis does not answer: ") || !strings.Contains(errs, "unset REDIS_URL") {
+		t.Errorf("exit %d, stderr %q", code, errs)
+	}
 }

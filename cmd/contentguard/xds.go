@@ -77,6 +77,7 @@ func runXDS(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Envoy:    xds.Options{ListenAddress: *envoyListen, ExtAuthz: *authzAddr},
 		Logger:   logger,
 		Registry: reg,
+		Context:  ctx, // on SIGTERM the nodes' streams end, and GracefulStop with them
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, err)

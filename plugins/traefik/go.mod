@@ -7,6 +7,6 @@ require github.com/contentguard/contentguard v0.0.0
 require github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 
 // The plugin ships the engine of this repository, vendored (Traefik's
-// plugin loader reads vendor/; it knows no modules). `make vendor-traefik`
+// plugin loader reads vendor/; it knows no modules). `make vendor`
 // refreshes vendor/ from the main module.
 replace github.com/contentguard/contentguard => ../..

@@ -244,12 +244,16 @@ func (c *checker) routes() {
 		if !shadowed {
 			continue
 		}
-		hint := "routes match in order, the first wins: move this route above " + strings.Join(by, " and ") + ", or narrow that"
+		verb, those := "matches", "that route"
+		if len(by) > 1 {
+			verb, those = "match", "those routes"
+		}
+		hint := "routes match in order, the first wins: move this route above " + strings.Join(by, " and ") + ", or narrow " + those
 		if byCase {
 			hint += " (spec.paths.caseInsensitive: paths match without regard to case)"
 		}
 		c.warn(path, "shadowed-route", hint,
-			"route %q is never reached: %s match every request it would", rs[j].Name, strings.Join(by, " and "))
+			"route %q is never reached: %s %s every request it would", rs[j].Name, strings.Join(by, " and "), verb)
 	}
 }
 

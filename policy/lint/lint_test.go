@@ -49,6 +49,32 @@ func TestShadowedRoutes(t *testing.T) {
 	}
 }
 
+// TestShadowedRouteWording: the warning names the routes that shadow one,
+// in a sentence that reads ("matches" for one route, "match" for two).
+func TestShadowedRouteWording(t *testing.T) {
+	for _, c := range []struct {
+		routes    []policy.Route
+		msg, hint string
+	}{
+		{[]policy.Route{route("api", "", "/api/"), route("v1", "", "/api/v1/")},
+			`route "v1" is never reached: "api" (line 0) matches every request it would`,
+			`routes match in order, the first wins: move this route above "api" (line 0), or narrow that route`},
+		{[]policy.Route{route("g", "", "/", "GET"), route("p", "", "/a", "POST"), route("gp", "/a/b", "", "GET", "POST")},
+			`route "gp" is never reached: "g" (line 0) and "p" (line 0) match every request it would`,
+			`routes match in order, the first wins: move this route above "g" (line 0) and "p" (line 0), or narrow those routes`},
+	} {
+		var got []string
+		for _, f := range Check(&policy.Policy{Spec: policy.Spec{Routes: c.routes}}, nil) {
+			if f.Code == "shadowed-route" {
+				got = append(got, f.Message, f.Hint)
+			}
+		}
+		if len(got) != 2 || got[0] != c.msg || got[1] != c.hint {
+			t.Errorf("got %q\nwant %q, %q", got, c.msg, c.hint)
+		}
+	}
+}
+
 func TestHints(t *testing.T) {
 	for msg, want := range map[string]string{
 		`unknown key "pathprefix" (known: path, pathPrefix, methods)`:  `did you mean "pathPrefix"?`,

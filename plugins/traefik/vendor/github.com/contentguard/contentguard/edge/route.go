@@ -107,8 +107,13 @@ func matchForm(e *Engine, path string) string {
 
 // match returns the first route whose path and method match the
 // normalised path, or nil. (One function with the match form inline: under
-// Yaegi every call costs.)
+// Yaegi every call costs.) The method is matched in upper case, the case
+// routes name methods in: upstreams that upper-case a request's method
+// (Django, Werkzeug) read a "delete" as DELETE, so it must meet DELETE's
+// route, not one without a method list. (strings.ToUpper returns an
+// upper-case method as it is, without allocating.)
 func match(e *Engine, method, path string) *route {
+	method = strings.ToUpper(method)
 	if e.params {
 		path = urlpath.StripParameters(path)
 	}

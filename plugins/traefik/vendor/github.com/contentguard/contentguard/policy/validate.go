@@ -270,5 +270,9 @@ func (p *Policy) String() string {
 	if len(h) > 12 {
 		h = h[:12]
 	}
-	return p.Metadata.Name + "@" + h + " (" + strconv.Itoa(len(p.Spec.Routes)) + " routes)"
+	routes := " routes)"
+	if len(p.Spec.Routes) == 1 {
+		routes = " route)"
+	}
+	return p.Metadata.Name + "@" + h + " (" + strconv.Itoa(len(p.Spec.Routes)) + routes
 }
