@@ -98,6 +98,9 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	})
 
 	logger := telemetry.NewLogger(stderr, telemetry.ParseLevel(*logLevel))
+	// go-redis logs through a process-wide logger: into ours, so that
+	// every line of the process stays JSON.
+	redis.SetLogger(redisLogger{logger})
 	service := envOr("SERVICE_NAME", "contentguard-backend")
 	ver := envOr("SERVICE_VERSION", buildinfo.Version())
 	tracing, flush, err := startTracing(ctx, logger, service, ver)

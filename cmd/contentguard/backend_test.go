@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -158,5 +159,36 @@ func TestBackendListensWherePlatformsSay(t *testing.T) {
 				t.Fatalf("err %v exit %d\n%s", err, code, stderr.String())
 			}
 		})
+	}
+}
+
+// TestBackendLogsStayJSONWhenRedisIsDown: with REDIS_URL naming a Redis
+// that does not answer, the backend fails (its job queue needs Redis) and
+// every line it wrote on the way is a JSON object — go-redis's own dial
+// errors included, which its process-wide logger printed as plain text.
+func TestBackendLogsStayJSONWhenRedisIsDown(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "backend", "--listen", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "CG_RUN_MAIN=1", fmt.Sprintf("REDIS_URL=redis://127.0.0.1:%d/0", freePort(t)))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if code := cmd.ProcessState.ExitCode(); code != 1 {
+		t.Fatalf("exit %d (%v), want 1\n%s", code, err, stderr.String())
+	}
+	var redisLines int
+	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		var entry map[string]any
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			t.Errorf("not a JSON line: %q", line)
+			continue
+		}
+		if msg, _ := entry["msg"].(string); strings.HasPrefix(msg, "redis: ") {
+			redisLines++
+		}
+	}
+	if redisLines == 0 {
+		t.Errorf("go-redis said nothing through the logger:\n%s", stderr.String())
 	}
 }

@@ -149,6 +149,9 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail("REDIS_URL: Redis does not answer: %v (start it, or unset REDIS_URL to keep every store in memory)", err)
 		}
+		// What go-redis says later goes into the JSON log, as the backend's
+		// and the sidecar's does (its logger is process-wide).
+		redis.SetLogger(redisLogger{logger})
 		p.Spec.RateLimit.Store.Type = "redis"
 		p.Spec.RateLimit.Store.URL = redisURL
 	}
