@@ -136,6 +136,8 @@ func decide(e *Engine, ctx context.Context, r *Request, d *Decision) {
 		size = len(r.Method) + len(r.Path) + len(r.RawQuery) + 12
 	}
 	ambiguous := ""
+	repeated := ""
+	keyFields := 0
 	for name, values := range r.Header {
 		if r.HeaderBytes <= 0 {
 			for i := 0; i < len(values); i++ {
@@ -147,6 +149,14 @@ func decide(e *Engine, ctx context.Context, r *Request, d *Decision) {
 		if (len(name) == 14 || len(name) == 17) && ambiguous == "" && framingLookalike(name) {
 			ambiguous = name
 		}
+		// Credentials are singletons (see refuseRepeated): the API
+		// key's field is counted under its '_' spellings too.
+		if len(name) == len(e.apiKeyHeader) && (name == e.apiKeyHeader || strings.IndexByte(name, '_') >= 0 && sameFieldName(name, e.apiKeyHeader)) {
+			keyFields += len(values)
+		}
+		if len(values) > 1 && name == "Authorization" {
+			repeated = name
+		}
 	}
 	if int64(size) > e.maxHeader {
 		refuseHeaderSize(e, d, r, size)
@@ -154,6 +164,13 @@ func decide(e *Engine, ctx context.Context, r *Request, d *Decision) {
 	}
 	if ambiguous != "" {
 		refuseAmbiguous(e, d, r, ambiguous)
+		return
+	}
+	if keyFields > 1 {
+		repeated = e.apiKeyHeader
+	}
+	if repeated != "" {
+		refuseRepeated(e, d, r, repeated)
 		return
 	}
 	if r.ContentLength > e.maxBody {
@@ -480,6 +497,19 @@ func refuseHeaderSize(e *Engine, d *Decision, r *Request, n int) {
 func refuseAmbiguous(e *Engine, d *Decision, r *Request, name string) {
 	reject(e, d, r, http.StatusBadRequest, ReasonAmbiguousHeader, "Bad Request",
 		"the header name "+strconv.Quote(name)+" spells a framing header with '_' for '-', which upstreams may read as that header")
+}
+
+// refuseRepeated refuses a request that carries a credential field more
+// than once. Authorization and the API key's field are singletons (RFC
+// 9110 §5.3): the engine judges the first value, while an upstream may
+// read the last, all of them joined, or (a CGI-style server, for the '_'
+// spelling of the key's field) whichever its gateway put last — a
+// credential the edge never checked. Envoy's ext_authz joins repeated
+// fields with "," when it does not send them raw: refusing them makes
+// every plane give the same answer.
+func refuseRepeated(e *Engine, d *Decision, r *Request, name string) {
+	reject(e, d, r, http.StatusBadRequest, ReasonAmbiguousHeader, "Bad Request",
+		"the credential header "+strconv.Quote(name)+" is sent more than once (spellings with '_' for '-' count): the edge and the upstream could read different credentials")
 }
 
 func refuseBodySize(e *Engine, d *Decision, r *Request) {
