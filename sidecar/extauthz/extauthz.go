@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,6 +35,8 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/contentguard/contentguard/edge"
 	"github.com/contentguard/contentguard/edge/breaker"
@@ -125,19 +128,42 @@ func (s *Server) Register(g *grpc.Server) {
 }
 
 // Check implements envoy.service.auth.v3.Authorization.
-func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
+	var d edge.Decision
+	ticket := ""
+	defer func() {
+		if r := recover(); r != nil {
+			resp, err = nil, s.recovered(r, d, ticket)
+		}
+	}()
 	e := s.opts.Engine()
 	if e == nil {
 		return nil, errors.New("extauthz: no policy is loaded")
 	}
 	s.checkSkew(e, req)
 	r := Request(req)
-	d := e.Check(ctx, r)
-	ticket := ""
+	d = e.Check(ctx, r)
 	if d.Allow {
 		ticket = s.hold(e, d)
 	}
 	return Response(r, &d, ticket), nil
+}
+
+// recovered turns a panic in Check (a bug) into an error for Envoy, which
+// then refuses the request (failure_mode_allow is false: status_on_error).
+// grpc-go does not recover a handler's panic: it would end the process,
+// and with it every decision awaiting its outcome. A decision held for the
+// request is handed back without counting (the request is not forwarded).
+func (s *Server) recovered(r any, d edge.Decision, ticket string) error {
+	stack := make([]byte, 16<<10)
+	stack = stack[:runtime.Stack(stack, false)]
+	s.log.Error("panic deciding a request; Envoy refuses it", "panic", fmt.Sprint(r), "request_id", d.RequestID, "stack", string(stack))
+	if ticket != "" {
+		if p := s.take(d.RequestID, ticket); p != nil {
+			p.engine.Observe(&p.d, edge.Outcome{Unknown: true})
+		}
+	}
+	return status.Error(codes.Internal, "extauthz: the decision failed")
 }
 
 // checkSkew warns (at most once a minute) when Envoy's resources were made
