@@ -179,7 +179,12 @@ var envoyCannot = map[string]string{
 var envoyDiffers = map[string]string{
 	"websocket upgrade is refused on a route without websocket":           upgradeFailed,
 	"websocket upgrade reaches a route that allows it, nothing else does": upgradeFailed,
+	"non-ASCII bytes are percent-encoded, not a way around a route":       rawNonASCII,
 }
+
+const rawNonASCII = "Envoy forwards the path its connection manager leaves (PathAsIs), and a raw non-ASCII byte " +
+	"is not in normal form: the engine refuses the request (400 bad_path) where planes that forward the " +
+	"normalised path read it percent-encoded — refused and never forwarded, but another answer"
 
 const upgradeFailed = "Envoy refuses an upgrade to a protocol its listener does not take (403 upgrade_failed) before " +
 	"ext_authz runs: the client gets the same 403 as problem+json, but without a request id, which only the engine makes"
