@@ -252,3 +252,54 @@ func TestUpstreamNotReadingIsTheUpstreamsFault(t *testing.T) {
 		t.Fatalf("after three upstream timeouts: %d %s, want 503 circuit_open", status, reason)
 	}
 }
+
+// TestBrokenBodiesAreTheClientsFault: a malformed chunked body, a body cut
+// short by the client's going, and a chunked body past maxBodyBytes end the
+// proxy's attempt through the plugin's body reader: each is the client's
+// fault (400 malformed_body, nothing, 413 body_too_large), and three of
+// each leave the breaker (breaker.yaml: three failures open it) closed.
+func TestBrokenBodiesAreTheClientsFault(t *testing.T) {
+	up := startUpstream(t)
+	addr, _, answers := slowBodyEdge(t, traefikProxy(up.url, http.DefaultTransport))
+	bodies := []struct {
+		name, head, body string
+		closeWrite       bool
+		status           int
+		reason           string
+	}{
+		{name: "bad chunk size", head: "Transfer-Encoding: chunked", body: "zz\r\nhello\r\n0\r\n\r\n",
+			status: http.StatusBadRequest, reason: "malformed_body"},
+		{name: "cut short", head: "Content-Length: 100", body: "0123456789", closeWrite: true,
+			status: http.StatusBadRequest, reason: "malformed_body"},
+		{name: "chunked past maxBodyBytes", head: "Transfer-Encoding: chunked",
+			body:   "100001\r\n" + strings.Repeat("x", 1<<20+1) + "\r\n0\r\n\r\n", // 1 MiB + 1, the default limit + 1
+			status: http.StatusRequestEntityTooLarge, reason: "body_too_large"},
+	}
+	for _, b := range bodies {
+		for i := 0; i < 3; i++ {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() {
+				_, _ = io.WriteString(c, "POST /work HTTP/1.1\r\nHost: edge.test\r\n"+b.head+"\r\n\r\n"+b.body)
+				if b.closeWrite {
+					_ = c.(*net.TCPConn).CloseWrite()
+				}
+			}()
+			var a answer
+			select {
+			case a = <-answers:
+			case <-time.After(time.Minute):
+				t.Fatalf("%s: no answer", b.name)
+			}
+			_ = c.Close()
+			if a.status != b.status || a.reason != b.reason {
+				t.Fatalf("%s %d: %d %s, want %d %s", b.name, i+1, a.status, a.reason, b.status, b.reason)
+			}
+		}
+	}
+	if status, reason := postWhole(t, addr); status != http.StatusOK {
+		t.Fatalf("after nine broken bodies: %d %s, want 200 (the breaker counted the clients' faults)", status, reason)
+	}
+}
