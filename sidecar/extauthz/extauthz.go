@@ -377,8 +377,10 @@ func (s *Server) Report(entry *accesslogdata.HTTPAccessLogEntry) {
 //   - the upstream answered (response_code_details "via_upstream"): its
 //     status;
 //   - UT, upstream request timeout: a timeout;
-//   - UF, UH, UC, UR (connection failure, no healthy upstream, connection
-//     termination, remote reset): the upstream could not be reached;
+//   - UF, UH, UC, UR, UPE (connection failure, no healthy upstream,
+//     connection termination, remote reset, an answer that is not HTTP):
+//     the upstream could not be reached — UPE is the upstream's fault,
+//     never its clients';
 //   - DC, the client went away: the client's fault (499);
 //   - UO, Envoy's own circuit breaker refused: nothing is known of the
 //     upstream, the slot is released;
@@ -394,7 +396,8 @@ func Outcome(entry *accesslogdata.HTTPAccessLogEntry) (edge.Outcome, bool) {
 		return o, false
 	case f.GetUpstreamRequestTimeout():
 		o = edge.Outcome{Timeout: true, Status: status}
-	case f.GetUpstreamConnectionFailure() || f.GetNoHealthyUpstream() || f.GetUpstreamConnectionTermination() || f.GetUpstreamRemoteReset():
+	case f.GetUpstreamConnectionFailure() || f.GetNoHealthyUpstream() || f.GetUpstreamConnectionTermination() || f.GetUpstreamRemoteReset() ||
+		f.GetUpstreamProtocolError():
 		o = edge.Outcome{Connection: true, Status: status}
 	case f.GetDownstreamConnectionTermination() || f.GetDownstreamRemoteReset():
 		o = edge.Outcome{ClientFault: true, Status: edge.StatusClientClosed}

@@ -191,6 +191,7 @@ func TestOutcome(t *testing.T) {
 		{"upstream answered", entry("id", "", 503), edge.Outcome{Status: 503}, true},
 		{"timeout", flags(func(f *accesslogdata.ResponseFlags) { f.UpstreamRequestTimeout = true }), edge.Outcome{Timeout: true, Status: 503}, true},
 		{"unreachable", flags(func(f *accesslogdata.ResponseFlags) { f.UpstreamConnectionFailure = true }), edge.Outcome{Connection: true, Status: 503}, true},
+		{"upstream's answer not HTTP", flags(func(f *accesslogdata.ResponseFlags) { f.UpstreamProtocolError = true }), edge.Outcome{Connection: true, Status: 503}, true},
 		{"client gone", flags(func(f *accesslogdata.ResponseFlags) { f.DownstreamConnectionTermination = true }), edge.Outcome{ClientFault: true, Status: 499}, true},
 		{"Envoy's 413", func() *accesslogdata.HTTPAccessLogEntry {
 			e := entry("id", "", 413)
