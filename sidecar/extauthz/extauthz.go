@@ -79,11 +79,16 @@ type Server struct {
 	log  *slog.Logger
 	m    *metrics
 
-	mu      sync.Mutex
-	next    uint64
-	byID    map[string][]*pending // by request id, oldest first
-	order   *list.List            // of *pending, by deadline (decisions share timeouts)
-	skewLog time.Time             // last policy-skew warning
+	mu   sync.Mutex
+	next uint64
+	// The pending decisions by ticket, and by request id (oldest first),
+	// for an entry without a ticket. Clients choose request ids
+	// (requestId.trustIncoming): every index is O(1) however many
+	// decisions share one.
+	byTicket map[string]*pending
+	byID     map[string]*list.List // of *pending
+	order    *list.List            // of *pending, by deadline (decisions share timeouts)
+	skewLog  time.Time             // last policy-skew warning
 }
 
 // pending is an allowed decision awaiting its outcome.
@@ -94,7 +99,8 @@ type pending struct {
 	ticket   string
 	at       time.Time
 	deadline time.Time
-	elem     *list.Element
+	elem     *list.Element // in Server.order
+	idElem   *list.Element // in Server.byID[id]
 }
 
 // New returns a server; it fails without Options.Engine.
@@ -118,7 +124,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{opts: opts, now: opts.Now, log: opts.Logger, m: m, byID: map[string][]*pending{}, order: list.New()}, nil
+	return &Server{opts: opts, now: opts.Now, log: opts.Logger, m: m, byTicket: map[string]*pending{}, byID: map[string]*list.List{}, order: list.New()}, nil
 }
 
 // Register serves Authorization and AccessLogService on g.
@@ -201,7 +207,13 @@ func (s *Server) hold(e *edge.Engine, d edge.Decision) string {
 		s.remove(evicted)
 	}
 	p.elem = s.order.PushBack(p)
-	s.byID[p.id] = append(s.byID[p.id], p)
+	ids := s.byID[p.id]
+	if ids == nil {
+		ids = list.New()
+		s.byID[p.id] = ids
+	}
+	p.idElem = ids.PushBack(p)
+	s.byTicket[p.ticket] = p
 	s.m.pending.Set(float64(s.order.Len()))
 	s.mu.Unlock()
 	if evicted != nil {
@@ -213,17 +225,11 @@ func (s *Server) hold(e *edge.Engine, d edge.Decision) string {
 // remove drops p from the indexes (s.mu held).
 func (s *Server) remove(p *pending) {
 	s.order.Remove(p.elem)
-	list := s.byID[p.id]
-	for i, q := range list {
-		if q == p {
-			list = append(list[:i], list[i+1:]...)
-			break
-		}
-	}
-	if len(list) == 0 {
+	delete(s.byTicket, p.ticket)
+	ids := s.byID[p.id]
+	ids.Remove(p.idElem)
+	if ids.Len() == 0 {
 		delete(s.byID, p.id)
-	} else {
-		s.byID[p.id] = list
 	}
 }
 
@@ -232,22 +238,16 @@ func (s *Server) remove(p *pending) {
 func (s *Server) take(id, ticket string) *pending {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	list := s.byID[id]
-	if len(list) == 0 {
-		return nil
-	}
-	p := list[0]
+	var p *pending
 	if ticket != "" {
-		p = nil
-		for _, q := range list {
-			if q.ticket == ticket {
-				p = q
-				break
-			}
-		}
-		if p == nil {
+		p = s.byTicket[ticket]
+		if p == nil || p.id != id {
 			return nil // another process's ticket, or reported already
 		}
+	} else if ids := s.byID[id]; ids != nil {
+		p = ids.Front().Value.(*pending)
+	} else {
+		return nil
 	}
 	s.remove(p)
 	s.m.pending.Set(float64(s.order.Len()))

@@ -34,7 +34,7 @@ func (c *clock) add(d time.Duration) {
 
 // newServer is an ext_authz server over a one-route policy whose breaker
 // opens after two failures for 10 s and probes with one request.
-func newServer(t *testing.T) (*extauthz.Server, *edge.Engine, *clock) {
+func newServer(t testing.TB) (*extauthz.Server, *edge.Engine, *clock) {
 	t.Helper()
 	clk := &clock{t: time.Unix(1_800_000_000, 0)}
 	p, err := policy.DecodeJSON([]byte(`{"apiVersion":"contentguard.dev/v1","kind":"EdgePolicy","metadata":{"name":"t"},
