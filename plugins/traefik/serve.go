@@ -287,24 +287,29 @@ func arm(x *exchange, r *http.Request) *http.Request {
 	if hasBody {
 		wait += x.d.BodyTimeout
 	}
-	// Without a body the timer calls the compiled cancel function itself:
-	// no interpreted code runs when it fires.
 	ctx, cancel := context.WithCancel(r.Context())
-	if !hasBody {
+	if hasBody {
+		x.timer = x.m.after(wait, bodyTimer(x.body, cancel))
+	} else {
+		// The timer calls the compiled cancel function itself: no
+		// interpreted code runs when it fires.
 		x.timer = x.m.after(wait, cancel)
-		return r.WithContext(ctx)
 	}
-	// With one it first notes whether the proxy is waiting for the
-	// client's body: then the time ran out on the client. The body may
-	// have no read deadline (a writer that cannot set one), and the proxy's
-	// attempt ends only when the client's next byte, or its going, ends
-	// that read, after the outcome is no longer the service's.
-	b := x.body
-	x.timer = x.m.after(wait, func() {
+	return r.WithContext(ctx)
+}
+
+// bodyTimer is what the upstream timer of a request with a body does: it
+// notes whether the proxy is waiting for the client's body (then the time
+// ran out on the client), and cancels. The body may have no read deadline
+// (a writer that cannot set one), and the proxy's attempt ends only when
+// the client's next byte, or its going, ends that read, after the outcome
+// is no longer the service's. (A function of its own: a request without a
+// body allocates none of its slots.)
+func bodyTimer(b *clientBody, cancel context.CancelFunc) func() {
+	return func() {
 		timeUp(b)
 		cancel()
-	})
-	return r.WithContext(ctx)
+	}
 }
 
 // timeUp notes, as the upstream timer fires, whether the proxy is waiting
