@@ -32,7 +32,8 @@ type Request struct {
 	Method string            `yaml:"method"`
 	Path   string            `yaml:"path"` // raw request target path, sent verbatim (may hold %2e, //)
 	Header map[string]string `yaml:"headers"`
-	// Multi holds headers sent more than once, in order.
+	// Multi holds headers sent more than once, in order (after Header and
+	// Token's Authorization).
 	Multi map[string][]string `yaml:"multiHeaders"`
 	// Peer is the client's address: a loopback address so that real-network
 	// planes can bind it (127.0.0.0/8).

@@ -105,11 +105,6 @@ func (m *Minter) Resolve(r Request) (SentRequest, error) {
 	for k, v := range r.Header {
 		s.Header.Set(k, expand(v))
 	}
-	for k, vs := range r.Multi {
-		for _, v := range vs {
-			s.Header.Add(k, v)
-		}
-	}
 	if r.Token != nil {
 		tok, err := m.Mint(*r.Token)
 		if err != nil {
@@ -120,6 +115,12 @@ func (m *Minter) Resolve(r Request) (SentRequest, error) {
 			scheme = "Bearer"
 		}
 		s.Header.Set("Authorization", scheme+" "+tok)
+	}
+	// After the token: an Authorization in multiHeaders follows it.
+	for k, vs := range r.Multi {
+		for _, v := range vs {
+			s.Header.Add(k, v)
+		}
 	}
 	return s, nil
 }

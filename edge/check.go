@@ -288,7 +288,14 @@ func authenticate(e *Engine, ctx context.Context, d *Decision, r *Request, rt *r
 	for i := 0; i < len(rt.anyOf) && d.AuthMethod == ""; i++ {
 		kind := rt.anyOf[i]
 		if kind == "jwt" && e.verifier != nil {
-			token, has := bearer(r.Header)
+			// Credentials are singletons (see refuseRepeated), checked
+			// where the engine reads them: no lookup of its own.
+			values := r.Header["Authorization"]
+			if len(values) > 1 {
+				refuseRepeated(e, d, r, "Authorization")
+				return false
+			}
+			token, has := bearer(values)
 			if has {
 				presented = true
 				tokenSent = true
@@ -302,7 +309,12 @@ func authenticate(e *Engine, ctx context.Context, d *Decision, r *Request, rt *r
 				}
 			}
 		} else if kind == "apiKey" && e.keyring != nil {
-			if v := r.Header[e.apiKeyHeader]; len(v) > 0 && v[0] != "" {
+			v := r.Header[e.apiKeyHeader]
+			if len(v) > 0 && apiKeyRepeated(e, r, len(v)) {
+				refuseRepeated(e, d, r, e.apiKeyHeader)
+				return false
+			}
+			if len(v) > 0 && v[0] != "" {
 				presented = true
 				k, ok := (*auth.Keyring).Lookup(e.keyring, v[0])
 				if ok {
@@ -482,6 +494,30 @@ func refuseAmbiguous(e *Engine, d *Decision, r *Request, name string) {
 		"the header name "+strconv.Quote(name)+" spells a framing header with '_' for '-', which upstreams may read as that header")
 }
 
+// refuseRepeated refuses a request that carries a credential field the
+// route reads more than once. Authorization and the API key's field are
+// singletons (RFC 9110 §5.3): the engine would judge the first value,
+// while an upstream may read the last, all of them joined, or (a
+// CGI-style server, for the '_' spelling of the key's field) whichever its
+// gateway put last — a credential the edge never checked. Envoy's
+// ext_authz joins repeated fields with "," when it does not send them raw:
+// refusing them makes every plane give the same answer.
+func refuseRepeated(e *Engine, d *Decision, r *Request, name string) {
+	reject(e, d, r, http.StatusBadRequest, ReasonAmbiguousHeader, "Bad Request",
+		"the credential header "+strconv.Quote(name)+" is sent more than once (spellings with '_' for '-' count): the edge and the upstream could read different credentials")
+}
+
+// apiKeyRepeated reports whether the API key's field, present keys times,
+// is there more than once when its '_' spellings are counted (looked up
+// only beside the field itself: map lookups cost the Traefik plugin
+// allocations).
+func apiKeyRepeated(e *Engine, r *Request, keys int) bool {
+	for i := 0; i < len(e.apiKeySpellings) && keys < 2; i++ {
+		keys += len(r.Header[e.apiKeySpellings[i]])
+	}
+	return keys > 1
+}
+
 func refuseBodySize(e *Engine, d *Decision, r *Request) {
 	reject(e, d, r, http.StatusRequestEntityTooLarge, ReasonBodyTooLarge,
 		"Content Too Large", "the request body is "+strconv.FormatInt(r.ContentLength, 10)+" bytes; the limit is "+strconv.FormatInt(e.maxBody, 10))
@@ -615,9 +651,9 @@ func claimString(v any) string {
 // (see httpsyntax.NewFilter).
 var headerValueFilter = httpsyntax.NewFilter(httpsyntax.FieldValueChars)
 
-// bearer extracts an RFC 6750 bearer token from Authorization.
-func bearer(h http.Header) (string, bool) {
-	values := h["Authorization"]
+// bearer extracts an RFC 6750 bearer token from the values of
+// Authorization.
+func bearer(values []string) (string, bool) {
 	if len(values) == 0 {
 		return "", false
 	}

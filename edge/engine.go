@@ -104,22 +104,26 @@ type Engine struct {
 	keysOptional map[string]bool // providers that may be ready without keys
 	keyring      *auth.Keyring
 	apiKeyHeader string // canonical form
-	strip        []string
-	forward      map[string][]policy.ClaimHeader // provider name -> claims to forward
-	keyForward   []policy.ClaimHeader            // what API-key identities forward: sub and scopes
-	routes       []route
-	shared       ratelimit.Store // the store of a policy that shares one (Redis), else nil
-	local        *ratelimit.Memory
-	ownLocal     bool
-	breakers     *breaker.Registry
-	upstream     string
-	timeout      time.Duration
-	failOn       policy.FailOn
-	maxBody      int64
-	maxHeader    int64
-	params       bool     // spec.paths.allowParameters
-	fold         bool     // spec.paths.caseInsensitive
-	stripUpgrade []string // strip plus the h2c upgrade's fields
+	// apiKeySpellings are the canonical forms of apiKeyHeader with '_'
+	// for some of its '-' (see underscoreSpellings): the same field to a
+	// CGI-style upstream.
+	apiKeySpellings []string
+	strip           []string
+	forward         map[string][]policy.ClaimHeader // provider name -> claims to forward
+	keyForward      []policy.ClaimHeader            // what API-key identities forward: sub and scopes
+	routes          []route
+	shared          ratelimit.Store // the store of a policy that shares one (Redis), else nil
+	local           *ratelimit.Memory
+	ownLocal        bool
+	breakers        *breaker.Registry
+	upstream        string
+	timeout         time.Duration
+	failOn          policy.FailOn
+	maxBody         int64
+	maxHeader       int64
+	params          bool     // spec.paths.allowParameters
+	fold            bool     // spec.paths.caseInsensitive
+	stripUpgrade    []string // strip plus the h2c upgrade's fields
 
 	// Prepared once for every decision (see Decision.names and strips).
 	names         map[string]string
@@ -327,6 +331,7 @@ func (e *Engine) buildAuth(ctx context.Context, p *policy.Policy, opts Options) 
 		}
 		e.keyring = auth.NewKeyring(keys)
 		e.apiKeyHeader = http.CanonicalHeaderKey(s.Auth.APIKeys.Header)
+		e.apiKeySpellings = underscoreSpellings(e.apiKeyHeader)
 		// API keys have no claims: they forward their id as the subject and
 		// their scopes.
 		e.keyIdentities = make(map[string]auth.Identity, len(keys))

@@ -125,3 +125,32 @@ func TestMethodCaseCannotDodgeARoute(t *testing.T) {
 		t.Errorf("get with a read key: allow=%v route %q reason %s", d.Allow, d.Route, d.Reason)
 	}
 }
+
+// TestAPIKeyFieldUnderEverySpelling: a key field named with three '-'
+// (X-Gravitee-Api-Key) is one field under each of its '_' spellings, as
+// data planes key them (canonical): beside the field itself, any of them is
+// a second credential (400 ambiguous_header); the field alone is judged.
+func TestAPIKeyFieldUnderEverySpelling(t *testing.T) {
+	p, err := policy.DecodeJSON([]byte(`{"apiVersion":"contentguard.dev/v1","kind":"EdgePolicy","metadata":{"name":"t"},
+		"spec":{"upstream":{"url":"http://127.0.0.1:1"},
+		"auth":{"apiKeys":{"header":"X-Gravitee-Api-Key","keys":[{"id":"reader","sha256":"adf5ca9ab457361f07aa33f1eeb2308e1f7aadc6be3ab60fa9ce646357831a3f","scopes":["read"]}]}},
+		"routes":[{"name":"all","match":{"pathPrefix":"/"},"auth":{"anyOf":["apiKey"]}}]}}`), "t.json")
+	e := engineFor(t, p, err)
+	check := func(h http.Header) edge.Decision {
+		return e.Check(context.Background(), edge.Request{Method: "GET", Path: "/x", Peer: netip.MustParseAddr("192.0.2.1"), Header: h, DecideOnly: true})
+	}
+	const key = "cg-conformance-rw-key"
+	if d := check(http.Header{"X-Gravitee-Api-Key": {key}}); !d.Allow {
+		t.Fatalf("the key alone: %d %s, want allowed", d.Status, d.Reason)
+	}
+	for _, name := range []string{"x_gravitee_api_key", "X_Gravitee-Api-Key", "x-gravitee_api-key", "X-Gravitee-Api_Key", "X_gravitee-api_key"} {
+		h := http.Header{"X-Gravitee-Api-Key": {key}}
+		h[http.CanonicalHeaderKey(name)] = []string{"forged"}
+		if d := check(h); d.Allow || d.Status != http.StatusBadRequest || d.Reason != edge.ReasonAmbiguousHeader {
+			t.Errorf("beside %s: allow=%v %d %s, want 400 %s", name, d.Allow, d.Status, d.Reason, edge.ReasonAmbiguousHeader)
+		}
+	}
+	if d := check(http.Header{"X-Gravitee-Api-Key": {key, "forged"}}); d.Reason != edge.ReasonAmbiguousHeader {
+		t.Errorf("the field twice: %d %s, want 400 %s", d.Status, d.Reason, edge.ReasonAmbiguousHeader)
+	}
+}

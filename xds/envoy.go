@@ -603,7 +603,7 @@ func localReplies(p *policy.Policy) *hcm.LocalReplyConfig {
 	timeout := p.Spec.Upstream.Timeout.String()
 	return &hcm.LocalReplyConfig{Mappers: []*hcm.ResponseMapper{
 		mapper(flags(FlagUpstreamTimeout), 504, "upstream_timeout", "Gateway Timeout", "the upstream did not answer within "+timeout),
-		mapper(flags(FlagConnectionFailure, FlagNoHealthyUpstream, FlagConnectionTermination, FlagRemoteReset, FlagOverflow),
+		mapper(flags(FlagConnectionFailure, FlagNoHealthyUpstream, FlagConnectionTermination, FlagRemoteReset, FlagProtocolError, FlagOverflow),
 			502, "upstream_unreachable", "Bad Gateway", "the upstream could not be reached"),
 		mapper(and(status(413), notDecided), 413, "body_too_large", "Content Too Large",
 			"the request body exceeds the limit of "+strconv.FormatInt(p.Spec.Limits.MaxBodyBytes, 10)+" bytes"),
@@ -624,6 +624,7 @@ const (
 	FlagNoHealthyUpstream     = "UH"
 	FlagConnectionTermination = "UC"
 	FlagRemoteReset           = "UR"
+	FlagProtocolError         = "UPE" // the upstream's answer was not valid HTTP
 	FlagOverflow              = "UO"
 	FlagAuthzError            = "UAEX"
 )

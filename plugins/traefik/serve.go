@@ -218,6 +218,11 @@ func outcomeOf(x *exchange, code int, fired bool) edge.Outcome {
 			return edge.BodyFault(err)
 		}
 	}
+	if fired && x.body != nil && lateBody(x.body) {
+		// Time ran out while the proxy waited for the client's body: the
+		// client is late, not the service (408, not counted).
+		return edge.Outcome{ClientFault: true, Timeout: true}
+	}
 	if fired {
 		return edge.Outcome{Timeout: true}
 	}
@@ -282,11 +287,46 @@ func arm(x *exchange, r *http.Request) *http.Request {
 	if hasBody {
 		wait += x.d.BodyTimeout
 	}
-	// The timer calls the compiled cancel function itself: no interpreted
-	// code runs when it fires.
 	ctx, cancel := context.WithCancel(r.Context())
-	x.timer = x.m.after(wait, cancel)
+	if hasBody {
+		x.timer = x.m.after(wait, bodyTimer(x.body, cancel))
+	} else {
+		// The timer calls the compiled cancel function itself: no
+		// interpreted code runs when it fires.
+		x.timer = x.m.after(wait, cancel)
+	}
 	return r.WithContext(ctx)
+}
+
+// bodyTimer is what the upstream timer of a request with a body does: it
+// notes whether the proxy is waiting for the client's body (then the time
+// ran out on the client), and cancels. The body may have no read deadline
+// (a writer that cannot set one), and the proxy's attempt ends only when
+// the client's next byte, or its going, ends that read, after the outcome
+// is no longer the service's. (A function of its own: a request without a
+// body allocates none of its slots.)
+func bodyTimer(b *clientBody, cancel context.CancelFunc) func() {
+	return func() {
+		timeUp(b)
+		cancel()
+	}
+}
+
+// timeUp notes, as the upstream timer fires, whether the proxy is waiting
+// for the client's body (a Read in progress).
+func timeUp(b *clientBody) {
+	b.mu.Lock()
+	b.late = b.reading
+	b.mu.Unlock()
+}
+
+// lateBody reports whether the upstream timer fired while the proxy waited
+// for the client's body.
+func lateBody(b *clientBody) bool {
+	b.mu.Lock()
+	late := b.late
+	b.mu.Unlock()
+	return late
 }
 
 // stopTimer stops the upstream timer and reports whether it had fired.
@@ -314,13 +354,21 @@ type clientBody struct {
 	io.ReadCloser
 	x *exchange
 
-	mu   sync.Mutex
-	err  error
-	done bool
+	mu      sync.Mutex
+	err     error
+	done    bool
+	reading bool // a Read waits for the client
+	late    bool // the upstream timer fired during a Read
 }
 
 func (b *clientBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	b.reading = true
+	b.mu.Unlock()
 	n, err := b.ReadCloser.Read(p)
+	b.mu.Lock()
+	b.reading = false
+	b.mu.Unlock()
 	if err != nil {
 		bodyRead(b, err)
 	}

@@ -411,6 +411,9 @@ var nginxUnsupported = map[string]string{
 	"dot-segments-above-root": "NGINX answers a target whose dot segments (also %2e%2e) climb above the root with its " +
 		"own 400 (rendered as a bad_path problem) before auth_request: refused and never forwarded, but not the " +
 		"engine's answer for the normalised path",
+	"duplicate-authorization": "NGINX refuses a request with a second Authorization line itself (\"client sent " +
+		"duplicate header line\", 400, rendered as a bad_path problem) before auth_request: refused and never " +
+		"forwarded, but not the engine's answer",
 	"circuit-breaker": "NGINX never reports the upstream's outcome to the engine, so decisions are DecideOnly and " +
 		"the circuit breaker neither opens nor probes; upstream failures are NGINX's own 502/504 problems",
 }

@@ -1,6 +1,7 @@
 package extauthz_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +24,7 @@ import (
 	"github.com/contentguard/contentguard/conformance"
 	"github.com/contentguard/contentguard/internal/grpctest"
 	"github.com/contentguard/contentguard/internal/polltest"
+	"github.com/contentguard/contentguard/policy"
 	"github.com/contentguard/contentguard/policy/policyfile"
 	"github.com/contentguard/contentguard/sidecar"
 	"github.com/contentguard/contentguard/sidecar/extauthz"
@@ -49,11 +52,20 @@ func (pl envoyPlane) Start(t testing.TB, policyPath string) conformance.Instance
 	if err != nil {
 		t.Fatal(err)
 	}
+	up := startScriptedUpstream(t)
+	in := startEnvoy(t, p, up.addr)
+	in.up = up
+	return in
+}
+
+// startEnvoy is `contentguard sidecar --ext-authz` on policy p behind the
+// emulated Envoy that xds.Envoy configures for it, whose cluster is
+// upstream.
+func startEnvoy(t testing.TB, p *policy.Policy, upstream string) *envoyInstance {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	up := startScriptedUpstream(t)
 	// The policy's upstream is where Envoy's cluster sends requests.
-	p.Spec.Upstream.URL = "http://" + up.addr
+	p.Spec.Upstream.URL = "http://" + upstream
 	srv, err := sidecar.New(ctx, sidecar.Options{Policy: p})
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +85,7 @@ func (pl envoyPlane) Start(t testing.TB, policyPath string) conformance.Instance
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &envoyInstance{envoy: newEnvoy(t, res, conn, up.addr), authz: authz, up: up}
+	return &envoyInstance{envoy: newEnvoy(t, res, conn, upstream), authz: authz}
 }
 
 func (in *envoyInstance) Close() {}
@@ -179,7 +191,12 @@ var envoyCannot = map[string]string{
 var envoyDiffers = map[string]string{
 	"websocket upgrade is refused on a route without websocket":           upgradeFailed,
 	"websocket upgrade reaches a route that allows it, nothing else does": upgradeFailed,
+	"non-ASCII bytes are percent-encoded, not a way around a route":       rawNonASCII,
 }
+
+const rawNonASCII = "Envoy forwards the path its connection manager leaves (PathAsIs), and a raw non-ASCII byte " +
+	"is not in normal form: the engine refuses the request (400 bad_path) where planes that forward the " +
+	"normalised path read it percent-encoded — refused and never forwarded, but another answer"
 
 const upgradeFailed = "Envoy refuses an upgrade to a protocol its listener does not take (403 upgrade_failed) before " +
 	"ext_authz runs: the client gets the same 403 as problem+json, but without a request id, which only the engine makes"
@@ -220,4 +237,57 @@ func TestConformanceThroughExtAuthz(t *testing.T) {
 		Unsupported: envoyCannot,
 		Only:        func(c conformance.Case) bool { return envoyDiffers[c.Name] == "" },
 	})
+}
+
+// TestUpstreamProtocolErrorsOpenTheBreaker: an upstream that answers with
+// bytes that are no HTTP response (Envoy: 502, flag UPE) is failing, not
+// its clients: under breaker.yaml (three failures open it) the fourth
+// request is refused by the engine, 503 circuit_open, and never forwarded.
+func TestUpstreamProtocolErrorsOpenTheBreaker(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	var served atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			served.Add(1)
+			go func() {
+				defer c.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+					_, _ = io.WriteString(c, "HTTP/1.1 two hundred OK\r\n\r\n")
+				}
+			}()
+		}
+	}()
+	p, err := policyfile.Load(filepath.Join(conformance.Dir(), "policies", "breaker.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := startEnvoy(t, p, ln.Addr().String())
+	send := func() *exchange {
+		x := in.envoy.serve(request{method: http.MethodGet, target: "/work", proto: "HTTP/1.1", header: http.Header{}, peer: "127.0.0.1"})
+		in.envoy.report(x)
+		if !polltest.Until(10*time.Second, func() bool { return in.authz.Pending() == 0 }) {
+			t.Fatal("the access-log entry did not reach the breaker")
+		}
+		return x
+	}
+	for i := 0; i < 3; i++ {
+		if x := send(); x.status != http.StatusBadGateway || !x.flags.GetUpstreamProtocolError() {
+			t.Fatalf("request %d: %d, flags %v; want Envoy's 502 with UPE", i+1, x.status, x.flags)
+		}
+	}
+	x := send()
+	if x.status != http.StatusServiceUnavailable || x.forwarded || !strings.Contains(string(x.body), `"reason":"circuit_open"`) {
+		t.Fatalf("after three protocol errors: %d forwarded=%v %s; want 503 circuit_open, not forwarded", x.status, x.forwarded, x.body)
+	}
+	if n := served.Load(); n != 3 {
+		t.Errorf("the upstream was asked %d times, want 3", n)
+	}
 }

@@ -299,6 +299,10 @@ func (e *envoy) forward(x *exchange, r request, authority, fullPath string, fiel
 	case err != nil && ctx.Err() != nil:
 		x.flags.UpstreamRequestTimeout = true
 		return e.localReply(x, 504, "upstream_response_timeout")
+	case err != nil && strings.Contains(err.Error(), "malformed HTTP"):
+		// A response Envoy's codec cannot parse: 502, flag UPE.
+		x.flags.UpstreamProtocolError = true
+		return e.localReply(x, 502, "upstream_reset_before_response_started{protocol_error}")
 	case err != nil:
 		x.flags.UpstreamConnectionFailure = true
 		return e.localReply(x, 503, "upstream_reset_before_response_started{connection_failure}")
@@ -390,6 +394,8 @@ func hasFlag(f *accesslogdata.ResponseFlags, flag string) bool {
 		return f.GetUpstreamConnectionTermination()
 	case xds.FlagRemoteReset:
 		return f.GetUpstreamRemoteReset()
+	case xds.FlagProtocolError:
+		return f.GetUpstreamProtocolError()
 	case xds.FlagOverflow:
 		return f.GetUpstreamOverflow()
 	case xds.FlagAuthzError:

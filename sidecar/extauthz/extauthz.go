@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,6 +35,8 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/contentguard/contentguard/edge"
 	"github.com/contentguard/contentguard/edge/breaker"
@@ -76,11 +79,16 @@ type Server struct {
 	log  *slog.Logger
 	m    *metrics
 
-	mu      sync.Mutex
-	next    uint64
-	byID    map[string][]*pending // by request id, oldest first
-	order   *list.List            // of *pending, by deadline (decisions share timeouts)
-	skewLog time.Time             // last policy-skew warning
+	mu   sync.Mutex
+	next uint64
+	// The pending decisions by ticket, and by request id (oldest first),
+	// for an entry without a ticket. Clients choose request ids
+	// (requestId.trustIncoming): every index is O(1) however many
+	// decisions share one.
+	byTicket map[string]*pending
+	byID     map[string]*list.List // of *pending
+	order    *list.List            // of *pending, by deadline (decisions share timeouts)
+	skewLog  time.Time             // last policy-skew warning
 }
 
 // pending is an allowed decision awaiting its outcome.
@@ -91,7 +99,8 @@ type pending struct {
 	ticket   string
 	at       time.Time
 	deadline time.Time
-	elem     *list.Element
+	elem     *list.Element // in Server.order
+	idElem   *list.Element // in Server.byID[id]
 }
 
 // New returns a server; it fails without Options.Engine.
@@ -115,7 +124,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{opts: opts, now: opts.Now, log: opts.Logger, m: m, byID: map[string][]*pending{}, order: list.New()}, nil
+	return &Server{opts: opts, now: opts.Now, log: opts.Logger, m: m, byTicket: map[string]*pending{}, byID: map[string]*list.List{}, order: list.New()}, nil
 }
 
 // Register serves Authorization and AccessLogService on g.
@@ -125,19 +134,42 @@ func (s *Server) Register(g *grpc.Server) {
 }
 
 // Check implements envoy.service.auth.v3.Authorization.
-func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
+	var d edge.Decision
+	ticket := ""
+	defer func() {
+		if r := recover(); r != nil {
+			resp, err = nil, s.recovered(r, d, ticket)
+		}
+	}()
 	e := s.opts.Engine()
 	if e == nil {
 		return nil, errors.New("extauthz: no policy is loaded")
 	}
 	s.checkSkew(e, req)
 	r := Request(req)
-	d := e.Check(ctx, r)
-	ticket := ""
+	d = e.Check(ctx, r)
 	if d.Allow {
 		ticket = s.hold(e, d)
 	}
 	return Response(r, &d, ticket), nil
+}
+
+// recovered turns a panic in Check (a bug) into an error for Envoy, which
+// then refuses the request (failure_mode_allow is false: status_on_error).
+// grpc-go does not recover a handler's panic: it would end the process,
+// and with it every decision awaiting its outcome. A decision held for the
+// request is handed back without counting (the request is not forwarded).
+func (s *Server) recovered(r any, d edge.Decision, ticket string) error {
+	stack := make([]byte, 16<<10)
+	stack = stack[:runtime.Stack(stack, false)]
+	s.log.Error("panic deciding a request; Envoy refuses it", "panic", fmt.Sprint(r), "request_id", d.RequestID, "stack", string(stack))
+	if ticket != "" {
+		if p := s.take(d.RequestID, ticket); p != nil {
+			p.engine.Observe(&p.d, edge.Outcome{Unknown: true})
+		}
+	}
+	return status.Error(codes.Internal, "extauthz: the decision failed")
 }
 
 // checkSkew warns (at most once a minute) when Envoy's resources were made
@@ -175,7 +207,13 @@ func (s *Server) hold(e *edge.Engine, d edge.Decision) string {
 		s.remove(evicted)
 	}
 	p.elem = s.order.PushBack(p)
-	s.byID[p.id] = append(s.byID[p.id], p)
+	ids := s.byID[p.id]
+	if ids == nil {
+		ids = list.New()
+		s.byID[p.id] = ids
+	}
+	p.idElem = ids.PushBack(p)
+	s.byTicket[p.ticket] = p
 	s.m.pending.Set(float64(s.order.Len()))
 	s.mu.Unlock()
 	if evicted != nil {
@@ -187,17 +225,11 @@ func (s *Server) hold(e *edge.Engine, d edge.Decision) string {
 // remove drops p from the indexes (s.mu held).
 func (s *Server) remove(p *pending) {
 	s.order.Remove(p.elem)
-	list := s.byID[p.id]
-	for i, q := range list {
-		if q == p {
-			list = append(list[:i], list[i+1:]...)
-			break
-		}
-	}
-	if len(list) == 0 {
+	delete(s.byTicket, p.ticket)
+	ids := s.byID[p.id]
+	ids.Remove(p.idElem)
+	if ids.Len() == 0 {
 		delete(s.byID, p.id)
-	} else {
-		s.byID[p.id] = list
 	}
 }
 
@@ -206,22 +238,16 @@ func (s *Server) remove(p *pending) {
 func (s *Server) take(id, ticket string) *pending {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	list := s.byID[id]
-	if len(list) == 0 {
-		return nil
-	}
-	p := list[0]
+	var p *pending
 	if ticket != "" {
-		p = nil
-		for _, q := range list {
-			if q.ticket == ticket {
-				p = q
-				break
-			}
-		}
-		if p == nil {
+		p = s.byTicket[ticket]
+		if p == nil || p.id != id {
 			return nil // another process's ticket, or reported already
 		}
+	} else if ids := s.byID[id]; ids != nil {
+		p = ids.Front().Value.(*pending)
+	} else {
+		return nil
 	}
 	s.remove(p)
 	s.m.pending.Set(float64(s.order.Len()))
@@ -351,8 +377,10 @@ func (s *Server) Report(entry *accesslogdata.HTTPAccessLogEntry) {
 //   - the upstream answered (response_code_details "via_upstream"): its
 //     status;
 //   - UT, upstream request timeout: a timeout;
-//   - UF, UH, UC, UR (connection failure, no healthy upstream, connection
-//     termination, remote reset): the upstream could not be reached;
+//   - UF, UH, UC, UR, UPE (connection failure, no healthy upstream,
+//     connection termination, remote reset, an answer that is not HTTP):
+//     the upstream could not be reached — UPE is the upstream's fault,
+//     never its clients';
 //   - DC, the client went away: the client's fault (499);
 //   - UO, Envoy's own circuit breaker refused: nothing is known of the
 //     upstream, the slot is released;
@@ -368,7 +396,8 @@ func Outcome(entry *accesslogdata.HTTPAccessLogEntry) (edge.Outcome, bool) {
 		return o, false
 	case f.GetUpstreamRequestTimeout():
 		o = edge.Outcome{Timeout: true, Status: status}
-	case f.GetUpstreamConnectionFailure() || f.GetNoHealthyUpstream() || f.GetUpstreamConnectionTermination() || f.GetUpstreamRemoteReset():
+	case f.GetUpstreamConnectionFailure() || f.GetNoHealthyUpstream() || f.GetUpstreamConnectionTermination() || f.GetUpstreamRemoteReset() ||
+		f.GetUpstreamProtocolError():
 		o = edge.Outcome{Connection: true, Status: status}
 	case f.GetDownstreamConnectionTermination() || f.GetDownstreamRemoteReset():
 		o = edge.Outcome{ClientFault: true, Status: edge.StatusClientClosed}

@@ -34,7 +34,7 @@ func (c *clock) add(d time.Duration) {
 
 // newServer is an ext_authz server over a one-route policy whose breaker
 // opens after two failures for 10 s and probes with one request.
-func newServer(t *testing.T) (*extauthz.Server, *edge.Engine, *clock) {
+func newServer(t testing.TB) (*extauthz.Server, *edge.Engine, *clock) {
 	t.Helper()
 	clk := &clock{t: time.Unix(1_800_000_000, 0)}
 	p, err := policy.DecodeJSON([]byte(`{"apiVersion":"contentguard.dev/v1","kind":"EdgePolicy","metadata":{"name":"t"},
@@ -191,6 +191,7 @@ func TestOutcome(t *testing.T) {
 		{"upstream answered", entry("id", "", 503), edge.Outcome{Status: 503}, true},
 		{"timeout", flags(func(f *accesslogdata.ResponseFlags) { f.UpstreamRequestTimeout = true }), edge.Outcome{Timeout: true, Status: 503}, true},
 		{"unreachable", flags(func(f *accesslogdata.ResponseFlags) { f.UpstreamConnectionFailure = true }), edge.Outcome{Connection: true, Status: 503}, true},
+		{"upstream's answer not HTTP", flags(func(f *accesslogdata.ResponseFlags) { f.UpstreamProtocolError = true }), edge.Outcome{Connection: true, Status: 503}, true},
 		{"client gone", flags(func(f *accesslogdata.ResponseFlags) { f.DownstreamConnectionTermination = true }), edge.Outcome{ClientFault: true, Status: 499}, true},
 		{"Envoy's 413", func() *accesslogdata.HTTPAccessLogEntry {
 			e := entry("id", "", 413)

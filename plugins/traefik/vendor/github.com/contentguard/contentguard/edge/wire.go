@@ -2,6 +2,7 @@ package edge
 
 import (
 	"net/http"
+	"net/textproto"
 	"strings"
 )
 
@@ -84,4 +85,40 @@ func allTokens(values []string, token string) bool {
 		}
 	}
 	return n > 0
+}
+
+// underscoreSpellings returns the canonical forms (as data planes key
+// http.Header) of name with '_' for one or more of its '-': the spellings
+// under which a CGI-style upstream reads the field as name. With more than
+// four '-' it returns those with one '_' and the one with all, not every
+// combination.
+func underscoreSpellings(name string) []string {
+	var dashes []int
+	for i := 0; i < len(name); i++ {
+		if name[i] == '-' {
+			dashes = append(dashes, i)
+		}
+	}
+	var masks []int
+	if len(dashes) <= 4 {
+		for m := 1; m < 1<<len(dashes); m++ {
+			masks = append(masks, m)
+		}
+	} else {
+		for i := 0; i < len(dashes); i++ {
+			masks = append(masks, 1<<i)
+		}
+		masks = append(masks, 1<<len(dashes)-1)
+	}
+	out := make([]string, 0, len(masks))
+	for _, m := range masks {
+		b := []byte(name)
+		for i := 0; i < len(dashes); i++ {
+			if m&(1<<i) != 0 {
+				b[dashes[i]] = '_'
+			}
+		}
+		out = append(out, textproto.CanonicalMIMEHeaderKey(string(b)))
+	}
+	return out
 }
