@@ -291,7 +291,7 @@ func authenticate(e *Engine, ctx context.Context, d *Decision, r *Request, rt *r
 			// Credentials are singletons (see refuseRepeated), checked
 			// where the engine reads them: no lookup of its own.
 			values := r.Header["Authorization"]
-			if len(values) > 1 {
+			if len(values) > 1 || len(values) == 1 && strings.IndexByte(values[0], ',') >= 0 {
 				refuseRepeated(e, d, r, "Authorization")
 				return false
 			}
@@ -310,7 +310,7 @@ func authenticate(e *Engine, ctx context.Context, d *Decision, r *Request, rt *r
 			}
 		} else if kind == "apiKey" && e.keyring != nil {
 			v := r.Header[e.apiKeyHeader]
-			if len(v) > 0 && apiKeyRepeated(e, r, len(v)) {
+			if len(v) > 0 && (apiKeyRepeated(e, r, len(v)) || strings.IndexByte(v[0], ',') >= 0) {
 				refuseRepeated(e, d, r, e.apiKeyHeader)
 				return false
 			}
@@ -500,11 +500,15 @@ func refuseAmbiguous(e *Engine, d *Decision, r *Request, name string) {
 // while an upstream may read the last, all of them joined, or (a
 // CGI-style server, for the '_' spelling of the key's field) whichever its
 // gateway put last — a credential the edge never checked. Envoy's
-// ext_authz joins repeated fields with "," when it does not send them raw:
-// refusing them makes every plane give the same answer.
+// ext_authz joins repeated fields with "," when it does not send them raw,
+// and so do API Gateway's payload 2.0 events and any intermediary
+// (RFC 9110 §5.3 lets it combine field lines): a credential value with a
+// "," — which neither a bearer token (token68) nor a key the policy issues
+// contains — is such a joined repeat and refused too, so that every plane
+// gives the same answer.
 func refuseRepeated(e *Engine, d *Decision, r *Request, name string) {
 	reject(e, d, r, http.StatusBadRequest, ReasonAmbiguousHeader, "Bad Request",
-		"the credential header "+strconv.Quote(name)+" is sent more than once (spellings with '_' for '-' count): the edge and the upstream could read different credentials")
+		"the credential header "+strconv.Quote(name)+" is sent more than once (spellings with '_' for '-' count, and values joined with ','): the edge and the upstream could read different credentials")
 }
 
 // apiKeyRepeated reports whether the API key's field, present keys times,
