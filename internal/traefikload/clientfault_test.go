@@ -53,9 +53,11 @@ type answer struct {
 	reason string
 }
 
-// readEntered wraps the body the proxy reads and says, once, when a Read
-// starts after the first bytes came: the proxy is then waiting on the
-// client for the rest.
+// readEntered wraps the body as the client sends it and says, once, when a
+// Read starts after the first bytes came: the proxy is then waiting on the
+// client for the rest. It sits under the plugin's own body reader, which
+// marks the read as waiting before it gets here — above it, the test could
+// fire the timers before the plugin knew the proxy waited.
 type readEntered struct {
 	io.ReadCloser
 	got     int
@@ -75,7 +77,9 @@ func (r *readEntered) Read(p []byte) (int, error) {
 // slowBodyEdge is the plugin, under breaker.yaml (three consecutive
 // failures open the breaker), behind a real HTTP server and a capture
 // writer, in front of proxy. Its upstream timers fire when the test says.
-func slowBodyEdge(t *testing.T, proxy http.Handler) (addr string, clock *planeClock, answers <-chan answer) {
+// With waiting set, the request bodies say on it when the proxy waits for
+// the client (readEntered).
+func slowBodyEdge(t *testing.T, proxy http.Handler, waiting chan<- struct{}) (addr string, clock *planeClock, answers <-chan answer) {
 	t.Helper()
 	p := loadPlugin(t)
 	clock = newPlaneClock()
@@ -90,6 +94,9 @@ func slowBodyEdge(t *testing.T, proxy http.Handler) (addr string, clock *planeCl
 	out := make(chan answer, 16)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := &captureWriter{rw: w}
+		if waiting != nil {
+			r.Body = &readEntered{ReadCloser: r.Body, waiting: waiting}
+		}
 		h.ServeHTTP(c, r)
 		out <- answer{status: c.status, reason: reasonOf(c.body.String())}
 	}))
@@ -198,11 +205,7 @@ func TestSlowBodyIsTheClientsFault(t *testing.T) {
 	t.Cleanup(transport.CloseIdleConnections)
 	service := &url.URL{Scheme: "http", Host: ln.Addr().String()}
 	waiting := make(chan struct{}, 1)
-	proxy := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = &readEntered{ReadCloser: r.Body, waiting: waiting}
-		traefikProxy(service, transport).ServeHTTP(w, r)
-	})
-	addr, clock, answers := slowBodyEdge(t, proxy)
+	addr, clock, answers := slowBodyEdge(t, traefikProxy(service, transport), waiting)
 	trickle := func(c net.Conn) {
 		select {
 		case <-closed:
@@ -241,7 +244,7 @@ func TestUpstreamNotReadingIsTheUpstreamsFault(t *testing.T) {
 		w.WriteHeader(499)
 		_, _ = io.WriteString(w, "Client Closed Request")
 	})
-	addr, clock, answers := slowBodyEdge(t, proxy)
+	addr, clock, answers := slowBodyEdge(t, proxy, nil)
 	for i := 0; i < 3; i++ {
 		a := sendPartial(t, addr, clock, stuck, answers, nil)
 		if a.status != http.StatusGatewayTimeout || a.reason != "upstream_timeout" {
@@ -260,7 +263,7 @@ func TestUpstreamNotReadingIsTheUpstreamsFault(t *testing.T) {
 // each leave the breaker (breaker.yaml: three failures open it) closed.
 func TestBrokenBodiesAreTheClientsFault(t *testing.T) {
 	up := startUpstream(t)
-	addr, _, answers := slowBodyEdge(t, traefikProxy(up.url, http.DefaultTransport))
+	addr, _, answers := slowBodyEdge(t, traefikProxy(up.url, http.DefaultTransport), nil)
 	bodies := []struct {
 		name, head, body string
 		closeWrite       bool
