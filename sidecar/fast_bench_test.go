@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/contentguard/contentguard/conformance"
+	"github.com/contentguard/contentguard/internal/tcptest"
 	"github.com/contentguard/contentguard/sidecar"
 )
 
@@ -18,46 +19,32 @@ import (
 // heads and Content-Length bodies without allocating, so that a
 // benchmark's allocations are the sidecar's.
 func benchUpstream(b *testing.B) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = ln.Close() })
 	reply := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{\"success\":true}")
-	go func() {
+	return "http://" + tcptest.Serve(b, func(c net.Conn) {
+		defer c.Close()
+		br := bufio.NewReaderSize(c, 16<<10)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			length := 0
+			for {
+				line, err := br.ReadSlice('\n')
+				if err != nil {
+					return
+				}
+				if len(line) == 2 {
+					break
+				}
+				if len(line) > 16 && bytes.EqualFold(line[:15], []byte("Content-Length:")) {
+					length, _ = strconv.Atoi(string(bytes.TrimSpace(line[15:])))
+				}
+			}
+			if _, err := br.Discard(length); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReaderSize(c, 16<<10)
-				for {
-					length := 0
-					for {
-						line, err := br.ReadSlice('\n')
-						if err != nil {
-							return
-						}
-						if len(line) == 2 {
-							break
-						}
-						if len(line) > 16 && bytes.EqualFold(line[:15], []byte("Content-Length:")) {
-							length, _ = strconv.Atoi(string(bytes.TrimSpace(line[15:])))
-						}
-					}
-					if _, err := br.Discard(length); err != nil {
-						return
-					}
-					if _, err := c.Write(reply); err != nil {
-						return
-					}
-				}
-			}()
+			if _, err := c.Write(reply); err != nil {
+				return
+			}
 		}
-	}()
-	return "http://" + ln.Addr().String()
+	})
 }
 
 // benchPolicy is scripts/bench-sidecar.sh's full policy on the conformance

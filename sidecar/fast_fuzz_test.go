@@ -16,6 +16,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/contentguard/contentguard/internal/syncbuf"
+	"github.com/contentguard/contentguard/internal/tcptest"
 	"github.com/contentguard/contentguard/sidecar"
 )
 
@@ -30,21 +31,8 @@ type strictUpstream struct {
 }
 
 func startStrictUpstream(tb testing.TB) *strictUpstream {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = ln.Close() })
-	u := &strictUpstream{addr: ln.Addr().String()}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go u.serve(c)
-		}
-	}()
+	u := &strictUpstream{}
+	u.addr = tcptest.Serve(tb, u.serve)
 	return u
 }
 

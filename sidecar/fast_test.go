@@ -39,22 +39,11 @@ type rawReply struct {
 
 func startRawUpstream(t testing.TB, reply func(path string) rawReply) *rawUpstream {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &rawUpstream{addr: ln.Addr().String()}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u.conns.Add(1)
-			go u.serve(c, reply)
-		}
-	}()
+	u := &rawUpstream{}
+	u.addr = tcptest.Serve(t, func(c net.Conn) {
+		u.conns.Add(1)
+		u.serve(c, reply)
+	})
 	return u
 }
 

@@ -54,3 +54,26 @@ func AwaitDelivered(c net.Conn, within time.Duration) error {
 	}
 	return nil
 }
+
+// Serve accepts connections on a loopback listener until the test ends and
+// hands each to serve on a goroutine of its own (serve closes it); it
+// returns the listener's "host:port". For upstreams that must speak raw
+// bytes, which an httptest.Server would not let a test write.
+func Serve(tb testing.TB, serve func(net.Conn)) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("tcptest: %v", err)
+	}
+	tb.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go serve(c)
+		}
+	}()
+	return ln.Addr().String()
+}

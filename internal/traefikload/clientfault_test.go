@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/contentguard/contentguard/conformance"
+	"github.com/contentguard/contentguard/internal/tcptest"
 )
 
 // captureWriter is a ResponseWriter as a Traefik middleware in front of the
@@ -175,35 +176,22 @@ func postWhole(t *testing.T, addr string) (int, string) {
 func TestSlowBodyIsTheClientsFault(t *testing.T) {
 	// The service: a real socket that answers a whole request with 200,
 	// and says when the proxy has closed a connection instead.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
 	closed := make(chan struct{}, 1)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				req, err := http.ReadRequest(bufio.NewReader(c))
-				if err == nil {
-					_, err = io.Copy(io.Discard, req.Body)
-				}
-				if err != nil {
-					closed <- struct{}{}
-					return
-				}
-				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-			}()
+	serviceAddr := tcptest.Serve(t, func(c net.Conn) {
+		defer c.Close()
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err == nil {
+			_, err = io.Copy(io.Discard, req.Body)
 		}
-	}()
+		if err != nil {
+			closed <- struct{}{}
+			return
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+	})
 	transport := &http.Transport{DisableKeepAlives: true}
 	t.Cleanup(transport.CloseIdleConnections)
-	service := &url.URL{Scheme: "http", Host: ln.Addr().String()}
+	service := &url.URL{Scheme: "http", Host: serviceAddr}
 	waiting := make(chan struct{}, 1)
 	addr, clock, answers := slowBodyEdge(t, traefikProxy(service, transport), waiting)
 	trickle := func(c net.Conn) {

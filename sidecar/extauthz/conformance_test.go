@@ -24,6 +24,7 @@ import (
 	"github.com/contentguard/contentguard/conformance"
 	"github.com/contentguard/contentguard/internal/grpctest"
 	"github.com/contentguard/contentguard/internal/polltest"
+	"github.com/contentguard/contentguard/internal/tcptest"
 	"github.com/contentguard/contentguard/policy"
 	"github.com/contentguard/contentguard/policy/policyfile"
 	"github.com/contentguard/contentguard/sidecar"
@@ -244,32 +245,19 @@ func TestConformanceThroughExtAuthz(t *testing.T) {
 // its clients: under breaker.yaml (three failures open it) the fourth
 // request is refused by the engine, 503 circuit_open, and never forwarded.
 func TestUpstreamProtocolErrorsOpenTheBreaker(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
 	var served atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			served.Add(1)
-			go func() {
-				defer c.Close()
-				if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
-					_, _ = io.WriteString(c, "HTTP/1.1 two hundred OK\r\n\r\n")
-				}
-			}()
+	upstream := tcptest.Serve(t, func(c net.Conn) {
+		defer c.Close()
+		served.Add(1)
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+			_, _ = io.WriteString(c, "HTTP/1.1 two hundred OK\r\n\r\n")
 		}
-	}()
+	})
 	p, err := policyfile.Load(filepath.Join(conformance.Dir(), "policies", "breaker.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := startEnvoy(t, p, ln.Addr().String())
+	in := startEnvoy(t, p, upstream)
 	send := func() *exchange {
 		x := in.envoy.serve(request{method: http.MethodGet, target: "/work", proto: "HTTP/1.1", header: http.Header{}, peer: "127.0.0.1"})
 		in.envoy.report(x)

@@ -21,27 +21,14 @@ import (
 func tlsUpstream(t *testing.T, serve func(tc *tls.Conn, raw net.Conn)) (Target, *tls.Config, *atomic.Int64) {
 	t.Helper()
 	srvCfg, roots := tlstest.Loopback(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
 	var conns atomic.Int64
-	go func() {
-		for {
-			raw, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			go func() {
-				defer raw.Close()
-				_ = raw.SetDeadline(time.Now().Add(20 * time.Second))
-				serve(tls.Server(raw, srvCfg), raw)
-			}()
-		}
-	}()
-	target, err := ParseTarget("https://" + ln.Addr().String())
+	addr := tcptest.Serve(t, func(raw net.Conn) {
+		defer raw.Close()
+		conns.Add(1)
+		_ = raw.SetDeadline(time.Now().Add(20 * time.Second))
+		serve(tls.Server(raw, srvCfg), raw)
+	})
+	target, err := ParseTarget("https://" + addr)
 	if err != nil {
 		t.Fatal(err)
 	}
