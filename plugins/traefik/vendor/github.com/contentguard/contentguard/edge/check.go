@@ -503,9 +503,9 @@ func refuseAmbiguous(e *Engine, d *Decision, r *Request, name string) {
 // ext_authz joins repeated fields with "," when it does not send them raw,
 // and so do API Gateway's payload 2.0 events and any intermediary
 // (RFC 9110 §5.3 lets it combine field lines): a credential value with a
-// "," — which neither a bearer token (token68) nor a key the policy issues
-// contains — is such a joined repeat and refused too, so that every plane
-// gives the same answer.
+// "," — which a bearer token (token68) never holds, and an API key must
+// not (docs/policy.md) — is such a joined repeat and refused too, so that
+// every plane gives the same answer.
 func refuseRepeated(e *Engine, d *Decision, r *Request, name string) {
 	reject(e, d, r, http.StatusBadRequest, ReasonAmbiguousHeader, "Bad Request",
 		"the credential header "+strconv.Quote(name)+" is sent more than once (spellings with '_' for '-' count, and values joined with ','): the edge and the upstream could read different credentials")
