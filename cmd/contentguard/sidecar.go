@@ -216,7 +216,7 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 
 	if *extAuthzAddr != "" {
-		stop, err := serveExtAuthz(ctx, *extAuthzAddr, srv.Engine, reg, logger)
+		_, stop, err := serveExtAuthz(ctx, *extAuthzAddr, srv.Engine, reg, logger)
 		if err != nil {
 			logger.Error("ext_authz", "addr", *extAuthzAddr, "err", err)
 			return 1

@@ -182,24 +182,28 @@ func serveHTTP(ctx context.Context, addr string, srv *http.Server, logger *slog.
 }
 
 // serveExtAuthz runs Envoy's ext_authz and access-log services over the
-// engine in force on addr, until the returned stop is called.
-func serveExtAuthz(ctx context.Context, addr string, engine func() *edge.Engine, reg prometheus.Registerer, logger *slog.Logger) (func(), error) {
-	s, err := extauthz.New(extauthz.Options{Engine: engine, Logger: logger, Registry: reg})
+// engine in force on addr, until the returned stop is called; bound is the
+// address it listens on.
+func serveExtAuthz(ctx context.Context, addr string, engine func() *edge.Engine, reg prometheus.Registerer, logger *slog.Logger) (bound string, stop func(), err error) {
+	rctx, cancel := context.WithCancel(ctx)
+	// On stop Envoy's access-log streams end, and GracefulStop with them.
+	s, err := extauthz.New(extauthz.Options{Engine: engine, Logger: logger, Registry: reg, Context: rctx})
 	if err != nil {
-		return nil, err
+		cancel()
+		return "", nil, err
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, err
+		cancel()
+		return "", nil, err
 	}
 	g := newGRPCServer()
 	s.Register(g)
-	rctx, cancel := context.WithCancel(ctx)
 	go s.Run(rctx, 100*time.Millisecond)
 	done := make(chan struct{})
 	go func() { serveGRPC(rctx, g, ln, logger); close(done) }()
 	logger.Info("serving Envoy ext_authz and access-log services", "addr", ln.Addr().String())
-	return func() { cancel(); <-done }, nil
+	return ln.Addr().String(), func() { cancel(); <-done }, nil
 }
 
 // xdsPolicy makes the client that takes the sidecar's policy from the

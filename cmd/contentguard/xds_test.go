@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,14 +17,22 @@ import (
 
 	bootstrap "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	accesslogdata "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/contentguard/contentguard/conformance"
+	"github.com/contentguard/contentguard/edge"
 	"github.com/contentguard/contentguard/internal/syncbuf"
+	"github.com/contentguard/contentguard/policy"
+	"github.com/contentguard/contentguard/sidecar/extauthz"
 	"github.com/contentguard/contentguard/sidecar/xdsclient"
 	"github.com/contentguard/contentguard/xds"
+	"github.com/contentguard/contentguard/xds/policypb"
 )
 
 // startProcess runs the test binary as contentguard with args until the
@@ -204,4 +213,71 @@ spec:
 	if code, _, errs := runCLI(t, "policy", "envoy", "--policy", bad); code != 1 || !strings.Contains(errs, "spec.tokenIssuer") {
 		t.Fatalf("unenforceable policy: exit %d, %q", code, errs)
 	}
+}
+
+// TestExtAuthzStopEndsLogStreams: stopping the ext_authz service (the
+// sidecar's SIGTERM) ends Envoy's access-log stream with the service's
+// response. Envoy never ends that stream: GracefulStop waited for it for
+// 5 s and then cut the connection, and Envoy saw Unavailable.
+func TestExtAuthzStopEndsLogStreams(t *testing.T) {
+	p, err := policy.DecodeJSON([]byte(`{"apiVersion":"contentguard.dev/v1","kind":"EdgePolicy","metadata":{"name":"t"},
+		"spec":{"upstream":{"url":"http://127.0.0.1:1"},"routes":[{"name":"all","match":{"pathPrefix":"/"},"auth":"none"}]}}`), "t.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := edge.New(context.Background(), p, edge.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	reg := prometheus.NewRegistry()
+	addr, stop, err := serveExtAuthz(context.Background(), "127.0.0.1:0", func() *edge.Engine { return e }, reg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	logs, err := accesslogv3.NewAccessLogServiceClient(conn).StreamAccessLogs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An entry nobody awaits: once the service counts it, the stream is
+	// the service's (a stop before that would refuse a stream it never had).
+	if err := logs.Send(&accesslogv3.StreamAccessLogsMessage{
+		Identifier: &accesslogv3.StreamAccessLogsMessage_Identifier{LogName: policypb.AccessLogName},
+		LogEntries: &accesslogv3.StreamAccessLogsMessage_HttpLogs{HttpLogs: &accesslogv3.StreamAccessLogsMessage_HTTPAccessLogEntries{
+			LogEntry: []*accesslogdata.HTTPAccessLogEntry{{
+				Request:  &accesslogdata.HTTPRequestProperties{RequestHeaders: map[string]string{"x-request-id": "nobody's"}},
+				Response: &accesslogdata.HTTPResponseProperties{ResponseCode: wrapperspb.UInt32(200), ResponseCodeDetails: "via_upstream"},
+			}}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool { return counterValue(t, reg, extauthz.MetricUnmatched) == 1 })
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	if err := logs.RecvMsg(new(accesslogv3.StreamAccessLogsResponse)); err != nil {
+		t.Fatalf("the access-log stream when the service stopped: %v, want the service's response", err)
+	}
+	<-stopped
+}
+
+// counterValue is the value of the unlabelled counter name in reg, or -1.
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			return f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return -1
 }

@@ -66,6 +66,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Registry receives the extauthz_* metrics; nil registers none.
 	Registry prometheus.Registerer
+	// Context ends the access-log streams when it is done: a gRPC
+	// server's GracefulStop waits for its streams, and Envoy's log stream
+	// never ends by itself. Nil: streams end only with Envoy.
+	Context context.Context
 }
 
 // Server answers Check and takes access logs. Register it on a gRPC
@@ -119,6 +123,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Context == nil {
+		opts.Context = context.Background()
 	}
 	m, err := newMetrics(opts.Registry)
 	if err != nil {
@@ -314,11 +321,38 @@ func (s *Server) Pending() int {
 // each HTTP entry of the contentguard log reports the outcome of one
 // request the engine allowed.
 func (s *Server) StreamAccessLogs(stream accesslogv3.AccessLogService_StreamAccessLogsServer) error {
+	// Recv blocks until Envoy sends; it runs beside the handler so that the
+	// handler can return when Options.Context ends. Returning ends the
+	// stream, and with it the Recv.
+	msgs := make(chan *accesslogv3.StreamAccessLogsMessage)
+	go func() {
+		defer close(msgs)
+		for {
+			msg, err := stream.Recv()
+			if err != nil {
+				return // the stream ended (Envoy opens another as it needs)
+			}
+			select {
+			case msgs <- msg:
+			case <-stream.Context().Done():
+				return
+			}
+		}
+	}()
+	// The service answers once, when the stream ends: the one response a
+	// client-streaming call has (Envoy reads none; it opens a new stream).
+	done := func() error { return stream.SendAndClose(&accesslogv3.StreamAccessLogsResponse{}) }
 	logName := ""
 	for {
-		msg, err := stream.Recv()
-		if err != nil {
-			return nil // the stream ended (Envoy reconnects as it needs)
+		var msg *accesslogv3.StreamAccessLogsMessage
+		select {
+		case <-s.opts.Context.Done():
+			return done()
+		case m, ok := <-msgs:
+			if !ok {
+				return done()
+			}
+			msg = m
 		}
 		if id := msg.GetIdentifier(); id != nil {
 			logName = id.GetLogName()

@@ -8,13 +8,10 @@ import (
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/contentguard/contentguard/edge"
-	"github.com/contentguard/contentguard/internal/grpctest"
 	"github.com/contentguard/contentguard/sidecar/extauthz"
 )
 
@@ -41,12 +38,7 @@ func TestPanicIsARefusal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := grpctest.Serve(t, "", s.Register)
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := serve(t, s)
 	client := authv3.NewAuthorizationClient(conn)
 
 	resp, err := client.Check(context.Background(), checkReq("panics"))
