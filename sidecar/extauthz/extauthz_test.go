@@ -193,6 +193,18 @@ func TestOutcome(t *testing.T) {
 		{"unreachable", flags(func(f *accesslogdata.ResponseFlags) { f.UpstreamConnectionFailure = true }), edge.Outcome{Connection: true, Status: 503}, true},
 		{"upstream's answer not HTTP", flags(func(f *accesslogdata.ResponseFlags) { f.UpstreamProtocolError = true }), edge.Outcome{Connection: true, Status: 503}, true},
 		{"client gone", flags(func(f *accesslogdata.ResponseFlags) { f.DownstreamConnectionTermination = true }), edge.Outcome{ClientFault: true, Status: 499}, true},
+		{"client reset", flags(func(f *accesslogdata.ResponseFlags) { f.DownstreamRemoteReset = true }), edge.Outcome{ClientFault: true, Status: 499}, true},
+		// Envoy's own refusals and resets say nothing of the upstream: the
+		// slot is released, nothing counted.
+		{"Envoy's breaker (UO)", flags(func(f *accesslogdata.ResponseFlags) { f.UpstreamOverflow = true }), edge.Outcome{ClientFault: true, Status: 503}, true},
+		{"Envoy overloaded (OM)", flags(func(f *accesslogdata.ResponseFlags) { f.OverloadManager = true }), edge.Outcome{ClientFault: true, Status: 503}, true},
+		{"local reset (LR)", flags(func(f *accesslogdata.ResponseFlags) { f.LocalReset = true }), edge.Outcome{ClientFault: true, Status: 503}, true},
+		{"stream idle (SI)", func() *accesslogdata.HTTPAccessLogEntry {
+			e := entry("id", "", 408)
+			e.Response.ResponseCodeDetails = "stream_idle_timeout"
+			e.CommonProperties.ResponseFlags.StreamIdleTimeout = true
+			return e
+		}(), edge.Outcome{ClientFault: true, Status: 408}, true},
 		{"Envoy's 413", func() *accesslogdata.HTTPAccessLogEntry {
 			e := entry("id", "", 413)
 			e.Response.ResponseCodeDetails = "request_payload_too_large"
