@@ -94,7 +94,10 @@ func authzHandler(srv *sidecar.Server, trusted, secretFile string, logger *slog.
 }
 
 // serveAuthz serves the authz endpoint on addr until the returned stop.
+// Its requests do not end with ctx: NGINX goes on asking through the
+// sidecar's drain, and a decision whose context had ended would find its
+// Redis calls and key fetches cut short.
 func serveAuthz(ctx context.Context, addr string, h http.Handler, logger *slog.Logger) (func(), error) {
-	return serveHTTP(ctx, addr, &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+	return serveHTTP(context.WithoutCancel(ctx), addr, &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		WriteTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 128 << 10}, logger, "the NGINX auth_request endpoint")
 }

@@ -17,7 +17,12 @@ import (
 	"testing"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/contentguard/contentguard/internal/polltest"
+	"github.com/contentguard/contentguard/internal/redistest"
 	"github.com/contentguard/contentguard/internal/syncbuf"
 )
 
@@ -189,5 +194,102 @@ func TestSidecarFlags(t *testing.T) {
 	out.Reset()
 	if code := run(context.Background(), []string{"sidecar", "--help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "--upstream") {
 		t.Fatalf("help: %d %q", code, out.String())
+	}
+}
+
+// TestAuthzServesThroughTheDrain: after SIGTERM, while /readyz says 503 and
+// the drain delay runs, the NGINX auth_request endpoint and Envoy's
+// ext_authz service still decide as before. They stopped at the signal:
+// the gRPC server refused every Check (Envoy refuses the request), and the
+// authz endpoint decided with an ended context and refused (403) what its
+// Redis rate limit allows.
+func TestAuthzServesThroughTheDrain(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer up.Close()
+	file := filepath.Join(t.TempDir(), "policy.yaml")
+	doc := fmt.Sprintf(`apiVersion: contentguard.dev/v1
+kind: EdgePolicy
+metadata: {name: drain}
+spec:
+  upstream: {url: %s, timeout: 5s}
+  rateLimit: {store: {type: redis, url: "redis://%s", onError: deny}}
+  routes:
+    - {name: all, match: {pathPrefix: /}, auth: none, rateLimit: {rate: 1000, per: 1m}}
+`, up.URL, redistest.Start(t))
+	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "sidecar", "--policy", file, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+		"--authz", "127.0.0.1:0", "--ext-authz", "127.0.0.1:0", "--drain-delay", "10s")
+	cmd.Env = append(os.Environ(), "CG_RUN_MAIN=1")
+	var stderr syncbuf.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	admin := logField(t, &stderr, "starting sidecar", "admin")
+	authzAddr := logField(t, &stderr, "serving the NGINX auth_request endpoint", "addr")
+	extAddr := logField(t, &stderr, "serving Envoy ext_authz and access-log services", "addr")
+
+	client := &http.Client{Timeout: 5 * time.Second}
+	status := func(req *http.Request) int {
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	decide := func() int {
+		req, _ := http.NewRequest("GET", "http://"+authzAddr+"/authz", nil)
+		req.Header.Set("X-Original-Method", "GET")
+		req.Header.Set("X-Original-URI", "/a")
+		return status(req)
+	}
+	conn, err := grpc.NewClient(extAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	check := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/a", Host: "api.test", Scheme: "http"}},
+		}})
+		if err != nil {
+			return err
+		}
+		if resp.GetOkResponse() == nil {
+			return fmt.Errorf("refused: %v", resp.GetDeniedResponse())
+		}
+		return nil
+	}
+	if got := decide(); got != http.StatusOK {
+		t.Fatalf("authz before the signal: %d, want 200\n%s", got, stderr.String())
+	}
+	if err := check(); err != nil {
+		t.Fatalf("ext_authz before the signal: %v", err)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	readyz := func() int {
+		req, _ := http.NewRequest("GET", "http://"+admin+"/readyz", nil)
+		return status(req)
+	}
+	waitUntil(t, func() bool { return readyz() == http.StatusServiceUnavailable })
+	if got := decide(); got != http.StatusOK {
+		t.Errorf("authz during the drain: %d, want 200", got)
+	}
+	if err := check(); err != nil {
+		t.Errorf("ext_authz during the drain: %v, want OK", err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
 	}
 }

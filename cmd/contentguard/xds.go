@@ -183,9 +183,11 @@ func serveHTTP(ctx context.Context, addr string, srv *http.Server, logger *slog.
 
 // serveExtAuthz runs Envoy's ext_authz and access-log services over the
 // engine in force on addr, until the returned stop is called; bound is the
-// address it listens on.
+// address it listens on. The end of ctx does not stop them: Envoy goes on
+// asking through the sidecar's drain, and a refused Check is a refused
+// request.
 func serveExtAuthz(ctx context.Context, addr string, engine func() *edge.Engine, reg prometheus.Registerer, logger *slog.Logger) (bound string, stop func(), err error) {
-	rctx, cancel := context.WithCancel(ctx)
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	// On stop Envoy's access-log streams end, and GracefulStop with them.
 	s, err := extauthz.New(extauthz.Options{Engine: engine, Logger: logger, Registry: reg, Context: rctx})
 	if err != nil {
