@@ -420,10 +420,11 @@ func (s *Server) Report(entry *accesslogdata.HTTPAccessLogEntry) {
 //     upstream, the slot is released;
 //   - any other answer Envoy made itself after the edge allowed the
 //     request (413 for a streamed body past the limit, 408 for one too
-//     slow; OM, LR, SI: Envoy overloaded, a stream it reset, one idle past
-//     its timeout, which a silent upstream reaches only with an upstream
-//     timeout past Envoy's 5-minute default: it ends first as UT): the client's fault, with that status —
-//     nothing counted against the upstream.
+//     slow; OM: Envoy overloaded; LR: a stream Envoy reset; SI: a stream
+//     idle past Envoy's timeout, which a silent upstream reaches first only
+//     when spec.upstream.timeout is past Envoy's 5-minute default — below
+//     it the route's timeout ends the request as UT): the client's fault,
+//     with that status; nothing is counted against the upstream.
 func Outcome(entry *accesslogdata.HTTPAccessLogEntry) (edge.Outcome, bool) {
 	f := entry.GetCommonProperties().GetResponseFlags()
 	status := int(entry.GetResponse().GetResponseCode().GetValue())
