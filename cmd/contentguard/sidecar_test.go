@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -254,25 +253,11 @@ spec:
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	check := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/a", Host: "api.test", Scheme: "http"}},
-		}})
-		if err != nil {
-			return err
-		}
-		if resp.GetOkResponse() == nil {
-			return fmt.Errorf("refused: %v", resp.GetDeniedResponse())
-		}
-		return nil
-	}
 	if got := decide(); got != http.StatusOK {
 		t.Fatalf("authz before the signal: %d, want 200\n%s", got, stderr.String())
 	}
-	if err := check(); err != nil {
-		t.Fatalf("ext_authz before the signal: %v", err)
+	if code, err := extAuthzCheck(conn, "/a"); code != http.StatusOK {
+		t.Fatalf("ext_authz before the signal: %d (%v), want 200", code, err)
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -286,8 +271,8 @@ spec:
 	if got := decide(); got != http.StatusOK {
 		t.Errorf("authz during the drain: %d, want 200", got)
 	}
-	if err := check(); err != nil {
-		t.Errorf("ext_authz during the drain: %v, want OK", err)
+	if code, err := extAuthzCheck(conn, "/a"); code != http.StatusOK {
+		t.Errorf("ext_authz during the drain: %d (%v), want 200", code, err)
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())

@@ -115,21 +115,11 @@ func TestXDSAndSidecarCommands(t *testing.T) {
 	}
 	defer conn.Close()
 	check := func(path string) int {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-			Source: &authv3.AttributeContext_Peer{Address: &core.Address{Address: &core.Address_SocketAddress{
-				SocketAddress: &core.SocketAddress{Address: "192.0.2.7", PortSpecifier: &core.SocketAddress_PortValue{PortValue: 40000}}}}},
-			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-				Method: "GET", Path: path, Host: "api.test", Scheme: "http", Headers: map[string]string{"user-agent": "test"}}},
-		}})
+		code, err := extAuthzCheck(conn, path)
 		if err != nil {
 			t.Fatalf("Check %s: %v", path, err)
 		}
-		if resp.GetOkResponse() != nil {
-			return 200
-		}
-		return int(resp.GetDeniedResponse().GetStatus().GetCode())
+		return code
 	}
 	if a, c := check("/a"), check("/c"); a != 200 || c != 404 {
 		t.Fatalf("ext_authz: /a %d, /c %d; want 200, 404", a, c)
@@ -177,6 +167,27 @@ func TestXDSAndSidecarCommands(t *testing.T) {
 	if err != nil || len(state.Nodes) != 1 || state.Nodes[0].ID != "pod-1" || state.Nodes[0].Flavor != xds.FlavorSidecar {
 		t.Fatalf("/admin/xds nodes %+v (%v)", state.Nodes, err)
 	}
+}
+
+// extAuthzCheck asks the ext_authz service on conn about GET path as Envoy
+// would for a client at 192.0.2.7: 200 when the request is allowed, else the
+// status Envoy answers with.
+func extAuthzCheck(conn *grpc.ClientConn, path string) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source: &authv3.AttributeContext_Peer{Address: &core.Address{Address: &core.Address_SocketAddress{
+			SocketAddress: &core.SocketAddress{Address: "192.0.2.7", PortSpecifier: &core.SocketAddress_PortValue{PortValue: 40000}}}}},
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Method: "GET", Path: path, Host: "api.test", Scheme: "http", Headers: map[string]string{"user-agent": "test"}}},
+	}})
+	if err != nil {
+		return 0, err
+	}
+	if resp.GetOkResponse() != nil {
+		return http.StatusOK, nil
+	}
+	return int(resp.GetDeniedResponse().GetStatus().GetCode()), nil
 }
 
 // TestPolicyEnvoy: `contentguard policy envoy --policy FILE` prints a

@@ -32,9 +32,8 @@ func serve(t testing.TB, s *extauthz.Server) *grpc.ClientConn {
 
 // TestLogStreamsEndWithTheContext: when Options.Context ends, Envoy's
 // access-log stream ends cleanly: the service sends its one response, then
-// the status OK. Envoy never ends the
-// stream itself, so without this a gRPC GracefulStop waited for it until
-// its bound and then cut every connection.
+// the status OK. Envoy never ends the stream itself, so without this a gRPC
+// GracefulStop waited for it until its bound and then cut every connection.
 func TestLogStreamsEndWithTheContext(t *testing.T) {
 	_, e, clk := newServer(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -44,8 +43,8 @@ func TestLogStreamsEndWithTheContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn := serve(t, s)
-	// A stream that does not end fails the Recv below with
-	// DeadlineExceeded, not EOF.
+	// A stream that does not end fails the RecvMsg below with
+	// DeadlineExceeded.
 	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer scancel()
 	logs, err := accesslogv3.NewAccessLogServiceClient(conn).StreamAccessLogs(sctx)
