@@ -353,12 +353,22 @@ func (a *Asynq) Get(ctx context.Context, id string) (Job, error) {
 		if job.Status == StatusCompleted {
 			job.Result = info.Result
 		}
-		// asynq archived the task without our handler finishing it (its
-		// own lease recovery ran out of retries): it failed.
 		if !job.Status.Finished() && info.State == asynq.TaskStateArchived {
-			job.Status = StatusFailed
-			job.Error = info.LastErr
-			job.FinishedAt = ptr(info.LastFailedAt)
+			// The handler records a job's failure before asynq archives
+			// its task, so the record may have finished since it was read
+			// above: read it again before speaking for asynq.
+			if rec, err = a.store.load(ctx, id); err != nil {
+				return Job{}, err
+			}
+			job = rec.job
+			// Still unfinished: asynq archived the task without our
+			// handler finishing it (its own lease recovery ran out of
+			// retries): it failed.
+			if !job.Status.Finished() {
+				job.Status = StatusFailed
+				job.Error = info.LastErr
+				job.FinishedAt = ptr(info.LastFailedAt)
+			}
 		}
 	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
 		// Retention over, or the task was deleted by a cancel.
